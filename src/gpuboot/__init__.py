@@ -1,0 +1,86 @@
+"""gpuboot: make GPU ML applications start right.
+
+>>> import gpuboot
+>>> report = gpuboot.ensure()                 # find and preload NVIDIA wheel libraries
+>>> model = gpuboot.load_whisper("small")     # a verified faster-whisper model
+
+``import gpuboot`` imports no torch, faster_whisper, ctranslate2, pynvml or
+numpy -- nor even ``typing`` or ``dataclasses``: every public name is
+imported on first use (PEP 562 module ``__getattr__``).
+
+Modules: ``gpuboot.locate`` (find, never load), ``gpuboot.dllpath`` (make
+loadable), ``gpuboot.boot`` (``ensure``), ``gpuboot.whisper``
+(``load_whisper``), ``gpuboot.errors``.  ``gpuboot.locate`` is both a module
+and the public function: ``from gpuboot.locate import resolve`` reaches the
+module, ``gpuboot.locate(...)`` calls the function.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy honours the name)
+
+__version__ = "0.1.0"
+
+# Public name -> module it lives in.
+_LAZY = {
+    "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "boot", "detect_driver": "boot",
+    "locate": "locate", "resolve": "locate", "Resolution": "locate",
+    "preload": "dllpath", "subprocess_env": "dllpath", "alias": "dllpath",
+    "load_whisper": "whisper", "load_info": "whisper", "WhisperLoad": "whisper",
+    "Library": "_types", "LoadedLibrary": "_types", "MissingLibrary": "_types",
+    "GpubootError": "errors", "LibraryNotFoundError": "errors", "LibraryLoadError": "errors",
+    "AbiMismatchError": "errors", "CacheDirError": "errors", "ModelLoadError": "errors",
+    "ModelNotFoundError": "errors", "AudioError": "errors", "MissingDependencyError": "errors",
+    "UnknownLibraryError": "errors",
+}
+__all__ = sorted(_LAZY)
+
+if TYPE_CHECKING:
+    from ._types import Library, LoadedLibrary, MissingLibrary
+    from .boot import DriverInfo, EnsureReport, detect_driver, ensure
+    from .dllpath import alias, preload, subprocess_env
+    from .errors import (
+        AbiMismatchError,
+        AudioError,
+        CacheDirError,
+        GpubootError,
+        LibraryLoadError,
+        LibraryNotFoundError,
+        MissingDependencyError,
+        ModelLoadError,
+        ModelNotFoundError,
+        UnknownLibraryError,
+    )
+    from .locate import Resolution, locate, resolve
+    from .whisper import WhisperLoad, load_info, load_whisper
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gpuboot' has no attribute {name!r}")
+    __import__(f"{__name__}.{module}")  # builtin: importlib itself costs an import
+    value = getattr(sys.modules[f"{__name__}.{module}"], name)
+    setattr(sys.modules[__name__], name, value)
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Keeps public functions that share a submodule's name (``locate``) bound
+    to the function: the import system sets ``gpuboot.locate`` to the module
+    when ``gpuboot.locate`` is first imported, which would shadow it."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -1,0 +1,324 @@
+"""Make located libraries loadable: preload, alias links, child environments.
+
+* Linux: ``dlopen(path, RTLD_GLOBAL)`` in dependency order (cublasLt before
+  cublas), skipping names already loaded, keeping every handle alive.
+* Windows: ``os.add_dll_directory`` for each directory, the directories
+  prepended to ``PATH``, then a load by absolute path.
+* Soname alias links (``libcudnn.so`` -> ``.../libcudnn.so.9``) are created
+  only in gpuboot's user cache directory, never in site-packages, and never
+  across ABI majors.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import stat
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence
+
+from ._loader import Loader, prepend_path
+from ._types import Library, LoadedLibrary, Platform
+from .errors import AbiMismatchError, CacheDirError, LibraryLoadError
+from .locate import current_platform, safe_directory
+
+__all__ = ["preload", "subprocess_env", "alias", "cache_dir", "get_loader"]
+
+log = logging.getLogger("gpuboot")
+
+_LOADERS: Dict[str, Loader] = {}
+_LOCK = threading.RLock()
+
+
+def get_loader(platform: Optional[str] = None, *, windows_api: object = None) -> Loader:
+    """The loader for ``platform`` (default: this host), created once.
+
+    ``windows_api`` replaces the Windows API calls (tests on Linux); a loader
+    made with one is not cached.
+    """
+    plat: Platform = current_platform() if platform is None else platform  # type: ignore[assignment]
+    if windows_api is not None:
+        from ._windows import WindowsLoader
+
+        return WindowsLoader(windows_api)  # type: ignore[arg-type]
+    with _LOCK:
+        loader = _LOADERS.get(plat)
+        if loader is None:
+            if plat == "win32":
+                from ._windows import WindowsLoader
+
+                loader = WindowsLoader()
+            else:
+                from ._linux import LinuxLoader
+
+                loader = LinuxLoader()
+            _LOADERS[plat] = loader
+        return loader
+
+
+def load_all(libraries: Sequence[Library], loader: Loader,
+             environ: Optional[MutableMapping[str, str]] = None) -> List[LoadedLibrary]:
+    """Preload ``libraries`` in order; never raises for one library's failure.
+
+    A library that fails is retried once after the others (its dependency may
+    have come later in the list); each result carries the loader's message.
+    """
+    with _LOCK:
+        loader.prepare(_directories(libraries), os.environ if environ is None else environ)
+        results: Dict[int, LoadedLibrary] = {}
+        pending = list(enumerate(libraries))
+        for attempt in (0, 1):
+            failed = []
+            for i, lib in pending:
+                res = _load_one(lib, loader)
+                if res.error is not None and attempt == 0:
+                    failed.append((i, lib))
+                results[i] = res
+            if not failed or len(failed) == len(pending):
+                break
+            pending = failed
+        return [results[i] for i in range(len(libraries))]
+
+
+def _load_one(lib: Library, loader: Loader) -> LoadedLibrary:
+    t0 = time.perf_counter()
+    already = loader.loaded_path(lib.filename)
+    if already is not None:
+        if str(already) != str(lib.path):
+            log.debug("%s already loaded from %s", lib.filename, already)
+        return LoadedLibrary(lib, already, True, None, (time.perf_counter() - t0) * 1e3)
+    try:
+        loader.load(lib.path)
+    except OSError as exc:
+        return LoadedLibrary(lib, None, False, str(exc) or exc.__class__.__name__,
+                             (time.perf_counter() - t0) * 1e3)
+    return LoadedLibrary(lib, lib.path, False, None, (time.perf_counter() - t0) * 1e3)
+
+
+def preload(libraries: Sequence[Library], *, platform: Optional[str] = None) -> List[LoadedLibrary]:
+    """Load ``libraries`` into this process, in the order given (``locate()``
+    returns load order), so later loads by name find them.
+
+    Idempotent: a name already loaded (by gpuboot or anyone) is not loaded
+    again; ``LoadedLibrary.already_loaded`` says so and ``loaded_path`` names
+    the file that is really mapped.
+
+    Returns:
+        ``list[LoadedLibrary]``, one per input, same order.
+
+    Raises:
+        LibraryLoadError: one or more libraries could not be loaded; the
+            others were loaded.  ``failures`` maps path -> loader message.
+    """
+    results = load_all(libraries, get_loader(platform))
+    failures = {str(r.library.path): r.error for r in results if r.error}
+    if failures:
+        raise LibraryLoadError(failures)  # type: ignore[arg-type]
+    return results
+
+
+def _directories(libraries: Iterable[Library]) -> List[Path]:
+    out: List[Path] = []
+    for lib in libraries:
+        if lib.directory not in out:
+            out.append(lib.directory)
+    return out
+
+
+# --------------------------------------------------------------------------- child processes
+
+
+def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
+                   libraries: Optional[Sequence[Library]] = None,
+                   platform: Optional[str] = None) -> Dict[str, str]:
+    """An environment for child processes that finds the wheel libraries.
+
+    ``LD_LIBRARY_PATH`` (Windows: ``PATH``) gets the directories of
+    ``libraries`` -- default: what the last ``ensure()`` loaded, else what
+    ``locate()`` finds for cudart, cuBLAS and cuDNN -- plus gpuboot's alias
+    directory when it holds links, in front of the old value.  Empty entries
+    (the loader reads them as the current directory), relative entries and
+    world-writable directories are dropped from a Linux ``LD_LIBRARY_PATH``;
+    on Windows only empty entries are dropped (``PATH`` also finds programs).
+
+    Args:
+        base: the environment to start from; default ``os.environ``.
+        libraries: whose directories to add.
+        platform: ``"linux"`` or ``"win32"``; default: this host.
+
+    Returns:
+        A new ``dict[str, str]``; ``base`` is not changed.
+    """
+    plat = current_platform() if platform is None else platform
+    env = dict(os.environ if base is None else base)
+    if libraries is None:
+        libraries = _default_libraries(plat)
+    dirs = [str(d) for d in _directories(libraries) if safe_directory(d)]
+    if plat != "win32":
+        links = alias_dir(create=False)
+        if links is not None and any(links.iterdir()):
+            dirs.append(str(links))
+    var, sep = ("PATH", ";") if plat == "win32" else ("LD_LIBRARY_PATH", ":")
+    old = env.get(var, "")
+    if plat != "win32":
+        old = sep.join(e for e in old.split(sep) if e and os.path.isabs(e) and safe_directory(Path(e)))
+    value = prepend_path(old, dirs, sep)
+    if value:
+        env[var] = value
+    else:
+        env.pop(var, None)
+    return env
+
+
+def _default_libraries(platform: str) -> Sequence[Library]:
+    from . import boot as _ensure
+
+    report = _ensure.last_report()
+    if report is not None and report.libraries:
+        return [r.library for r in report.libraries if r.ok]
+    from .locate import resolve
+
+    return resolve(["cudart"], optional=["cublas", "cudnn"], platform=platform).libraries
+
+
+# --------------------------------------------------------------------------- alias links
+
+_SONAME = re.compile(r"^(?P<base>.+?\.so)(?P<ver>(?:\.\d+)*)$")
+
+
+def _split(name: str) -> Optional[tuple]:
+    m = _SONAME.match(name)
+    if not m:
+        return None
+    ver = tuple(int(x) for x in m.group("ver").split(".") if x)
+    return m.group("base"), ver
+
+
+def check_alias(target_filename: str, alias_name: str) -> None:
+    """Allow an alias only when it names the same ABI as the target.
+
+    ``libcudnn.so`` or ``libcudnn.so.9`` may point at ``libcudnn.so.9.1``;
+    ``libcublas.so.12`` may never point at ``libcublas.so.11`` (a different
+    major is a different ABI: the loader accepts it and the program crashes or
+    computes garbage later).
+
+    Raises:
+        AbiMismatchError: the alias would cross an ABI boundary.
+        ValueError: either name is not a shared-object name.
+    """
+    target = _split(target_filename)
+    wanted = _split(alias_name)
+    if target is None or wanted is None or "/" in alias_name:
+        raise ValueError(f"not a shared-object name: {alias_name!r} -> {target_filename!r}")
+    if wanted[0] != target[0] or wanted[1] != target[1][: len(wanted[1])]:
+        fix = f"install the wheel that ships {alias_name} (`gpuboot doctor` names it)"
+        raise AbiMismatchError(
+            f"refusing to alias {target_filename} as {alias_name}: a different major version "
+            "is a different ABI, and a renamed or symlinked copy crashes or computes garbage later",
+            fix)
+
+
+def alias_dir(create: bool = True) -> Optional[Path]:
+    """gpuboot's alias directory for this Python environment:
+    ``<user cache>/gpuboot/lib-<hash of sys.prefix>``, mode 0700.
+
+    Raises:
+        CacheDirError: it exists but is owned by another user, is not a
+            directory, or is writable by others.
+    """
+    base = cache_dir(create=create)
+    if base is None:
+        return None
+    tag = hashlib.sha256(os.fsencode(sys.prefix)).hexdigest()[:12]
+    path = base / f"lib-{tag}"
+    if not path.exists():
+        if not create:
+            return None
+        path.mkdir(mode=0o700, exist_ok=True)
+    _check_private(path)
+    return path
+
+
+def cache_dir(create: bool = True) -> Optional[Path]:
+    """gpuboot's user cache directory (``platformdirs.user_cache_dir``),
+    created with mode 0700; ``GPUBOOT_CACHE_DIR`` overrides it.
+
+    Raises:
+        CacheDirError: unusable (see ``alias_dir``).
+    """
+    override = os.environ.get("GPUBOOT_CACHE_DIR", "")
+    if override:
+        if not os.path.isabs(override):
+            raise CacheDirError(f"GPUBOOT_CACHE_DIR must be an absolute path, not {override!r}",
+                                "export GPUBOOT_CACHE_DIR=/an/absolute/path")
+        path = Path(override)
+    else:
+        import platformdirs
+
+        path = Path(platformdirs.user_cache_dir("gpuboot", appauthor=False))
+    if not path.exists():
+        if not create:
+            return None
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CacheDirError(f"cannot create gpuboot's cache directory {path}: {exc}",
+                                "export GPUBOOT_CACHE_DIR=/a/directory/you/own") from None
+    _check_private(path)
+    return path
+
+
+def _check_private(path: Path) -> None:
+    try:
+        st = path.lstat()
+    except OSError as exc:
+        raise CacheDirError(f"cannot use {path}: {exc}", "export GPUBOOT_CACHE_DIR=/a/directory/you/own") from None
+    fix = f"remove {path} or export GPUBOOT_CACHE_DIR=/a/directory/you/own"
+    if not stat.S_ISDIR(st.st_mode):
+        raise CacheDirError(f"{path} is not a directory", fix)
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        raise CacheDirError(f"{path} is owned by uid {st.st_uid}, not by you (uid {os.getuid()})", fix)
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise CacheDirError(f"{path} is writable by other users (mode {stat.S_IMODE(st.st_mode):o})",
+                            f"chmod 700 {path}")
+
+
+def alias(library: Library, alias_name: str) -> Path:
+    """Create (atomically) the link ``<alias dir>/<alias_name>`` ->
+    ``library.path`` for a consumer that asks for a name no wheel ships
+    (``libcudnn.so``).  Existing correct links are kept.
+
+    Returns:
+        The link's path.  Put ``subprocess_env()`` in a child's environment so
+        the child's loader searches the alias directory.
+
+    Raises:
+        AbiMismatchError: ``alias_name`` is another ABI major.
+        CacheDirError: the cache directory is unusable.
+        NotImplementedError: on Windows (DLL names cannot be aliased).
+    """
+    if library.filename.endswith(".dll"):
+        raise NotImplementedError("DLL names cannot be aliased; gpuboot puts the DLL directory on PATH")
+    check_alias(library.filename, alias_name)
+    directory = alias_dir()
+    assert directory is not None
+    link = directory / alias_name
+    target = str(library.path)
+    try:
+        if os.readlink(link) == target:
+            return link
+    except OSError:
+        pass
+    tmp = directory / f".{alias_name}.{os.getpid()}.{threading.get_ident()}.tmp"
+    try:
+        os.symlink(target, tmp)
+        os.replace(tmp, link)  # rename(2) is atomic: readers see old or new, never none
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return link

