@@ -141,8 +141,11 @@ _CUDNN_WHEELS: dict[int, dict[int, str]] = {
 # cuDNN 9 sub-libraries: libcudnn.so.9 is a shim that dlopens them; all of them
 # need libcudnn_graph.so.9 (cuDNN 9 release notes, "API changes": the library
 # was split into graph, ops, cnn, adv and engine libraries).
+# engines_tensor_ir and ext appeared after 9.1 (absent from the 9.1.0.70 wheel,
+# present in 9.28.0.42): parts are loaded when present, never required.
 _CUDNN9_PARTS = ("cudnn_graph", "cudnn_engines_precompiled", "cudnn_engines_runtime_compiled",
-                 "cudnn_heuristic", "cudnn_ops", "cudnn_cnn", "cudnn_adv")
+                 "cudnn_engines_tensor_ir", "cudnn_heuristic", "cudnn_ops", "cudnn_cnn", "cudnn_adv",
+                 "cudnn_ext")
 # cuDNN 8 sub-libraries (cuDNN 8 developer guide, "library layout").
 _CUDNN8_PARTS = ("cudnn_ops_infer", "cudnn_ops_train", "cudnn_cnn_infer", "cudnn_cnn_train",
                  "cudnn_adv_infer", "cudnn_adv_train")
@@ -199,6 +202,8 @@ _SPECS: tuple[LibrarySpec, ...] = (
     _cudnn_part("cudnn_engines_runtime_compiled", None, None,
                 "libcudnn_engines_runtime_compiled.so.9",
                 "cudnn_engines_runtime_compiled64_9.dll", depends=("cudnn_graph",)),
+    _cudnn_part("cudnn_engines_tensor_ir", None, None, "libcudnn_engines_tensor_ir.so.9",
+                "cudnn_engines_tensor_ir64_9.dll", depends=("cudnn_graph",)),
     _cudnn_part("cudnn_heuristic", None, None, "libcudnn_heuristic.so.9",
                 "cudnn_heuristic64_9.dll", depends=("cudnn_graph",)),
     _cudnn_part("cudnn_ops", None, None, "libcudnn_ops.so.9", "cudnn_ops64_9.dll",
@@ -207,6 +212,8 @@ _SPECS: tuple[LibrarySpec, ...] = (
                 depends=("cudnn_graph", "cudnn_ops")),
     _cudnn_part("cudnn_adv", None, None, "libcudnn_adv.so.9", "cudnn_adv64_9.dll",
                 depends=("cudnn_graph", "cudnn_ops")),
+    _cudnn_part("cudnn_ext", None, None, "libcudnn_ext.so.9", "cudnn_ext64_9.dll",
+                depends=("cudnn_graph",)),
     _cudnn_part("cudnn_ops_infer", "libcudnn_ops_infer.so.8", "cudnn_ops_infer64_8.dll", None, None),
     _cudnn_part("cudnn_ops_train", "libcudnn_ops_train.so.8", "cudnn_ops_train64_8.dll", None, None,
                 depends=("cudnn_ops_infer",)),
