@@ -243,7 +243,7 @@ def test_windows_adds_dll_dirs_prepends_path_and_preloads_by_absolute_path(tmp_p
     results = gpuboot.dllpath.load_all(libs, loader, environ)
     dirs = [str(site / "nvidia/cuda_runtime/bin"), str(site / "nvidia/cublas/bin"), str(site / "nvidia/cudnn/bin")]
     assert [c for c in api.calls if c[0] == "add_dll_directory"] == [("add_dll_directory", d) for d in dirs]
-    assert environ["PATH"] == ";".join(dirs + [r"C:\Windows\system32", r"C:\Python"])
+    assert environ["PATH"] == ";".join([*dirs, r"C:\Windows\system32", r"C:\Python"])
     loads = [c[1] for c in api.calls if c[0] == "load_library"]
     assert loads == [str(lib.path) for lib in libs]
     assert loads.index(str(site / "nvidia/cublas/bin/cublasLt64_12.dll")) < loads.index(

@@ -16,6 +16,7 @@ import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import logging
     from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
     from ._types import LoadedLibrary, MissingLibrary
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 __all__ = ["ensure", "EnsureReport", "DriverInfo", "detect_driver", "last_report"]
 
 
-def _logger():  # type: ignore[no-untyped-def]
+def _logger() -> logging.Logger:
     import logging
 
     return logging.getLogger("gpuboot")
@@ -34,7 +35,7 @@ class _Record:
     """A small immutable record (``dataclasses`` costs ~15 ms to import here)."""
 
     __slots__ = ()
-    _fields: tuple = ()
+    _fields: Tuple[str, ...] = ()
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -66,6 +67,8 @@ class DriverInfo(_Record):
 
     __slots__ = ("present", "evidence")
     _fields = __slots__
+    present: bool
+    evidence: str
 
     def __init__(self, present: bool, evidence: str) -> None:
         self._set(present=present, evidence=evidence)
@@ -102,6 +105,13 @@ class EnsureReport(_Record):
 
     __slots__ = ("driver", "needs", "libraries", "missing", "warnings", "elapsed_ms", "cuda_majors")
     _fields = __slots__
+    driver: DriverInfo
+    needs: Tuple[Need, ...]
+    libraries: Tuple[LoadedLibrary, ...]
+    missing: Tuple[MissingLibrary, ...]
+    warnings: Tuple[str, ...]
+    elapsed_ms: float
+    cuda_majors: Tuple[int, ...]
 
     def __init__(self, driver: DriverInfo, needs: Tuple[Need, ...] = (),
                  libraries: Tuple[LoadedLibrary, ...] = (), missing: Tuple[MissingLibrary, ...] = (),
@@ -201,7 +211,7 @@ def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str
         info = DriverInfo(driver, "given by the caller")
     if not info.present:
         if "logging" in sys.modules:  # unconfigured logging would drop a debug record anyway
-            _logger().debug("gpuboot: no NVIDIA driver (%s); loading nothing", info.evidence)
+            _logger().debug("no NVIDIA driver (%s); loading nothing", info.evidence)
         return EnsureReport(info, elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
     from . import consumers as _consumers
@@ -237,10 +247,10 @@ def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str
                             f"not from {r.library.path}")
     log = _logger()
     for w in warnings:
-        log.warning("gpuboot: %s", w)
+        log.warning("%s", w)
     report = EnsureReport(info, tuple(needs), tuple(results), tuple(missing), tuple(warnings),
                           (time.perf_counter() - t0) * 1e3, tuple(majors))
-    log.debug("gpuboot: %s in %.1f ms", report.summary(), report.elapsed_ms)
+    log.debug("%s in %.1f ms", report.summary(), report.elapsed_ms)
     return report
 
 

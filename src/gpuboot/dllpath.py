@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence
+from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence, Tuple
 
 from ._loader import Loader, prepend_path
 from ._types import Library, LoadedLibrary, Platform
@@ -191,7 +191,7 @@ def _default_libraries(platform: str) -> Sequence[Library]:
 _SONAME = re.compile(r"^(?P<base>.+?\.so)(?P<ver>(?:\.\d+)*)$")
 
 
-def _split(name: str) -> Optional[tuple]:
+def _split(name: str) -> Optional[Tuple[str, Tuple[int, ...]]]:
     m = _SONAME.match(name)
     if not m:
         return None

