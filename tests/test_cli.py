@@ -78,3 +78,41 @@ def test_doctor_tells_the_truth_about_the_driver() -> None:
 def test_version_and_python_m(tmp_path: Path) -> None:
     proc = gpuboot("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("gpuboot ")
+
+
+def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NVML faked (RTX 3070 + GTX 1080); the rest of doctor is real."""
+    import io
+
+    from fake_nvml import GTX_1080, RTX_3070, FakeNVML, gpu
+
+    from gpuboot import cli, devices
+
+    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
+    monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    out = io.StringIO()
+    cli.main(["doctor"], stdout=out)
+    text = out.getvalue()
+    assert "GPU cuda:0 NVIDIA GeForce RTX 3070 (CC 8.6" in text
+    assert "GPU cuda:1 NVIDIA GeForce GTX 1080 (CC 6.1" in text
+    assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in text  # mixed models: the ordinal warning
+    assert "choice: cuda torch_dtype=bfloat16 compute_type=float16" in text
+    out = io.StringIO()
+    cli.main(["doctor", "--json"], stdout=out)
+    data = json.loads(out.getvalue())
+    assert [d["name"] for d in data["devices"]] == [RTX_3070[0], GTX_1080[0]]
+    assert data["choice"]["cuda_ordinal"] == 0
+
+
+def test_examples_run(tmp_path: Path) -> None:
+    root = Path(__file__).parent.parent
+    env = {**__import__("os").environ, "LOCAL_RANK": "1"}
+    proc = subprocess.run([sys.executable, str(root / "examples/torchrun_worker.py")], capture_output=True,
+                          text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("rank 1: ")
+    proc = subprocess.run([sys.executable, str(root / "scripts/gpu_check.py"), "--out", str(tmp_path / "c.txt")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "c.txt").read_text().rstrip().endswith("result: ok")

@@ -9,7 +9,6 @@ import pytest
 from conftest import SAMPLE, require_real
 
 import gpuboot
-from gpuboot import boot
 from gpuboot.whisper import _plan, decode, embedded_model, load_info, transcribe
 
 WORDS = ("quick", "fox", "lazy dog", "report", "friday")  # what espeak-ng said, that tiny.en hears
@@ -28,8 +27,9 @@ def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> Non
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert (info.device, info.compute_type) == ("cpu", "int8")
-    if not boot.detect_driver().present:
-        assert "no NVIDIA driver" in info.reason
+    if gpuboot.discover().error:
+        assert "no usable GPU (NVML unavailable" in info.reason
+    assert "int8: CTranslate2's fastest CPU type" in info.reason
     assert [a.ok for a in info.trail] == [True]
     assert info.load_ms > 0 and info.probe_ms > 0
     segments, tinfo = transcribe(decode(str(SAMPLE)), model, beam_size=5, language="en")
@@ -49,28 +49,62 @@ def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str) 
 
 
 def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The driver and the device count are the boundary faked here (no GPU on
-    this machine); the model construction and the failures are CTranslate2's."""
-    import ctranslate2
+    """NVML is the boundary faked here (no GPU on this machine): it reports an
+    RTX 3070.  The model construction and the CUDA failures are CTranslate2's."""
+    from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    present = boot.EnsureReport(boot.DriverInfo(True, "faked for this test"))
-    monkeypatch.setattr(boot, "ensure", lambda **_: present)
-    monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 1)
+    from gpuboot import devices
+
+    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert [(a.device, a.compute_type, a.ok) for a in info.trail] == [
         ("cuda", "float16", False), ("cuda", "int8", False), ("cpu", "int8", True)]
+    assert all(a.error for a in info.trail[:2])
     assert info.device == "cpu" and "fell back after" in info.reason
     assert "cuda/float16 failed" in info.reason
 
 
+def _choice(gpus: list, **kw: Any) -> Any:
+    from fake_nvml import FakeNVML
+
+    from gpuboot.select import select_device
+
+    return select_device(nvml=FakeNVML(gpus), environ={}, reconcile=False, ct2_version="4.8.5", **kw)
+
+
 def test_plan_policy() -> None:
-    assert _plan("auto", "auto", False, 0)[0] == [("cpu", "int8")]
-    assert _plan("auto", "auto", True, 0)[0] == [("cpu", "int8")]
-    assert _plan("auto", "auto", True, 2)[0] == [("cuda", "float16"), ("cuda", "int8"), ("cpu", "int8")]
-    assert _plan("cuda", "auto", True, 2)[0] == [("cuda", "float16"), ("cuda", "int8")]
-    assert _plan("cpu", "float32", True, 2)[0] == [("cpu", "float32")]
-    assert _plan("auto", "int8_float16", True, 1)[0] == [("cuda", "int8_float16"), ("cpu", "int8_float16")]
+    from fake_nvml import GTX_1080, RTX_3070, gpu
+
+    cpu = _choice([])
+    ampere = _choice([gpu(RTX_3070, 0)])
+    pascal = _choice([gpu(GTX_1080, 0)])
+    assert _plan("auto", "auto", cpu)[0] == [("cpu", "int8")]
+    assert _plan("auto", "auto", ampere)[0] == [("cuda", "float16"), ("cuda", "int8"), ("cpu", "int8")]
+    assert _plan("auto", "auto", pascal)[0] == [("cuda", "int8"), ("cpu", "int8")]
+    assert _plan("cuda", "auto", ampere)[0] == [("cuda", "float16"), ("cuda", "int8")]
+    assert _plan("cuda", "auto", cpu)[0] == [("cuda", "float16"), ("cuda", "int8")]
+    assert _plan("cpu", "float32", ampere)[0] == [("cpu", "float32")]
+    assert _plan("auto", "int8_float16", ampere)[0] == [("cuda", "int8_float16"), ("cpu", "int8_float16")]
+    assert "asked for device='cpu'" in _plan("cpu", "auto", ampere)[1]
+
+
+def test_model_auto_on_cpu_recommends_within_the_cap(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """model='auto' asks recommend_whisper_model; on a CPU that is at most 'small'.
+    The size is checked, not downloaded: the hub is offline in tests."""
+    from gpuboot import select
+
+    seen: list = []
+    real = select.recommend_whisper_model
+
+    def spy(choice: Any, **kw: Any) -> str:
+        seen.append(real(choice, **kw))
+        return model_dir  # load the local model instead of downloading the recommendation
+
+    monkeypatch.setattr(select, "recommend_whisper_model", spy)
+    model = gpuboot.load_whisper("auto")
+    assert seen and seen[0] in ("small", "base", "tiny")
+    assert load_info(model).device == "cpu"
 
 
 @pytest.mark.parametrize(("kwargs", "error"), [

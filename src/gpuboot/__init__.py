@@ -9,8 +9,9 @@ numpy -- nor even ``typing`` or ``dataclasses``: every public name is
 imported on first use (PEP 562 module ``__getattr__``).
 
 Modules: ``gpuboot.locate`` (find, never load), ``gpuboot.dllpath`` (make
-loadable), ``gpuboot.boot`` (``ensure``), ``gpuboot.whisper``
-(``load_whisper``), ``gpuboot.errors``.  ``gpuboot.locate`` is both a module
+loadable), ``gpuboot.boot`` (``ensure``), ``gpuboot.devices`` (NVML
+discovery, ``CUDA_VISIBLE_DEVICES``), ``gpuboot.select`` (device and
+precision policy), ``gpuboot.whisper`` (``load_whisper``), ``gpuboot.errors``.  ``gpuboot.locate`` is both a module
 and the public function: ``from gpuboot.locate import resolve`` reaches the
 module, ``gpuboot.locate(...)`` calls the function.
 """
@@ -30,6 +31,9 @@ _LAZY = {
     "locate": "locate", "resolve": "locate", "Resolution": "locate",
     "preload": "dllpath", "subprocess_env": "dllpath", "alias": "dllpath",
     "load_whisper": "whisper", "load_info": "whisper", "WhisperLoad": "whisper",
+    "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "select",
+    "recommend_whisper_model": "select", "MemoryCheck": "select",
+    "list_devices": "devices", "discover": "devices", "Device": "devices", "Inventory": "devices",
     "Library": "_types", "LoadedLibrary": "_types", "MissingLibrary": "_types",
     "GpubootError": "errors", "LibraryNotFoundError": "errors", "LibraryLoadError": "errors",
     "AbiMismatchError": "errors", "CacheDirError": "errors", "ModelLoadError": "errors",
@@ -41,6 +45,7 @@ __all__ = sorted(_LAZY)
 if TYPE_CHECKING:
     from ._types import Library, LoadedLibrary, MissingLibrary
     from .boot import DriverInfo, EnsureReport, detect_driver, ensure
+    from .devices import Device, Inventory, discover, list_devices
     from .dllpath import alias, preload, subprocess_env
     from .errors import (
         AbiMismatchError,
@@ -55,6 +60,14 @@ if TYPE_CHECKING:
         UnknownLibraryError,
     )
     from .locate import Resolution, locate, resolve
+    from .select import (
+        DeviceAssigner,
+        DeviceChoice,
+        MemoryCheck,
+        check_memory,
+        recommend_whisper_model,
+        select_device,
+    )
     from .whisper import WhisperLoad, load_info, load_whisper
 
 

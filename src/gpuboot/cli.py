@@ -114,9 +114,12 @@ def _transcribe(args: argparse.Namespace, out: TextIO) -> int:
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     from .boot import ensure
     from .locate import locate
+    from .select import select_device
 
     report = ensure()
     inventory = locate()
+    choice = select_device(reconcile=False)
+    gpus = choice.candidates
     problems = list(report.warnings)
     if inventory and not report.driver.present:
         problems.append("NVIDIA wheels are installed but no NVIDIA driver was found: they cannot be used here")
@@ -130,6 +133,12 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
                        for r in report.loaded],
             "missing": [{"name": m.name, "cuda_major": m.cuda_major, "fix": m.fix} for m in report.missing],
             "installed": [_lib_json(lib) for lib in inventory],
+            "devices": [{"cuda_ordinal": d.cuda_ordinal, "nvml_index": d.nvml_index, "uuid": d.uuid, "name": d.name,
+                         "compute_capability": list(d.compute_capability), "total_memory": d.total_memory,
+                         "free_memory": d.free_memory} for d in gpus],
+            "choice": {"kind": choice.kind, "cuda_ordinal": choice.cuda_ordinal, "torch_dtype": choice.torch_dtype,
+                       "compute_type": choice.compute_type, "cpu_threads": choice.cpu_threads,
+                       "reason": choice.reason, "warnings": list(choice.warnings)},
             "problems": problems,
         }, out, indent=2)
         out.write("\n")
@@ -138,6 +147,12 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
     d = report.driver
     lines.append(f"{'ok     ' if d.present else 'warning'} NVIDIA driver: "
                  f"{'found (' + d.evidence + ')' if d.present else 'not found (' + d.evidence + ')'}")
+    for dev in gpus:
+        lines.append(f"ok      GPU {dev.describe()}")
+    for w in choice.warnings:
+        lines.append(f"warning {w}")
+    lines.append(f"info    choice: {choice.kind} torch_dtype={choice.torch_dtype} "
+                 f"compute_type={choice.compute_type} -- {choice.reason}")
     for n in report.needs:
         extra = f" + cuDNN {n.cudnn_major}" if n.cudnn_major and "cudnn" in n.libraries else ""
         lines.append(f"ok      {n.consumer} {n.version} needs CUDA {n.cuda_major}{extra}  [{n.source}]")

@@ -110,23 +110,28 @@ def _check_model(model: str) -> str:
                              "use one of: " + ", ".join(sizes))
 
 
-def _plan(device: str, compute_type: str, driver: bool, gpus: int) -> Tuple[List[Tuple[str, str]], str]:
-    """The attempts, in order, and the reason for the first one."""
+def _plan(device: str, compute_type: str, choice: Any) -> Tuple[List[Tuple[str, str]], str]:
+    """The attempts, in order, and the reason for the first one.
+
+    ``choice`` is ``select_device()``'s ``DeviceChoice``: on a GPU its
+    compute type first, then int8 (CTranslate2's int8 is int8_float32 on a
+    GPU: no fp16 needed), then the CPU; ``device="cuda"`` never reaches the CPU.
+    """
+    gpu_first = choice.compute_type if choice.ct2_device == "cuda" else "float16"
     cpu_type = "int8" if compute_type == "auto" else compute_type
-    cpu_reason = ("int8 is CTranslate2's fastest CPU type (faster-whisper README: int8 1.54x "
-                  "faster than float32 for small on an i7-12700K)")
-    if device == "cpu":
-        return [("cpu", cpu_type)], f"CPU {cpu_type}: asked for device='cpu'" + (
-            f"; {cpu_reason}" if compute_type == "auto" else "")
-    gpu_types = ["float16", "int8"] if compute_type == "auto" else [compute_type]
+    if compute_type == "auto":
+        gpu_types = [gpu_first] + (["int8"] if gpu_first not in ("int8", "float32") else [])
+    else:
+        gpu_types = [compute_type]
     gpu = [("cuda", t) for t in gpu_types]
+    if device == "cpu":
+        why = choice.reason if choice.ct2_device == "cpu" else "asked for device='cpu'"
+        return [("cpu", cpu_type)], f"CPU {cpu_type}: {why}"
     if device == "cuda":
-        return gpu, f"CUDA {gpu_types[0]}: asked for device='cuda'"
-    if not driver:
-        return [("cpu", cpu_type)], f"CPU {cpu_type}: no NVIDIA driver; {cpu_reason}"
-    if gpus == 0:
-        return [("cpu", cpu_type)], f"CPU {cpu_type}: the driver is present but CTranslate2 sees no CUDA device"
-    return [*gpu, ("cpu", cpu_type)], f"CUDA {gpu_types[0]}: {gpus} CUDA device(s) visible"
+        return gpu, f"CUDA {gpu_types[0]}: asked for device='cuda'; {choice.reason}"
+    if choice.ct2_device != "cuda":
+        return [("cpu", cpu_type)], choice.reason
+    return [*gpu, ("cpu", cpu_type)], choice.reason
 
 
 def _probe(model: Any) -> None:
@@ -140,22 +145,28 @@ def _probe(model: Any) -> None:
 
 
 def load_whisper(model: str = "small", *, device: str = "auto", compute_type: str = "auto",
-                 device_index: int = 0, **kwargs: Any) -> Any:
+                 device_index: Optional[int] = None, prefer: str = "auto", **kwargs: Any) -> Any:
     """Return a verified ``faster_whisper.WhisperModel``.
 
-    Runs ``ensure()``, plans the attempts (``device="auto"``: GPU float16 ->
-    GPU int8 -> CPU int8 when a driver and a CUDA device are present, else
-    CPU int8), constructs each and encodes one second of silence; the first
-    that works is returned.  ``load_info(model)`` tells which device and
-    compute type won, why, and every failure on the way.
+    Runs ``ensure()`` and ``select_device()`` (best visible GPU, or the CPU,
+    and the compute type for it), plans the attempts (``device="auto"``: GPU
+    in the chosen type, e.g. float16 -> GPU int8 -> CPU int8), constructs
+    each and encodes one second of silence; the first that works is
+    returned.  ``load_info(model)`` tells which device and compute type won,
+    why, and every failure on the way.
 
     Args:
         model: a faster-whisper size (``"small"``, ``"large-v3"``), a Hugging
-            Face repo id, or a local CTranslate2 model directory.
+            Face repo id, a local CTranslate2 model directory, or ``"auto"``:
+            the most accurate size that fits the chosen device's free memory
+            (``recommend_whisper_model``).
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.  ``"cuda"`` never falls
             back to the CPU.
         compute_type: a CTranslate2 compute type or ``"auto"``.
-        device_index: CUDA ordinal (not the NVML index).
+        device_index: CUDA ordinal (not the NVML index); default: the GPU
+            ``select_device`` chose.
+        prefer: ``"auto"``, ``"speed"``, ``"accuracy"`` or ``"memory"``, as
+            for ``select_device``.
         **kwargs: passed to ``WhisperModel`` (``cpu_threads``,
             ``download_root``, ``local_files_only``, ...).
 
@@ -178,26 +189,25 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
     except ImportError as exc:
         raise MissingDependencyError(f"faster-whisper is not installed ({exc})",
                                      "pip install 'gpuboot[whisper]'") from None
-    name = _check_model(model)
-
     from .boot import ensure
+    from .select import recommend_whisper_model, select_device
 
-    report = ensure()
-    gpus = 0
-    if report.driver.present and device != "cpu":
-        import ctranslate2
-
-        try:
-            gpus = ctranslate2.get_cuda_device_count()
-        except RuntimeError as exc:  # raised by some builds without a usable driver
-            log.warning("CTranslate2 cannot count CUDA devices: %s", exc)
-    plan, reason = _plan(device, compute_type, report.driver.present, gpus)
+    ensure()
+    choice = select_device(prefer=prefer)
+    if model == "auto":
+        model = recommend_whisper_model(choice)
+        log.info("model='auto' -> %s for %s", model, choice.torch_device)
+    name = _check_model(model)
+    plan, reason = _plan(device, compute_type, choice)
+    ordinal = device_index if device_index is not None else (choice.cuda_ordinal or 0)
+    if choice.ct2_device == "cpu" or device == "cpu":
+        kwargs.setdefault("cpu_threads", choice.cpu_threads)
 
     trail: List[Attempt] = []
     for dev, ctype in plan:
         t0 = time.perf_counter()
         try:
-            instance = WhisperModel(name, device=dev, device_index=device_index if dev == "cuda" else 0,
+            instance = WhisperModel(name, device=dev, device_index=ordinal if dev == "cuda" else 0,
                                     compute_type=ctype, **kwargs)
             t1 = time.perf_counter()
             _probe(instance)
@@ -212,7 +222,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
             label = "CPU" if dev == "cpu" else "CUDA"
             reason = f"{label} {ctype}: fell back after " + "; ".join(
                 a.describe() for a in trail[:-1])
-        info = WhisperLoad(name, dev, device_index if dev == "cuda" else 0, ctype, reason,
+        info = WhisperLoad(name, dev, ordinal if dev == "cuda" else 0, ctype, reason,
                            tuple(trail), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
         instance.gpuboot = info
         log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
