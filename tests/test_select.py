@@ -382,3 +382,16 @@ def test_recommend_on_cpu_is_capped_at_small() -> None:
     assert recommend_whisper_model(c, free_bytes=64 * GiB) == "small"
     assert recommend_whisper_model(c, free_bytes=1 * GiB) == "tiny"
 
+
+
+def test_choice_is_reconciled_with_ctranslate2s_supported_types() -> None:
+    """What ctranslate2.get_supported_compute_types returned on a T4 whose
+    build lacks fp16 kernels (shape: a set of strings)."""
+    from gpuboot.devices import list_devices
+    from gpuboot.select import compute_type_for
+
+    (t4,) = list_devices(nvml=FakeNVML([gpu(T4, 0)]), environ=NO_ENV)
+    ctype, why = compute_type_for(t4, "auto", supported={"int8", "int8_float32", "float32"})
+    assert ctype == "int8" and "float16 not in ctranslate2's supported types" in why
+    assert compute_type_for(t4, "auto", supported={"float32"})[0] == "float32"
+    assert compute_type_for(t4, "auto", supported={"float16", "int8", "float32"})[0] == "float16"
