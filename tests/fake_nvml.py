@@ -8,6 +8,7 @@ values are invented: each GPU below is described from NVIDIA's spec pages.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
@@ -51,7 +52,7 @@ P100 = ("Tesla P100-PCIE-16GB", (6, 0), 16 * GiB)
 
 def gpu(spec: Tuple[str, Tuple[int, int], int], index: int, **kw: object) -> FakeGPU:
     name, cc, total = spec
-    uuid = kw.pop("uuid", None) or f"GPU-{index:08x}-1111-2222-3333-{abs(hash(name)) % 10**12:012d}"
+    uuid = kw.pop("uuid", None) or f"GPU-{index:08x}-1111-2222-3333-{zlib.crc32(name.encode()):012d}"
     return FakeGPU(name, cc, total, uuid=str(uuid), pci=f"00000000:{index + 1:02X}:00.0", **kw)  # type: ignore[arg-type]
 
 

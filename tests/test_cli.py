@@ -97,12 +97,13 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
     assert "GPU cuda:0 NVIDIA GeForce RTX 3070 (CC 8.6" in text
     assert "GPU cuda:1 NVIDIA GeForce GTX 1080 (CC 6.1" in text
     assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in text  # mixed models: the ordinal warning
-    assert "choice: cuda torch_dtype=bfloat16 compute_type=float16" in text
+    assert "choice: cuda:0 torch_dtype=bfloat16 compute_type=float16" in text
     out = io.StringIO()
     cli.main(["doctor", "--json"], stdout=out)
     data = json.loads(out.getvalue())
-    assert [d["name"] for d in data["devices"]] == [RTX_3070[0], GTX_1080[0]]
-    assert data["choice"]["cuda_ordinal"] == 0
+    assert [(d["name"], d["cuda_ordinal"]) for d in data["devices"]] == [(GTX_1080[0], 1), (RTX_3070[0], 0)]
+    (choice,) = [f for f in data["findings"] if f["id"] == "device-choice"]
+    assert "best of 2 visible GPU(s)" in choice["evidence"][0]
 
 
 def test_examples_run(tmp_path: Path) -> None:

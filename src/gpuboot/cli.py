@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any, Dict, List, NoReturn, Optional, Sequence, TextIO
+from typing import Any, Dict, NoReturn, Optional, Sequence, TextIO
 
 from .errors import GpubootError
 
@@ -40,8 +40,14 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--beam-size", type=int, default=5)
     t.add_argument("--json", action="store_true", help="print JSON: text, segments, device, compute_type, trail")
 
-    d = sub.add_parser("doctor", help="show what gpuboot finds and loads, and what is wrong")
-    d.add_argument("--json", action="store_true")
+    d = sub.add_parser("doctor", help="diagnose GPU start-up problems and print the fix for each")
+    d.add_argument("--json", action="store_true", help="JSON following docs/doctor-schema.json")
+    d.add_argument("--for", dest="consumer", choices=("ctranslate2", "torch", "onnxruntime"), default=None,
+                   help="check for one consumer only")
+
+    e = sub.add_parser("env", help="print the environment child processes need to find the wheel libraries")
+    e.add_argument("--shell", choices=("bash", "zsh", "fish", "powershell", "cmd"), default=None)
+    e.add_argument("--json", action="store_true")
     return p
 
 
@@ -51,8 +57,11 @@ def _version() -> str:
     return __version__
 
 
-def main(argv: Optional[Sequence[str]] = None, *, stdout: TextIO = sys.stdout,
-         stderr: TextIO = sys.stderr) -> int:
+def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = None,
+         stderr: Optional[TextIO] = None) -> int:
+    # Resolved per call: a default of sys.stdout would freeze the stream at import.
+    stdout = sys.stdout if stdout is None else stdout
+    stderr = sys.stderr if stderr is None else stderr
     parser = _parser()
     args = parser.parse_args(argv)
     try:
@@ -60,6 +69,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: TextIO = sys.stdout,
             return _transcribe(args, stdout)
         if args.command == "doctor":
             return _doctor(args, stdout)
+        if args.command == "env":
+            return _env(args, stdout)
     except GpubootError as exc:
         print(f"{PROG}: error: {exc}".replace("\n  fix:", " -- fix:"), file=stderr)
         return 1
@@ -112,66 +123,33 @@ def _transcribe(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:
-    from .boot import ensure
-    from .locate import locate
-    from .select import select_device
+    from .doctor import diagnose
 
-    report = ensure()
-    inventory = locate()
-    choice = select_device(reconcile=False)
-    gpus = choice.candidates
-    problems = list(report.warnings)
-    if inventory and not report.driver.present:
-        problems.append("NVIDIA wheels are installed but no NVIDIA driver was found: they cannot be used here")
+    report = diagnose(consumer=args.consumer)
     if args.json:
-        json.dump({
-            "driver": {"present": report.driver.present, "evidence": report.driver.evidence},
-            "needs": [{"consumer": n.consumer, "version": n.version, "cuda_major": n.cuda_major,
-                       "cudnn_major": n.cudnn_major, "libraries": list(n.libraries), "source": n.source}
-                      for n in report.needs],
-            "loaded": [{"name": r.library.name, "path": str(r.loaded_path), "already_loaded": r.already_loaded}
-                       for r in report.loaded],
-            "missing": [{"name": m.name, "cuda_major": m.cuda_major, "fix": m.fix} for m in report.missing],
-            "installed": [_lib_json(lib) for lib in inventory],
-            "devices": [{"cuda_ordinal": d.cuda_ordinal, "nvml_index": d.nvml_index, "uuid": d.uuid, "name": d.name,
-                         "compute_capability": list(d.compute_capability), "total_memory": d.total_memory,
-                         "free_memory": d.free_memory} for d in gpus],
-            "choice": {"kind": choice.kind, "cuda_ordinal": choice.cuda_ordinal, "torch_dtype": choice.torch_dtype,
-                       "compute_type": choice.compute_type, "cpu_threads": choice.cpu_threads,
-                       "reason": choice.reason, "warnings": list(choice.warnings)},
-            "problems": problems,
-        }, out, indent=2)
+        json.dump(report.to_json(), out, indent=2)
         out.write("\n")
-        return 1 if report.missing or not all(r.ok for r in report.libraries) else 0
-    lines: List[str] = []
-    d = report.driver
-    lines.append(f"{'ok     ' if d.present else 'warning'} NVIDIA driver: "
-                 f"{'found (' + d.evidence + ')' if d.present else 'not found (' + d.evidence + ')'}")
-    for dev in gpus:
-        lines.append(f"ok      GPU {dev.describe()}")
-    for w in choice.warnings:
-        lines.append(f"warning {w}")
-    lines.append(f"info    choice: {choice.kind} torch_dtype={choice.torch_dtype} "
-                 f"compute_type={choice.compute_type} -- {choice.reason}")
-    for n in report.needs:
-        extra = f" + cuDNN {n.cudnn_major}" if n.cudnn_major and "cudnn" in n.libraries else ""
-        lines.append(f"ok      {n.consumer} {n.version} needs CUDA {n.cuda_major}{extra}  [{n.source}]")
-    for r in report.libraries:
-        state = "ok     " if r.ok else "problem"
-        lines.append(f"{state} loaded {r.library.filename} from {r.loaded_path or r.library.path}"
-                     + ("" if r.ok else f": {r.error}"))
-    for m in report.missing:
-        lines.append(f"problem {m.describe()}")
-        lines.append(f"          fix: {m.fix}")
-    lines.append(f"info    {len(inventory)} NVIDIA library files installed" + (":" if inventory else ""))
-    for lib in inventory:
-        owner = f"{lib.distribution} {lib.version}" if lib.distribution else lib.source
-        cuda = f"CUDA {lib.cuda_major}" if lib.cuda_major else "CUDA ?"
-        lines.append(f"          {lib.filename:<34} {cuda:<8} {owner:<34} {lib.directory}")
-    if inventory and not d.present:
-        lines.append("warning NVIDIA wheels are installed but no driver was found: they cannot be used here")
-    out.write("\n".join(lines) + "\n")
-    return 1 if report.missing or not all(r.ok for r in report.libraries) else 0
+    else:
+        out.write(report.render())
+    return report.exit_code
+
+
+def _env(args: argparse.Namespace, out: TextIO) -> int:
+    from .locate import current_platform
+    from .shellenv import env_directories, render, snippets
+
+    plat = current_platform()
+    shell = args.shell or ("powershell" if plat == "win32" else "bash")
+    dirs = env_directories(plat)
+    if args.json:
+        json.dump({"variable": "PATH" if plat == "win32" else "LD_LIBRARY_PATH", "directories": dirs,
+                   "shell": shell, "command": render(shell, dirs, plat), **snippets(dirs, plat)}, out, indent=2)
+        out.write("\n")
+        return 0
+    out.write(render(shell, dirs, plat) + "\n")
+    for name, line in snippets(dirs, plat).items():
+        out.write(f"# {name}: {line}\n")
+    return 0
 
 
 def _lib_json(lib: Any) -> Dict[str, Any]:

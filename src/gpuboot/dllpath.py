@@ -181,9 +181,16 @@ def _default_libraries(platform: str) -> Sequence[Library]:
     report = _ensure.last_report()
     if report is not None and report.libraries:
         return [r.library for r in report.libraries if r.ok]
+    from .consumers import installed_needs
     from .locate import resolve
 
-    return resolve(["cudart"], optional=["cublas", "cudnn"], platform=platform).libraries
+    libs: List[Library] = []
+    for need in installed_needs():
+        res = resolve(need.libraries, cuda_major=need.cuda_major, optional=need.optional, platform=platform)
+        libs.extend(lib for lib in res.libraries if lib not in libs)
+    if not libs:
+        libs = list(resolve([], optional=["cudart", "cublas", "cudnn"], platform=platform).libraries)
+    return libs
 
 
 # --------------------------------------------------------------------------- alias links

@@ -1,0 +1,309 @@
+"""gpuboot doctor: each finding provoked, the JSON schema, snapshots of the human output."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import jsonschema
+import pytest
+from conftest import compile_stub, install, run_child, wheel
+from fake_nvml import RTX_3070, FakeNVML, a100_with_mig, gpu
+
+from gpuboot import cli, doctor
+from gpuboot.doctor import Report, diagnose, gather
+
+ROOT = Path(__file__).parent.parent
+SCHEMA = json.loads((ROOT / "docs" / "doctor-schema.json").read_text())
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+@pytest.fixture(autouse=True)
+def no_system_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine whose loader cache holds no CUDA library (this one holds a
+    CUDA 13 toolkit's, which would change which finding appears)."""
+    # gpuboot.locate the attribute is the function; the module is in sys.modules.
+    monkeypatch.setattr(importlib.import_module("gpuboot.locate"), "_LDCONFIG_CACHE", {})
+
+
+def meta(**versions: str) -> Any:
+    table: Dict[str, Tuple[str, Sequence[str]]] = {k.replace("_", "-"): (v, []) for k, v in versions.items()}
+    return lambda name: table.get(name)
+
+
+def run(site: Optional[Path] = None, *, consumers: Sequence[str] = ("ctranslate2",), gpus: Optional[list] = None,
+        driver: bool = True, environ: Optional[Dict[str, str]] = None, platform: str = "linux",
+        versions: Optional[Dict[str, str]] = None, loaded: Optional[List[str]] = None, cuda_version: int = 12040,
+        wsl: bool = False, initial: Optional[Dict[str, str]] = None) -> Report:
+    env = dict(environ or {})
+    ctx = gather(consumers=list(consumers), platform=platform, environ=env,
+                 search_paths=[str(site)] if site else [],
+                 nvml=FakeNVML(gpus if gpus is not None else [gpu(RTX_3070, 0)], cuda_version=cuda_version),
+                 driver=driver, metadata=meta(**(versions or {"ctranslate2": "4.8.5"})), loaded=loaded or [],
+                 initial_environ=initial if initial is not None else env, wsl=wsl)
+    return diagnose(ctx)
+
+
+def ids(report: Report) -> Dict[str, str]:
+    return {f.id: f.severity for f in report.findings}
+
+
+def finding(report: Report, fid: str) -> doctor.Finding:
+    found = [f for f in report.findings if f.id == fid]
+    assert found, (fid, [f.id for f in report.findings])
+    return found[0]
+
+
+# --------------------------------------------------------------------------- each finding
+
+
+def test_healthy(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
+    r = run(site)
+    assert r.exit_code == 0 and not r.problems
+    assert ids(r)["consumer-ready"] == "ok" and ids(r)["driver"] == "ok" and ids(r)["gpu"] == "ok"
+
+
+def test_missing_library(tmp_path: Path) -> None:
+    r = run(tmp_path)
+    f = finding(r, "missing-library")
+    assert f.severity == "problem" and "libcublas" in f.title and f.remedy == "pip install nvidia-cublas-cu12"
+    assert r.exit_code == 1
+
+
+def test_wrong_major_explains_why_an_alias_is_wrong(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"))
+    f = finding(run(site), "wrong-major")
+    assert "libcublas.so.12" in f.title or "libcublasLt.so.12" in f.title
+    assert any("different ABI" in e for e in f.evidence)
+    assert any("libcublas" in e and ".so.11" in e for e in f.evidence)
+    assert f.remedy == "pip install nvidia-cublas-cu12"
+
+
+def test_cudnn_mismatch_for_ctranslate2_4_5(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
+    install(site, wheel("nvidia-cudnn-cu12", "linux", "8"))
+    f = finding(run(site, versions={"ctranslate2": "4.5.0"}), "cudnn-mismatch")
+    assert f.severity == "problem" and "cuDNN 9" in f.title and "cuDNN 8 is installed" in f.title
+    assert f.remedy == "pip install 'nvidia-cudnn-cu12==9.*'"
+    # ctranslate2 4.4 wants cuDNN 8: the same tree is healthy.
+    assert "cudnn-mismatch" not in ids(run(site, versions={"ctranslate2": "4.4.0"}))
+    # >= 4.6.3 uses cuDNN only when present: a cuDNN 8 is a warning, not a problem.
+    assert ids(run(site, versions={"ctranslate2": "4.8.5"}))["cudnn-mismatch"] == "warning"
+
+
+def test_library_already_loaded_from_elsewhere(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"), real_so=True,
+                   needed={"libcublas.so.12": ["libcublasLt.so.12"]})
+    decoy_dir = tmp_path / "usr-local-cuda-12.1" / "lib64"
+    compile_stub(decoy_dir / "libcublasLt.so.12", "libcublasLt.so.12")
+    proc = run_child(f"""
+        import ctypes, json
+        ctypes.CDLL({str(decoy_dir / 'libcublasLt.so.12')!r}, mode=ctypes.RTLD_GLOBAL)  # loaded first, by someone
+        import importlib
+        importlib.import_module("gpuboot.locate")._LDCONFIG_CACHE = {{}}
+        from gpuboot.doctor import diagnose, gather
+        ctx = gather(consumers=["ctranslate2"], search_paths=[{str(site)!r}], driver=True,
+                     metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None)
+        print(json.dumps([[f.id, f.title] for f in diagnose(ctx).findings]))
+    """)
+    found = [t for i, t in json.loads(proc.stdout) if i == "shadowed-library"]
+    assert found == [f"libcublasLt.so.12 is already loaded from {decoy_dir / 'libcublasLt.so.12'}, not from the wheel"]
+
+
+def test_ld_library_path_puts_another_copy_first(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
+    old = tmp_path / "cuda-12.1" / "lib64"
+    old.mkdir(parents=True)
+    (old / "libcublas.so.12").write_bytes(b"")
+    f = finding(run(site, environ={"LD_LIBRARY_PATH": str(old)}), "ld-library-path-shadows")
+    assert str(old / "libcublas.so.12") in f.evidence
+
+
+def test_ld_library_path_changed_after_start() -> None:
+    proc = run_child("""
+        import json, os
+        os.environ["LD_LIBRARY_PATH"] = "/opt/cuda/lib64"     # too late: ld.so read it at start
+        from gpuboot.doctor import diagnose
+        print(json.dumps([[f.id, list(f.evidence)] for f in diagnose(consumers=[]).findings]))
+    """)
+    found = {i: e for i, e in json.loads(proc.stdout)}
+    assert found["ld-library-path-changed"] == ["at start: None", "now: '/opt/cuda/lib64'"]
+    # Unchanged: no finding.
+    proc = run_child("""
+        import json
+        from gpuboot.doctor import diagnose
+        print(json.dumps([f.id for f in diagnose(consumers=[]).findings]))
+    """, env={"LD_LIBRARY_PATH": "/opt/cuda/lib64"})
+    assert "ld-library-path-changed" not in json.loads(proc.stdout)
+
+
+def test_driver_too_old_for_the_consumer(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
+    f = finding(run(site, cuda_version=11080), "driver-too-old")
+    assert "CUDA 12" in f.title and "11.8" in f.title
+    assert f.remedy is not None and "525.60.13" in f.remedy
+    win = finding(run(site, cuda_version=11080, platform="win32"), "driver-too-old")
+    assert win.remedy is not None and "528.33" in win.remedy
+
+
+def test_wheels_without_a_driver(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
+    install(site, wheel("nvidia-cuda-runtime-cu12"))
+    r = run(site, driver=False, gpus=[])
+    f = finding(r, "wheels-without-driver")
+    assert f.severity == "warning"
+    assert f.remedy == "pip uninstall -y nvidia-cublas-cu12 nvidia-cuda-runtime-cu12"
+    assert ids(r)["no-driver"] == "info"
+
+
+def test_cpu_only_torch_on_a_gpu_machine(tmp_path: Path) -> None:
+    r = run(tmp_path, consumers=[], versions={"torch": "2.13.0+cpu"})
+    f = finding(r, "cpu-only-torch")
+    assert f.remedy == "pip install --force-reinstall torch --index-url https://download.pytorch.org/whl/cu124"
+    assert "cpu-only-torch" not in ids(run(tmp_path, consumers=[], versions={"torch": "2.13.0+cpu"}, gpus=[]))
+
+
+def test_cuda_visible_devices_hides_every_gpu(tmp_path: Path) -> None:
+    f = finding(run(tmp_path, consumers=[], environ={"CUDA_VISIBLE_DEVICES": ""}), "visible-devices-hide-all")
+    assert f.severity == "problem" and f.remedy is not None and "unset CUDA_VISIBLE_DEVICES" in f.remedy
+    f = finding(run(tmp_path, consumers=[], environ={"CUDA_VISIBLE_DEVICES": "7"}), "visible-devices-hide-all")
+    assert "'7'" in f.title
+
+
+def test_mig_enabled(tmp_path: Path) -> None:
+    f = finding(run(tmp_path, consumers=[], gpus=[a100_with_mig(0, 2)]), "mig-enabled")
+    assert "2 instance(s)" in f.evidence[0] and "MIG-" in (f.remedy or "")
+
+
+def test_wsl(tmp_path: Path) -> None:
+    assert ids(run(tmp_path, consumers=[], wsl=True))["wsl"] == "info"
+
+
+def test_windows_dll_dirs_not_on_path(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
+    r = run(site, platform="win32", environ={"PATH": r"C:\Windows\system32"})
+    f = finding(r, "windows-dll-dirs-not-on-path")
+    assert f.evidence == (str(site / "nvidia/cublas/bin"),)
+    assert "LoadLibraryA" in f.title
+    on_path = run(site, platform="win32", environ={"PATH": f"{site / 'nvidia/cublas/bin'};C:\\Windows"})
+    assert "windows-dll-dirs-not-on-path" not in ids(on_path)
+
+
+def test_two_cudnn_copies_on_path(tmp_path: Path) -> None:
+    a = tmp_path / "cudnn-a"
+    b = tmp_path / "cuda" / "bin"
+    for d, name in ((a, "cudnn64_9.dll"), (b, "cudnn64_8.dll")):
+        d.mkdir(parents=True)
+        (d / name).write_bytes(b"")
+    f = finding(run(tmp_path, consumers=[], platform="win32", environ={"PATH": f"{a};{b}"}),
+                "windows-two-cudnn-on-path")
+    assert f.evidence == (str(a), str(b))
+
+
+def test_unreadable_gpu_is_a_warning(tmp_path: Path) -> None:
+    import pynvml
+
+    bad = gpu(RTX_3070, 0, errors={"nvmlDeviceGetHandleByIndex": pynvml.NVML_ERROR_NO_PERMISSION})
+    f = finding(run(tmp_path, consumers=[], gpus=[bad]), "gpu-unreadable")
+    assert "NoPermission" in f.title
+
+
+# --------------------------------------------------------------------------- JSON, CLI, snapshots
+
+
+@pytest.mark.parametrize("scenario", ["healthy", "wrong-major", "no-driver", "mig", "windows"])
+def test_json_validates_against_the_documented_schema(tmp_path: Path, scenario: str) -> None:
+    site = tmp_path / "site"
+    if scenario == "wrong-major":
+        install(site, wheel("nvidia-cublas-cu11"))
+    elif scenario == "windows":
+        install(site, wheel("nvidia-cublas-cu12", "win32"))
+    else:
+        install(site, wheel("nvidia-cublas-cu12"))
+    r = run(site, driver=scenario != "no-driver", gpus=[a100_with_mig(0)] if scenario == "mig" else None,
+            platform="win32" if scenario == "windows" else "linux")
+    data = json.loads(json.dumps(r.to_json()))
+    jsonschema.validate(data, SCHEMA)
+    assert data["exit_code"] == r.exit_code
+
+
+def test_schema_rejects_a_wrong_document() -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"schema_version": 1}, SCHEMA)
+
+
+def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    broken = run(tmp_path)  # missing cuBLAS: a problem
+    monkeypatch.setattr(doctor, "diagnose", lambda consumer=None: broken)
+    assert cli.main(["doctor"]) == 1
+    assert "fix: pip install nvidia-cublas-cu12" in capsys.readouterr().out
+    assert cli.main(["doctor", "--json"]) == 1
+    jsonschema.validate(json.loads(capsys.readouterr().out), SCHEMA)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["doctor", "--for", "tensorflow"])
+    assert exc.value.code == 2
+
+
+def test_for_one_consumer(tmp_path: Path) -> None:
+    r = diagnose(consumer="onnxruntime", search_paths=[str(tmp_path)], metadata=lambda n: None,
+                 nvml=FakeNVML([]), driver=False, loaded=[], environ={}, initial_environ={}, wsl=False)
+    assert ids(r)["consumer-not-installed"] == "info"
+    with pytest.raises(ValueError):
+        diagnose(consumer="jax")
+
+
+def _normalise(text: str, tmp: Path) -> str:
+    return text.replace(str(tmp), "<tmp>")
+
+
+@pytest.mark.parametrize("scenario", ["healthy", "wrong-major", "no-driver-with-wheels"])
+def test_human_output_snapshots(tmp_path: Path, scenario: str) -> None:
+    """Wording changes show up in review: update with GPUBOOT_UPDATE_SNAPSHOTS=1."""
+    site = tmp_path / "site"
+    install(site, wheel("nvidia-cublas-cu11" if scenario == "wrong-major" else "nvidia-cublas-cu12"))
+    r = run(site, driver=scenario != "no-driver-with-wheels",
+            gpus=[] if scenario == "no-driver-with-wheels" else None)
+    text = _normalise(r.render(), tmp_path)
+    snap = SNAPSHOTS / f"doctor-{scenario}.txt"
+    if os.environ.get("GPUBOOT_UPDATE_SNAPSHOTS") == "1":
+        snap.parent.mkdir(exist_ok=True)
+        snap.write_text(text)
+    assert snap.exists(), f"no snapshot {snap.name}: run with GPUBOOT_UPDATE_SNAPSHOTS=1 and review it"
+    assert text == snap.read_text()
+
+
+def test_env_command_shells(tmp_path: Path) -> None:
+    from gpuboot.shellenv import render, snippets
+
+    dirs = ["/opt/site/nvidia/cublas/lib", "/opt/site/nvidia/cudnn/lib"]
+    joined = ":".join(dirs)
+    keep_old = "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    keep_old = "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    assert render("bash", dirs, "linux") == f"export LD_LIBRARY_PATH='{joined}'\"{keep_old}\""
+    assert render("fish", dirs, "linux") == f"set -gx --prepend LD_LIBRARY_PATH '{dirs[0]}' '{dirs[1]}'"
+    assert render("powershell", [r"C:\a b\bin"], "win32") == r"$env:PATH = 'C:\a b\bin;' + $env:PATH"
+    assert render("cmd", [r"C:\x"], "win32") == r'set "PATH=C:\x;%PATH%"'
+    docker_old = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
+    docker_old = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
+    assert snippets(dirs, "linux")["dockerfile"] == f"ENV LD_LIBRARY_PATH={joined}{docker_old}"
+    with pytest.raises(ValueError):
+        render("tcsh", dirs, "linux")
+
+
+def test_env_bash_line_leaves_no_empty_entry(tmp_path: Path) -> None:
+    """Evaluate the printed line in a real bash, with LD_LIBRARY_PATH unset and set."""
+    import subprocess
+
+    from gpuboot.shellenv import render
+
+    line = render("bash", ["/a b/lib", "/c"], "linux")
+    out = subprocess.run(["bash", "-c", f"unset LD_LIBRARY_PATH; {line}; printf %s \"$LD_LIBRARY_PATH\""],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "/a b/lib:/c"
+    out = subprocess.run(["bash", "-c", f"export LD_LIBRARY_PATH=/old; {line}; printf %s \"$LD_LIBRARY_PATH\""],
+                         capture_output=True, text=True, check=True).stdout
+    assert out == "/a b/lib:/c:/old"
