@@ -282,12 +282,10 @@ def test_env_command_shells(tmp_path: Path) -> None:
     dirs = ["/opt/site/nvidia/cublas/lib", "/opt/site/nvidia/cudnn/lib"]
     joined = ":".join(dirs)
     keep_old = "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    keep_old = "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
     assert render("bash", dirs, "linux") == f"export LD_LIBRARY_PATH='{joined}'\"{keep_old}\""
     assert render("fish", dirs, "linux") == f"set -gx --prepend LD_LIBRARY_PATH '{dirs[0]}' '{dirs[1]}'"
     assert render("powershell", [r"C:\a b\bin"], "win32") == r"$env:PATH = 'C:\a b\bin;' + $env:PATH"
     assert render("cmd", [r"C:\x"], "win32") == r'set "PATH=C:\x;%PATH%"'
-    docker_old = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
     docker_old = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
     assert snippets(dirs, "linux")["dockerfile"] == f"ENV LD_LIBRARY_PATH={joined}{docker_old}"
     with pytest.raises(ValueError):
