@@ -142,7 +142,8 @@ CONSUMERS: Tuple[str, ...] = ("ctranslate2", "onnxruntime-gpu", "torch")
 Metadata = Callable[[str], Optional[Tuple[str, Sequence[str]]]]
 
 
-def _metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
+def read_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
+    """``(version, Requires-Dist)`` of an installed distribution, or ``None``."""
     from importlib import metadata
 
     try:
@@ -152,7 +153,7 @@ def _metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
     return dist.version, list(dist.requires or [])
 
 
-def installed_needs(consumers: Sequence[str] = CONSUMERS, metadata: Metadata = _metadata) -> List[Need]:
+def installed_needs(consumers: Sequence[str] = CONSUMERS, metadata: Metadata = read_metadata) -> List[Need]:
     """``Need``s of the consumers installed in this environment."""
     out: List[Need] = []
     for name in consumers:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from . import _catalog as cat
-from .consumers import Need, needs_of
+from .consumers import Need, needs_of, read_metadata
 
 __all__ = ["Finding", "Context", "Report", "gather", "diagnose", "DRIVER_MINIMUMS", "SCHEMA_VERSION",
            "CHECKS", "CONSUMER_ALIASES"]
@@ -165,16 +165,6 @@ def _loaded_objects() -> List[str]:
     return seen
 
 
-def _metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
-    from importlib import metadata
-
-    try:
-        dist = metadata.distribution(name)
-    except metadata.PackageNotFoundError:
-        return None
-    return dist.version, list(dist.requires or [])
-
-
 def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str] = None,
            environ: Optional[Mapping[str, str]] = None, search_paths: Optional[Sequence[str]] = None,
            nvml: Any = None, driver: Optional[bool] = None,
@@ -190,7 +180,7 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
 
     plat = _platform(platform)
     env = dict(os.environ if environ is None else environ)
-    meta = metadata or _metadata
+    meta = metadata or read_metadata
     info = detect_driver(plat)
     present = info.present if driver is None else driver
     evidence = info.evidence if driver is None else "given by the caller"
