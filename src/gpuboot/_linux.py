@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import ctypes
 import os
+import sys
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 from ._loader import Loader
 
@@ -34,6 +35,50 @@ def _dlinfo() -> Optional[ctypes._CFuncPtr]:  # type: ignore[name-defined]
         fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
         fn.restype = ctypes.c_int
         return fn
+    return None
+
+
+# e_machine values (elf.h) of the architectures NVIDIA ships wheels for, and a few others.
+_MACHINES = {3: "x86 (32-bit)", 62: "x86-64", 183: "AArch64", 21: "PowerPC64", 243: "RISC-V", 40: "ARM (32-bit)"}
+
+
+def _this_machine() -> int:
+    import platform
+
+    return {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183, "ppc64le": 21, "riscv64": 243,
+            "i686": 3, "i386": 3}.get(platform.machine().lower(), 0)
+
+
+def explain_elf(path: Path) -> Optional[str]:
+    """Why ``path`` cannot be this process's shared object, read from its ELF
+    header, or ``None`` when the header looks right.  glibc reports a library
+    of another architecture as "No such file or directory" (ld.so skips it),
+    which sends people looking for a file that is there."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+        size = os.path.getsize(path)
+    except OSError as exc:
+        return f"cannot read it: {exc.strerror or exc}"
+    if len(head) < 4 or head[:4] != b"\x7fELF":
+        return f"it is not an ELF shared object ({size} bytes{', empty' if size == 0 else ''})"
+    if len(head) < 20:
+        return f"it is truncated ({size} bytes)"
+    bits = {1: 32, 2: 64}.get(head[4], 0)
+    order: Literal["little", "big"] = "little" if head[5] == 1 else "big"
+    machine = int.from_bytes(head[18:20], order)
+    want = _this_machine()
+    if bits and bits != (64 if sys.maxsize > 2**32 else 32):
+        return f"it is a {bits}-bit library in a {64 if sys.maxsize > 2**32 else 32}-bit process"
+    if want and machine != want:
+        return (f"it is built for {_MACHINES.get(machine, f'machine {machine}')}, this process is "
+                f"{_MACHINES.get(want, str(want))}: install the wheel for this platform")
+    if len(head) == 64:
+        shoff = int.from_bytes(head[40:48], order)
+        shnum = int.from_bytes(head[60:62], order)
+        shentsize = int.from_bytes(head[58:60], order)
+        if shoff and shoff + shnum * shentsize > size:
+            return f"it is truncated ({size} bytes; its headers reach {shoff + shnum * shentsize})"
     return None
 
 
@@ -64,6 +109,10 @@ class LinuxLoader(Loader):
             return None
         name = lm.contents.l_name
         return Path(os.fsdecode(name)) if name else None
+
+    def explain(self, path: Path, message: str) -> str:
+        why = explain_elf(path)
+        return f"{message} ({path.name}: {why})" if why else message
 
     def load(self, path: Path) -> object:
         key = str(path)

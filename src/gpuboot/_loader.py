@@ -40,6 +40,11 @@ class Loader(ABC):
             OSError: the loader's own message.
         """
 
+    def explain(self, path: Path, message: str) -> str:
+        """The loader's ``message`` for ``path``, made clearer where possible."""
+        del path
+        return message
+
     def prepare(self, directories: Sequence[Path], environ: MutableMapping[str, str]) -> None:
         """Put ``directories`` where this platform's consumers look before the
         preload (Windows: DLL directories and ``PATH``). Default: nothing."""

@@ -95,8 +95,8 @@ def _load_one(lib: Library, loader: Loader) -> LoadedLibrary:
     try:
         loader.load(lib.path)
     except OSError as exc:
-        return LoadedLibrary(lib, None, False, str(exc) or exc.__class__.__name__,
-                             (time.perf_counter() - t0) * 1e3)
+        message = loader.explain(lib.path, str(exc) or exc.__class__.__name__)
+        return LoadedLibrary(lib, None, False, message, (time.perf_counter() - t0) * 1e3)
     return LoadedLibrary(lib, lib.path, False, None, (time.perf_counter() - t0) * 1e3)
 
 

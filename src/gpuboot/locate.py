@@ -83,14 +83,32 @@ def current_platform() -> Platform:
 
 def safe_directory(path: Path) -> bool:
     """True when ``path`` may be put on a library search path: absolute, an
-    existing directory, and not writable by every user (no ``o+w``)."""
+    existing directory, not writable by every user (no ``o+w``), and with no
+    ancestor that another user could use to swap it (``o+w`` without the
+    sticky bit; ``/tmp`` itself, mode 1777, is fine).  On Windows only the
+    absolute-and-directory part applies."""
     if not path.is_absolute():
         return False
     try:
         st = path.stat()
     except OSError:
         return False
-    return stat.S_ISDIR(st.st_mode) and not (st.st_mode & stat.S_IWOTH)
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    if os.name == "nt":
+        return True
+    if st.st_mode & stat.S_IWOTH:
+        return False
+    return all(_ancestor_safe(str(p)) for p in path.parents)
+
+
+def _ancestor_safe(path: str) -> bool:
+    # Not cached: a directory's mode can change while the process runs.
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (mode & stat.S_IWOTH) or bool(mode & stat.S_ISVTX)
 
 
 def _listdir(path: Path) -> List[str]:
@@ -213,9 +231,15 @@ class _Search:
         roots = list(sys.path if search_paths is None else search_paths)
         self.roots: List[Path] = []
         seen: Set[str] = set()
+        try:
+            cwd: Optional[str] = os.path.realpath(os.getcwd())
+        except OSError:
+            cwd = None
         for entry in roots:
             if not entry or not os.path.isabs(entry):
                 continue  # '' is the current directory; relative depends on it
+            if search_paths is None and cwd is not None and os.path.realpath(entry) == cwd:
+                continue  # `python -m` puts the current directory on sys.path: never a library path
             if entry in seen:
                 continue
             seen.add(entry)
@@ -239,6 +263,8 @@ class _Search:
                 for s in wanted:
                     for key, filename in _match(s, self.platform, listing):
                         path = directory / filename
+                        if not path.is_file():
+                            continue  # a broken symlink or a directory is no library
                         dist, version = owners.lookup(path)
                         cuda, majors = _majors_for(s, key, filename, self.platform, layout_major, dist, path)
                         lib = Library(s.name, path, filename, cuda, key, dist, version, "wheel", root)
@@ -251,6 +277,8 @@ class _Search:
             for s in specs:
                 for key, filename in _match(s, self.platform, listing):
                     path = directory / filename
+                    if not path.is_file():
+                        continue
                     cuda, majors = _majors_for(s, key, filename, self.platform, None, None, path)
                     lib = Library(s.name, path, filename, cuda, key, None, None, source, root)
                     out[s.name].append(_Candidate(lib, order, majors))
@@ -306,7 +334,7 @@ class _Search:
                     for soname in sorted(fnmatch.filter(cache, pattern)):
                         for raw in cache[soname]:
                             path = Path(raw)
-                            if not safe_directory(path.parent):
+                            if not path.is_file() or not safe_directory(path.parent):
                                 continue
                             cuda, majors = _majors_for(s, key, soname, self.platform, None, None, path)
                             out.append((s, _Candidate(Library(s.name, path, soname, cuda, key, None, None,

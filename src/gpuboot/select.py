@@ -223,8 +223,9 @@ def worker_rank(worker: Optional[int] = None, environ: Optional[Mapping[str, str
             raise ValueError(f"worker must be >= 0, not {worker}")
         return worker
     env = os.environ if environ is None else environ
-    raw = env.get("LOCAL_RANK", "").strip()
-    return int(raw) if raw.isdigit() else None
+    raw = env.get("LOCAL_RANK", "").strip(" \t\n\r")
+    # ASCII digits only: str.isdigit() is also true for '²' and other digits int() refuses.
+    return int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
 
 
 class DeviceAssigner:

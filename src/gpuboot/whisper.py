@@ -91,14 +91,25 @@ def _check_model(model: str) -> str:
     if not isinstance(model, str) or not model.strip():
         raise ModelNotFoundError(f"model must be a Whisper size name or a directory, not {model!r}",
                                  "pass e.g. model='small' or model='/path/to/ctranslate2-model'")
-    path = Path(model).expanduser()
-    if path.is_dir():
+    if "\x00" in model:
+        raise ModelNotFoundError("model names cannot contain a NUL character", "pass a size name or a directory")
+    try:
+        path = Path(model).expanduser()
+    except RuntimeError:  # "~nosuchuser/..." (pathlib cannot expand it)
+        raise ModelNotFoundError(f"{model!r}: no such user's home directory",
+                                 "pass an absolute path or a size name") from None
+    try:
+        is_dir, exists = path.is_dir(), path.exists()
+    except OSError as exc:  # e.g. a name too long for the file system
+        raise ModelNotFoundError(f"cannot use {model!r} as a model path: {exc.strerror or exc}",
+                                 "pass a size name or an existing directory") from None
+    if is_dir:
         if not (path / "model.bin").is_file():
             raise ModelNotFoundError(f"{path} is not a CTranslate2 model directory (no model.bin)",
                                      "point at the directory holding model.bin and config.json, or "
                                      "convert with ct2-transformers-converter")
         return str(path)
-    if path.exists():
+    if exists:
         raise ModelNotFoundError(f"{path} is a file; a model is a directory holding model.bin",
                                  "pass the model's directory")
     from faster_whisper.utils import available_models
