@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import Optional, Protocol, Tuple
 
 try:  # Python >= 3.8
     from typing import Literal
@@ -13,6 +13,10 @@ except ImportError:  # pragma: no cover
 
 Source = Literal["wheel", "conda", "cuda_path", "system"]
 Platform = Literal["linux", "win32"]
+
+
+class OwnerLookup(Protocol):
+    def lookup(self, path: Path) -> Tuple[Optional[str], Optional[str]]: ...
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class Library:
             cuDNN major (8, 9) for cuDNN, 2 for NCCL, 1 for driver libraries.
         distribution: the pip distribution that installed it, from its
             ``.dist-info/RECORD`` (``"nvidia-cublas-cu12"``), else ``None``.
+            Read on first access (a property): finding a library never lists
+            the site directory unless the CUDA major needs the owner to tell.
         version: that distribution's version, else ``None``.
         source: where it was found: ``"wheel"`` (a ``sys.path`` entry),
             ``"conda"`` (``$CONDA_PREFIX``), ``"cuda_path"`` (``$CUDA_PATH`` /
@@ -42,14 +48,25 @@ class Library:
     filename: str
     cuda_major: Optional[int]
     major: int
-    distribution: Optional[str]
-    version: Optional[str]
     source: Source
     root: Path
+    owner: Optional[OwnerLookup] = field(default=None, compare=False, repr=False)
+
+    @property
+    def distribution(self) -> Optional[str]:
+        return self.owner.lookup(self.path)[0] if self.owner is not None else None
+
+    @property
+    def version(self) -> Optional[str]:
+        return self.owner.lookup(self.path)[1] if self.owner is not None else None
 
     @property
     def directory(self) -> Path:
         return self.path.parent
+
+    def __repr__(self) -> str:
+        return (f"Library(name={self.name!r}, path={str(self.path)!r}, cuda_major={self.cuda_major}, "
+                f"distribution={self.distribution!r}, version={self.version!r}, source={self.source!r})")
 
 
 @dataclass(frozen=True)

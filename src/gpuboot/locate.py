@@ -176,25 +176,34 @@ class _Owners:
 
 
 def _majors_for(spec: cat.LibrarySpec, variant_key: int, filename: str, platform: Platform,
-                layout_major: Optional[int], dist: Optional[str], path: Path) -> Tuple[Optional[int], Tuple[int, ...]]:
+                layout_major: Optional[int], owners: Optional[_Owners],
+                path: Path) -> Tuple[Optional[int], Tuple[int, ...]]:
     """Work out the CUDA major of a found file.
+
+    Evidence, cheapest first: the ``cu<N>`` layout directory; a name that only
+    one CUDA major uses (``libcublas.so.12``); the owning distribution's
+    ``-cu<N>`` suffix (read only now, for ambiguous names such as
+    ``libcurand.so.10`` or ``libcudnn.so.9``); a ``cuda-12.4`` directory name.
 
     Returns ``(cuda_major, majors_it_can_serve)``; cuda_major is ``None`` when
     the evidence is ambiguous, and the tuple then lists every possibility.
     """
     if layout_major is not None:
         return layout_major, (layout_major,)
-    if dist:
-        m = _DIST_CU.search(dist)
-        if m:
-            major = int(m.group(1))
-            return major, (major,)
+    possible: Tuple[int, ...] = cat.CUDA_MAJORS
     if spec.key == cat.KEY_CUDA:
         possible = tuple(k for k, v in spec.variants.items()
                          if any(fnmatch.fnmatchcase(filename, pat)
                                 for pat in (v.windows if platform == "win32" else v.linux)))
         if len(possible) == 1:
             return possible[0], possible
+    dist = owners.lookup(path)[0] if owners is not None else None
+    if dist:
+        m = _DIST_CU.search(dist)
+        if m:
+            major = int(m.group(1))
+            return major, (major,)
+    if spec.key == cat.KEY_CUDA:
         m = _CUDA_DIR.search(str(path))
         if m and int(m.group(1)) in possible:
             return int(m.group(1)), (int(m.group(1)),)
@@ -265,9 +274,8 @@ class _Search:
                         path = directory / filename
                         if not path.is_file():
                             continue  # a broken symlink or a directory is no library
-                        dist, version = owners.lookup(path)
-                        cuda, majors = _majors_for(s, key, filename, self.platform, layout_major, dist, path)
-                        lib = Library(s.name, path, filename, cuda, key, dist, version, "wheel", root)
+                        cuda, majors = _majors_for(s, key, filename, self.platform, layout_major, owners, path)
+                        lib = Library(s.name, path, filename, cuda, key, "wheel", root, owners)
                         out[s.name].append(_Candidate(lib, order, majors))
                         order += 1
         for source, directory, root in self._other_dirs():
@@ -280,7 +288,7 @@ class _Search:
                     if not path.is_file():
                         continue
                     cuda, majors = _majors_for(s, key, filename, self.platform, None, None, path)
-                    lib = Library(s.name, path, filename, cuda, key, None, None, source, root)
+                    lib = Library(s.name, path, filename, cuda, key, source, root)
                     out[s.name].append(_Candidate(lib, order, majors))
                     order += 1
         # The loader's cache is read only for what is still missing (it costs a
@@ -323,8 +331,8 @@ class _Search:
                 for key, filename in _match(s, self.platform, listing):
                     path = directory / filename
                     cuda, majors = _majors_for(s, key, filename, self.platform, None, None, path)
-                    out.append((s, _Candidate(Library(s.name, path, filename, cuda, key, None, None,
-                                                      "system", directory), order, majors)))
+                    out.append((s, _Candidate(Library(s.name, path, filename, cuda, key, "system", directory),
+                                              order, majors)))
                     order += 1
             return out
         cache = ldconfig_cache()
@@ -337,8 +345,8 @@ class _Search:
                             if not path.is_file() or not safe_directory(path.parent):
                                 continue
                             cuda, majors = _majors_for(s, key, soname, self.platform, None, None, path)
-                            out.append((s, _Candidate(Library(s.name, path, soname, cuda, key, None, None,
-                                                              "system", path.parent), order, majors)))
+                            out.append((s, _Candidate(Library(s.name, path, soname, cuda, key, "system",
+                                                              path.parent), order, majors)))
                             order += 1
         return out
 
