@@ -89,6 +89,9 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
     from gpuboot import cli, devices
 
     monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
+    from gpuboot import boot
+
+    monkeypatch.setattr(boot, "detect_driver", lambda platform=None: boot.DriverInfo(True, "faked"))
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     out = io.StringIO()

@@ -212,11 +212,28 @@ def test_nvml_is_shut_down_after_discovery() -> None:
 
 
 def test_real_nvml_on_this_machine_never_raises() -> None:
-    inv = discover()
+    """The real pynvml module, asked directly (discover() skips it without a driver)."""
+    inv = discover(nvml=pynvml, environ=NO_ENV)
     if inv.error is None:
         pytest.skip("this machine has a working NVML")
-    assert inv.devices == () and ("NVML" in inv.error or "nvidia-ml-py" in inv.error)
+    assert inv.devices == () and "NVMLError" in inv.error
     assert select_device(reconcile=False).kind in ("cpu", "mps")
+
+
+def test_without_a_driver_pynvml_is_not_even_imported() -> None:
+    from conftest import run_child
+
+    proc = run_child("""
+        import sys, gpuboot
+        if gpuboot.ensure().driver.present:
+            print("driver")
+        else:
+            inv = gpuboot.discover()
+            print(inv.error.split(" (")[0], "pynvml" in sys.modules)
+    """)
+    if proc.stdout.strip() == "driver":
+        pytest.skip("this machine has an NVIDIA driver")
+    assert proc.stdout.strip() == "no NVIDIA driver False"
 
 
 # --------------------------------------------------------------------------- CUDA_VISIBLE_DEVICES

@@ -9,6 +9,7 @@ import pytest
 from conftest import SAMPLE, require_real
 
 import gpuboot
+from gpuboot import boot
 from gpuboot.whisper import _plan, decode, embedded_model, load_info, transcribe
 
 WORDS = ("quick", "fox", "lazy dog", "report", "friday")  # what espeak-ng said, that tiny.en hears
@@ -27,8 +28,8 @@ def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> Non
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert (info.device, info.compute_type) == ("cpu", "int8")
-    if gpuboot.discover().error:
-        assert "no usable GPU (NVML unavailable" in info.reason
+    if not boot.detect_driver().present:
+        assert "no usable GPU (no NVIDIA driver" in info.reason
     assert "int8: CTranslate2's fastest CPU type" in info.reason
     assert [a.ok for a in info.trail] == [True]
     assert info.load_ms > 0 and info.probe_ms > 0
@@ -56,6 +57,7 @@ def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypa
     from gpuboot import devices
 
     monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    monkeypatch.setattr(boot, "detect_driver", lambda platform=None: boot.DriverInfo(True, "faked"))
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert [(a.device, a.compute_type, a.ok) for a in info.trail] == [

@@ -290,8 +290,9 @@ def _read_device(nvml: Any, index: int, handle: Any) -> Device:
 def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -> Inventory:
     """Read every GPU through NVML and work out what CUDA will see.
 
-    Never raises for NVML's sake: no NVML library or no driver gives an
-    ``Inventory`` with ``error`` set; a GPU that cannot be read (no
+    Never raises for NVML's sake: no driver (``boot.detect_driver``: a few
+    ``stat`` calls, checked before ``pynvml`` is even imported), no NVML
+    library or an NVML error on init gives an ``Inventory`` with ``error`` set; a GPU that cannot be read (no
     permission, lost, not supported) is listed in ``skipped`` with the
     reason, and the others are still read.
 
@@ -303,6 +304,11 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -
     """
     env = os.environ if environ is None else environ
     if nvml is None:
+        from .boot import detect_driver
+
+        found = detect_driver()
+        if not found.present:  # no NVML to load: skip importing pynvml and a failing dlopen
+            return Inventory(error=f"no NVIDIA driver ({found.evidence})")
         try:
             nvml = _nvml()
         except ImportError:
