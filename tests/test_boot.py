@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
@@ -43,38 +42,6 @@ def test_driver_detection_on_windows_looks_for_nvcuda(tmp_path: Path, monkeypatc
     (tmp_path / "System32" / "nvcuda.dll").write_bytes(b"")
     info = boot.detect_driver("win32")
     assert info.present and info.evidence.endswith("nvcuda.dll")
-
-
-def test_ensure_is_idempotent_and_thread_safe(tmp_path: Path) -> None:
-    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
-    results: list[object] = []
-    errors: list[BaseException] = []
-    calls = []
-    real_run = boot._run
-
-    def counting_run(*args: object) -> object:
-        calls.append(1)
-        return real_run(*args)  # type: ignore[arg-type]
-
-    boot._run = counting_run  # type: ignore[assignment]
-    try:
-        def worker() -> None:
-            try:
-                results.append(gpuboot.ensure(driver=True, consumers=[], search_paths=[str(site)],
-                                              windows_api=None))
-            except BaseException as exc:  # pragma: no cover - reported below
-                errors.append(exc)
-
-        threads = [threading.Thread(target=worker) for _ in range(32)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        boot._run = real_run  # type: ignore[assignment]
-    assert errors == []
-    assert len(calls) == 1  # the work ran once
-    assert len({id(r) for r in results}) == 1  # every caller got the same report
 
 
 def test_strict_names_the_missing_library_and_the_exact_fix(tmp_path: Path) -> None:

@@ -246,11 +246,6 @@ CATALOG: Mapping[str, LibrarySpec] = {s.name: s for s in _SPECS}
 #: Names that ``locate()`` with ``names=None`` lists (everything a wheel ships).
 WHEEL_LIBRARIES: tuple[str, ...] = tuple(s.name for s in _SPECS if s.key != KEY_DRIVER)
 
-#: Directory under ``nvidia/`` that holds every CUDA 13 toolkit library.
-def cu_layout_dir(cuda_major: int) -> str:
-    return f"cu{cuda_major}"
-
-
 def spec(name: str) -> LibrarySpec:
     """Return the catalog entry for ``name``.
 
