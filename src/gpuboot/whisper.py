@@ -112,8 +112,11 @@ def _check_model(model: str) -> str:
     if exists:
         raise ModelNotFoundError(f"{path} is a file; a model is a directory holding model.bin",
                                  "pass the model's directory")
-    from faster_whisper.utils import available_models
-
+    try:
+        from faster_whisper.utils import available_models
+    except ImportError as exc:
+        raise MissingDependencyError(f"faster-whisper is not installed ({exc})",
+                                     "pip install 'gpuboot[whisper]'") from None
     sizes = available_models()
     if model in sizes or (model.count("/") == 1 and not model.startswith(("/", ".", "~"))):
         return model  # a size name, or a Hugging Face repo id such as Systran/faster-whisper-small
@@ -276,6 +279,7 @@ def decode(path: str) -> Any:
 
     Raises:
         AudioError: missing, unreadable, or not audio.
+        MissingDependencyError: faster-whisper (which decodes) is not installed.
     """
     from .errors import AudioError
 
@@ -284,8 +288,11 @@ def decode(path: str) -> Any:
         raise AudioError(f"audio file not found: {path}", "check the path")
     if p.is_dir():
         raise AudioError(f"{path} is a directory, not an audio file", "pass an audio file (wav, mp3, flac, ...)")
-    from faster_whisper import decode_audio
-
+    try:
+        from faster_whisper import decode_audio
+    except ImportError as exc:
+        raise MissingDependencyError(f"faster-whisper is not installed ({exc})",
+                                     "pip install 'gpuboot[whisper]'") from None
     try:
         samples = decode_audio(str(p))
     except Exception as exc:  # PyAV raises InvalidDataError and friends
