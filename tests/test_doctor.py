@@ -14,10 +14,10 @@ from conftest import compile_stub, install, run_child, wheel
 from fake_nvml import RTX_3070, FakeNVML, a100_with_mig, gpu
 
 from gpuboot import cli, doctor
-from gpuboot.doctor import Report, diagnose, gather
+from gpuboot.doctor import Report, diagnose, gather, json_schema
 
 ROOT = Path(__file__).parent.parent
-SCHEMA = json.loads((ROOT / "docs" / "doctor-schema.json").read_text())
+SCHEMA = json_schema()  # the copy shipped inside the package
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 

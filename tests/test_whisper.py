@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SAMPLE, require_real
+from conftest import require_real
+from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
 from gpuboot import boot
 from gpuboot.whisper import _plan, decode, embedded_model, load_info, transcribe
-
-WORDS = ("quick", "fox", "lazy dog", "report", "friday")  # what espeak-ng said, that tiny.en hears
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +33,28 @@ def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> Non
     assert [a.ok for a in info.trail] == [True]
     assert info.load_ms > 0 and info.probe_ms > 0
     segments, tinfo = transcribe(decode(str(SAMPLE)), model, beam_size=5, language="en")
-    text = " ".join(s.text for s in segments).lower()
-    for word in WORDS:
-        assert word in text, (word, text)
-    assert 5.5 < tinfo.duration < 6.5
+    text = " ".join(s.text for s in segments)
+    assert wer(text) <= WER_LIMIT, text
+    assert abs(tinfo.duration - SAMPLE_SECONDS) < 0.05
+    starts = [s.start for s in segments]
+    assert segments and starts == sorted(starts)
+    assert all(0 <= s.start < s.end <= tinfo.duration + 0.5 for s in segments)
 
 
-def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str) -> None:
+def test_cuda_without_a_driver_says_so(model_dir: str) -> None:
+    if boot.detect_driver().present:
+        pytest.skip("this machine has an NVIDIA driver")
+    with pytest.raises(gpuboot.DriverNotFoundError, match="no NVIDIA driver") as err:
+        gpuboot.load_whisper(model_dir, device="cuda")
+    assert "device='auto'" in err.value.fix
+    assert "CUDA driver version is insufficient" not in str(err.value)
+
+
+def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A driver is claimed (the check is a few stat calls); CTranslate2 then
+    fails for real, because this machine has no GPU."""
+    monkeypatch.setattr(boot, "detect_driver", lambda platform=None: boot.DriverInfo(True, "faked"))
     with pytest.raises(gpuboot.ModelLoadError) as err:
         gpuboot.load_whisper(model_dir, device="cuda")
     trail = err.value.trail

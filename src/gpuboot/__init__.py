@@ -38,11 +38,22 @@ _LAZY = {
     "GpubootError": "errors", "LibraryNotFoundError": "errors", "LibraryLoadError": "errors",
     "AbiMismatchError": "errors", "CacheDirError": "errors", "ModelLoadError": "errors",
     "ModelNotFoundError": "errors", "AudioError": "errors", "MissingDependencyError": "errors",
-    "UnknownLibraryError": "errors",
+    "UnknownLibraryError": "errors", "BrokenDependencyError": "errors", "IncompatibleDependencyError": "errors",
+    "DriverNotFoundError": "errors",
 }
-__all__ = sorted(_LAZY)
+# A literal list, so that type checkers read the public names (mypy --strict,
+# no implicit re-export); tests/test_public_api.py checks it against _LAZY.
+__all__ = [
+    "AbiMismatchError", "AudioError", "BrokenDependencyError", "CacheDirError", "Device", "DeviceAssigner",
+    "DeviceChoice", "DriverInfo", "DriverNotFoundError", "EnsureReport", "GpubootError",
+    "IncompatibleDependencyError", "Inventory", "Library", "LibraryLoadError", "LibraryNotFoundError",
+    "LoadedLibrary", "MemoryCheck", "MissingDependencyError", "MissingLibrary", "ModelLoadError",
+    "ModelNotFoundError", "Resolution", "UnknownLibraryError", "WhisperLoad", "alias", "check_memory",
+    "detect_driver", "discover", "ensure", "list_devices", "load_info", "load_whisper", "locate", "preload",
+    "recommend_whisper_model", "resolve", "select_device", "subprocess_env",
+]
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
     from ._types import Library, LoadedLibrary, MissingLibrary
     from .boot import DriverInfo, EnsureReport, detect_driver, ensure
     from .devices import Device, Inventory, discover, list_devices
@@ -50,8 +61,11 @@ if TYPE_CHECKING:
     from .errors import (
         AbiMismatchError,
         AudioError,
+        BrokenDependencyError,
         CacheDirError,
+        DriverNotFoundError,
         GpubootError,
+        IncompatibleDependencyError,
         LibraryLoadError,
         LibraryNotFoundError,
         MissingDependencyError,
@@ -60,16 +74,8 @@ if TYPE_CHECKING:
         UnknownLibraryError,
     )
     from .locate import Resolution, locate, resolve
-    from .select import (
-        DeviceAssigner,
-        DeviceChoice,
-        MemoryCheck,
-        check_memory,
-        recommend_whisper_model,
-        select_device,
-    )
+    from .select import DeviceAssigner, DeviceChoice, MemoryCheck, check_memory, recommend_whisper_model, select_device
     from .whisper import WhisperLoad, load_info, load_whisper
-
 
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)

@@ -26,9 +26,9 @@ __all__ = ["ensure", "EnsureReport", "DriverInfo", "detect_driver", "last_report
 
 
 def _logger() -> logging.Logger:
-    import logging
+    from ._log import log
 
-    return logging.getLogger("gpuboot")
+    return log
 
 
 class _Record:

@@ -7,9 +7,12 @@ Exit codes: 0 success / healthy, 1 a runtime failure or problems found,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import os
 import sys
-from typing import Any, Dict, NoReturn, Optional, Sequence, TextIO
+from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, TextIO
 
 from .errors import GpubootError
 
@@ -26,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog=PROG, description="Make GPU ML apps start right: find, load and check NVIDIA libraries.")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log what gpuboot does (-vv: debug)")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
@@ -41,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true", help="print JSON: text, segments, device, compute_type, trail")
 
     d = sub.add_parser("doctor", help="diagnose GPU start-up problems and print the fix for each")
-    d.add_argument("--json", action="store_true", help="JSON following docs/doctor-schema.json")
+    d.add_argument("--json", action="store_true",
+                   help="JSON following gpuboot/doctor-schema.json, shipped in the package")
     d.add_argument("--for", dest="consumer", choices=("ctranslate2", "torch", "onnxruntime"), default=None,
                    help="check for one consumer only")
 
@@ -57,13 +62,58 @@ def _version() -> str:
     return __version__
 
 
+class _Formatter(logging.Formatter):
+    """``gpuboot: warning: message`` -- log records read apart from the one error line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.name.split('.')[0]}: {record.levelname.lower()}: {record.getMessage()}"
+
+
+
+@contextlib.contextmanager
+def _logging_to(stream: TextIO, verbosity: int) -> Iterator[None]:
+    """Route log records (gpuboot's and its dependencies') to ``stream`` for
+    the duration of one command; the library itself only has a NullHandler."""
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Formatter())
+    root, ours = logging.getLogger(), logging.getLogger("gpuboot")
+    level = logging.DEBUG if verbosity > 1 else logging.INFO if verbosity == 1 else logging.WARNING
+    old_root, old_ours = root.level, ours.level
+    handler.setLevel(level)
+    root.addHandler(handler)
+    ours.setLevel(level)
+    if root.level > level:
+        root.setLevel(level)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_root)
+        ours.setLevel(old_ours)
+
+
 def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = None,
          stderr: Optional[TextIO] = None) -> int:
+    """Run the ``gpuboot`` command; returns the exit code (0, 1, 2, 130, or
+    141 when the reader of stdout went away, as for a program killed by SIGPIPE)."""
     # Resolved per call: a default of sys.stdout would freeze the stream at import.
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        with _logging_to(stderr, args.verbose):
+            return _run(args, parser, stdout, stderr)
+    except BrokenPipeError:
+        # `gpuboot doctor --json | head`: the reader left.  Point stdout at
+        # devnull so the interpreter's final flush does not fail again.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stdout.fileno())
+        return 141
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, stdout: TextIO, stderr: TextIO) -> int:
     try:
         if args.command == "transcribe":
             return _transcribe(args, stdout)
@@ -150,11 +200,6 @@ def _env(args: argparse.Namespace, out: TextIO) -> int:
     for name, line in snippets(dirs, plat).items():
         out.write(f"# {name}: {line}\n")
     return 0
-
-
-def _lib_json(lib: Any) -> Dict[str, Any]:
-    return {"name": lib.name, "filename": lib.filename, "path": str(lib.path), "cuda_major": lib.cuda_major,
-            "major": lib.major, "distribution": lib.distribution, "version": lib.version, "source": lib.source}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
 import stat
@@ -23,13 +22,13 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence, Tuple
 
 from ._loader import Loader, prepend_path
+from ._log import log
 from ._types import Library, LoadedLibrary, Platform
 from .errors import AbiMismatchError, CacheDirError, LibraryLoadError
 from .locate import current_platform, safe_directory
 
 __all__ = ["preload", "subprocess_env", "alias", "cache_dir", "get_loader"]
 
-log = logging.getLogger("gpuboot")
 
 _LOADERS: Dict[str, Loader] = {}
 _LOCK = threading.RLock()

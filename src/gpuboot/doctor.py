@@ -5,8 +5,8 @@ tests) and returns ``Finding``s: an id, a severity, the evidence (paths,
 versions) and a remedy that is an exact command or a one-line instruction.
 Nothing heavy is imported: versions come from ``importlib.metadata``.
 
-The JSON form (``gpuboot doctor --json``) follows ``docs/doctor-schema.json``
-(``schema_version`` 1).
+The JSON form (``gpuboot doctor --json``) follows ``gpuboot/doctor-schema.json``
+(``schema_version`` 1), shipped in the package (``json_schema()``).
 """
 
 from __future__ import annotations
@@ -20,10 +20,21 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, 
 from . import _catalog as cat
 from .consumers import Need, needs_of, read_metadata
 
-__all__ = ["Finding", "Context", "Report", "gather", "diagnose", "DRIVER_MINIMUMS", "SCHEMA_VERSION",
+__all__ = ["json_schema", "Finding", "Context", "Report", "gather", "diagnose", "DRIVER_MINIMUMS", "SCHEMA_VERSION",
            "CHECKS", "CONSUMER_ALIASES"]
 
 SCHEMA_VERSION = 1
+
+
+def json_schema() -> Dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``gpuboot doctor --json``, read from
+    ``doctor-schema.json`` inside the installed package."""
+    import json
+    from importlib import resources
+
+    text = resources.files(__package__).joinpath("doctor-schema.json").read_text(encoding="utf-8")
+    data: Dict[str, Any] = json.loads(text)
+    return data
 SEVERITIES = ("ok", "info", "warning", "problem")
 
 #: Minimum driver per CUDA major (CUDA Toolkit release notes, "CUDA Toolkit and

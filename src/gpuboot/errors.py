@@ -89,3 +89,21 @@ class AudioError(GpubootError):
 
 class MissingDependencyError(GpubootError):
     """An optional Python package gpuboot needs for this call is not installed."""
+
+
+class BrokenDependencyError(GpubootError):
+    """A Python package is installed but fails to import (a DLL or ``.so`` of
+    tokenizers, av or ctranslate2 that cannot load, a damaged install).  The
+    message names that package, its version and the import error."""
+
+
+class IncompatibleDependencyError(GpubootError):
+    """Two installed packages do not work together at their installed versions
+    (e.g. faster-whisper 1.2.1 passes ``metadata_errors`` to ``av.open``, which
+    av 19 rejects).  The message names both versions; the fix installs a
+    combination that works."""
+
+
+class DriverNotFoundError(GpubootError):
+    """A GPU was asked for explicitly (``device="cuda"``) on a machine with no
+    NVIDIA driver, so no CUDA library could ever run."""

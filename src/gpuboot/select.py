@@ -278,6 +278,11 @@ def _ct2_supported(ordinal: int) -> Optional[Set[str]]:
     try:
         import ctranslate2
 
+        # Without a usable CUDA device the first call raises, and later calls in
+        # the same process answer {"float32"} (ctranslate2 4.8.5): only a device
+        # that CUDA counts has a meaningful answer.
+        if ctranslate2.get_cuda_device_count() <= ordinal:
+            return None
         return set(ctranslate2.get_supported_compute_types("cuda", ordinal))
     except Exception:  # raises RuntimeError without a driver or CUDA device
         return None

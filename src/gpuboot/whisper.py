@@ -10,18 +10,17 @@ GPU float16 -> GPU int8 -> CPU int8, each reason logged.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
-from .errors import MissingDependencyError, ModelLoadError, ModelNotFoundError
+from . import _deps
+from ._log import log
+from .errors import AudioError, DriverNotFoundError, ModelLoadError, ModelNotFoundError
 
 __all__ = ["load_whisper", "WhisperLoad", "Attempt", "load_info", "embedded_model", "COMPUTE_TYPES"]
-
-log = logging.getLogger("gpuboot")
 
 #: compute types CTranslate2 accepts (CTranslate2 docs, "Quantization").
 COMPUTE_TYPES: Tuple[str, ...] = ("auto", "default", "int8", "int8_float32", "int8_float16",
@@ -112,16 +111,84 @@ def _check_model(model: str) -> str:
     if exists:
         raise ModelNotFoundError(f"{path} is a file; a model is a directory holding model.bin",
                                  "pass the model's directory")
-    try:
-        from faster_whisper.utils import available_models
-    except ImportError as exc:
-        raise MissingDependencyError(f"faster-whisper is not installed ({exc})",
-                                     "pip install 'gpuboot[whisper]'") from None
+    _deps.faster_whisper()
+    from faster_whisper.utils import available_models
+
     sizes = available_models()
     if model in sizes or (model.count("/") == 1 and not model.startswith(("/", ".", "~"))):
         return model  # a size name, or a Hugging Face repo id such as Systran/faster-whisper-small
     raise ModelNotFoundError(f"unknown Whisper model {model!r}: neither a size name nor an existing directory",
                              "use one of: " + ", ".join(sizes))
+
+
+_TRUTHY = ("1", "on", "yes", "true")
+
+
+def _local_model(name: str, kwargs: Any) -> str:
+    """The directory of ``name``: itself when it is a directory, else the copy
+    in the Hugging Face cache, downloaded first unless that is off.
+
+    Raises:
+        ModelNotFoundError: the model is neither cached nor downloadable; the
+            fix says how to get it (download once, or pass a local directory).
+    """
+    if os.path.isdir(name):
+        return name
+    from faster_whisper import utils
+
+    offline = kwargs.get("local_files_only") or os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUTHY
+    repo = getattr(utils, "_MODELS", {}).get(name, name)
+    try:
+        return str(utils.download_model(name, local_files_only=bool(kwargs.get("local_files_only", False)),
+                                        cache_dir=kwargs.get("download_root")))
+    except Exception as exc:  # huggingface_hub's LocalEntryNotFoundError, HTTP and connection errors
+        why = "downloading is off (HF_HUB_OFFLINE / local_files_only)" if offline else "it could not be downloaded"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        raise ModelNotFoundError(
+            f"Whisper model {name!r} ({repo}) is not in the local Hugging Face cache and {why} "
+            f"({type(exc).__name__}{': ' + first if first else ''})",
+            f"download it once with network access (huggingface-cli download {repo}), "
+            "or pass a local CTranslate2 model directory (--model DIR / model='/path/to/model')") from None
+
+
+_DECODER_OK: List[bool] = []
+
+
+def _wav_bytes(seconds: float = 0.1, rate: int = 16000) -> bytes:
+    """A valid 16-bit mono WAV of silence, built in memory."""
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buf.getvalue()
+
+
+def verify_decoder() -> None:
+    """Decode 0.1 s of in-memory WAV through ``faster_whisper.decode_audio``
+    (PyAV/FFmpeg), once per process.  The input is known good, so a failure is
+    the installed libraries' fault, never the audio's.
+
+    Raises:
+        IncompatibleDependencyError: faster-whisper and av do not work together.
+        MissingDependencyError, BrokenDependencyError: as for ``_deps.faster_whisper``.
+    """
+    if _DECODER_OK:
+        return
+    import io
+
+    fw = _deps.faster_whisper()
+    try:
+        samples = fw.decode_audio(io.BytesIO(_wav_bytes()))
+    except Exception as exc:
+        raise _deps.decoder_conflict(exc) from None
+    if len(samples) == 0:
+        raise _deps.decoder_conflict(ValueError("decode_audio returned no samples for a valid WAV"))
+    _DECODER_OK.append(True)
 
 
 def _plan(device: str, compute_type: str, choice: Any) -> Tuple[List[Tuple[str, str]], str]:
@@ -196,10 +263,18 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
     Returns:
         ``faster_whisper.WhisperModel``.
 
+    Before any device is tried, 0.1 s of in-memory WAV is decoded through
+    ``faster_whisper.decode_audio``, so "verified" covers the decode path too.
+
     Raises:
-        MissingDependencyError: faster-whisper is not installed
-            (fix: ``pip install 'gpuboot[whisper]'``).
-        ModelNotFoundError: ``model`` is neither a size nor a model directory.
+        MissingDependencyError: faster-whisper (or a package it needs) is not
+            installed (fix: ``pip install 'gpuboot[whisper]'``).
+        BrokenDependencyError: an installed dependency fails to import; names it.
+        IncompatibleDependencyError: installed versions do not work together
+            (e.g. av 19 with faster-whisper 1.2.1).
+        DriverNotFoundError: ``device="cuda"`` on a machine with no NVIDIA driver.
+        ModelNotFoundError: ``model`` is neither a size nor a model directory,
+            or a size that is not in the local cache and cannot be downloaded.
         ValueError: unknown ``device`` or ``compute_type``.
         ModelLoadError: every attempt failed; ``trail`` has the reasons.
     """
@@ -207,20 +282,23 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
     if compute_type not in COMPUTE_TYPES:
         raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, not {compute_type!r}")
-    try:
-        from faster_whisper import WhisperModel
-    except ImportError as exc:
-        raise MissingDependencyError(f"faster-whisper is not installed ({exc})",
-                                     "pip install 'gpuboot[whisper]'") from None
+    WhisperModel = _deps.faster_whisper().WhisperModel
     from .boot import ensure
     from .select import recommend_whisper_model, select_device
 
-    ensure()
+    verify_decoder()
+    report = ensure()
+    if device == "cuda" and not report.driver.present:
+        raise DriverNotFoundError(f"device='cuda' was asked for, but this machine has no NVIDIA driver "
+                                  f"({report.driver.evidence})",
+                                  "install the NVIDIA driver (https://www.nvidia.com/drivers), "
+                                  "or use device='auto' / --device auto, which runs on the CPU")
     choice = select_device(prefer=prefer)
     if model == "auto":
         model = recommend_whisper_model(choice)
         log.info("model='auto' -> %s for %s", model, choice.torch_device)
     name = _check_model(model)
+    source = _local_model(name, kwargs)
     plan, reason = _plan(device, compute_type, choice)
     ordinal = device_index if device_index is not None else (choice.cuda_ordinal or 0)
     if choice.ct2_device == "cpu" or device == "cpu":
@@ -230,7 +308,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
     for dev, ctype in plan:
         t0 = time.perf_counter()
         try:
-            instance = WhisperModel(name, device=dev, device_index=ordinal if dev == "cuda" else 0,
+            instance = WhisperModel(source, device=dev, device_index=ordinal if dev == "cuda" else 0,
                                     compute_type=ctype, **kwargs)
             t1 = time.perf_counter()
             _probe(instance)
@@ -275,30 +353,51 @@ def transcribe(audio: Any, model: Any, **options: Any) -> Tuple[List[Any], Any]:
 
 
 def decode(path: str) -> Any:
-    """Decode ``path`` to 16 kHz mono float32 samples.
+    """Decode ``path`` to 16 kHz mono float32 samples (a numpy array).
 
     Raises:
-        AudioError: missing, unreadable, or not audio.
-        MissingDependencyError: faster-whisper (which decodes) is not installed.
+        AudioError: missing, a directory, unreadable, a path the file system
+            refuses (too long), or not audio FFmpeg can decode.
+        IncompatibleDependencyError: decoding failed inside faster-whisper/av
+            for a reason that is not the file (an API mismatch between versions).
+        MissingDependencyError, BrokenDependencyError: faster-whisper (which
+            decodes) cannot be imported.
     """
-    from .errors import AudioError
+    import stat
 
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(f"audio file not found: {path}", "check the path")
-    if p.is_dir():
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise AudioError(f"audio file not found: {path}", "check the path") from None
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES on a parent directory
+        raise AudioError(f"cannot use {_short(path)} as an audio path: {exc.strerror or exc}",
+                         "pass a shorter path to an existing audio file") from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioError(f"{path} is a directory, not an audio file", "pass an audio file (wav, mp3, flac, ...)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path} is not readable (permission denied)",
+                         "give this user read permission (chmod u+r) or copy the file")
+    fw = _deps.faster_whisper()
     try:
-        from faster_whisper import decode_audio
-    except ImportError as exc:
-        raise MissingDependencyError(f"faster-whisper is not installed ({exc})",
-                                     "pip install 'gpuboot[whisper]'") from None
-    try:
-        samples = decode_audio(str(p))
-    except Exception as exc:  # PyAV raises InvalidDataError and friends
-        raise AudioError(f"{path} could not be decoded as audio ({type(exc).__name__}: {exc})",
-                         "pass an audio file FFmpeg can read (wav, mp3, flac, ogg, m4a)") from None
+        samples = fw.decode_audio(path)
+    except Exception as exc:
+        raise _decode_failure(path, exc) from None
     if len(samples) == 0:
         raise AudioError(f"{path} holds no audio samples", "pass a non-empty recording")
     return samples
 
+
+def _short(path: str, limit: int = 80) -> str:
+    return path if len(path) <= limit else f"{path[:limit // 2]}...{path[-limit // 2:]} ({len(path)} characters)"
+
+
+def _decode_failure(path: str, exc: Exception) -> Exception:
+    """AudioError when FFmpeg refused the file; IncompatibleDependencyError when
+    the failure is a Python-level API mismatch between faster-whisper and av."""
+    if isinstance(exc, (TypeError, AttributeError, NameError, ImportError)):
+        return _deps.decoder_conflict(exc)
+    if isinstance(exc, PermissionError):
+        return AudioError(f"{path} is not readable ({exc.strerror or exc})",
+                          "give this user read permission (chmod u+r) or copy the file")
+    return AudioError(f"{path} could not be decoded as audio ({type(exc).__name__}: {exc})",
+                      "pass an audio file FFmpeg can read (wav, mp3, flac, ogg, m4a)")
