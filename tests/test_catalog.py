@@ -6,7 +6,7 @@ import fnmatch
 import re
 
 import pytest
-from conftest import WHEEL_LISTS
+from helpers import WHEEL_LISTS
 
 from gpuboot import _catalog as cat
 from gpuboot.errors import UnknownLibraryError

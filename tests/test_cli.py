@@ -66,7 +66,7 @@ def test_bad_input_gives_one_line_and_an_exit_code(args: list[str], code: int, m
 
 
 def test_doctor_tells_the_truth_about_the_driver() -> None:
-    from gpuboot.boot import detect_driver
+    from gpuboot import detect_driver
 
     proc = gpuboot("doctor")
     assert proc.returncode in (0, 1)
@@ -92,9 +92,9 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
     from gpuboot import cli, devices
 
     monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
-    from gpuboot import boot
+    from gpuboot import _driver
 
-    monkeypatch.setattr(boot, "detect_driver", lambda platform=None: boot.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     out = io.StringIO()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
-from conftest import compile_stub, run_child
+from helpers import compile_stub, run_child
 from packaging.requirements import Requirement
 from speech import SAMPLE, SAMPLE_SECONDS
 
@@ -245,10 +245,10 @@ def test_cli_fallback_lines_are_log_records(monkeypatch: pytest.MonkeyPatch) -> 
     labelled log records, never as error lines."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot import boot, cli, devices
+    from gpuboot import _driver, cli, devices
 
     monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(boot, "detect_driver", lambda platform=None: boot.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["transcribe", str(SAMPLE)], stdout=out, stderr=err) == 0
     lines = err.getvalue().strip().splitlines()

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import compile_stub, install, run_child, wheel
+from helpers import compile_stub, install, run_child, wheel
 
 import gpuboot
 from gpuboot.dllpath import alias, alias_dir, check_alias, subprocess_env

@@ -10,14 +10,18 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import jsonschema
 import pytest
-from conftest import compile_stub, install, run_child, wheel
 from fake_nvml import RTX_3070, FakeNVML, a100_with_mig, gpu
+from helpers import compile_stub, install, run_child, wheel
 
 from gpuboot import cli, doctor
 from gpuboot.doctor import Report, diagnose, gather, json_schema
 
 ROOT = Path(__file__).parent.parent
+
+
 SCHEMA = json_schema()  # the copy shipped inside the package
+
+
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
@@ -26,7 +30,7 @@ def no_system_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine whose loader cache holds no CUDA library (this one holds a
     CUDA 13 toolkit's, which would change which finding appears)."""
     # gpuboot.locate the attribute is the function; the module is in sys.modules.
-    monkeypatch.setattr(importlib.import_module("gpuboot.locate"), "_LDCONFIG_CACHE", {})
+    monkeypatch.setattr(importlib.import_module("gpuboot._search"), "_LDCONFIG_CACHE", {})
 
 
 def meta(**versions: str) -> Any:
@@ -55,9 +59,6 @@ def finding(report: Report, fid: str) -> doctor.Finding:
     found = [f for f in report.findings if f.id == fid]
     assert found, (fid, [f.id for f in report.findings])
     return found[0]
-
-
-# --------------------------------------------------------------------------- each finding
 
 
 def test_healthy(tmp_path: Path) -> None:
@@ -104,7 +105,7 @@ def test_library_already_loaded_from_elsewhere(tmp_path: Path) -> None:
         import ctypes, json
         ctypes.CDLL({str(decoy_dir / 'libcublasLt.so.12')!r}, mode=ctypes.RTLD_GLOBAL)  # loaded first, by someone
         import importlib
-        importlib.import_module("gpuboot.locate")._LDCONFIG_CACHE = {{}}
+        importlib.import_module("gpuboot._search")._LDCONFIG_CACHE = {{}}
         from gpuboot.doctor import diagnose, gather
         ctx = gather(consumers=["ctranslate2"], search_paths=[{str(site)!r}], driver=True,
                      metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None)
@@ -212,9 +213,6 @@ def test_unreadable_gpu_is_a_warning(tmp_path: Path) -> None:
     assert "NoPermission" in f.title
 
 
-# --------------------------------------------------------------------------- JSON, CLI, snapshots
-
-
 @pytest.mark.parametrize("scenario", ["healthy", "wrong-major", "no-driver", "mig", "windows"])
 def test_json_validates_against_the_documented_schema(tmp_path: Path, scenario: str) -> None:
     site = tmp_path / "site"
@@ -274,34 +272,3 @@ def test_human_output_snapshots(tmp_path: Path, scenario: str) -> None:
         snap.write_text(text)
     assert snap.exists(), f"no snapshot {snap.name}: run with GPUBOOT_UPDATE_SNAPSHOTS=1 and review it"
     assert text == snap.read_text()
-
-
-def test_env_command_shells(tmp_path: Path) -> None:
-    from gpuboot.shellenv import render, snippets
-
-    dirs = ["/opt/site/nvidia/cublas/lib", "/opt/site/nvidia/cudnn/lib"]
-    joined = ":".join(dirs)
-    keep_old = "${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-    assert render("bash", dirs, "linux") == f"export LD_LIBRARY_PATH='{joined}'\"{keep_old}\""
-    assert render("fish", dirs, "linux") == f"set -gx --prepend LD_LIBRARY_PATH '{dirs[0]}' '{dirs[1]}'"
-    assert render("powershell", [r"C:\a b\bin"], "win32") == r"$env:PATH = 'C:\a b\bin;' + $env:PATH"
-    assert render("cmd", [r"C:\x"], "win32") == r'set "PATH=C:\x;%PATH%"'
-    docker_old = "${LD_LIBRARY_PATH:+:${LD_LIBRARY_PATH}}"
-    assert snippets(dirs, "linux")["dockerfile"] == f"ENV LD_LIBRARY_PATH={joined}{docker_old}"
-    with pytest.raises(ValueError):
-        render("tcsh", dirs, "linux")
-
-
-def test_env_bash_line_leaves_no_empty_entry(tmp_path: Path) -> None:
-    """Evaluate the printed line in a real bash, with LD_LIBRARY_PATH unset and set."""
-    import subprocess
-
-    from gpuboot.shellenv import render
-
-    line = render("bash", ["/a b/lib", "/c"], "linux")
-    out = subprocess.run(["bash", "-c", f"unset LD_LIBRARY_PATH; {line}; printf %s \"$LD_LIBRARY_PATH\""],
-                         capture_output=True, text=True, check=True).stdout
-    assert out == "/a b/lib:/c"
-    out = subprocess.run(["bash", "-c", f"export LD_LIBRARY_PATH=/old; {line}; printf %s \"$LD_LIBRARY_PATH\""],
-                         capture_output=True, text=True, check=True).stdout
-    assert out == "/a b/lib:/c:/old"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import install, run_child, wheel
+from helpers import install, run_child, wheel
 
 import gpuboot
 from gpuboot.errors import UnknownLibraryError

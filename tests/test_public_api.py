@@ -19,9 +19,45 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_all_is_literal_and_matches_the_lazy_table() -> None:
-    assert sorted(gpuboot.__all__) == sorted(gpuboot._LAZY)
+    """Every public name is either lazy (_LAZY) or ``locate``, bound at import."""
+    assert sorted(gpuboot.__all__) == sorted([*gpuboot._LAZY, "locate"])
     for name in gpuboot.__all__:
         assert getattr(gpuboot, name) is not None
+
+
+LOCATE_BOTH_WAYS = """
+import gpuboot.locate as m          # Python answers with the package attribute: the function
+from gpuboot.locate import Resolution, resolve
+import gpuboot
+
+assert callable(gpuboot.locate)
+assert m.resolve is resolve and m.Resolution is Resolution
+libs = gpuboot.locate(["cudart"], search_paths=[])
+res: Resolution = m.resolve(["cudart"], search_paths=[])
+assert isinstance(libs, list) and isinstance(res, m.Resolution)
+assert isinstance(m.Library, type) and isinstance(m.MissingLibrary, type)
+print(sorted(m.__all__))
+"""
+
+
+def test_locate_is_the_function_and_carries_the_module_api(tmp_path: Path) -> None:
+    """``import gpuboot.locate`` first, in a fresh interpreter: the function
+    call still works and the module's public names are there; mypy --strict
+    reads the same script without an error."""
+    script = tmp_path / "both.py"
+    script.write_text(LOCATE_BOTH_WAYS)
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    import gpuboot.locate as module_view  # the same object here
+
+    assert proc.stdout.strip() == str(sorted(module_view.__all__))
+    assert type(gpuboot) is type(sys)  # a plain module: no class swap on the package
+    pytest.importorskip("mypy")
+    env = {**os.environ, "MYPYPATH": str(ROOT / "src")}
+    typed = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--no-incremental", "--cache-dir",
+                            str(tmp_path / "mypy"), str(script)], capture_output=True, text=True, env=env,
+                           timeout=300, cwd=tmp_path)
+    assert typed.returncode == 0, typed.stdout
 
 
 def test_a_user_script_passes_mypy_strict(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 from importlib import metadata
 
 import pytest
-from conftest import require_real, run_child
+from helpers import require_real, run_child
 
 import gpuboot
 

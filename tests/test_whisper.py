@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require_real
+from helpers import choose, require_real
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
-from gpuboot import boot
+from gpuboot import _driver
 from gpuboot.whisper import _plan, decode, embedded_model, load_info, transcribe
 
 
@@ -27,7 +27,7 @@ def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> Non
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert (info.device, info.compute_type) == ("cpu", "int8")
-    if not boot.detect_driver().present:
+    if not _driver.detect_driver().present:
         assert "no usable GPU (no NVIDIA driver" in info.reason
     assert "int8: CTranslate2's fastest CPU type" in info.reason
     assert [a.ok for a in info.trail] == [True]
@@ -42,7 +42,7 @@ def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> Non
 
 
 def test_cuda_without_a_driver_says_so(model_dir: str) -> None:
-    if boot.detect_driver().present:
+    if _driver.detect_driver().present:
         pytest.skip("this machine has an NVIDIA driver")
     with pytest.raises(gpuboot.DriverNotFoundError, match="no NVIDIA driver") as err:
         gpuboot.load_whisper(model_dir, device="cuda")
@@ -54,7 +54,7 @@ def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A driver is claimed (the check is a few stat calls); CTranslate2 then
     fails for real, because this machine has no GPU."""
-    monkeypatch.setattr(boot, "detect_driver", lambda platform=None: boot.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     with pytest.raises(gpuboot.ModelLoadError) as err:
         gpuboot.load_whisper(model_dir, device="cuda")
     trail = err.value.trail
@@ -71,7 +71,7 @@ def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypa
     from gpuboot import devices
 
     monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(boot, "detect_driver", lambda platform=None: boot.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert [(a.device, a.compute_type, a.ok) for a in info.trail] == [
@@ -81,20 +81,12 @@ def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypa
     assert "cuda/float16 failed" in info.reason
 
 
-def _choice(gpus: list, **kw: Any) -> Any:
-    from fake_nvml import FakeNVML
-
-    from gpuboot.select import select_device
-
-    return select_device(nvml=FakeNVML(gpus), environ={}, reconcile=False, ct2_version="4.8.5", **kw)
-
-
 def test_plan_policy() -> None:
     from fake_nvml import GTX_1080, RTX_3070, gpu
 
-    cpu = _choice([])
-    ampere = _choice([gpu(RTX_3070, 0)])
-    pascal = _choice([gpu(GTX_1080, 0)])
+    cpu = choose([])
+    ampere = choose([gpu(RTX_3070, 0)])
+    pascal = choose([gpu(GTX_1080, 0)])
     assert _plan("auto", "auto", cpu)[0] == [("cpu", "int8")]
     assert _plan("auto", "auto", ampere)[0] == [("cuda", "float16"), ("cuda", "int8"), ("cpu", "int8")]
     assert _plan("auto", "auto", pascal)[0] == [("cuda", "int8"), ("cpu", "int8")]
@@ -108,16 +100,16 @@ def test_plan_policy() -> None:
 def test_model_auto_on_cpu_recommends_within_the_cap(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """model='auto' asks recommend_whisper_model; on a CPU that is at most 'small'.
     The size is checked, not downloaded: the hub is offline in tests."""
-    from gpuboot import select
+    from gpuboot import _whisper_memory
 
     seen: list = []
-    real = select.recommend_whisper_model
+    real = _whisper_memory.recommend_whisper_model
 
     def spy(choice: Any, **kw: Any) -> str:
         seen.append(real(choice, **kw))
         return model_dir  # load the local model instead of downloading the recommendation
 
-    monkeypatch.setattr(select, "recommend_whisper_model", spy)
+    monkeypatch.setattr(_whisper_memory, "recommend_whisper_model", spy)
     model = gpuboot.load_whisper("auto")
     assert seen and seen[0] in ("small", "base", "tiny")
     assert load_info(model).device == "cpu"

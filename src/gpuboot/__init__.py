@@ -5,21 +5,28 @@
 >>> model = gpuboot.load_whisper("small")     # a verified faster-whisper model
 
 ``import gpuboot`` imports no torch, faster_whisper, ctranslate2, pynvml or
-numpy -- nor even ``typing`` or ``dataclasses``: every public name is
-imported on first use (PEP 562 module ``__getattr__``).
+numpy -- nor even ``typing`` or ``dataclasses``: every public name but
+``locate`` is imported on first use (PEP 562 module ``__getattr__``).
 
 Modules: ``gpuboot.locate`` (find, never load), ``gpuboot.dllpath`` (make
 loadable), ``gpuboot.boot`` (``ensure``), ``gpuboot.devices`` (NVML
-discovery, ``CUDA_VISIBLE_DEVICES``), ``gpuboot.select`` (device and
-precision policy), ``gpuboot.whisper`` (``load_whisper``), ``gpuboot.errors``.  ``gpuboot.locate`` is both a module
-and the public function: ``from gpuboot.locate import resolve`` reaches the
-module, ``gpuboot.locate(...)`` calls the function.
+discovery, ``CUDA_VISIBLE_DEVICES``), ``gpuboot.select`` (device placement),
+``gpuboot.whisper`` (``load_whisper``), ``gpuboot.errors``; ARCHITECTURE.md
+draws the layers.
+
+``gpuboot.locate`` is the function ``locate``: the light ``gpuboot/locate.py``
+is imported here and its function bound over the submodule's name, and the
+function carries the module's public names (``gpuboot.locate.resolve``,
+``gpuboot.locate.Resolution``), so the function call, ``from gpuboot.locate
+import resolve`` and ``import gpuboot.locate as m; m.resolve`` all work, and
+type checkers agree.
 """
 
 from __future__ import annotations
 
 import sys
-import types
+
+from .locate import locate
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy honours the name)
 
@@ -27,12 +34,12 @@ __version__ = "0.1.0"
 
 # Public name -> module it lives in.
 _LAZY = {
-    "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "boot", "detect_driver": "boot",
-    "locate": "locate", "resolve": "locate", "Resolution": "locate",
+    "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "_driver", "detect_driver": "_driver",
+    "resolve": "locate", "Resolution": "locate",
     "preload": "dllpath", "subprocess_env": "dllpath", "alias": "dllpath",
     "load_whisper": "whisper", "load_info": "whisper", "WhisperLoad": "whisper",
     "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "select",
-    "recommend_whisper_model": "select", "MemoryCheck": "select",
+    "recommend_whisper_model": "_whisper_memory", "MemoryCheck": "select",
     "list_devices": "devices", "discover": "devices", "Device": "devices", "Inventory": "devices",
     "Library": "_types", "LoadedLibrary": "_types", "MissingLibrary": "_types",
     "GpubootError": "errors", "LibraryNotFoundError": "errors", "LibraryLoadError": "errors",
@@ -42,7 +49,7 @@ _LAZY = {
     "DriverNotFoundError": "errors",
 }
 # A literal list, so that type checkers read the public names (mypy --strict,
-# no implicit re-export); tests/test_public_api.py checks it against _LAZY.
+# no implicit re-export); tests/test_public_api.py checks it against _LAZY and locate.
 __all__ = [
     "AbiMismatchError", "AudioError", "BrokenDependencyError", "CacheDirError", "Device", "DeviceAssigner",
     "DeviceChoice", "DriverInfo", "DriverNotFoundError", "EnsureReport", "GpubootError",
@@ -54,8 +61,10 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
+    from ._driver import DriverInfo, detect_driver
     from ._types import Library, LoadedLibrary, MissingLibrary
-    from .boot import DriverInfo, EnsureReport, detect_driver, ensure
+    from ._whisper_memory import recommend_whisper_model
+    from .boot import EnsureReport, ensure
     from .devices import Device, Inventory, discover, list_devices
     from .dllpath import alias, preload, subprocess_env
     from .errors import (
@@ -73,8 +82,8 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
         ModelNotFoundError,
         UnknownLibraryError,
     )
-    from .locate import Resolution, locate, resolve
-    from .select import DeviceAssigner, DeviceChoice, MemoryCheck, check_memory, recommend_whisper_model, select_device
+    from .locate import Resolution, resolve
+    from .select import DeviceAssigner, DeviceChoice, MemoryCheck, check_memory, select_device
     from .whisper import WhisperLoad, load_info, load_whisper
 
 def __getattr__(name: str) -> object:
@@ -89,17 +98,3 @@ def __getattr__(name: str) -> object:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-class _Package(types.ModuleType):
-    """Keeps public functions that share a submodule's name (``locate``) bound
-    to the function: the import system sets ``gpuboot.locate`` to the module
-    when ``gpuboot.locate`` is first imported, which would shadow it."""
-
-    def __setattr__(self, name: str, value: object) -> None:
-        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

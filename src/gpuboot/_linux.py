@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from ._loader import Loader
+from ._platform import library_path_variable
 
 _RTLD_DI_LINKMAP = 2  # <dlfcn.h>
 
@@ -84,8 +85,7 @@ def explain_elf(path: Path) -> Optional[str]:
 
 class LinuxLoader(Loader):
     platform = "linux"
-    env_var = "LD_LIBRARY_PATH"
-    separator = ":"
+    env_var, separator = library_path_variable("linux")
 
     def __init__(self) -> None:
         super().__init__()

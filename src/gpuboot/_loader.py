@@ -6,7 +6,9 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Dict, List, MutableMapping, Optional, Sequence
 
-from ._types import Platform
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._types import Platform
 
 
 class Loader(ABC):

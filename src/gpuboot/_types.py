@@ -1,26 +1,24 @@
-"""Value types shared by locate, dllpath and ensure."""
+"""The value types of finding and loading: ``Library``, ``MissingLibrary``, ``LoadedLibrary``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Optional, Protocol, Tuple
+from ._record import Record
 
-try:  # Python >= 3.8
-    from typing import Literal
-except ImportError:  # pragma: no cover
-    from typing_extensions import Literal  # type: ignore[assignment]
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # typing and pathlib are not imported at run time: `import gpuboot` binds locate()
+    from pathlib import Path
+    from typing import Literal, Optional, Protocol, Tuple
 
-Source = Literal["wheel", "conda", "cuda_path", "system"]
-Platform = Literal["linux", "win32"]
+    Source = Literal["wheel", "conda", "cuda_path", "system"]
+    Platform = Literal["linux", "win32"]
+
+    class OwnerLookup(Protocol):
+        def lookup(self, path: Path) -> Tuple[Optional[str], Optional[str]]: ...
+
+__all__ = ["Library", "MissingLibrary", "LoadedLibrary", "Resolution", "Platform", "Source", "OwnerLookup"]
 
 
-class OwnerLookup(Protocol):
-    def lookup(self, path: Path) -> Tuple[Optional[str], Optional[str]]: ...
-
-
-@dataclass(frozen=True)
-class Library:
+class Library(Record):
     """One NVIDIA library file that ``locate()`` found.  Finding never loads.
 
     Attributes:
@@ -43,6 +41,8 @@ class Library:
             conda prefix, ...).
     """
 
+    __slots__ = ("name", "path", "filename", "cuda_major", "major", "source", "root", "owner")
+    _fields = ("name", "path", "filename", "cuda_major", "major", "source", "root")  # not owner
     name: str
     path: Path
     filename: str
@@ -50,7 +50,12 @@ class Library:
     major: int
     source: Source
     root: Path
-    owner: Optional[OwnerLookup] = field(default=None, compare=False, repr=False)
+    owner: Optional[OwnerLookup]
+
+    def __init__(self, name: str, path: Path, filename: str, cuda_major: Optional[int], major: int,
+                 source: Source, root: Path, owner: Optional[OwnerLookup] = None) -> None:
+        self._set(name=name, path=path, filename=filename, cuda_major=cuda_major, major=major, source=source,
+                  root=root, owner=owner)
 
     @property
     def distribution(self) -> Optional[str]:
@@ -64,24 +69,26 @@ class Library:
     def directory(self) -> Path:
         return self.path.parent
 
-    def __repr__(self) -> str:
-        return (f"Library(name={self.name!r}, path={str(self.path)!r}, cuda_major={self.cuda_major}, "
-                f"distribution={self.distribution!r}, version={self.version!r}, source={self.source!r})")
 
 
-@dataclass(frozen=True)
-class MissingLibrary:
+class MissingLibrary(Record):
     """A library that was asked for and not found at the wanted version.
 
     ``other_versions`` lists what was found at other versions (a CUDA 11
     cuBLAS where CUDA 12 is needed); ``fix`` is the exact install command.
     """
 
+    __slots__ = ("name", "cuda_major", "major", "fix", "other_versions")
+    _fields = __slots__
     name: str
     cuda_major: Optional[int]
     major: Optional[int]
     fix: str
-    other_versions: Tuple[Library, ...] = ()
+    other_versions: Tuple[Library, ...]
+
+    def __init__(self, name: str, cuda_major: Optional[int], major: Optional[int], fix: str,
+                 other_versions: Tuple[Library, ...] = ()) -> None:
+        self._set(name=name, cuda_major=cuda_major, major=major, fix=fix, other_versions=other_versions)
 
     def describe(self) -> str:
         want = f"CUDA {self.cuda_major}" if self.cuda_major else "any CUDA"
@@ -96,8 +103,7 @@ class MissingLibrary:
         return text
 
 
-@dataclass(frozen=True)
-class LoadedLibrary:
+class LoadedLibrary(Record):
     """The outcome of preloading one ``Library``.
 
     Attributes:
@@ -109,11 +115,18 @@ class LoadedLibrary:
         elapsed_ms: time spent in the loader, milliseconds.
     """
 
+    __slots__ = ("library", "loaded_path", "already_loaded", "error", "elapsed_ms")
+    _fields = __slots__
     library: Library
     loaded_path: Optional[Path]
     already_loaded: bool
-    error: Optional[str] = None
-    elapsed_ms: float = 0.0
+    error: Optional[str]
+    elapsed_ms: float
+
+    def __init__(self, library: Library, loaded_path: Optional[Path], already_loaded: bool,
+                 error: Optional[str] = None, elapsed_ms: float = 0.0) -> None:
+        self._set(library=library, loaded_path=loaded_path, already_loaded=already_loaded, error=error,
+                  elapsed_ms=elapsed_ms)
 
     @property
     def ok(self) -> bool:
@@ -131,3 +144,30 @@ def _real(path: Path) -> str:
         return str(path.resolve())
     except OSError:
         return str(path)
+
+
+class Resolution(Record):
+    """What ``resolve()`` settled on.
+
+    Attributes:
+        libraries: found libraries in load order (dependencies first).
+        missing: required libraries that were not found at ``cuda_major``.
+        cuda_major: the one CUDA major the set resolved to (``None`` when
+            nothing was found and none was asked for).
+        cudnn_major: the cuDNN major chosen, where cuDNN was asked for.
+    """
+
+    __slots__ = ("libraries", "missing", "cuda_major", "cudnn_major")
+    _fields = __slots__
+    libraries: Tuple[Library, ...]
+    missing: Tuple[MissingLibrary, ...]
+    cuda_major: Optional[int]
+    cudnn_major: Optional[int]
+
+    def __init__(self, libraries: Tuple[Library, ...], missing: Tuple[MissingLibrary, ...],
+                 cuda_major: Optional[int], cudnn_major: Optional[int] = None) -> None:
+        self._set(libraries=libraries, missing=missing, cuda_major=cuda_major, cudnn_major=cudnn_major)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing

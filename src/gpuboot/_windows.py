@@ -23,6 +23,7 @@ except ImportError:  # pragma: no cover - Python < 3.8
     from typing_extensions import Protocol  # type: ignore[assignment]
 
 from ._loader import Loader, prepend_path
+from ._platform import library_path_variable
 
 
 class WindowsAPI(Protocol):
@@ -62,8 +63,7 @@ class NativeWindowsAPI:  # pragma: no cover - exercised on Windows only
 
 class WindowsLoader(Loader):
     platform = "win32"
-    env_var = "PATH"
-    separator = ";"
+    env_var, separator = library_path_variable("win32")
 
     def __init__(self, api: Optional[WindowsAPI] = None) -> None:
         super().__init__()

@@ -1,96 +1,33 @@
-"""``gpuboot.ensure()``: the one call at application start.
+"""``gpuboot.ensure()``: make what the installed consumers need loadable, once per process.
 
 The no-driver path imports only ``os``, ``sys`` and ``_thread``: on a machine
 without an NVIDIA driver ``ensure()`` must cost a few ``stat`` calls, not the
 tens of milliseconds that importing ``dataclasses``, ``typing``, ``pathlib``
-or ``logging`` costs (bench/ measures it).  The records below are therefore
-plain classes.
+or ``logging`` costs (bench/ measures it).  The report is therefore a plain
+``Record``.
 """
 
 from __future__ import annotations
 
 import _thread
-import os
 import sys
 import time
 
+from . import _driver
+from ._driver import DriverInfo
+from ._record import Record
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import logging
     from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
     from ._types import LoadedLibrary, MissingLibrary
     from .consumers import Need
 
-__all__ = ["ensure", "EnsureReport", "DriverInfo", "detect_driver", "last_report"]
+__all__ = ["ensure", "EnsureReport", "last_report"]
 
 
-def _logger() -> logging.Logger:
-    from ._log import log
-
-    return log
-
-
-class _Record:
-    """A small immutable record (``dataclasses`` costs ~15 ms to import here)."""
-
-    __slots__ = ()
-    _fields: Tuple[str, ...] = ()
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def _set(self, **values: object) -> None:
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and all(
-            getattr(self, f) == getattr(other, f) for f in self._fields)
-
-    def __hash__(self) -> int:
-        return hash(tuple(getattr(self, f) for f in self._fields))
-
-    def __repr__(self) -> str:
-        body = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
-        return f"{type(self).__name__}({body})"
-
-
-class DriverInfo(_Record):
-    """Whether an NVIDIA driver is present, and the evidence.
-
-    Found cheaply, without loading anything: Linux ``/proc/driver/nvidia/version``
-    (the kernel module; also visible in containers run with the NVIDIA
-    runtime), ``/dev/nvidiactl``, or WSL2's ``/dev/dxg`` with
-    ``/usr/lib/wsl/lib/libcuda.so.1``; Windows ``System32\\nvcuda.dll``.
-    """
-
-    __slots__ = ("present", "evidence")
-    _fields = __slots__
-    present: bool
-    evidence: str
-
-    def __init__(self, present: bool, evidence: str) -> None:
-        self._set(present=present, evidence=evidence)
-
-
-def detect_driver(platform: Optional[str] = None) -> DriverInfo:
-    """Look for an NVIDIA driver with a few ``stat`` calls (no loading)."""
-    plat = platform or ("win32" if sys.platform == "win32" else "linux")
-    if plat == "win32":
-        system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")
-        if os.path.exists(system):
-            return DriverInfo(True, system)
-        return DriverInfo(False, f"{system} not found")
-    for path in ("/proc/driver/nvidia/version", "/dev/nvidiactl"):
-        if os.path.exists(path):
-            return DriverInfo(True, path)
-    if os.path.exists("/dev/dxg") and os.path.exists("/usr/lib/wsl/lib/libcuda.so.1"):
-        return DriverInfo(True, "/usr/lib/wsl/lib/libcuda.so.1 (WSL2)")
-    return DriverInfo(False, "no /proc/driver/nvidia/version, /dev/nvidiactl or WSL /dev/dxg")
-
-
-class EnsureReport(_Record):
+class EnsureReport(Record):
     """What ``ensure()`` found and did.
 
     Attributes:
@@ -205,66 +142,35 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None,
 def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str]],
          platform: Optional[str], driver: Optional[bool], windows_api: object) -> EnsureReport:
     t0 = time.perf_counter()
-    if driver is None:
-        info = detect_driver(platform)
-    else:
-        info = DriverInfo(driver, "given by the caller")
+    info = _driver.detect_driver(platform) if driver is None else DriverInfo(driver, "given by the caller")
     if not info.present:
         if "logging" in sys.modules:  # unconfigured logging would drop a debug record anyway
-            _logger().debug("no NVIDIA driver (%s); loading nothing", info.evidence)
+            from ._log import log
+
+            log.debug("no NVIDIA driver (%s); loading nothing", info.evidence)
         return EnsureReport(info, elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
-    from . import consumers as _consumers
+    from ._log import log
+    from ._needs import resolve_needs
+    from .consumers import CONSUMERS, installed_needs
     from .dllpath import get_loader, load_all
-    from .locate import resolve
 
-    needs = _consumers.installed_needs(tuple(consumers) if consumers is not None else _consumers.CONSUMERS)
-    groups = _group(needs)
-    if not groups:
-        groups = [(None, None, (), ("cudart", "cublas", "cudnn"))]
-    libraries: List = []  # type: ignore[type-arg]
-    missing: List[MissingLibrary] = []
-    warnings: List[str] = []
-    majors: List[int] = []
-    for cuda_major, cudnn_major, required, optional in groups:
-        res = resolve(required, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional,
-                      search_paths=search_paths, platform=platform)
-        if res.cuda_major is not None and res.cuda_major not in majors:
-            majors.append(res.cuda_major)
-        for lib in res.libraries:
-            if all(lib.path != other.path for other in libraries):
-                libraries.append(lib)
-        missing.extend(res.missing)
-    loader = get_loader(platform, windows_api=windows_api)
-    results = load_all(libraries, loader)
-    for m in missing:
-        warnings.append(f"{m.describe()}. Fix: {m.fix}")
+    needs = installed_needs(tuple(consumers) if consumers is not None else CONSUMERS)
+    plan = resolve_needs(needs, search_paths=search_paths, platform=platform)
+    results = load_all(plan.libraries, get_loader(platform, windows_api=windows_api))
+    warnings: List[str] = [f"{m.describe()}. Fix: {m.fix}" for m in plan.missing]
     for r in results:
         if r.error:
             warnings.append(f"could not load {r.library.path}: {r.error}")
         elif r.shadowed:
             warnings.append(f"{r.library.filename} was already loaded from {r.loaded_path}, "
                             f"not from {r.library.path}")
-    log = _logger()
     for w in warnings:
         log.warning("%s", w)
-    report = EnsureReport(info, tuple(needs), tuple(results), tuple(missing), tuple(warnings),
-                          (time.perf_counter() - t0) * 1e3, tuple(majors))
+    report = EnsureReport(info, plan.needs, tuple(results), plan.missing, tuple(warnings),
+                          (time.perf_counter() - t0) * 1e3, plan.cuda_majors)
     log.debug("%s in %.1f ms", report.summary(), report.elapsed_ms)
     return report
-
-
-def _group(needs: Sequence[Need]) -> List[Tuple[Optional[int], Optional[int], Tuple[str, ...], Tuple[str, ...]]]:
-    """Merge needs that share a CUDA and cuDNN major into one resolution."""
-    groups: Dict[Tuple[int, Optional[int]], Tuple[List[str], List[str]]] = {}
-    for n in needs:
-        req, opt = groups.setdefault((n.cuda_major, n.cudnn_major), ([], []))
-        req.extend(x for x in n.libraries if x not in req)
-        opt.extend(x for x in n.optional if x not in opt)
-    out = []
-    for (cuda, cudnn), (req, opt) in groups.items():
-        out.append((cuda, cudnn, tuple(req), tuple(x for x in opt if x not in req)))
-    return out  # type: ignore[return-value]
 
 
 def _raise_for(report: EnsureReport) -> None:

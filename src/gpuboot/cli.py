@@ -25,6 +25,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .doctor import CONSUMER_ALIASES
+    from .shellenv import SHELLS
     from .whisper import COMPUTE_TYPES, DEVICES
 
     p = _Parser(prog=PROG, description="Make GPU ML apps start right: find, load and check NVIDIA libraries.")
@@ -47,11 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="diagnose GPU start-up problems and print the fix for each")
     d.add_argument("--json", action="store_true",
                    help="JSON following gpuboot/doctor-schema.json, shipped in the package")
-    d.add_argument("--for", dest="consumer", choices=("ctranslate2", "torch", "onnxruntime"), default=None,
+    d.add_argument("--for", dest="consumer", choices=tuple(CONSUMER_ALIASES), default=None,
                    help="check for one consumer only")
 
     e = sub.add_parser("env", help="print the environment child processes need to find the wheel libraries")
-    e.add_argument("--shell", choices=("bash", "zsh", "fish", "powershell", "cmd"), default=None)
+    e.add_argument("--shell", choices=SHELLS, default=None)
     e.add_argument("--json", action="store_true")
     return p
 
@@ -185,14 +187,14 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _env(args: argparse.Namespace, out: TextIO) -> int:
-    from .locate import current_platform
+    from ._platform import current_platform, library_path_variable
     from .shellenv import env_directories, render, snippets
 
     plat = current_platform()
     shell = args.shell or ("powershell" if plat == "win32" else "bash")
     dirs = env_directories(plat)
     if args.json:
-        json.dump({"variable": "PATH" if plat == "win32" else "LD_LIBRARY_PATH", "directories": dirs,
+        json.dump({"variable": library_path_variable(plat)[0], "directories": dirs,
                    "shell": shell, "command": render(shell, dirs, plat), **snippets(dirs, plat)}, out, indent=2)
         out.write("\n")
         return 0

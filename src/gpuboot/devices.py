@@ -26,6 +26,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
+from . import _driver
+from ._driver import DriverInfo
+
 __all__ = ["Device", "Inventory", "discover", "list_devices", "parse_visible_devices",
            "VisibleEntry", "cuda_order", "apply_visibility"]
 
@@ -287,10 +290,11 @@ def _read_device(nvml: Any, index: int, handle: Any) -> Device:
     return Device(index, None, uuid, name, pci, (int(major), int(minor)), total, free, mig, tuple(instances))
 
 
-def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -> Inventory:
+def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None,
+             driver: Optional[DriverInfo] = None) -> Inventory:
     """Read every GPU through NVML and work out what CUDA will see.
 
-    Never raises for NVML's sake: no driver (``boot.detect_driver``: a few
+    Never raises for NVML's sake: no driver (``detect_driver``: a few
     ``stat`` calls, checked before ``pynvml`` is even imported), no NVML
     library or an NVML error on init gives an ``Inventory`` with ``error`` set; a GPU that cannot be read (no
     permission, lost, not supported) is listed in ``skipped`` with the
@@ -301,12 +305,11 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -
             classes and return types (tests).
         environ: where ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER`` are
             read (default ``os.environ``).
+        driver: a driver check already made (``ensure()``'s); default: check now.
     """
     env = os.environ if environ is None else environ
     if nvml is None:
-        from .boot import detect_driver
-
-        found = detect_driver()
+        found = driver if driver is not None else _driver.detect_driver()
         if not found.present:  # no NVML to load: skip importing pynvml and a failing dlopen
             return Inventory(error=f"no NVIDIA driver ({found.evidence})")
         try:
@@ -320,11 +323,11 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -
     except OSError as exc:
         return Inventory(error=f"NVML unavailable: {exc}")
     try:
-        driver: Optional[str]
+        driver_version: Optional[str]
         try:
-            driver = _text(nvml.nvmlSystemGetDriverVersion())
+            driver_version = _text(nvml.nvmlSystemGetDriverVersion())
         except nvml.NVMLError:
-            driver = None
+            driver_version = None
         cuda_v: Optional[Tuple[int, int]]
         try:
             v = int(nvml.nvmlSystemGetCudaDriverVersion_v2())
@@ -334,7 +337,7 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -
         try:
             count = int(nvml.nvmlDeviceGetCount())
         except nvml.NVMLError as exc:
-            return Inventory(driver_version=driver, cuda_driver_version=cuda_v,
+            return Inventory(driver_version=driver_version, cuda_driver_version=cuda_v,
                              error=f"NVML cannot count GPUs: {type(exc).__name__}: {exc}")
         devices: List[Device] = []
         skipped: List[Tuple[int, str]] = []
@@ -354,7 +357,8 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -
                                                for m in d.mig_instances)) for d in devices]
         if env.get("CUDA_VISIBLE_DEVICES") is not None and devices and not visible:
             warnings.append(f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU")
-        return Inventory(tuple(devices), tuple(visible), tuple(skipped), driver, cuda_v, None, tuple(warnings))
+        return Inventory(tuple(devices), tuple(visible), tuple(skipped), driver_version, cuda_v, None,
+                         tuple(warnings))
     finally:
         try:
             nvml.nvmlShutdown()

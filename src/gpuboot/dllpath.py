@@ -1,4 +1,4 @@
-"""Make located libraries loadable: preload, alias links, child environments.
+"""Make located libraries loadable: preload them, give child processes their environment, alias links.
 
 * Linux: ``dlopen(path, RTLD_GLOBAL)`` in dependency order (cublasLt before
   cublas), skipping names already loaded, keeping every handle alive.
@@ -23,15 +23,28 @@ from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequ
 
 from ._loader import Loader, prepend_path
 from ._log import log
-from ._types import Library, LoadedLibrary, Platform
+from ._pathsafety import safe_directory
+from ._platform import current_platform, library_path_variable
+from ._types import Library, LoadedLibrary
 from .errors import AbiMismatchError, CacheDirError, LibraryLoadError
-from .locate import current_platform, safe_directory
 
-__all__ = ["preload", "subprocess_env", "alias", "cache_dir", "get_loader"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._types import Platform
+
+__all__ = ["preload", "subprocess_env", "alias", "cache_dir", "get_loader", "load_all", "preloaded"]
 
 
 _LOADERS: Dict[str, Loader] = {}
 _LOCK = threading.RLock()
+#: Every library gpuboot preloaded into this process, in load order.
+_PRELOADED: List[Library] = []
+
+
+def preloaded() -> List[Library]:
+    """The libraries gpuboot has preloaded into this process, load order."""
+    with _LOCK:
+        return list(_PRELOADED)
 
 
 def get_loader(platform: Optional[str] = None, *, windows_api: object = None) -> Loader:
@@ -64,24 +77,34 @@ def load_all(libraries: Sequence[Library], loader: Loader,
              environ: Optional[MutableMapping[str, str]] = None) -> List[LoadedLibrary]:
     """Preload ``libraries`` in order; never raises for one library's failure.
 
-    A library that fails is retried once after the others (its dependency may
-    have come later in the list); each result carries the loader's message.
+    A library that failed is tried once more after the others only when that
+    can change the outcome: its loader message names a missing dependency
+    that another library of the set has since provided (on Windows, whose
+    message names no file, when a library after it in the list loaded).  A
+    file of the wrong architecture, a truncated file or a dependency nothing
+    here provides is not tried again.  Each result carries the loader's message.
     """
     with _LOCK:
         loader.prepare(_directories(libraries), os.environ if environ is None else environ)
-        results: Dict[int, LoadedLibrary] = {}
-        pending = list(enumerate(libraries))
-        for attempt in (0, 1):
-            failed = []
-            for i, lib in pending:
-                res = _load_one(lib, loader)
-                if res.error is not None and attempt == 0:
-                    failed.append((i, lib))
-                results[i] = res
-            if not failed or len(failed) == len(pending):
-                break
-            pending = failed
-        return [results[i] for i in range(len(libraries))]
+        results = [_load_one(lib, loader) for lib in libraries]
+        provided = {r.library.filename for r in results if r.ok}
+        for i, res in enumerate(results):
+            if res.error is not None and _may_load_now(res.error, libraries, results, i, provided, loader):
+                results[i] = _load_one(res.library, loader)
+        _PRELOADED.extend(r.library for r in results if r.ok and r.library not in _PRELOADED)
+        return results
+
+
+_MISSING_DEPENDENCY = re.compile(r"(?:^|\s)([^\s:/]+\.so[.\d]*): cannot open shared object file")
+
+
+def _may_load_now(error: str, libraries: Sequence[Library], results: Sequence[LoadedLibrary], index: int,
+                  provided: Iterable[str], loader: Loader) -> bool:
+    """Could a second attempt at ``libraries[index]`` succeed?"""
+    if loader.platform == "win32":
+        return any(r.ok for r in results[index + 1:])
+    m = _MISSING_DEPENDENCY.search(error)
+    return m is not None and m.group(1) != libraries[index].filename and m.group(1) in set(provided)
 
 
 def _load_one(lib: Library, loader: Loader) -> LoadedLibrary:
@@ -138,8 +161,9 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
     """An environment for child processes that finds the wheel libraries.
 
     ``LD_LIBRARY_PATH`` (Windows: ``PATH``) gets the directories of
-    ``libraries`` -- default: what the last ``ensure()`` loaded, else what
-    ``locate()`` finds for cudart, cuBLAS and cuDNN -- plus gpuboot's alias
+    ``libraries`` -- default: what gpuboot preloaded in this process (what
+    ``ensure()`` loaded), else what the installed consumers need, else what is
+    found of cudart, cuBLAS and cuDNN -- plus gpuboot's alias
     directory when it holds links, in front of the old value.  Empty entries
     (the loader reads them as the current directory), relative entries and
     world-writable directories are dropped from a Linux ``LD_LIBRARY_PATH``;
@@ -162,7 +186,7 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
         links = alias_dir(create=False)
         if links is not None and any(links.iterdir()):
             dirs.append(str(links))
-    var, sep = ("PATH", ";") if plat == "win32" else ("LD_LIBRARY_PATH", ":")
+    var, sep = library_path_variable(plat)
     old = env.get(var, "")
     if plat != "win32":
         old = sep.join(e for e in old.split(sep) if e and os.path.isabs(e) and safe_directory(Path(e)))
@@ -175,21 +199,13 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
 
 
 def _default_libraries(platform: str) -> Sequence[Library]:
-    from . import boot as _ensure
-
-    report = _ensure.last_report()
-    if report is not None and report.libraries:
-        return [r.library for r in report.libraries if r.ok]
+    done = preloaded()
+    if done:
+        return done
+    from ._needs import resolve_needs
     from .consumers import installed_needs
-    from .locate import resolve
 
-    libs: List[Library] = []
-    for need in installed_needs():
-        res = resolve(need.libraries, cuda_major=need.cuda_major, optional=need.optional, platform=platform)
-        libs.extend(lib for lib in res.libraries if lib not in libs)
-    if not libs:
-        libs = list(resolve([], optional=["cudart", "cublas", "cudnn"], platform=platform).libraries)
-    return libs
+    return resolve_needs(installed_needs(), platform=platform).libraries
 
 
 # --------------------------------------------------------------------------- alias links

@@ -184,20 +184,21 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
            wsl: Optional[bool] = None) -> Context:
     """Read this process and machine into a ``Context``; every argument
     replaces one source (tests)."""
-    from .boot import detect_driver
-    from .consumers import CONSUMERS
+    from ._driver import detect_driver
+    from ._platform import check_platform
+    from ._resolve import locate
+    from .consumers import CONSUMERS, installed_needs
     from .devices import discover
-    from .locate import _platform, locate
 
-    plat = _platform(platform)
+    plat = check_platform(platform)
     env = dict(os.environ if environ is None else environ)
     meta = metadata or read_metadata
     info = detect_driver(plat)
     present = info.present if driver is None else driver
     evidence = info.evidence if driver is None else "given by the caller"
     names = CONSUMERS if consumers is None else tuple(consumers)
-    needs = [n for n in (_need(c, meta) for c in names) if n is not None]
-    inv = discover(nvml=nvml, environ=env)
+    needs = installed_needs(names, meta)
+    inv = discover(nvml=nvml, environ=env, driver=info)
     installed = locate(search_paths=search_paths, platform=plat)
     if wsl is None:
         wsl = os.path.exists("/usr/lib/wsl/lib/libcuda.so.1") or "microsoft" in _read("/proc/version").lower()
@@ -211,13 +212,6 @@ def _read(path: str) -> str:
         return Path(path).read_text()
     except OSError:
         return ""
-
-
-def _need(consumer: str, meta: Callable[[str], Optional[Tuple[str, Sequence[str]]]]) -> Optional[Need]:
-    found = meta(consumer)
-    if found is None:
-        return None
-    return needs_of(consumer, found[0], found[1])
 
 
 # --------------------------------------------------------------------------- checks
@@ -301,13 +295,13 @@ def check_devices(ctx: Context) -> List[Finding]:
 
 def check_libraries(ctx: Context) -> List[Finding]:
     """missing-library, wrong-major, cudnn-mismatch, and ok for what is there."""
-    from .locate import resolve
+    from ._needs import resolve_need
+    from ._resolve import resolve
 
     out: List[Finding] = []
     for n in ctx.needs:
-        res = resolve(n.libraries, cuda_major=n.cuda_major,
-                      cudnn_major=n.cudnn_major if "cudnn" in n.libraries else None,
-                      search_paths=ctx.search_paths, platform=ctx.platform, environ=ctx.environ)
+        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
+                           environ=ctx.environ)
         head = f"{n.consumer} {n.version} needs CUDA {n.cuda_major}"
         if "cudnn" in n.libraries and n.cudnn_major:
             head += f" + cuDNN {n.cudnn_major}"
@@ -365,7 +359,7 @@ def check_shadowed(ctx: Context) -> List[Finding]:
     by a child process through ``LD_LIBRARY_PATH``."""
     if ctx.platform == "win32":
         return []
-    from .locate import resolve
+    from ._needs import resolve_need
 
     out: List[Finding] = []
     by_name: Dict[str, str] = {}
@@ -373,8 +367,8 @@ def check_shadowed(ctx: Context) -> List[Finding]:
         by_name.setdefault(os.path.basename(path), path)
     ld_dirs = [d for d in ctx.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     for n in ctx.needs:
-        res = resolve(n.libraries, cuda_major=n.cuda_major, search_paths=ctx.search_paths,
-                      platform=ctx.platform, environ=ctx.environ)
+        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
+                           environ=ctx.environ)
         for lib in res.libraries:
             loaded = by_name.get(lib.filename)
             if loaded and os.path.realpath(loaded) != os.path.realpath(lib.path):
@@ -433,7 +427,7 @@ def check_torch(ctx: Context) -> List[Finding]:
 def check_windows_path(ctx: Context) -> List[Finding]:
     if ctx.platform != "win32":
         return []
-    from .locate import resolve
+    from ._needs import resolve_need
 
     out: List[Finding] = []
     path_entries = [e for e in ctx.environ.get("PATH", "").split(";") if e]
@@ -441,8 +435,8 @@ def check_windows_path(ctx: Context) -> List[Finding]:
     for n in ctx.needs:
         if n.consumer != "ctranslate2":
             continue  # LoadLibraryA consumers; torch and onnxruntime add their own DLL directories
-        res = resolve(n.libraries, cuda_major=n.cuda_major, search_paths=ctx.search_paths, platform="win32",
-                      environ=ctx.environ)
+        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform="win32",
+                           environ=ctx.environ)
         missing_dirs = []
         for lib in res.libraries:
             d = str(lib.directory)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
+from ._platform import library_path_variable
+
 __all__ = ["SHELLS", "render", "snippets"]
 
 SHELLS = ("bash", "zsh", "fish", "powershell", "cmd")
@@ -33,8 +35,7 @@ def render(shell: str, directories: Sequence[str], platform: str) -> str:
     """
     if shell not in SHELLS:
         raise ValueError(f"--shell must be one of {', '.join(SHELLS)}, not {shell!r}")
-    var = "PATH" if platform == "win32" else "LD_LIBRARY_PATH"
-    sep = ";" if platform == "win32" else ":"
+    var, sep = library_path_variable(platform)
     joined = sep.join(directories)
     if not directories:
         return f"# gpuboot found no NVIDIA wheel libraries to put on {var}"
@@ -62,6 +63,6 @@ def env_directories(platform: str) -> List[str]:
     """The directories ``subprocess_env`` would add, for this environment."""
     from .dllpath import subprocess_env
 
-    var, sep = ("PATH", ";") if platform == "win32" else ("LD_LIBRARY_PATH", ":")
+    var, sep = library_path_variable(platform)
     env = subprocess_env({}, platform=platform)
     return [d for d in env.get(var, "").split(sep) if d]

@@ -283,8 +283,9 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
     if compute_type not in COMPUTE_TYPES:
         raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, not {compute_type!r}")
     WhisperModel = _deps.faster_whisper().WhisperModel
+    from ._whisper_memory import recommend_whisper_model
     from .boot import ensure
-    from .select import recommend_whisper_model, select_device
+    from .select import select_device
 
     verify_decoder()
     report = ensure()
@@ -293,7 +294,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
                                   f"({report.driver.evidence})",
                                   "install the NVIDIA driver (https://www.nvidia.com/drivers), "
                                   "or use device='auto' / --device auto, which runs on the CPU")
-    choice = select_device(prefer=prefer)
+    choice = select_device(prefer=prefer, driver=report.driver)
     if model == "auto":
         model = recommend_whisper_model(choice)
         log.info("model='auto' -> %s for %s", model, choice.torch_device)

@@ -1,0 +1,48 @@
+"""Is an NVIDIA driver present?  A few ``stat`` calls; imports only ``os`` and ``sys``."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from ._record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Optional
+
+__all__ = ["DriverInfo", "detect_driver"]
+
+
+class DriverInfo(Record):
+    """Whether an NVIDIA driver is present, and the evidence.
+
+    Found cheaply, without loading anything: Linux ``/proc/driver/nvidia/version``
+    (the kernel module; also visible in containers run with the NVIDIA
+    runtime), ``/dev/nvidiactl``, or WSL2's ``/dev/dxg`` with
+    ``/usr/lib/wsl/lib/libcuda.so.1``; Windows ``System32\\nvcuda.dll``.
+    """
+
+    __slots__ = ("present", "evidence")
+    _fields = __slots__
+    present: bool
+    evidence: str
+
+    def __init__(self, present: bool, evidence: str) -> None:
+        self._set(present=present, evidence=evidence)
+
+
+def detect_driver(platform: Optional[str] = None) -> DriverInfo:
+    """Look for an NVIDIA driver with a few ``stat`` calls (no loading)."""
+    plat = platform or ("win32" if sys.platform == "win32" else "linux")
+    if plat == "win32":
+        system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")
+        if os.path.exists(system):
+            return DriverInfo(True, system)
+        return DriverInfo(False, f"{system} not found")
+    for path in ("/proc/driver/nvidia/version", "/dev/nvidiactl"):
+        if os.path.exists(path):
+            return DriverInfo(True, path)
+    if os.path.exists("/dev/dxg") and os.path.exists("/usr/lib/wsl/lib/libcuda.so.1"):
+        return DriverInfo(True, "/usr/lib/wsl/lib/libcuda.so.1 (WSL2)")
+    return DriverInfo(False, "no /proc/driver/nvidia/version, /dev/nvidiactl or WSL /dev/dxg")

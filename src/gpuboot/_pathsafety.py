@@ -1,0 +1,65 @@
+"""Which directories may go on a library search path: absolute, not writable by others, not the current directory."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import List, Optional, Sequence, Set
+
+__all__ = ["safe_directory", "search_roots"]
+
+
+def safe_directory(path: Path) -> bool:
+    """True when ``path`` may be put on a library search path: absolute, an
+    existing directory, not writable by every user (no ``o+w``), and with no
+    ancestor that another user could use to swap it (``o+w`` without the
+    sticky bit; ``/tmp`` itself, mode 1777, is fine).  On Windows only the
+    absolute-and-directory part applies."""
+    if not path.is_absolute():
+        return False
+    try:
+        st = path.stat()
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    if os.name == "nt":
+        return True
+    if st.st_mode & stat.S_IWOTH:
+        return False
+    return all(_ancestor_safe(str(p)) for p in path.parents)
+
+
+def _ancestor_safe(path: str) -> bool:
+    # Not cached: a directory's mode can change while the process runs.
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (mode & stat.S_IWOTH) or bool(mode & stat.S_ISVTX)
+
+
+def search_roots(search_paths: Optional[Sequence[str]]) -> List[Path]:
+    """The wheel roots to search: ``search_paths``, or ``sys.path``, without
+    empty or relative entries (both mean the current directory), repeats, or
+    -- for ``sys.path`` -- the current directory itself (``python -m`` puts
+    it there: never a library path)."""
+    import sys
+
+    roots: List[Path] = []
+    seen: Set[str] = set()
+    try:
+        cwd: Optional[str] = os.path.realpath(os.getcwd())
+    except OSError:
+        cwd = None
+    for entry in (sys.path if search_paths is None else search_paths):
+        if not entry or not os.path.isabs(entry):
+            continue
+        if search_paths is None and cwd is not None and os.path.realpath(entry) == cwd:
+            continue
+        if entry in seen:
+            continue
+        seen.add(entry)
+        roots.append(Path(entry))
+    return roots

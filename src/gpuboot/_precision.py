@@ -1,0 +1,166 @@
+"""Precision policy: the torch dtype and the CTranslate2 ``compute_type`` for a device, each rule with its source.
+
+torch dtype
+    * bfloat16 from CC 8.0 (Ampere): bf16 tensor cores (CUDA C Programming
+      Guide, "Arithmetic Instructions" throughput table; NVIDIA A100 whitepaper).
+    * float16 from CC 7.0 (Volta tensor cores) and on CC 6.0 / 6.2 (full-rate
+      fp16: P100, Jetson TX2).
+    * float32 on CC 6.1 (GTX 10xx: fp16 runs at 1/64 of the fp32 rate, same
+      throughput table) and older.
+
+CTranslate2 ``compute_type`` (CTranslate2 src/cuda/utils.cc, src/types.cc)
+    * int8 needs CC > 6.0 or CC == 6.1 (dp4a); efficient float16 needs fp16
+      tensor cores, CC >= 7.0; bfloat16 needs CC >= 8.0.
+    * ``auto``: float16 where efficient -- the released Whisper weights are
+      float16 (Systran's conversions are saved in float16), so nothing is
+      lost -- else int8 (CC 6.1), else float32.
+    * ``speed`` / ``memory``: int8_float16 where efficient (CTranslate2's own
+      ``auto`` puts it first: int8 weights halve memory vs float16), else
+      int8, else float32.
+    * ``accuracy``: no int8 quantization: float16 (bfloat16 is not chosen:
+      CTranslate2's ``auto`` never picks it and Whisper was trained in fp16),
+      else float32.
+    * Quirks: CC 12.0 (RTX 50xx) with ctranslate2 < 4.7 fails int8 GEMMs
+      (CTranslate2 #1865, fixed #1982): no int8 there.  GTX 16xx (TU116/TU117,
+      CC 7.5 without tensor cores) give garbage "!" output in float16
+      (whisper-diarization #327): int8 instead.
+    * Reconciled with ``ctranslate2.get_supported_compute_types("cuda", i)``
+      when ctranslate2 imports and the call succeeds (it raises without a
+      driver).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Set, Tuple
+
+from .devices import Device
+
+__all__ = ["torch_dtype_for", "compute_type_for", "lacks_tensor_cores", "ct2_version", "ct2_supported"]
+
+
+def lacks_tensor_cores(device: Device) -> bool:
+    """GTX 16xx (TU116/TU117): CC 7.5 but no tensor cores."""
+    return bool(re.search(r"GTX\s*16\d\d", device.name, re.IGNORECASE)) or bool(
+        re.search(r"\bTU11[67]\b", device.name))
+
+
+def torch_dtype_for(cc: Tuple[int, int], prefer: str = "auto") -> str:
+    """torch dtype for compute capability ``cc`` (rules in the module doc).
+    ``prefer="accuracy"`` always gives float32."""
+    if prefer == "accuracy":
+        return "float32"
+    if cc >= (8, 0):
+        return "bfloat16"
+    if cc >= (7, 0) or cc in ((6, 0), (6, 2)):
+        return "float16"
+    return "float32"
+
+
+def _ct2_capabilities(device: Device, ct2_version: Optional[str]) -> Tuple[bool, bool, bool, List[str]]:
+    """(int8, float16, bfloat16) support by CTranslate2's rules and quirks, with notes."""
+    cc = device.compute_capability
+    notes: List[str] = []
+    int8 = cc > (6, 0) or cc == (6, 1)
+    fp16 = cc >= (7, 0)
+    bf16 = cc >= (8, 0)
+    if cc[0] == 12 and ct2_version is not None and _version_lt(ct2_version, "4.7"):
+        int8 = False
+        notes.append(f"no int8: ctranslate2 {ct2_version} < 4.7 fails int8 GEMMs on CC 12.0 "
+                     "(CTranslate2 #1865, fixed in #1982)")
+    if lacks_tensor_cores(device):
+        fp16 = False
+        notes.append("no float16: GTX 16xx (no tensor cores) gives garbage output in float16 "
+                     "(whisper-diarization #327)")
+    return int8, fp16, bf16, notes
+
+
+def _version_lt(a: str, b: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return Version(a) < Version(b)
+    except InvalidVersion:
+        return False
+
+
+def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_version: Optional[str] = None,
+                     supported: Optional[Set[str]] = None) -> Tuple[str, str]:
+    """CTranslate2 compute type for ``device`` (``None``: the CPU) and the reason.
+
+    ``supported``, when given, is what ``ctranslate2.get_supported_compute_types``
+    returned; the choice falls back along the same order until it is in it.
+    """
+    if device is None:
+        chain = ["float32"] if prefer == "accuracy" else ["int8", "int8_float32", "float32"]
+        why = ("float32: no quantization asked" if prefer == "accuracy" else
+               "int8: CTranslate2's fastest CPU type (faster-whisper README: int8 1.54x faster than "
+               "float32 for small on an i7-12700K)")
+    else:
+        int8, fp16, _bf16, notes = _ct2_capabilities(device, ct2_version)
+        chain = []
+        if prefer in ("speed", "memory"):
+            if int8 and fp16:
+                chain.append("int8_float16")
+            if int8:
+                chain.append("int8")
+            if fp16:
+                chain.append("float16")
+        elif prefer == "accuracy":
+            if fp16:
+                chain.append("float16")
+        else:  # auto
+            if fp16:
+                chain.append("float16")
+            if int8:
+                chain.append("int8")
+        chain.append("float32")
+        cc = f"CC {device.compute_capability[0]}.{device.compute_capability[1]}"
+        first = chain[0]
+        why = {
+            "float16": f"float16: {cc} has fp16 tensor cores and Whisper's released weights are float16",
+            "int8_float16": f"int8_float16: {cc}, int8 weights with fp16 compute (fastest, least memory)",
+            "int8": f"int8: {cc} has int8 (dp4a) but no efficient float16",
+            "float32": f"float32: {cc} has neither efficient float16 nor int8",
+        }[first]
+        if notes:
+            why += "; " + "; ".join(notes)
+    if supported is not None:
+        for ctype in chain:
+            if ctype in supported:
+                if ctype != chain[0]:
+                    why += f"; {chain[0]} not in ctranslate2's supported types, using {ctype}"
+                return ctype, why
+        fallback = "float32" if "float32" in supported or not supported else sorted(supported)[0]
+        return fallback, why + f"; none preferred is supported, using {fallback}"
+    return chain[0], why
+
+
+def ct2_version() -> Optional[str]:
+    """The installed ctranslate2 version, from its metadata (not imported)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ctranslate2")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def ct2_supported(ordinal: int) -> Optional[Set[str]]:
+    """``ctranslate2.get_supported_compute_types("cuda", ordinal)``, or ``None``
+    where ctranslate2 is absent or CUDA has no such device."""
+    import importlib.util
+
+    if importlib.util.find_spec("ctranslate2") is None:
+        return None
+    try:
+        import ctranslate2
+
+        # Without a usable CUDA device the first call raises, and later calls in
+        # the same process answer {"float32"} (ctranslate2 4.8.5): only a device
+        # that CUDA counts has a meaningful answer.
+        if ctranslate2.get_cuda_device_count() <= ordinal:
+            return None
+        return set(ctranslate2.get_supported_compute_types("cuda", ordinal))
+    except Exception:  # raises RuntimeError without a driver or CUDA device
+        return None

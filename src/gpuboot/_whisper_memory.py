@@ -1,0 +1,84 @@
+"""Which Whisper model fits a device: measured peak memory by model and precision, with sources."""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Tuple
+
+from ._host import available_ram
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .select import DeviceChoice
+
+__all__ = ["WHISPER_MEMORY", "WHISPER_ORDER", "HEADROOM", "CPU_MAX_MODEL", "peak_memory", "recommend_whisper_model"]
+
+MiB = 2**20
+
+#: Peak memory of faster-whisper, bytes, by model and precision, with the source.
+#: GPU figures: faster-whisper README benchmarks (13 min of audio, beam 5,
+#: RTX 3070 Ti 8 GB) and faster-whisper issue #1030 (large-v3, large-v3-turbo,
+#: distil-large-v3).  No measured CTranslate2 figure exists for tiny/base/
+#: small/medium on a GPU: openai-whisper's README "Required VRAM" (PyTorch,
+#: float16) is used as an upper bound there.  CPU: the README's small on CPU
+#: (i7-12700K, 8 threads).
+WHISPER_MEMORY: Tuple[Tuple[str, str, int, str], ...] = (
+    ("large-v3", "float16", 4521 * MiB, "faster-whisper issue #1030"),
+    ("large-v3", "int8", 2953 * MiB, "faster-whisper issue #1030"),
+    ("large-v2", "float16", 4525 * MiB, "faster-whisper README (GPU benchmark)"),
+    ("large-v2", "int8", 2926 * MiB, "faster-whisper README (GPU benchmark)"),
+    ("large-v3-turbo", "float16", 2537 * MiB, "faster-whisper issue #1030"),
+    ("distil-large-v3", "float16", 2409 * MiB, "faster-whisper issue #1030"),
+    ("distil-large-v3", "int8", 1481 * MiB, "faster-whisper issue #1030"),
+    ("medium", "float16", 5 * 1024 * MiB, "openai-whisper README 'Required VRAM' (upper bound)"),
+    ("small", "float16", 2 * 1024 * MiB, "openai-whisper README 'Required VRAM' (upper bound)"),
+    ("small", "float32", 2257 * MiB, "faster-whisper README (CPU benchmark)"),
+    ("small", "int8", 1477 * MiB, "faster-whisper README (CPU benchmark)"),
+    ("base", "float16", 1024 * MiB, "openai-whisper README 'Required VRAM' (upper bound)"),
+    ("tiny", "float16", 1024 * MiB, "openai-whisper README 'Required VRAM' (upper bound)"),
+)
+#: Best first: quality order of the models above (large-v3 is the most accurate).
+WHISPER_ORDER: Tuple[str, ...] = ("large-v3", "large-v2", "large-v3-turbo", "distil-large-v3", "medium", "small",
+                                  "base", "tiny")
+#: Free memory kept back beyond the measured peak: 20 % (other allocations,
+#: fragmentation, longer audio than the benchmark).
+HEADROOM = 1.2
+#: Largest model recommended on a CPU: the README benchmarks only small there.
+CPU_MAX_MODEL = "small"
+
+
+def peak_memory(model: str, compute_type: str) -> Optional[Tuple[int, str]]:
+    """(peak bytes, source) of ``model`` at ``compute_type``; float16's figure
+    bounds int8 where int8 was not measured; ``None`` when unknown."""
+    precision = "int8" if compute_type.startswith("int8") else compute_type
+    if precision == "bfloat16":
+        precision = "float16"
+    rows = {(m, p): (b, s) for m, p, b, s in WHISPER_MEMORY}
+    if (model, precision) in rows:
+        return rows[(model, precision)]
+    if (model, "float16") in rows:  # int8 needs less than float16: a safe upper bound
+        return rows[(model, "float16")]
+    return None
+
+
+def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM,
+                            free_bytes: Optional[int] = None) -> str:
+    """The most accurate Whisper model whose measured peak memory, times
+    ``headroom``, fits the chosen device's free memory (CPU: available RAM,
+    and at most ``small``).  Falls back to ``"tiny"``.
+
+    Args:
+        choice: from ``select_device``.
+        headroom: factor over the measured peak (default 1.2).
+        free_bytes: override the free memory (tests).
+    """
+    on_gpu = choice.kind == "cuda" and choice.device is not None
+    if free_bytes is None:
+        free_bytes = choice.device.free_memory if on_gpu and choice.device is not None else available_ram()
+    models: Iterable[str] = WHISPER_ORDER
+    if not on_gpu:
+        models = WHISPER_ORDER[WHISPER_ORDER.index(CPU_MAX_MODEL):]
+    for model in models:
+        need = peak_memory(model, choice.compute_type)
+        if need is not None and need[0] * headroom <= free_bytes:
+            return model
+    return "tiny"

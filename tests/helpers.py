@@ -1,0 +1,157 @@
+"""Test helpers (tests and bench/ import them): site directories built from
+REAL wheel file lists, real shared objects compiled with the real sonames,
+child interpreters, and the NVML choice helper.
+
+``tests/data/wheels/*.txt`` are the file lists of real wheels on PyPI, read
+with ``tools/wheel_filelist.py`` (zip central directory only).  A fixture site
+reproduces a wheel's files and its ``.dist-info`` (METADATA + RECORD), so
+``importlib.metadata`` reads it as pip would have installed it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+DATA = Path(__file__).parent / "data"
+WHEELS = DATA / "wheels"
+SAMPLE = Path(__file__).parent.parent / "samples" / "speech-en.wav"
+
+_WHEEL_RE = re.compile(r"^(?P<dist>[^-]+)-(?P<version>[^-]+)-[^-]+-[^-]+-(?P<plat>.+)\.whl\.txt$")
+
+
+@dataclass(frozen=True)
+class WheelList:
+    filename: str
+    project: str  # canonical, e.g. nvidia-cublas-cu12
+    version: str
+    platform: str  # "linux" or "win32"
+    files: tuple
+
+    @property
+    def libraries(self) -> List[str]:
+        return [f for f in self.files if re.search(r"\.so(\.|$)|\.dll$", f)]
+
+
+def _read_lists() -> Dict[str, WheelList]:
+    out = {}
+    for p in sorted(WHEELS.glob("*.whl.txt")):
+        m = _WHEEL_RE.match(p.name)
+        assert m, p.name
+        project = m.group("dist").replace("_", "-")
+        plat = "win32" if "win" in m.group("plat") else "linux"
+        files = tuple(line for line in p.read_text().splitlines() if line)
+        out[p.name] = WheelList(p.name, project, m.group("version"), plat, files)
+    return out
+
+
+WHEEL_LISTS: Dict[str, WheelList] = _read_lists()
+
+
+def wheel(project: str, platform: str = "linux", version_prefix: str = "") -> WheelList:
+    """The recorded wheel of ``project`` for ``platform`` (and version prefix)."""
+    found = [w for w in WHEEL_LISTS.values()
+             if w.project == project and w.platform == platform and w.version.startswith(version_prefix)]
+    assert len(found) == 1, (project, platform, version_prefix, [w.filename for w in found])
+    return found[0]
+
+
+def install(site: Path, w: WheelList, *, real_so: bool = False, dist_info: bool = True,
+            needed: Optional[Dict[str, Sequence[str]]] = None) -> Path:
+    """Reproduce wheel ``w`` under ``site``: its files (empty, or for Linux
+    shared objects with ``real_so`` a compiled stub with the real soname) and
+    its .dist-info.  Returns ``site``."""
+    site.mkdir(parents=True, exist_ok=True)
+    needed = needed or {}
+    # Dependencies first: a stub is linked against the stubs it needs.
+    files = sorted(w.files, key=lambda rel: bool(needed.get(rel.rsplit("/", 1)[-1])))
+    for rel in files:
+        path = site / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if rel.endswith(".dist-info/METADATA"):
+            path.write_text(f"Metadata-Version: 2.1\nName: {w.project}\nVersion: {w.version}\n")
+        elif rel.endswith(".dist-info/RECORD"):
+            path.write_text("".join(f"{f},,\n" for f in w.files))
+        elif real_so and re.search(r"\.so(\.\d+)+$", rel):
+            compile_stub(path, path.name, needed.get(path.name, ()))
+        else:
+            path.write_bytes(b"")
+    if not dist_info:
+        for d in site.glob("*.dist-info"):
+            shutil.rmtree(d)
+    return site
+
+
+_STUB_C = textwrap.dedent("""
+    #include <stdio.h>
+    #include <stdlib.h>
+    __attribute__((constructor)) static void gpuboot_stub_loaded(void) {
+        const char *log = getenv("GPUBOOT_STUB_LOG");
+        if (log) { FILE *f = fopen(log, "a"); if (f) { fputs("%s\\n", f); fclose(f); } }
+    }
+    int %s_stub_marker(void) { return %d; }
+""")
+
+
+def compile_stub(path: Path, soname: str, needed: Iterable[str] = ()) -> Path:
+    """Compile a real shared object at ``path`` whose SONAME is ``soname`` and
+    whose DT_NEEDED lists ``needed`` (resolved by the loader at load time,
+    no RPATH).  Its constructor appends the soname to ``$GPUBOOT_STUB_LOG``."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        import pytest
+
+        pytest.skip("no C compiler")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ident = re.sub(r"\W", "_", soname)
+    src = path.parent / f".{path.name}.c"
+    src.write_text(_STUB_C % (soname, ident, len(soname)))
+    cmd = [cc, "-shared", "-fPIC", "-o", str(path), str(src), f"-Wl,-soname,{soname}"]
+    needed = list(needed)
+    if needed:
+        # Link against the real dependency by its file name, then drop the search dir
+        # so that the loader has to find it at run time (like a wheel without RPATH).
+        cmd += ["-Wl,--no-as-needed", f"-L{path.parent}"]  # Debian's gcc links --as-needed
+        cmd += [f"-l:{dep}" for dep in needed]
+    subprocess.run(cmd, check=True, capture_output=True)
+    src.unlink()
+    return path
+
+
+def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
+              check: bool = True) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (loader state is per process)."""
+    full_env = dict(os.environ)
+    full_env.pop("LD_LIBRARY_PATH", None)
+    full_env.update(env or {})
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                          env=full_env, cwd=cwd, timeout=120)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"child failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def require_real(what: str) -> None:
+    """Skip, or fail under CI (GPUBOOT_REQUIRE_REAL=1), when real material is absent."""
+    import pytest
+
+    if os.environ.get("GPUBOOT_REQUIRE_REAL") == "1":
+        pytest.fail(f"{what} is required in this run (GPUBOOT_REQUIRE_REAL=1) but not installed")
+    pytest.skip(f"{what} not installed")
+
+
+def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: str = "4.8.5", **kw: Any) -> Any:
+    """``select_device`` over a fake NVML serving ``gpus`` (tests/fake_nvml.py),
+    without CTranslate2's reconciliation and with a fixed ctranslate2 version."""
+    from fake_nvml import FakeNVML
+
+    from gpuboot.select import select_device
+
+    return select_device(nvml=FakeNVML(gpus), environ=env or {}, reconcile=False, ct2_version=ct2, **kw)
