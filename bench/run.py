@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "speech-en.wav"
-WHEELS = ROOT / "tests" / "data" / "wheels"
+sys.path.insert(0, str(ROOT / "tests"))  # helpers.py: the synthetic-site builder the tests use
 
 Stats = Tuple[float, float, float]  # median, min, max
 
@@ -47,6 +47,9 @@ def child(code: str, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
     Adds ``wall_ms``: the whole process, start to exit."""
     full_env = {**os.environ, **(env or {})}
     full_env.pop("LD_LIBRARY_PATH", None)
+    # As installed: pip compiles bytecode at install time, so measure with .pyc files
+    # (main() compiles src/ first), not with PYTHONDONTWRITEBYTECODE recompiling every run.
+    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
     t0 = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env=full_env, timeout=600)
@@ -133,19 +136,44 @@ def _wheel_paths() -> Optional[List[str]]:
     return paths if len(paths) == 3 else None
 
 
+#: The standard-library modules any ML application has imported before it calls
+#: gpuboot; both arms of the driver-path cases import them first.
+STDLIB = "ctypes, logging, dataclasses, pathlib, subprocess, typing, re, threading, hashlib, fnmatch"
+#: What ensure() imports on a machine with a driver.
+DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers, gpuboot._needs, gpuboot._resolve, gpuboot.dllpath, "
+               "gpuboot._linux")
+
+
+def bench_driver_path_import(runs: int) -> Dict[str, Any]:
+    """gpuboot's own import cost on the driver-present path, the stdlib already imported."""
+    code = f"""
+        import {STDLIB}
+        import json, time
+        t = time.perf_counter()
+        {{body}}
+        print(json.dumps({{{{"ms": (time.perf_counter() - t) * 1e3}}}}))
+    """
+    res = interleaved({"stdlib only": code.format(body="pass"), "gpuboot": code.format(body=f"import {DRIVER_PATH}")},
+                      runs)
+    return {"inproc": col(res["gpuboot"], "ms"), "wall": col(res["gpuboot"], "wall_ms"),
+            "wall_bare": col(res["stdlib only"], "wall_ms")}
+
+
 def bench_preload(runs: int) -> Optional[Dict[str, Any]]:
     paths = _wheel_paths()
     if paths is None:
         return None
-    timed = "import time, json\nt = time.perf_counter()\n{body}\ndt = (time.perf_counter() - t) * 1e3\n"
+    timed = (f"import {STDLIB}\nimport time, json\nt = time.perf_counter()\n{{body}}\n"
+             "dt = (time.perf_counter() - t) * 1e3\n")
     variants = {
-        "raw ctypes.CDLL": "import ctypes\n" + timed.format(body="\n".join(
+        "raw ctypes.CDLL": timed.format(body="\n".join(
             f"ctypes.CDLL({p!r}, mode=ctypes.RTLD_GLOBAL)" for p in paths)),
-        "gpuboot locate+preload": "import ctypes, gpuboot, gpuboot.dllpath, gpuboot._linux\n" + timed.format(
-            body='gpuboot.preload(gpuboot.locate(["cudart", "cublas"], cuda_major=12))'),
-        "cuda-pathfinder": "from cuda.pathfinder import load_nvidia_dynamic_lib\n" + timed.format(
-            body='for n in ("cudart", "cublasLt", "cublas"):\n    load_nvidia_dynamic_lib(n)'),
-        "torch-style glob": "import ctypes, glob, os, sys\n" + timed.format(body=textwrap.dedent("""
+        "gpuboot locate+preload": timed.format(
+            body='import gpuboot\ngpuboot.preload(gpuboot.locate(["cudart", "cublas"], cuda_major=12))'),
+        "cuda-pathfinder": timed.format(body='from cuda.pathfinder import load_nvidia_dynamic_lib\n'
+                                        'for n in ("cudart", "cublasLt", "cublas"):\n    load_nvidia_dynamic_lib(n)'),
+        "torch-style glob": timed.format(body=textwrap.dedent("""
+            import glob
             def _find(lib, folder):
                 for p in sys.path:
                     hits = glob.glob(os.path.join(p, "nvidia", folder, "lib", lib))
@@ -153,7 +181,8 @@ def bench_preload(runs: int) -> Optional[Dict[str, Any]]:
                         return hits[0]
             for lib, folder in (("libcudart.so.*[0-9]", "cuda_runtime"), ("libcublasLt.so.*[0-9]", "cublas"),
                                 ("libcublas.so.*[0-9]", "cublas")):
-                ctypes.CDLL(_find(lib, folder), mode=ctypes.RTLD_GLOBAL)""")),
+                ctypes.CDLL(_find(lib, folder), mode=ctypes.RTLD_GLOBAL)""")).replace(
+            f"import {STDLIB}", f"import {STDLIB}, os, sys"),
     }
     for k in variants:
         variants[k] += "print(json.dumps({'load_ms': dt}))\n"
@@ -162,33 +191,18 @@ def bench_preload(runs: int) -> Optional[Dict[str, Any]]:
     except ImportError:
         del variants["cuda-pathfinder"]
     res = interleaved(variants, runs)
-    imports = interleaved({
-        "gpuboot": "import time, json\nt=time.perf_counter()\nimport gpuboot.locate, gpuboot.dllpath, gpuboot._linux"
-                   "\nprint(json.dumps({'ms': (time.perf_counter()-t)*1e3}))",
-        **({"cuda-pathfinder": "import time, json\nt=time.perf_counter()\nfrom cuda.pathfinder import "
-                               "load_nvidia_dynamic_lib\nprint(json.dumps({'ms': (time.perf_counter()-t)*1e3}))"}
-           if "cuda-pathfinder" in variants else {}),
-    }, runs)
     return {"paths": paths, "load": {k: col(v, "load_ms") for k, v in res.items()},
-            "imports": {k: col(v, "ms") for k, v in imports.items()}}
+            "wall": {k: col(v, "wall_ms") for k, v in res.items()}}
 
 
 def _make_site(root: Path, n: int) -> Path:
+    """The real file lists of three CUDA 12 wheels (tests/helpers.py builds them,
+    as for the tests) plus ``n - 3`` unrelated distributions."""
+    from helpers import install, wheel
+
     site = root / f"site-{n}"
-    for name in ("nvidia_cuda_runtime_cu12-12.9.79-py3-none-manylinux2014_x86_64.manylinux_2_17_x86_64.whl.txt",
-                 "nvidia_cublas_cu12-12.9.2.10-py3-none-manylinux_2_27_x86_64.whl.txt",
-                 "nvidia_curand_cu12-10.3.10.19-py3-none-manylinux_2_27_x86_64.whl.txt"):
-        files = (WHEELS / name).read_text().split()
-        dist, version = name.split("-")[:2]
-        for rel in files:
-            p = site / rel
-            p.parent.mkdir(parents=True, exist_ok=True)
-            if rel.endswith("METADATA"):
-                p.write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: {version}\n")
-            elif rel.endswith("RECORD"):
-                p.write_text("".join(f"{f},,\n" for f in files))
-            else:
-                p.write_bytes(b"")
+    for project in ("nvidia-cuda-runtime-cu12", "nvidia-cublas-cu12", "nvidia-curand-cu12"):
+        install(site, wheel(project))
     for i in range(n - 3):  # unrelated distributions, real .dist-info layout
         d = site / f"unrelated_pkg_{i:05d}-1.0.{i}.dist-info"
         d.mkdir()
@@ -217,7 +231,7 @@ def bench_locate_scaling(calls: int) -> Dict[str, Any]:
                         assert libs[0].cuda_major == 12  # resolved through the owner's -cu12 suffix
                     times.append((time.perf_counter() - t) * 1e3)
                 row[label] = stats(times)
-            owners_cache = sys.modules["gpuboot.locate"]._OWNER_CACHE
+            from gpuboot._owners import OWNER_CACHE as owners_cache
             cold = []
             for _ in range(max(5, calls // 10)):
                 owners_cache.clear()
@@ -246,7 +260,7 @@ def bench_whisper(runs: int) -> Optional[Dict[str, Any]]:
             runs.append(time.perf_counter() - t)
         tx = (runs[1] + runs[2]) / 2
         print(json.dumps({{"load_ms": {load_ms}, "probe_ms": {probe_ms}, "tx_ms": tx * 1e3, "first_ms": runs[0] * 1e3,
-                          "rtf": tx / dur, "text": text, "ct": {ct}, "threads": {threads}}}))
+                          "rtf": tx / dur, "text": text, "ct": {ct}}}))
     """
     try:
         model_dir = subprocess.run([sys.executable, "-c", "from gpuboot.whisper import embedded_model as e; "
@@ -257,11 +271,10 @@ def bench_whisper(runs: int) -> Optional[Dict[str, Any]]:
         return None
     default = code_common.format(sample=str(SAMPLE), load=f"""from faster_whisper import WhisperModel
         model = WhisperModel({model_dir!r})""", load_ms="(t2 - t0) * 1e3", probe_ms="0",
-                                 ct="model.model.compute_type", threads="0")
+                                 ct="model.model.compute_type")
     auto = code_common.format(sample=str(SAMPLE), load=f"""import gpuboot
         model = gpuboot.load_whisper({model_dir!r})
-        li = gpuboot.load_info(model)""", load_ms="li.load_ms", probe_ms="li.probe_ms", ct="li.compute_type",
-                              threads="model.model.num_active_batches and 0")
+        li = gpuboot.load_info(model)""", load_ms="li.load_ms", probe_ms="li.probe_ms", ct="li.compute_type")
     res = interleaved({"faster-whisper defaults": default, "gpuboot.load_whisper (auto)": auto}, runs,
                       env={"HF_HUB_OFFLINE": "1"})
     return {k: {"load": col(v, "load_ms"), "probe": col(v, "probe_ms"), "tx": col(v, "tx_ms"),
@@ -271,11 +284,13 @@ def bench_whisper(runs: int) -> Optional[Dict[str, Any]]:
 
 
 def importtime_profile() -> List[str]:
-    proc = subprocess.run([sys.executable, "-X", "importtime", "-c",
-                           "import gpuboot.locate, gpuboot.dllpath, gpuboot._linux, gpuboot.consumers"],
-                          capture_output=True, text=True)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {STDLIB}\nimport {DRIVER_PATH}"],
+                          capture_output=True, text=True, env=env)
     rows = []
-    for line in proc.stderr.splitlines():
+    lines = proc.stderr.splitlines()
+    first = next((i for i, line in enumerate(lines) if "gpuboot" in line), 0)
+    for line in lines[first:]:  # what comes after the stdlib imports
         parts = line.split("|")
         if len(parts) == 3 and parts[1].strip().isdigit():
             rows.append((int(parts[1]), parts[2].rstrip()))
@@ -315,12 +330,17 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     args = ap.parse_args()
     started = time.time()
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "src" / "gpuboot"), quiet=1)  # .pyc as an install has them
     print("import ...", flush=True)
     imp = bench_import(args.runs)
     print("ensure without a driver ...", flush=True)
     ens = bench_ensure_no_driver(args.runs)
+    print("driver-path import ...", flush=True)
+    drv = bench_driver_path_import(args.runs)
     print("preload ...", flush=True)
-    pre = bench_preload(args.runs)
+    pre = bench_preload(max(args.runs, 25))
     print("locate scaling ...", flush=True)
     loc = bench_locate_scaling(args.calls)
     print("whisper ...", flush=True)
@@ -349,11 +369,14 @@ def main() -> int:
              f"({imp['import_wall'][0]:.1f} vs {imp['bare'][0]:.1f} ms) | {verdict(over <= 10)} |")
     L.append(f"| `ensure()` without a driver <= 5 ms, loads nothing | {ens['ensure'][0]:.3f} ms, "
              f"{len(ens['loaded'])} CUDA libraries mapped | {verdict(ens['ensure'][0] <= 5 and not ens['loaded'])} |")
+    L.append(f"| driver-path import (ensure's modules) <= 5 ms beyond the stdlib an ML app has | "
+             f"{drv['inproc'][0]:.2f} ms | {verdict(drv['inproc'][0] <= 5)} |")
     if pre is not None:
-        raw = pre["load"]["raw ctypes.CDLL"][0]
-        g = pre["load"]["gpuboot locate+preload"][0]
-        L.append(f"| preload <= 1.10x raw `ctypes.CDLL` | {g / raw:.3f}x ({g:.1f} vs {raw:.1f} ms) | "
-                 f"{verdict(g / raw <= 1.10)} |")
+        raw = pre["wall"]["raw ctypes.CDLL"][0]
+        g = pre["wall"]["gpuboot locate+preload"][0]
+        L.append(f"| whole process, locate + preload cudart + cublasLt + cublas <= 1.05x raw `ctypes.CDLL` "
+                 f"(stdlib pre-imported in both) | {g / raw:.3f}x ({g:.1f} vs {raw:.1f} ms) | "
+                 f"{verdict(g / raw <= 1.05)} |")
     r100 = loc[100]["cudart+cublas"][0]
     r10k = loc[10000]["cudart+cublas"][0]
     L.append(f"| `locate()` at 10,000 distributions <= 1.5x at 100 | {r10k / r100:.2f}x ({r10k:.3f} vs "
@@ -385,15 +408,19 @@ def main() -> int:
         L.append("Not run: nvidia-cuda-runtime-cu12 / nvidia-cublas-cu12 are not installed.\n")
     else:
         raw = pre["load"]["raw ctypes.CDLL"][0]
-        L.append("Time of the load step in a fresh process (modules already imported; import costs below). "
-                 "cuDNN 9 (nvidia-cudnn-cu12, ~700 MB) is not in the benchmark environment, so it is not in the set.\n")
-        L.append("| variant | load | vs raw |")
-        L.append("|---|---|---|")
+        L.append(f"Each arm a fresh process that first imports the stdlib modules an ML app already has "
+                 f"(`{STDLIB}`), then loads; `load` is from after those imports to the end (gpuboot's own "
+                 "import included), `whole process` is start to exit. cuDNN 9 (nvidia-cudnn-cu12, ~700 MB) is "
+                 "not in the benchmark environment, so it is not in the set.\n")
+        L.append("| variant | load | whole process | vs raw (whole process) |")
+        L.append("|---|---|---|---|")
+        raw = pre["wall"]["raw ctypes.CDLL"][0]
         for k, s in pre["load"].items():
-            L.append(f"| {k} | {fmt(s)} | {s[0] / raw:.3f}x |")
+            w = pre["wall"][k]
+            L.append(f"| {k} | {fmt(s)} | {fmt(w)} | {w[0] / raw:.3f}x |")
         L.append("")
-        for k, s in pre["imports"].items():
-            L.append(f"- Import cost, {k}: {fmt(s)}")
+        L.append(f"- gpuboot's driver-path modules (`{DRIVER_PATH}`) import in {fmt(drv['inproc'])} after the "
+                 f"stdlib; whole process {fmt(drv['wall'])} vs {fmt(drv['wall_bare'])} with the stdlib alone.")
         L.append("- Raw `ctypes.CDLL` of the same absolute paths is the physical limit: the time is `dlopen` "
                  "mapping and relocating libcublasLt (~500 MB). gpuboot adds the search (a few `listdir`/`stat` "
                  "calls), an `RTLD_NOLOAD` probe per library, and `dlinfo` for the path.\n")

@@ -81,6 +81,57 @@ def test_wrong_order_is_retried_after_its_dependency(stub_site: Path, tmp_path: 
     assert log.read_text().split() == ["libcublasLt.so.12", "libcublas.so.12"]
 
 
+_COUNTING_LOADER = """
+    import json
+    from pathlib import Path
+    from gpuboot._linux import LinuxLoader
+    from gpuboot.dllpath import load_all
+    from gpuboot._types import Library
+
+    class Counting(LinuxLoader):
+        def __init__(self):
+            super().__init__()
+            self.tries = {}
+        def load(self, path):
+            self.tries[path.name] = self.tries.get(path.name, 0) + 1
+            return super().load(path)
+"""
+
+
+def test_a_failure_no_library_of_the_set_can_fix_is_not_tried_again(tmp_path: Path) -> None:
+    """libneeds.so.1 needs libgone.so.1, which was deleted and which no library
+    of the set provides: one attempt, and the loader's message names it."""
+    lib = tmp_path / "lib"
+    compile_stub(lib / "libgone.so.1", "libgone.so.1")
+    compile_stub(lib / "libneeds.so.1", "libneeds.so.1", ["libgone.so.1"])
+    compile_stub(lib / "libok.so.1", "libok.so.1")
+    (lib / "libgone.so.1").unlink()
+    proc = run_child(_COUNTING_LOADER + f"""
+    libs = [Library(n, Path({str(lib)!r}) / f, f, 12, 12, "wheel", Path({str(lib)!r}))
+            for n, f in (("needs", "libneeds.so.1"), ("ok", "libok.so.1"))]
+    loader = Counting()
+    res = load_all(libs, loader, {{}})
+    print(json.dumps([[r.library.filename, r.ok, r.error or ""] for r in res] + [loader.tries]))
+    """)
+    needs, ok, tries = json.loads(proc.stdout)
+    assert needs[:2] == ["libneeds.so.1", False] and "libgone.so.1" in needs[2]
+    assert ok[:2] == ["libok.so.1", True]
+    assert tries == {"libneeds.so.1": 1, "libok.so.1": 1}
+
+
+def test_a_failure_a_later_library_fixes_is_tried_once_more(stub_site: Path) -> None:
+    proc = run_child(_COUNTING_LOADER + f"""
+    import gpuboot
+    libs = list(reversed(gpuboot.locate(["cublas"], search_paths=[{str(stub_site)!r}])))
+    loader = Counting()
+    res = load_all(libs, loader, {{}})
+    print(json.dumps([[r.library.filename, r.ok] for r in res] + [loader.tries]))
+    """)
+    *results, tries = json.loads(proc.stdout)
+    assert results == [["libcublas.so.12", True], ["libcublasLt.so.12", True]]
+    assert tries == {"libcublas.so.12": 2, "libcublasLt.so.12": 1}
+
+
 def test_a_copy_loaded_first_is_reported_as_shadowing(stub_site: Path, tmp_path: Path) -> None:
     decoy = compile_stub(tmp_path / "usr-local-cuda-12" / "libcublasLt.so.12", "libcublasLt.so.12")
     proc = run_child(f"""

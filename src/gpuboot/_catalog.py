@@ -30,8 +30,11 @@ Facts worth knowing, all visible in those lists:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping
+from ._record import Record
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Mapping
 
 #: Versions of CUDA this catalog knows, oldest first.
 CUDA_MAJORS: tuple[int, ...] = (11, 12, 13)
@@ -45,8 +48,7 @@ KEY_NCCL = "nccl"  # NCCL's own major (2); CUDA major from the distribution
 KEY_DRIVER = "driver"  # installed with the driver, never by a wheel
 
 
-@dataclass(frozen=True)
-class Variant:
+class Variant(Record):
     """One version of a library: its file names on each platform.
 
     ``linux`` holds sonames and ``windows`` DLL names.  A name may be a
@@ -54,15 +56,20 @@ class Variant:
     (``cupti64_2025.2.1.dll``).  The first name is the one a consumer loads.
     """
 
-    linux: tuple[str, ...] = ()
-    windows: tuple[str, ...] = ()
+    __slots__ = ("linux", "windows", "wheels")
+    _fields = ("linux", "windows")
+    linux: tuple[str, ...]
+    windows: tuple[str, ...]
     #: pip requirement that installs this variant, for each CUDA major where it
     #: differs; key 0 means "any CUDA major".
-    wheels: Mapping[int, str] = field(default_factory=dict)
+    wheels: Mapping[int, str]
+
+    def __init__(self, linux: tuple[str, ...] = (), windows: tuple[str, ...] = (),
+                 wheels: Mapping[int, str] | None = None) -> None:
+        self._set(linux=linux, windows=windows, wheels=dict(wheels or {}))
 
 
-@dataclass(frozen=True)
-class LibrarySpec:
+class LibrarySpec(Record):
     """Catalog entry for one NVIDIA library.
 
     Attributes:
@@ -76,12 +83,18 @@ class LibrarySpec:
             itself (cuDNN 9), the names of those parts.
     """
 
+    __slots__ = ("name", "component", "key", "variants", "depends", "parts")
+    _fields = ("name", "component", "key", "depends", "parts")
     name: str
     component: str
     key: str
     variants: Mapping[int, Variant]
-    depends: tuple[str, ...] = ()
-    parts: tuple[str, ...] = ()
+    depends: tuple[str, ...]
+    parts: tuple[str, ...]
+
+    def __init__(self, name: str, component: str, key: str, variants: Mapping[int, Variant],
+                 depends: tuple[str, ...] = (), parts: tuple[str, ...] = ()) -> None:
+        self._set(name=name, component=component, key=key, variants=variants, depends=depends, parts=parts)
 
     def filenames(self, platform: str, version: int) -> tuple[str, ...]:
         variant = self.variants.get(version)

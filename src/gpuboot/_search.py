@@ -41,6 +41,14 @@ class Candidate(Record):
         self._set(library=library, order=order, majors=majors)
 
 
+def _name_matches(filename: str, pattern: str) -> bool:
+    """``fnmatch`` only for the few names with a wildcard: compiling a regular
+    expression per catalog name costs a millisecond on the first call."""
+    if "*" in pattern or "?" in pattern or "[" in pattern:
+        return fnmatch.fnmatchcase(filename, pattern)
+    return filename == pattern
+
+
 def _listdir(path: Path) -> List[str]:
     try:
         return os.listdir(path)
@@ -82,7 +90,7 @@ def _majors_for(spec: cat.LibrarySpec, variant_key: int, filename: str, platform
     possible: Tuple[int, ...] = cat.CUDA_MAJORS
     if spec.key == cat.KEY_CUDA:
         possible = tuple(k for k, v in spec.variants.items()
-                         if any(fnmatch.fnmatchcase(filename, pat)
+                         if any(_name_matches(filename, pat)
                                 for pat in (v.windows if platform == "win32" else v.linux)))
         if len(possible) == 1:
             return possible[0], possible

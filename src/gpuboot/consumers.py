@@ -7,14 +7,14 @@ Nothing here imports ctranslate2, torch or onnxruntime: versions come from
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple
+
+from ._record import Record
 
 __all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "needs_of", "installed_needs", "CONSUMERS"]
 
 
-@dataclass(frozen=True)
-class Need:
+class Need(Record):
     """Libraries one installed consumer needs.
 
     Attributes:
@@ -27,25 +27,39 @@ class Need:
         source: where the fact comes from.
     """
 
+    __slots__ = ("consumer", "version", "cuda_major", "libraries", "optional", "cudnn_major", "source")
+    _fields = __slots__
     consumer: str
     version: str
     cuda_major: int
     libraries: Tuple[str, ...]
-    optional: Tuple[str, ...] = ()
-    cudnn_major: Optional[int] = None
-    source: str = ""
+    optional: Tuple[str, ...]
+    cudnn_major: Optional[int]
+    source: str
+
+    def __init__(self, consumer: str, version: str, cuda_major: int, libraries: Tuple[str, ...],
+                 optional: Tuple[str, ...] = (), cudnn_major: Optional[int] = None, source: str = "") -> None:
+        self._set(consumer=consumer, version=version, cuda_major=cuda_major, libraries=libraries,
+                  optional=optional, cudnn_major=cudnn_major, source=source)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """One row of a consumer's compatibility table."""
+class Rule(Record):
+    """One row of a consumer's compatibility table; ``specifier`` is a PEP 440
+    specifier on the consumer's version."""
 
-    specifier: str  # PEP 440 specifier on the consumer's version
+    __slots__ = ("specifier", "cuda_major", "libraries", "optional", "cudnn_major", "source")
+    _fields = __slots__
+    specifier: str
     cuda_major: int
     libraries: Tuple[str, ...]
-    optional: Tuple[str, ...] = ()
-    cudnn_major: Optional[int] = None
-    source: str = ""
+    optional: Tuple[str, ...]
+    cudnn_major: Optional[int]
+    source: str
+
+    def __init__(self, specifier: str, cuda_major: int, libraries: Tuple[str, ...], optional: Tuple[str, ...] = (),
+                 cudnn_major: Optional[int] = None, source: str = "") -> None:
+        self._set(specifier=specifier, cuda_major=cuda_major, libraries=libraries, optional=optional,
+                  cudnn_major=cudnn_major, source=source)
 
 
 # CTranslate2 CHANGELOG and faster-whisper README ("GPU" section). cudart is

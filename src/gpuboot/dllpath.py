@@ -26,7 +26,6 @@ from ._log import log
 from ._pathsafety import safe_directory
 from ._platform import current_platform, library_path_variable
 from ._types import Library, LoadedLibrary
-from .errors import AbiMismatchError, CacheDirError, LibraryLoadError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -140,6 +139,8 @@ def preload(libraries: Sequence[Library], *, platform: Optional[str] = None) -> 
     results = load_all(libraries, get_loader(platform))
     failures = {str(r.library.path): r.error for r in results if r.error}
     if failures:
+        from .errors import LibraryLoadError
+
         raise LibraryLoadError(failures)  # type: ignore[arg-type]
     return results
 
@@ -238,6 +239,8 @@ def check_alias(target_filename: str, alias_name: str) -> None:
     if target is None or wanted is None or "/" in alias_name:
         raise ValueError(f"not a shared-object name: {alias_name!r} -> {target_filename!r}")
     if wanted[0] != target[0] or wanted[1] != target[1][: len(wanted[1])]:
+        from .errors import AbiMismatchError
+
         fix = f"install the wheel that ships {alias_name} (`gpuboot doctor` names it)"
         raise AbiMismatchError(
             f"refusing to alias {target_filename} as {alias_name}: a different major version "
@@ -273,6 +276,8 @@ def cache_dir(create: bool = True) -> Optional[Path]:
     Raises:
         CacheDirError: unusable (see ``alias_dir``).
     """
+    from .errors import CacheDirError
+
     override = os.environ.get("GPUBOOT_CACHE_DIR", "")
     if override:
         if not os.path.isabs(override):
@@ -296,6 +301,8 @@ def cache_dir(create: bool = True) -> Optional[Path]:
 
 
 def _check_private(path: Path) -> None:
+    from .errors import CacheDirError
+
     try:
         st = path.lstat()
     except OSError as exc:
