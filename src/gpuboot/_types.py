@@ -1,4 +1,4 @@
-"""The value types of finding and loading: ``Library``, ``MissingLibrary``, ``LoadedLibrary``."""
+"""The value types of finding and loading: ``Library``, ``MissingLibrary``, ``LoadedLibrary``, ``Resolution``."""
 
 from __future__ import annotations
 
