@@ -32,7 +32,8 @@ def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> Non
     assert "int8: CTranslate2's fastest CPU type" in info.reason
     assert [a.ok for a in info.trail] == [True]
     assert info.load_ms > 0 and info.probe_ms > 0
-    segments, tinfo = transcribe(decode(str(SAMPLE)), model, beam_size=5, language="en")
+    stream, tinfo = transcribe(model, decode(str(SAMPLE)), beam_size=5, language="en")
+    segments = list(stream)
     text = " ".join(s.text for s in segments)
     assert wer(text) <= WER_LIMIT, text
     assert abs(tinfo.duration - SAMPLE_SECONDS) < 0.05

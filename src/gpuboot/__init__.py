@@ -47,6 +47,8 @@ _LAZY = {
     "ModelNotFoundError": "errors", "AudioError": "errors", "MissingDependencyError": "errors",
     "UnknownLibraryError": "errors", "BrokenDependencyError": "errors", "IncompatibleDependencyError": "errors",
     "DriverNotFoundError": "errors",
+    "transcribe": "whisper", "memory_info": "memory", "MemoryInfo": "memory", "check_pressure": "memory",
+    "MemoryPressure": "memory",
 }
 # A literal list, so that type checkers read the public names (mypy --strict,
 # no implicit re-export); tests/test_public_api.py checks it against _LAZY and locate.
@@ -57,7 +59,8 @@ __all__ = [
     "LoadedLibrary", "MemoryCheck", "MissingDependencyError", "MissingLibrary", "ModelLoadError",
     "ModelNotFoundError", "Resolution", "UnknownLibraryError", "WhisperLoad", "alias", "check_memory",
     "detect_driver", "discover", "ensure", "list_devices", "load_info", "load_whisper", "locate", "preload",
-    "recommend_whisper_model", "resolve", "select_device", "subprocess_env",
+    "recommend_whisper_model", "resolve", "select_device", "subprocess_env", "transcribe", "memory_info",
+    "MemoryInfo", "check_pressure", "MemoryPressure",
 ]
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
@@ -83,8 +86,9 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
         UnknownLibraryError,
     )
     from .locate import Resolution, resolve
+    from .memory import MemoryInfo, MemoryPressure, check_pressure, memory_info
     from .select import DeviceAssigner, DeviceChoice, MemoryCheck, check_memory, select_device
-    from .whisper import WhisperLoad, load_info, load_whisper
+    from .whisper import WhisperLoad, load_info, load_whisper, transcribe
 
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)

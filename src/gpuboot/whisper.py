@@ -14,7 +14,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 from . import _deps
 from ._log import log
@@ -58,6 +58,12 @@ class WhisperLoad:
         trail: every attempt in order, failures first.
         load_ms: construction time of the successful attempt, milliseconds.
         probe_ms: time of the verifying encode, milliseconds.
+        batched: ``gpuboot.transcribe`` uses faster-whisper's
+            ``BatchedInferencePipeline`` for this model.
+        batch_size: its batch size (1 when not batched).
+        cpu_threads, num_workers: what ``WhisperModel`` was given.
+        throughput: why those (``_throughput.plan_throughput``'s reason).
+        source: the model directory loaded (a size name resolved in the cache).
     """
 
     model: str
@@ -68,6 +74,12 @@ class WhisperLoad:
     trail: Tuple[Attempt, ...]
     load_ms: float
     probe_ms: float
+    batched: bool = False
+    batch_size: int = 1
+    cpu_threads: int = 0
+    num_workers: int = 1
+    throughput: str = ""
+    source: str = ""
 
 
 def embedded_model() -> Optional[str]:
@@ -235,7 +247,8 @@ def _probe(model: Any) -> None:
 
 
 def load_whisper(model: str = "small", *, device: str = "auto", compute_type: str = "auto",
-                 device_index: Optional[int] = None, prefer: str = "auto", **kwargs: Any) -> Any:
+                 device_index: Optional[int] = None, prefer: str = "auto", batched: Union[str, bool] = "auto",
+                 batch_size: Union[str, int] = "auto", streams: int = 1, **kwargs: Any) -> Any:
     """Return a verified ``faster_whisper.WhisperModel``.
 
     Runs ``ensure()`` and ``select_device()`` (best visible GPU, or the CPU,
@@ -257,6 +270,13 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
             ``select_device`` chose.
         prefer: ``"auto"``, ``"speed"``, ``"accuracy"`` or ``"memory"``, as
             for ``select_device``.
+        batched: ``"auto"`` (faster-whisper's ``BatchedInferencePipeline``
+            wherever it is faster: everywhere measured), ``True`` or
+            ``False``; ``gpuboot.transcribe(model, audio)`` applies it.
+        batch_size: ``"auto"`` (from the GPU's free memory, or the CPU's
+            cores) or a number.
+        streams: concurrent ``transcribe`` calls the model will serve
+            (``num_workers``); threads and batch are shared among them.
         **kwargs: passed to ``WhisperModel`` (``cpu_threads``,
             ``download_root``, ``local_files_only``, ...).
 
@@ -302,15 +322,16 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
     source = _local_model(name, kwargs)
     plan, reason = _plan(device, compute_type, choice)
     ordinal = device_index if device_index is not None else (choice.cuda_ordinal or 0)
-    if choice.ct2_device == "cpu" or device == "cpu":
-        kwargs.setdefault("cpu_threads", choice.cpu_threads)
+    model_bytes = _model_bytes(source)
 
     trail: List[Attempt] = []
     for dev, ctype in plan:
+        throughput = _throughput_for(dev, choice, model_bytes, batched, batch_size, streams)
+        args = {"cpu_threads": throughput.cpu_threads, "num_workers": throughput.num_workers, **kwargs}
         t0 = time.perf_counter()
         try:
             instance = WhisperModel(source, device=dev, device_index=ordinal if dev == "cuda" else 0,
-                                    compute_type=ctype, **kwargs)
+                                    compute_type=ctype, **args)
             t1 = time.perf_counter()
             _probe(instance)
             t2 = time.perf_counter()
@@ -325,7 +346,9 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
             reason = f"{label} {ctype}: fell back after " + "; ".join(
                 a.describe() for a in trail[:-1])
         info = WhisperLoad(name, dev, ordinal if dev == "cuda" else 0, ctype, reason,
-                           tuple(trail), (t1 - t0) * 1e3, (t2 - t1) * 1e3)
+                           tuple(trail), (t1 - t0) * 1e3, (t2 - t1) * 1e3, throughput.batched,
+                           throughput.batch_size, int(args["cpu_threads"]), int(args["num_workers"]),
+                           throughput.reason, source)
         instance.gpuboot = info
         log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
         return instance
@@ -333,6 +356,27 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
            else "check the model directory and `pip install 'gpuboot[whisper]'`")
     raise ModelLoadError("no device could run the Whisper model: " + "; ".join(a.describe() for a in trail),
                          fix, trail)
+
+
+def _model_bytes(source: str) -> int:
+    """Size of the model's weights file, bytes (large-v2's when unknown)."""
+    try:
+        return os.path.getsize(os.path.join(source, "model.bin"))
+    except OSError:
+        from ._throughput import LARGE_V2_MODEL_BYTES
+
+        return LARGE_V2_MODEL_BYTES
+
+
+def _throughput_for(dev: str, choice: Any, model_bytes: int, batched: Union[str, bool],
+                    batch_size: Union[str, int], streams: int) -> Any:
+    from ._host import available_ram
+    from ._throughput import plan_throughput
+
+    on_gpu = dev == "cuda" and choice.device is not None
+    free = choice.device.free_memory if on_gpu else available_ram() or None
+    return plan_throughput(dev, cores=choice.cpu_threads, model_bytes=model_bytes, free_bytes=free,
+                           resident_bytes=model_bytes, batched=batched, batch_size=batch_size, streams=streams)
 
 
 def load_info(model: Any) -> WhisperLoad:
@@ -347,10 +391,120 @@ def load_info(model: Any) -> WhisperLoad:
     return info
 
 
-def transcribe(audio: Any, model: Any, **options: Any) -> Tuple[List[Any], Any]:
-    """``model.transcribe`` with the segments materialised (a list)."""
-    segments, info = model.transcribe(audio, **options)
-    return list(segments), info
+_OOM = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "std::bad_alloc")
+#: Whisper's sample rate, Hz.
+SAMPLE_RATE = 16000
+
+
+def _is_oom(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, (RuntimeError, MemoryError)) and (isinstance(exc, MemoryError) or
+                                                             any(k in text for k in _OOM))
+
+
+def _shift(segment: Any, offset: float) -> Any:
+    """``segment`` (a faster-whisper ``Segment`` dataclass) moved ``offset`` seconds later."""
+    if not offset:
+        return segment
+    from dataclasses import replace
+
+    words = getattr(segment, "words", None)
+    if words:
+        words = [replace(w, start=w.start + offset, end=w.end + offset) for w in words]
+    return replace(segment, start=segment.start + offset, end=segment.end + offset, words=words)
+
+
+def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipeline: Any = None,
+               **options: Any) -> Tuple[Iterator[Any], Any]:
+    """Transcribe ``audio`` (a path, a file object or 16 kHz float32 samples)
+    with a model from ``load_whisper``, as its ``WhisperLoad`` planned:
+    batched through faster-whisper's ``BatchedInferencePipeline`` with the
+    planned batch size, else sequentially.  ``options`` go to faster-whisper's
+    ``transcribe`` (``language``, ``beam_size``, ``vad_filter``,
+    ``word_timestamps``, ...).
+
+    On a GPU the batch size is re-checked against NVML's free memory before
+    the run (it shrinks if memory was taken since loading); an out-of-memory
+    error mid-run halves the batch and resumes after the last finished
+    segment, logged.  Batched decoding of audio longer than 30 s needs VAD:
+    ``vad_filter=False`` there runs sequentially.
+
+    Returns:
+        ``(segments, info)``: an iterator of faster-whisper ``Segment`` s (times
+        in seconds from the start of the audio) and its ``TranscriptionInfo``.
+
+    Raises:
+        ValueError: ``batch_size`` below 1.
+        RuntimeError: CTranslate2's own errors; out of memory at batch 1.
+    """
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    info = getattr(model, "gpuboot", None)
+    batched = bool(info.batched) if isinstance(info, WhisperLoad) else batch_size is not None
+    size = batch_size or (info.batch_size if isinstance(info, WhisperLoad) else 8)
+    if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):
+        audio = _deps.faster_whisper().decode_audio(audio)
+    long_audio = len(audio) > 30 * SAMPLE_RATE
+    if batched and options.get("vad_filter") is False and long_audio and "clip_timestamps" not in options:
+        log.info("vad_filter=False on %.0f s of audio: batched decoding needs VAD chunks; decoding sequentially",
+                 len(audio) / SAMPLE_RATE)
+        batched = False
+    if not batched:
+        segments, tinfo = model.transcribe(audio, **options)
+        return iter(segments), tinfo
+    if isinstance(info, WhisperLoad) and info.device == "cuda" and batch_size is None:
+        size = _recheck_batch(info, size)
+    if pipeline is None:
+        pipeline = _deps.faster_whisper().BatchedInferencePipeline(model)
+    first, tinfo = _start(pipeline, audio, size, options)
+    return _resumable(pipeline, audio, size, first, options), tinfo
+
+
+def _start(pipeline: Any, audio: Any, size: int, options: Any) -> Tuple[Any, Any]:
+    while True:
+        try:
+            return tuple(pipeline.transcribe(audio, batch_size=size, **options))  # type: ignore[return-value]
+        except Exception as exc:
+            if not _is_oom(exc) or size == 1:
+                raise
+            log.warning("out of memory at batch %d (%s); retrying at batch %d", size, exc, size // 2)
+            size //= 2
+
+
+def _resumable(pipeline: Any, audio: Any, size: int, segments: Any, options: Any) -> Iterator[Any]:
+    offset = 0.0
+    done = 0.0
+    while True:
+        try:
+            for segment in segments:
+                segment = _shift(segment, offset)
+                done = max(done, segment.end)
+                yield segment
+            return
+        except Exception as exc:
+            if not _is_oom(exc) or size == 1:
+                raise
+            size //= 2
+            log.warning("out of memory at batch %d (%s); resuming at %.1f s with batch %d",
+                        size * 2, exc, done, size)
+            offset = done
+            segments, _ = _start(pipeline, audio[int(done * SAMPLE_RATE):], size, options)
+
+
+def _recheck_batch(info: WhisperLoad, size: int) -> int:
+    """The planned GPU batch, shrunk to what NVML says is free now."""
+    from ._throughput import HEADROOM, per_item_bytes
+    from .memory import memory_info
+
+    try:
+        free = memory_info(info.device_index).free
+    except LookupError:
+        return size
+    fits = max(1, int(free / (per_item_bytes(_model_bytes(info.source)) * HEADROOM)))
+    if fits < size:
+        log.warning("GPU memory changed since loading: %.2f GiB free now; batch %d -> %d", free / 2**30, size, fits)
+        return fits
+    return size
 
 
 def decode(path: str) -> Any:

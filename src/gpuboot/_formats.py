@@ -1,0 +1,95 @@
+"""Transcript files in the formats speech users expect: txt, srt, vtt and json (openai-whisper's conventions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Sequence
+
+__all__ = ["FORMATS", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs", "segment_dict"]
+
+#: The formats ``gpuboot transcribe --output-format`` writes (``all`` is every one).
+FORMATS = ("txt", "srt", "vtt", "json")
+
+
+def timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
+    """``HH:MM:SS.mmm`` (``decimal=","`` for SRT); hours only when non-zero
+    unless ``always_hours``.  Negative input is clamped to 0.
+
+    >>> timestamp(3725.5, decimal=",", always_hours=True)
+    '01:02:05,500'
+    """
+    ms = max(0, round(seconds * 1000))
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    head = f"{hours:02d}:" if always_hours or hours else ""
+    return f"{head}{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def _text(segment: Any) -> str:
+    return " ".join(str(segment.text).split())
+
+
+def to_txt(segments: Iterable[Any]) -> str:
+    """One segment per line."""
+    return "".join(f"{_text(s)}\n" for s in segments)
+
+
+def to_srt(segments: Iterable[Any]) -> str:
+    """SubRip: numbered cues, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, blank line after each."""
+    out: List[str] = []
+    for i, s in enumerate(segments, start=1):
+        start = timestamp(s.start, decimal=",", always_hours=True)
+        end = timestamp(s.end, decimal=",", always_hours=True)
+        out.append(f"{i}\n{start} --> {end}\n{_text(s)}\n")
+    return "\n".join(out)
+
+
+def to_vtt(segments: Iterable[Any]) -> str:
+    """WebVTT: the ``WEBVTT`` header, then ``HH:MM:SS.mmm --> HH:MM:SS.mmm`` cues."""
+    out = ["WEBVTT\n"]
+    for s in segments:
+        start = timestamp(s.start, always_hours=True)
+        end = timestamp(s.end, always_hours=True)
+        out.append(f"{start} --> {end}\n{_text(s)}\n")
+    return "\n".join(out)
+
+
+def segment_dict(index: int, segment: Any) -> Dict[str, Any]:
+    """One segment as JSON: id, start, end (seconds), text and, with word
+    timestamps, its words."""
+    row: Dict[str, Any] = {"id": index, "start": round(float(segment.start), 3), "end": round(float(segment.end), 3),
+                           "text": _text(segment)}
+    words = getattr(segment, "words", None)
+    if words:
+        row["words"] = [{"start": round(float(w.start), 3), "end": round(float(w.end), 3), "word": w.word,
+                         "probability": round(float(w.probability), 4)} for w in words]
+    return row
+
+
+def to_json(segments: Sequence[Any], extra: Mapping[str, Any]) -> str:
+    """``{"text", "segments", **extra}``, as openai-whisper's json output plus
+    gpuboot's device and timing fields in ``extra``."""
+    payload = {"text": " ".join(_text(s) for s in segments).strip(),
+               "segments": [segment_dict(i, s) for i, s in enumerate(segments)], **extra}
+    return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_outputs(audio: str, segments: Sequence[Any], formats: Sequence[str], output_dir: Path,
+                  extra: Mapping[str, Any]) -> List[Path]:
+    """Write ``<output_dir>/<audio stem>.<format>`` for each format; returns the paths.
+
+    Raises:
+        OSError: the directory cannot be created or a file cannot be written.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    stem = Path(audio).stem or "audio"
+    writers = {"txt": lambda: to_txt(segments), "srt": lambda: to_srt(segments), "vtt": lambda: to_vtt(segments),
+               "json": lambda: to_json(segments, extra)}
+    written = []
+    for fmt in formats:
+        path = output_dir / f"{stem}.{fmt}"
+        path.write_text(writers[fmt](), encoding="utf-8")
+        written.append(path)
+    return written

@@ -1,0 +1,120 @@
+"""GPU memory at run time, from NVML: what a CUDA device has free, and whether a new job fits under a threshold.
+
+NVML reads the driver's counters; no CUDA context is created and no GPU memory
+is taken, so a server can call ``check_pressure()`` before admitting every job.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional
+
+from ._record import Record
+from .devices import Device, discover
+
+__all__ = ["MemoryInfo", "memory_info", "MemoryPressure", "check_pressure", "DEFAULT_THRESHOLD"]
+
+#: Default pressure threshold: the fraction of a GPU's memory in use above which
+#: new work is refused (what a TTS server seen in the field used: 85 %).
+DEFAULT_THRESHOLD = 0.85
+
+
+class MemoryInfo(Record):
+    """Memory of one CUDA device, bytes.
+
+    Attributes:
+        device: the NVML ``Device`` (its ``cuda_ordinal`` is the one asked for).
+        total, free: bytes, from NVML (memory info v2 where the driver has it).
+        used: ``total - free``: what other processes and the driver's
+            reservations hold.
+    """
+
+    __slots__ = ("device", "total", "used", "free")
+    _fields = __slots__
+    device: Device
+    total: int
+    used: int
+    free: int
+
+    def __init__(self, device: Device, total: int, used: int, free: int) -> None:
+        self._set(device=device, total=total, used=used, free=free)
+
+    @property
+    def used_fraction(self) -> float:
+        """``used / total`` (0.0 for a device that reports no memory)."""
+        return self.used / self.total if self.total else 0.0
+
+
+def memory_info(cuda_ordinal: int = 0, *, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -> MemoryInfo:
+    """Total, used and free memory of the GPU CUDA numbers ``cuda_ordinal`` in
+    this process (``CUDA_VISIBLE_DEVICES`` applied; not the NVML index).
+
+    Args:
+        cuda_ordinal: as for ``torch.device("cuda", i)`` / ``WhisperModel(device_index=i)``.
+        nvml, environ: stand-ins for ``pynvml`` and ``os.environ`` (tests).
+
+    Raises:
+        LookupError: no visible GPU has that ordinal (no driver, hidden, or
+            out of range); the message says which GPUs are visible.
+    """
+    inv = discover(nvml=nvml, environ=environ)
+    for d in inv.visible:
+        if d.cuda_ordinal == cuda_ordinal:
+            return MemoryInfo(d, d.total_memory, max(0, d.total_memory - d.free_memory), d.free_memory)
+    seen = ", ".join(f"cuda:{d.cuda_ordinal}" for d in inv.visible) or "none"
+    why = f" ({inv.error})" if inv.error else ""
+    raise LookupError(f"no visible GPU has CUDA ordinal {cuda_ordinal}; visible: {seen}{why}")
+
+
+class MemoryPressure(Record):
+    """``check_pressure`` result; true when the job may be admitted.
+
+    Attributes:
+        ok: the device stays at or under ``threshold`` with ``need_bytes`` more in use.
+        used_fraction: the fraction in use now.
+        threshold: the limit asked for.
+        info: the ``MemoryInfo`` read (``None`` when the device could not be read).
+        reason: one sentence with the numbers.
+    """
+
+    __slots__ = ("ok", "used_fraction", "threshold", "info", "reason")
+    _fields = __slots__
+    ok: bool
+    used_fraction: float
+    threshold: float
+    info: Optional[MemoryInfo]
+    reason: str
+
+    def __init__(self, ok: bool, used_fraction: float, threshold: float, info: Optional[MemoryInfo],
+                 reason: str) -> None:
+        self._set(ok=ok, used_fraction=used_fraction, threshold=threshold, info=info, reason=reason)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def check_pressure(cuda_ordinal: int = 0, *, threshold: float = DEFAULT_THRESHOLD, need_bytes: int = 0,
+                   nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -> MemoryPressure:
+    """May a job that needs ``need_bytes`` more start on this GPU without
+    pushing it past ``threshold`` of its memory?  Reads NVML, never CUDA.
+
+    A device that cannot be read (no driver, hidden) is not admitted, and the
+    reason says why.
+
+    Raises:
+        ValueError: ``threshold`` outside (0, 1] or ``need_bytes`` negative.
+    """
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], not {threshold}")
+    if need_bytes < 0:
+        raise ValueError(f"need_bytes must be >= 0, not {need_bytes}")
+    try:
+        info = memory_info(cuda_ordinal, nvml=nvml, environ=environ)
+    except LookupError as exc:
+        return MemoryPressure(False, 1.0, threshold, None, str(exc))
+    after = (info.used + need_bytes) / info.total if info.total else 1.0
+    ok = after <= threshold
+    verb = "admit" if ok else "refuse"
+    reason = (f"{verb}: cuda:{cuda_ordinal} {info.used / 2**30:.2f} of {info.total / 2**30:.2f} GiB in use "
+              f"({info.used_fraction:.0%})" + (f", {after:.0%} with {need_bytes / 2**30:.2f} GiB more" if need_bytes
+                                                else "") + f"; threshold {threshold:.0%}")
+    return MemoryPressure(ok, info.used_fraction, threshold, info, reason)
