@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from pathlib import Path
 
 import pytest
-from helpers import WHEEL_LISTS
+from helpers import WHEEL_LISTS, install
 
 from gpuboot import _catalog as cat
+from gpuboot import locate
 from gpuboot.errors import UnknownLibraryError
 
-# Files in NVIDIA wheels that gpuboot deliberately does not catalog: helpers
-# that no consumer loads by name (nvblas, OpenCL ICD loader, nvrtc's builtins
-# which nvrtc loads itself, CUPTI's profiling helpers, FFTW/multi-GPU add-ons,
-# 32-bit cudart, NVIDIA's alternate nvrtc builds).
+# Files in NVIDIA wheels that gpuboot deliberately does not catalog: plug-ins
+# and helpers that the library loads itself and no consumer loads by name
+# (OpenCL ICD loader, nvrtc's builtins, CUPTI's profiling helpers, 32-bit
+# cudart, NVIDIA's alternate nvrtc builds, cuFile's RDMA plug-in, cuDSS's
+# communication/threading layers, NVSHMEM's bootstrap and transport
+# plug-ins, cuTENSOR's multi-process build, nvcc's own tools).
 UNCATALOGED = re.compile(
-    r"(nvblas|OpenCL|nvrtc-builtins|nvperf_|checkpoint|pcsamplingutil|cufftw|cusolverMg|cudart32|\.alt\.)")
+    r"(OpenCL|nvrtc-builtins|nvperf_|checkpoint|pcsamplingutil|cudart32|\.alt\.|cufile_rdma|cudss_commlayer|"
+    r"cudss_mtlayer|nvshmem_bootstrap|nvshmem_transport|cutensorMp|nvptxcompiler|libnvptx|ptxas)")
 
 
 def _catalog_names(platform: str) -> list[tuple[str, int, str]]:
@@ -62,12 +67,32 @@ def test_catalog_maps_each_real_file_to_the_wheels_cuda_major(wheel_file: str) -
             if spec.key == cat.KEY_CUDA:
                 assert major in [k for k in spec.variants if any(
                     fnmatch.fnmatchcase(base, p) for p in spec.filenames(w.platform, k))], (base, major)
-                # The directory the real wheel uses is the one locate searches.
-                component_dir = f"nvidia/{spec.component}/" if major < 13 else "nvidia/cu13/"
-                assert rel.startswith(component_dir), (rel, component_dir)
             elif spec.key == cat.KEY_CUDNN:
                 assert int(w.version.split(".")[0]) == key
                 assert rel.startswith("nvidia/cudnn/")
+
+
+@pytest.mark.parametrize("wheel_file", sorted(WHEEL_LISTS))
+def test_locate_finds_every_catalogued_file_of_a_real_wheel_layout_once(wheel_file: str, tmp_path: Path) -> None:
+    """The real wheel's files and .dist-info reproduced in a site directory:
+    locate() finds each catalogued library there, once, at the wheel's CUDA
+    major (its directory layout is one locate searches)."""
+    w = WHEEL_LISTS[wheel_file]
+    site = install(tmp_path / "site", w)
+    found = [lib for lib in locate(search_paths=[str(site)], platform=w.platform) if lib.source == "wheel"]
+    by_path = {str(lib.path.relative_to(site)).replace("\\", "/"): lib for lib in found}
+    assert len(by_path) == len(found), "a file was listed more than once"
+    names = _catalog_names(w.platform)
+    expected = [rel for rel in w.libraries if not UNCATALOGED.search(rel.rsplit("/", 1)[-1])
+                and any(fnmatch.fnmatchcase(rel.rsplit("/", 1)[-1], n[2]) for n in names)]
+    assert sorted(by_path) == sorted(expected)
+    major = _wheel_cuda_major(w.project, w.version)
+    for lib in found:
+        spec = cat.CATALOG[lib.name]
+        if spec.key == cat.KEY_CUDA:
+            assert (lib.cuda_major, lib.major) == (major, major), lib
+        else:
+            assert lib.cuda_major == major, lib
 
 
 def test_every_catalog_soname_was_seen_in_a_real_wheel() -> None:
@@ -92,9 +117,10 @@ def test_every_catalog_soname_was_seen_in_a_real_wheel() -> None:
 
 def test_dependencies_and_parts_name_catalog_entries() -> None:
     for s in cat.CATALOG.values():
-        for dep in s.depends + s.parts:
+        for dep in s.depends + s.parts + s.optional:
             assert dep in cat.CATALOG, (s.name, dep)
     assert cat.CATALOG["cublas"].depends == ("cublasLt",)
+    assert cat.CATALOG["cudnn"].depends == ("cublasLt",) and cat.CATALOG["cudnn"].optional == ("nvrtc",)
 
 
 @pytest.mark.parametrize(("name", "cuda", "version", "command"), [

@@ -14,7 +14,7 @@ import pytest
 import srt
 import webvtt
 from fake_nvml import A100, RTX_3070, RTX_4090, T4, FakeNVML, GiB, MiB, gpu
-from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
+from speech import REFERENCE, SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
 from gpuboot._formats import timestamp, to_srt, to_vtt
@@ -212,3 +212,42 @@ def test_out_of_memory_halves_the_batch_and_resumes(caplog: pytest.LogCaptureFix
     assert [r.getMessage() for r in caplog.records if "out of memory" in r.getMessage()][:2] == [
         "out of memory at batch 8 (CUDA failed with error out of memory); retrying at batch 4",
         "out of memory at batch 4 (CUDA failed with error out of memory); retrying at batch 2"]
+
+
+@needs_model
+def test_out_of_memory_mid_run_resumes_after_the_last_finished_segment(caplog: pytest.LogCaptureFixture) -> None:
+    """Three copies of the recording with silences between them: the stand-in
+    yields the real first segment at batch 4, then fails with CTranslate2's
+    out-of-memory message; gpuboot resumes after that segment at batch 2."""
+    import numpy as np
+    from faster_whisper import BatchedInferencePipeline
+
+    model = gpuboot.load_whisper(embedded_model(), batch_size=4)  # type: ignore[arg-type]
+    real = BatchedInferencePipeline(model)
+    clip = gpuboot.whisper.decode(str(SAMPLE))
+    gap = np.zeros(16000 * 2, dtype=np.float32)
+    audio = np.concatenate([clip, gap, clip, gap, clip])
+    calls: List[Any] = []
+
+    class FailsMidway:
+        def transcribe(self, audio: Any, batch_size: int, **options: Any) -> Any:
+            calls.append((batch_size, round(len(audio) / 16000, 1)))
+            segments, info = real.transcribe(audio, batch_size=batch_size, **options)
+            if batch_size <= 2:
+                return segments, info
+
+            def first_then_oom() -> Any:
+                yield next(iter(segments))
+                raise RuntimeError("CUDA failed with error out of memory")
+
+            return first_then_oom(), info
+
+    stream, _ = gpuboot.transcribe(model, audio, pipeline=FailsMidway(), language="en")
+    segments = list(stream)
+    assert [c[0] for c in calls] == [4, 2]
+    first_end = segments[0].end
+    assert calls[1][1] == pytest.approx(len(audio) / 16000 - first_end, abs=0.1)  # only the rest again
+    starts = [s.start for s in segments]
+    assert starts == sorted(starts) and segments[-1].end <= len(audio) / 16000 + 0.5
+    assert wer(" ".join(s.text for s in segments), " ".join([REFERENCE] * 3)) <= WER_LIMIT
+    assert any("resuming at" in r.getMessage() for r in caplog.records)

@@ -81,20 +81,24 @@ class LibrarySpec(Record):
             ELF ``NEEDED`` entries: libcublas.so.12 needs libcublasLt.so.12).
         parts: for a library split into sub-libraries that it ``dlopen``s
             itself (cuDNN 9), the names of those parts.
+        optional: names it ``dlopen``s when present and works without
+            (cuDNN 9 and nvrtc: runtime-compiled engines).
     """
 
-    __slots__ = ("name", "component", "key", "variants", "depends", "parts")
-    _fields = ("name", "component", "key", "depends", "parts")
+    __slots__ = ("name", "component", "key", "variants", "depends", "parts", "optional")
+    _fields = ("name", "component", "key", "depends", "parts", "optional")
     name: str
     component: str
     key: str
     variants: Mapping[int, Variant]
     depends: tuple[str, ...]
     parts: tuple[str, ...]
+    optional: tuple[str, ...]
 
     def __init__(self, name: str, component: str, key: str, variants: Mapping[int, Variant],
-                 depends: tuple[str, ...] = (), parts: tuple[str, ...] = ()) -> None:
-        self._set(name=name, component=component, key=key, variants=variants, depends=depends, parts=parts)
+                 depends: tuple[str, ...] = (), parts: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
+        self._set(name=name, component=component, key=key, variants=variants, depends=depends, parts=parts,
+                  optional=optional)
 
     def filenames(self, platform: str, version: int) -> tuple[str, ...]:
         variant = self.variants.get(version)
@@ -106,17 +110,21 @@ class LibrarySpec(Record):
 def _cuda(
     linux: Mapping[int, str | tuple[str, ...]],
     windows: Mapping[int, str | tuple[str, ...]],
-    wheel: str,
+    wheel: str | Mapping[int, str],
 ) -> dict[int, Variant]:
     """Variants of a CUDA toolkit library, wheel names following NVIDIA's rule:
-    ``<wheel>-cu11``, ``<wheel>-cu12`` and, from CUDA 13, plain ``<wheel>``."""
+    ``<wheel>-cu11``, ``<wheel>-cu12`` and, from CUDA 13, plain ``<wheel>``
+    (or given per CUDA major where a library breaks the rule)."""
     out: dict[int, Variant] = {}
     for major in CUDA_MAJORS:
         lin = linux.get(major, ())
         win = windows.get(major, ())
         if not lin and not win:
             continue
-        req = wheel if major >= 13 else f"{wheel}-cu{major}"
+        if not isinstance(wheel, str):
+            req = wheel[major]
+        else:
+            req = wheel if major >= 13 else f"{wheel}-cu{major}"
         out[major] = Variant(
             linux=(lin,) if isinstance(lin, str) else tuple(lin),
             windows=(win,) if isinstance(win, str) else tuple(win),
@@ -126,7 +134,7 @@ def _cuda(
 
 
 def _spec(name: str, component: str, linux: Mapping[int, str | tuple[str, ...]],
-          windows: Mapping[int, str | tuple[str, ...]], wheel: str,
+          windows: Mapping[int, str | tuple[str, ...]], wheel: str | Mapping[int, str],
           depends: tuple[str, ...] = ()) -> LibrarySpec:
     return LibrarySpec(name, component, KEY_CUDA,
                        _cuda(linux, windows, wheel), depends)
@@ -206,6 +214,56 @@ _SPECS: tuple[LibrarySpec, ...] = (
           {11: "libcupti.so.11.*", 12: "libcupti.so.12", 13: "libcupti.so.13"},
           {11: "cupti64_20*.dll", 12: "cupti64_20*.dll", 13: "cupti64_13.dll"},
           "nvidia-cuda-cupti"),
+    _spec("cufftw", "cufft",
+          {12: "libcufftw.so.11", 13: "libcufftw.so.12"},
+          {12: "cufftw64_11.dll", 13: "cufftw64_12.dll"},
+          "nvidia-cufft", depends=("cufft",)),
+    _spec("cusolverMg", "cusolver",
+          {12: "libcusolverMg.so.11", 13: "libcusolverMg.so.12"},
+          {12: "cusolverMg64_11.dll", 13: "cusolverMg64_12.dll"},
+          "nvidia-cusolver", depends=("cublasLt", "cublas", "nvjitlink")),
+    _spec("nvblas", "cublas",
+          {11: "libnvblas.so.11", 12: "libnvblas.so.12", 13: "libnvblas.so.13"},
+          {11: "nvblas64_11.dll", 12: "nvblas64_12.dll", 13: "nvblas64_13.dll"},
+          "nvidia-cublas", depends=("cublasLt", "cublas")),
+    _spec("nvfatbin", "nvfatbin",
+          {12: "libnvfatbin.so.12", 13: "libnvfatbin.so.13"},
+          {12: "nvfatbin_120_0.dll", 13: "nvfatbin_130_0.dll"},
+          "nvidia-nvfatbin"),
+    _spec("nvjpeg", "nvjpeg",
+          {12: "libnvjpeg.so.12", 13: "libnvjpeg.so.13"},
+          {12: "nvjpeg64_12.dll", 13: "nvjpeg64_13.dll"},
+          "nvidia-nvjpeg"),
+    # NVVM: CUDA 12 ships it inside nvidia-cuda-nvcc-cu12 (nvidia/cuda_nvcc/nvvm/lib64,
+    # unversioned), CUDA 13 as nvidia-nvvm in the cu13 directory.
+    _spec("nvvm", "cuda_nvcc",
+          {12: "libnvvm.so", 13: "libnvvm.so.4"},
+          {12: "nvvm64_40_0.dll", 13: "nvvm64_40_0.dll"},
+          {12: "nvidia-cuda-nvcc-cu12", 13: "nvidia-nvvm"}),
+    # cuFile (GPUDirect Storage): Linux only; the same soname for CUDA 12 and 13.
+    _spec("cufile", "cufile", {12: "libcufile.so.0", 13: "libcufile.so.0"}, {}, "nvidia-cufile"),
+    # NPP: nppc is the core every other NPP library needs.
+    _spec("nppc", "npp", {12: "libnppc.so.12", 13: "libnppc.so.13"}, {12: "nppc64_12.dll", 13: "nppc64_13.dll"},
+          "nvidia-npp"),
+    *(_spec(n, "npp", {12: f"lib{n}.so.12", 13: f"lib{n}.so.13"}, {12: f"{n}64_12.dll", 13: f"{n}64_13.dll"},
+            "nvidia-npp", depends=("nppc",))
+      for n in ("nppial", "nppicc", "nppidei", "nppif", "nppig", "nppim", "nppist", "nppisu", "nppitc", "npps")),
+    # Math libraries outside the toolkit's wheel family: the CUDA major stays in
+    # the wheel name for CUDA 13 too, and one file name serves both majors (the
+    # directory -- cu12/cu13 -- or the owning wheel tells them apart).
+    _spec("cusparseLt", "cusparselt", {12: "libcusparseLt.so.0", 13: "libcusparseLt.so.0"},
+          {12: "cusparseLt.dll", 13: "cusparseLt_13.dll"},
+          {12: "nvidia-cusparselt-cu12", 13: "nvidia-cusparselt-cu13"}),
+    _spec("cudss", "", {12: "libcudss.so.1", 13: "libcudss.so.1"}, {12: "cudss64_1.dll", 13: "cudss64_1.dll"},
+          {12: "nvidia-cudss-cu12", 13: "nvidia-cudss-cu13"}, depends=("cublasLt", "cublas")),
+    _spec("cutensor", "cutensor", {12: "libcutensor.so.2", 13: "libcutensor.so.2"},
+          {12: "cutensor.dll", 13: "cutensor.dll"}, {12: "cutensor-cu12", 13: "cutensor-cu13"},
+          depends=("cublasLt",)),
+    _spec("cutensorMg", "cutensor", {12: "libcutensorMg.so.2", 13: "libcutensorMg.so.2"},
+          {12: "cutensorMg.dll", 13: "cutensorMg.dll"}, {12: "cutensor-cu12", 13: "cutensor-cu13"},
+          depends=("cutensor", "cublasLt")),
+    _spec("nvshmem", "nvshmem", {12: "libnvshmem_host.so.3", 13: "libnvshmem_host.so.3"}, {},
+          {12: "nvidia-nvshmem-cu12", 13: "nvidia-nvshmem-cu13"}),
     # cuDNN: asking for "cudnn" loads the shim and, for cuDNN 9, every part
     # (onnxruntime.preload_dlls loads only libcudnn.so.9 and leaves the parts to
     # a later dlopen by name, which fails when the wheel dir is not on the path).
@@ -243,6 +301,10 @@ _SPECS: tuple[LibrarySpec, ...] = (
         {8: Variant(("libcudnn.so.8",), ("cudnn64_8.dll",), _CUDNN_WHEELS[8]),
          9: Variant(("libcudnn.so.9",), ("cudnn64_9.dll",), _CUDNN_WHEELS[9])},
         parts=_CUDNN9_PARTS + _CUDNN8_PARTS,
+        # cuDNN uses cuBLASLt for matmul engines and nvrtc for runtime-compiled
+        # engines (cuda-pathfinder 1.9 descriptor catalog: dependencies cublasLt,
+        # optional nvrtc; cuDNN 9 installation guide: "cuDNN depends on cuBLAS").
+        depends=("cublasLt",), optional=("nvrtc",),
     ),
     # NCCL ships for Linux only; its CUDA major is in the wheel name.
     LibrarySpec("nccl", "nccl", KEY_NCCL,

@@ -1,4 +1,4 @@
-"""Which pip distribution installed a file: ``nvidia*.dist-info`` RECORD files, read once per site directory."""
+"""Which pip distribution installed a file: the RECORD files of NVIDIA's wheels, read once per site directory."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-__all__ = ["Owners", "OWNER_CACHE"]
+__all__ = ["Owners", "OWNER_CACHE", "OWNER_PREFIXES"]
+
+#: The .dist-info directories read: NVIDIA's wheels (nvidia-*) and cuTENSOR's (cutensor-cu12/-cu13).
+OWNER_PREFIXES = ("nvidia", "cutensor")
 
 
 def _listdir(path: Path) -> List[str]:
@@ -19,7 +22,7 @@ def _listdir(path: Path) -> List[str]:
 
 class Owners:
     """Maps files under one site directory to the distribution that installed
-    them, reading only ``nvidia*.dist-info`` RECORD files.
+    them, reading only the RECORD files of NVIDIA's wheels (``OWNER_PREFIXES``).
 
     The map is built on the first lookup (most files name their CUDA major and
     need no owner) and kept per process, keyed by the modification times of
@@ -64,7 +67,7 @@ def _owner_map(root: Path) -> Dict[str, Tuple[str, str]]:
     out: Dict[str, Tuple[str, str]] = {}
     records: List[Tuple[str, int]] = []
     for entry in _listdir(root):
-        if not (entry.startswith("nvidia") and entry.endswith(".dist-info")):
+        if not (entry.startswith(OWNER_PREFIXES) and entry.endswith(".dist-info")):
             continue
         record = os.path.join(key, entry, "RECORD")
         records.append((record, _mtime(record)))

@@ -46,7 +46,13 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
     """See ``gpuboot.locate.resolve``."""
     plat = check_platform(platform)
     required = _expand(list(names))
-    opt = [n for n in _expand(list(optional)) if n not in required]
+    asked = [n for n in _expand(list(optional)) if n not in required]
+    # What the libraries use when present (cuDNN -> nvrtc) comes along, never reported missing.
+    users: Dict[str, List[str]] = {}
+    for n in required + asked:
+        for o in cat.spec(n).optional:
+            users.setdefault(o, []).append(n)
+    opt = [n for n in _expand(asked + list(users)) if n not in required]
     # A cuDNN request brings its parts (the cuDNN 9 shim dlopens them by name).
     parts: List[str] = []
     for n in required + opt:
@@ -76,6 +82,9 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
         options = sorted(fitting[n], key=lambda c: (-score.get(c.library.root, 0), c.order))
         if options:
             picked[n] = options[0].library
+    for used, by in users.items():  # used only by libraries that are not there: not needed
+        if used not in required and used not in asked and not any(u in picked for u in by):
+            picked.pop(used, None)
 
     missing: List[MissingLibrary] = []
     for n in required:

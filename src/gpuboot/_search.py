@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from . import _catalog as cat
+from ._binary import soname_of
 from ._owners import Owners
 from ._pathsafety import safe_directory, search_roots
 from ._record import Record
@@ -20,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._types import Platform, Source
 
-__all__ = ["Candidate", "Search", "ldconfig_cache"]
+__all__ = ["Candidate", "Search", "ldconfig_cache", "identify"]
 
 _CU_DIR = re.compile(r"^cu(\d+)$")
 _DIST_CU = re.compile(r"-cu(\d+)$")
@@ -56,72 +57,105 @@ def _listdir(path: Path) -> List[str]:
         return []
 
 
+#: Wheel directories outside ``nvidia/``: cuTENSOR installs ``cutensor/lib`` (cutensor-cu12/-cu13).
+_TOP_LEVEL = ("cutensor",)
+
+
 def _wheel_dirs(root: Path, platform: Platform) -> List[Tuple[Path, Optional[int], str]]:
-    """(directory, CUDA major of its layout or None, component) under ``root/nvidia``."""
+    """(directory, CUDA major of its layout or None, component) under ``root``.
+
+    The layouts real wheels use (tests/data/wheels): ``nvidia/<component>/lib``
+    (Windows ``bin``); ``nvidia/cu<N>/lib`` (Windows ``bin/x86_64``, and
+    ``bin/x64`` for cuSPARSELt 13, ``bin`` for cuDSS); NVVM under
+    ``nvidia/cuda_nvcc/nvvm/lib64`` (Windows ``nvvm/bin``) for CUDA 12; and
+    ``cutensor/lib`` (``bin``) beside ``nvidia/``."""
     nvidia = root / "nvidia"
+    win = platform == "win32"
     out: List[Tuple[Path, Optional[int], str]] = []
     for entry in sorted(_listdir(nvidia)):
         m = _CU_DIR.match(entry)
         if m:
             major = int(m.group(1))
-            sub = (nvidia / entry / "bin" / "x86_64") if platform == "win32" else (nvidia / entry / "lib")
-            out.append((sub, major, ""))
+            base = nvidia / entry
+            subs = [base / "bin" / "x86_64", base / "bin" / "x64", base / "bin"] if win else [base / "lib"]
+            out.extend((sub, major, "") for sub in subs)
         else:
-            sub = nvidia / entry / ("bin" if platform == "win32" else "lib")
-            out.append((sub, None, entry))
+            out.append((nvidia / entry / ("bin" if win else "lib"), None, entry))
+            if entry == "cuda_nvcc":
+                out.append((nvidia / entry / "nvvm" / ("bin" if win else "lib64"), None, entry))
+    for top in _TOP_LEVEL:
+        sub = root / top / ("bin" if win else "lib")
+        if os.path.isdir(sub):
+            out.append((sub, None, top))
     return out
 
 
-def _majors_for(spec: cat.LibrarySpec, variant_key: int, filename: str, platform: Platform,
-                layout_major: Optional[int], owners: Optional[Owners],
-                path: Path) -> Tuple[Optional[int], Tuple[int, ...]]:
-    """Work out the CUDA major of a found file.
+def _keys_naming(spec: cat.LibrarySpec, platform: Platform, name: str) -> Tuple[int, ...]:
+    """The variant keys of ``spec`` whose file names include ``name``, newest first."""
+    return tuple(k for k in sorted(spec.variants, reverse=True)
+                 if any(_name_matches(name, pat) for pat in spec.filenames(platform, k)))
 
-    Evidence, cheapest first: the ``cu<N>`` layout directory; a name that only
-    one CUDA major uses (``libcublas.so.12``); the owning distribution's
+
+def _majors_for(spec: cat.LibrarySpec, keys: Tuple[int, ...], layout_major: Optional[int],
+                owners: Optional[Owners], path: Path) -> Tuple[Optional[int], Tuple[int, ...]]:
+    """Work out the CUDA major of a found file whose name (its soname where
+    the file has one) is catalog variant(s) ``keys``.
+
+    Evidence, cheapest first: a name that only one CUDA major uses
+    (``libcublas.so.12``: its soname decides even against a ``cu13``
+    directory); the ``cu<N>`` layout directory; the owning distribution's
     ``-cu<N>`` suffix (read only now, for ambiguous names such as
     ``libcurand.so.10`` or ``libcudnn.so.9``); a ``cuda-12.4`` directory name.
 
     Returns ``(cuda_major, majors_it_can_serve)``; cuda_major is ``None`` when
     the evidence is ambiguous, and the tuple then lists every possibility.
     """
-    if layout_major is not None:
+    possible: Tuple[int, ...] = tuple(sorted(keys)) if spec.key == cat.KEY_CUDA else cat.CUDA_MAJORS
+    if spec.key == cat.KEY_CUDA and len(possible) == 1:
+        return possible[0], possible
+    if layout_major is not None and layout_major in possible:
         return layout_major, (layout_major,)
-    possible: Tuple[int, ...] = cat.CUDA_MAJORS
-    if spec.key == cat.KEY_CUDA:
-        possible = tuple(k for k, v in spec.variants.items()
-                         if any(_name_matches(filename, pat)
-                                for pat in (v.windows if platform == "win32" else v.linux)))
-        if len(possible) == 1:
-            return possible[0], possible
     dist = owners.lookup(path)[0] if owners is not None else None
     if dist:
         m = _DIST_CU.search(dist)
-        if m:
+        if m and int(m.group(1)) in possible:
             major = int(m.group(1))
             return major, (major,)
-    if spec.key == cat.KEY_CUDA:
-        m = _CUDA_DIR.search(str(path))
-        if m and int(m.group(1)) in possible:
-            return int(m.group(1)), (int(m.group(1)),)
-        return None, possible
     m = _CUDA_DIR.search(str(path))
-    if m:
+    if m and int(m.group(1)) in possible:
         return int(m.group(1)), (int(m.group(1)),)
-    return None, cat.CUDA_MAJORS
+    return None, possible
 
 
-def _match(spec: cat.LibrarySpec, platform: Platform, names: Iterable[str]) -> List[Tuple[int, str]]:
-    """(variant key, filename) for each file in ``names`` that is ``spec``."""
-    found: List[Tuple[int, str]] = []
+def _match(spec: cat.LibrarySpec, platform: Platform, names: Iterable[str]) -> List[str]:
+    """The files in ``names`` that are named as a variant of ``spec``, each once."""
     listed = list(names)
+    found: List[str] = []
     for key in sorted(spec.variants, reverse=True):
         for pattern in spec.filenames(platform, key):
             if any(ch in pattern for ch in "*?["):
-                found.extend((key, n) for n in sorted(fnmatch.filter(listed, pattern)))
-            elif pattern in listed:
-                found.append((key, pattern))
+                hits = sorted(fnmatch.filter(listed, pattern))
+            else:
+                hits = [pattern] if pattern in listed else []
+            found.extend(n for n in hits if n not in found)
     return found
+
+
+def identify(spec: cat.LibrarySpec, platform: Platform, path: Path, filename: str, source: Source, root: Path,
+             layout_major: Optional[int] = None, owners: Optional[Owners] = None) -> Optional[Candidate]:
+    """The candidate a file named ``filename`` makes for ``spec``, judged by the
+    name its binary carries (ELF soname / PE DLL name) where it has one: a
+    ``libcublas.so.12`` whose soname is ``libcublas.so.11`` is CUDA 11's
+    cuBLAS.  ``None`` when the binary is another library altogether.  The
+    order is filled in by the caller."""
+    soname = soname_of(path)
+    ident = soname or filename
+    keys = _keys_naming(spec, platform, ident)
+    if not keys:
+        return None
+    cuda, majors = _majors_for(spec, keys, layout_major, owners, path)
+    major = cuda if spec.key == cat.KEY_CUDA and cuda is not None else keys[0]
+    return Candidate(Library(spec.name, path, filename, cuda, major, source, root, owners, soname), 0, majors)
 
 
 class Search:
@@ -149,27 +183,27 @@ class Search:
                     continue
                 listing = _listdir(directory)
                 for s in wanted:
-                    for key, filename in _match(s, self.platform, listing):
+                    for filename in _match(s, self.platform, listing):
                         path = directory / filename
                         if not path.is_file():
                             continue  # a broken symlink or a directory is no library
-                        cuda, majors = _majors_for(s, key, filename, self.platform, layout_major, owners, path)
-                        lib = Library(s.name, path, filename, cuda, key, "wheel", root, owners)
-                        out[s.name].append(Candidate(lib, order, majors))
-                        order += 1
+                        cand = identify(s, self.platform, path, filename, "wheel", root, layout_major, owners)
+                        if cand is not None:
+                            out[s.name].append(Candidate(cand.library, order, cand.majors))
+                            order += 1
         for source, directory, root in self._other_dirs():
             if not safe_directory(directory):
                 continue
             listing = _listdir(directory)
             for s in specs:
-                for key, filename in _match(s, self.platform, listing):
+                for filename in _match(s, self.platform, listing):
                     path = directory / filename
                     if not path.is_file():
                         continue
-                    cuda, majors = _majors_for(s, key, filename, self.platform, None, None, path)
-                    lib = Library(s.name, path, filename, cuda, key, source, root)
-                    out[s.name].append(Candidate(lib, order, majors))
-                    order += 1
+                    cand = identify(s, self.platform, path, filename, source, root)
+                    if cand is not None:
+                        out[s.name].append(Candidate(cand.library, order, cand.majors))
+                        order += 1
         # The loader's cache is read only for what is still missing (it costs a
         # subprocess the first time).
         missing = [s for s in specs
@@ -207,26 +241,23 @@ class Search:
             directory = Path(sysroot) / "System32"
             listing = _listdir(directory)
             for s in specs:
-                for key, filename in _match(s, self.platform, listing):
-                    path = directory / filename
-                    cuda, majors = _majors_for(s, key, filename, self.platform, None, None, path)
-                    out.append((s, Candidate(Library(s.name, path, filename, cuda, key, "system", directory),
-                                              order, majors)))
-                    order += 1
+                for filename in _match(s, self.platform, listing):
+                    cand = identify(s, self.platform, directory / filename, filename, "system", directory)
+                    if cand is not None:
+                        out.append((s, Candidate(cand.library, order, cand.majors)))
+                        order += 1
             return out
         cache = ldconfig_cache()
         for s in specs:
-            for key in sorted(s.variants, reverse=True):
-                for pattern in s.filenames(self.platform, key):
-                    for soname in sorted(fnmatch.filter(cache, pattern)):
-                        for raw in cache[soname]:
-                            path = Path(raw)
-                            if not path.is_file() or not safe_directory(path.parent):
-                                continue
-                            cuda, majors = _majors_for(s, key, soname, self.platform, None, None, path)
-                            out.append((s, Candidate(Library(s.name, path, soname, cuda, key, "system",
-                                                              path.parent), order, majors)))
-                            order += 1
+            for soname in _match(s, self.platform, cache):
+                for raw in cache[soname]:
+                    path = Path(raw)
+                    if not path.is_file() or not safe_directory(path.parent):
+                        continue
+                    cand = identify(s, self.platform, path, soname, "system", path.parent)
+                    if cand is not None:
+                        out.append((s, Candidate(cand.library, order, cand.majors)))
+                        order += 1
         return out
 
 

@@ -24,7 +24,8 @@ class Library(Record):
     Attributes:
         name: catalog name (``"cublas"``).
         path: absolute path of the file.
-        filename: the soname (Linux) or DLL name (Windows), ``path.name``.
+        filename: the name it was found under (``path.name``, or the loader
+            cache's name): what a load by name asks for.
         cuda_major: the CUDA major the file belongs to, or ``None`` when
             neither its directory, its owner nor its name tells.
         major: the catalog variant: the CUDA major for toolkit libraries, the
@@ -39,10 +40,13 @@ class Library(Record):
             ``$CUDA_HOME``) or ``"system"`` (the loader's cache, System32).
         root: the search root it was found under (a ``sys.path`` entry, the
             conda prefix, ...).
+        soname: the name the binary carries (ELF ``DT_SONAME``, PE export
+            name), read from its headers; ``None`` when it carries none or is
+            not a readable ELF/PE file.  ``cuda_major`` and ``major`` follow it.
     """
 
-    __slots__ = ("name", "path", "filename", "cuda_major", "major", "source", "root", "owner")
-    _fields = ("name", "path", "filename", "cuda_major", "major", "source", "root")  # not owner
+    __slots__ = ("name", "path", "filename", "cuda_major", "major", "source", "root", "owner", "soname")
+    _fields = ("name", "path", "filename", "cuda_major", "major", "source", "root", "soname")  # not owner
     name: str
     path: Path
     filename: str
@@ -51,11 +55,25 @@ class Library(Record):
     source: Source
     root: Path
     owner: Optional[OwnerLookup]
+    soname: Optional[str]
 
     def __init__(self, name: str, path: Path, filename: str, cuda_major: Optional[int], major: int,
-                 source: Source, root: Path, owner: Optional[OwnerLookup] = None) -> None:
+                 source: Source, root: Path, owner: Optional[OwnerLookup] = None,
+                 soname: Optional[str] = None) -> None:
         self._set(name=name, path=path, filename=filename, cuda_major=cuda_major, major=major, source=source,
-                  root=root, owner=owner)
+                  root=root, owner=owner, soname=soname)
+
+    @property
+    def loader_name(self) -> str:
+        """The name the loader knows this file by once loaded: its soname (DLL
+        name), else its file name."""
+        return self.soname or self.filename
+
+    @property
+    def renamed(self) -> bool:
+        """The file's name and the name its binary carries disagree (a
+        hand-made link or copy: ``libcublas.so.12`` -> ``libcublas.so.11``)."""
+        return self.soname is not None and self.soname != self.filename
 
     @property
     def distribution(self) -> Optional[str]:

@@ -86,7 +86,7 @@ def load_all(libraries: Sequence[Library], loader: Loader,
     with _LOCK:
         loader.prepare(_directories(libraries), os.environ if environ is None else environ)
         results = [_load_one(lib, loader) for lib in libraries]
-        provided = {r.library.filename for r in results if r.ok}
+        provided = {r.library.loader_name for r in results if r.ok}
         for i, res in enumerate(results):
             if res.error is not None and _may_load_now(res.error, libraries, results, i, provided, loader):
                 results[i] = _load_one(res.library, loader)
@@ -103,15 +103,15 @@ def _may_load_now(error: str, libraries: Sequence[Library], results: Sequence[Lo
     if loader.platform == "win32":
         return any(r.ok for r in results[index + 1:])
     m = _MISSING_DEPENDENCY.search(error)
-    return m is not None and m.group(1) != libraries[index].filename and m.group(1) in set(provided)
+    return m is not None and m.group(1) != libraries[index].loader_name and m.group(1) in set(provided)
 
 
 def _load_one(lib: Library, loader: Loader) -> LoadedLibrary:
     t0 = time.perf_counter()
-    already = loader.loaded_path(lib.filename)
+    already = loader.loaded_path(lib.loader_name)
     if already is not None:
         if str(already) != str(lib.path):
-            log.debug("%s already loaded from %s", lib.filename, already)
+            log.debug("%s already loaded from %s", lib.loader_name, already)
         return LoadedLibrary(lib, already, True, None, (time.perf_counter() - t0) * 1e3)
     try:
         loader.load(lib.path)

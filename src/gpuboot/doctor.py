@@ -164,16 +164,9 @@ def _initial_environ() -> Optional[Dict[str, str]]:
 
 
 def _loaded_objects() -> List[str]:
-    try:
-        text = Path("/proc/self/maps").read_text()
-    except OSError:
-        return []
-    seen: List[str] = []
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/") and ".so" in parts[5] and parts[5] not in seen:
-            seen.append(parts[5])
-    return seen
+    from ._loaded import mapped_paths
+
+    return mapped_paths()
 
 
 def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str] = None,
@@ -359,19 +352,18 @@ def check_shadowed(ctx: Context) -> List[Finding]:
     by a child process through ``LD_LIBRARY_PATH``."""
     if ctx.platform == "win32":
         return []
+    from ._loaded import LoadedView
     from ._needs import resolve_need
 
     out: List[Finding] = []
-    by_name: Dict[str, str] = {}
-    for path in ctx.loaded:
-        by_name.setdefault(os.path.basename(path), path)
+    view = LoadedView(ctx.loaded)
     ld_dirs = [d for d in ctx.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     for n in ctx.needs:
         res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
                            environ=ctx.environ)
         for lib in res.libraries:
-            loaded = by_name.get(lib.filename)
-            if loaded and os.path.realpath(loaded) != os.path.realpath(lib.path):
+            loaded = view.loaded(lib.loader_name)
+            if loaded and loaded != os.path.realpath(lib.path):
                 out.append(Finding("shadowed-library", "warning",
                                    f"{lib.filename} is already loaded from {loaded}, not from the wheel",
                                    (f"loaded: {loaded}", f"wheel: {lib.path}"),
@@ -386,6 +378,31 @@ def check_shadowed(ctx: Context) -> List[Finding]:
                                        (f"{candidate}", f"wheel: {lib.path}"),
                                        f"remove {d} from LD_LIBRARY_PATH, or use `eval \"$(gpuboot env)\"`"))
                     break
+    return out
+
+
+def check_renamed(ctx: Context) -> List[Finding]:
+    """A library file whose name and whose binary disagree: the seeds'
+    ``libcublas.so.12 -> libcublas.so.11`` link.  The loader accepts it under
+    the file name, but it is the other ABI."""
+    out: List[Finding] = []
+    for lib in ctx.installed:
+        if not lib.renamed or lib.soname is None:
+            continue
+        s = cat.spec(lib.name)
+        claimed = [k for k in s.variants if lib.filename in s.filenames(ctx.platform, k)]
+        real = "a link to " + os.path.realpath(lib.path) if os.path.islink(lib.path) else "a copy"
+        want = f"CUDA {claimed[0]}" if claimed and s.key == cat.KEY_CUDA else lib.filename
+        fix = cat.install_command(lib.name, claimed[0] if claimed and s.key == cat.KEY_CUDA else None,
+                                  claimed[0] if claimed and s.key != cat.KEY_CUDA else None)
+        out.append(Finding(
+            "renamed-library", "problem",
+            f"{lib.filename} in {lib.path.parent} is {real} whose soname is {lib.soname}: it is not {want}'s "
+            f"{lib.name}",
+            (f"{lib.path} -> {os.path.realpath(lib.path)}", f"DT_SONAME {lib.soname}",
+             "another major is another ABI: the loader accepts the renamed file and the program crashes or "
+             "computes garbage later"),
+            f"rm {lib.path} && {fix}"))
     return out
 
 
@@ -476,7 +493,8 @@ def check_choice(ctx: Context) -> List[Finding]:
 
 
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
-    check_driver, check_driver_age, check_devices, check_choice, check_libraries, check_shadowed, check_ld_library_path,
+    check_driver, check_driver_age, check_devices, check_choice, check_libraries, check_renamed, check_shadowed,
+    check_ld_library_path,
     check_torch, check_windows_path,
 )
 
