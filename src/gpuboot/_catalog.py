@@ -235,9 +235,11 @@ _SPECS: tuple[LibrarySpec, ...] = (
           {12: "nvjpeg64_12.dll", 13: "nvjpeg64_13.dll"},
           "nvidia-nvjpeg"),
     # NVVM: CUDA 12 ships it inside nvidia-cuda-nvcc-cu12 (nvidia/cuda_nvcc/nvvm/lib64,
-    # unversioned), CUDA 13 as nvidia-nvvm in the cu13 directory.
+    # as unversioned libnvvm.so), CUDA 13 as nvidia-nvvm in the cu13 directory.  Its
+    # soname is libnvvm.so.4 in both (NVVM's own ABI version), so the directory or
+    # the owning wheel tells the CUDA major.
     _spec("nvvm", "cuda_nvcc",
-          {12: "libnvvm.so", 13: "libnvvm.so.4"},
+          {12: ("libnvvm.so", "libnvvm.so.4"), 13: "libnvvm.so.4"},
           {12: "nvvm64_40_0.dll", 13: "nvvm64_40_0.dll"},
           {12: "nvidia-cuda-nvcc-cu12", 13: "nvidia-nvvm"}),
     # cuFile (GPUDirect Storage): Linux only; the same soname for CUDA 12 and 13.

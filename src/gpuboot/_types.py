@@ -71,9 +71,14 @@ class Library(Record):
 
     @property
     def renamed(self) -> bool:
-        """The file's name and the name its binary carries disagree (a
-        hand-made link or copy: ``libcublas.so.12`` -> ``libcublas.so.11``)."""
-        return self.soname is not None and self.soname != self.filename
+        """The file's name claims another ABI than the name its binary carries
+        (a hand-made link or copy: ``libcublas.so.12`` -> ``libcublas.so.11``).
+        The development link ``libnvvm.so`` -> ``libnvvm.so.4`` and the fully
+        versioned file ``libcublas.so.12.1.3.1`` (soname ``libcublas.so.12``)
+        name the same ABI and are not renamed."""
+        if self.soname is None or self.soname == self.filename:
+            return False
+        return not (self.soname.startswith(self.filename + ".") or self.filename.startswith(self.soname + "."))
 
     @property
     def distribution(self) -> Optional[str]:
@@ -114,7 +119,8 @@ class MissingLibrary(Record):
             want += f", cuDNN {self.major}"
         text = f"{self.name} ({want}) is not installed"
         if self.other_versions:
-            seen = ", ".join(sorted({f"{lib.filename} ({lib.path.parent})"
+            seen = ", ".join(sorted({f"{lib.filename} ({lib.path.parent}"
+                                     + (f"; soname {lib.soname}" if lib.renamed else "") + ")"
                                      for lib in self.other_versions}))
             text += (f"; found only other ABI versions: {seen}. Another major is a "
                      "different ABI: never rename or symlink it")
