@@ -28,6 +28,9 @@ class FakeGPU:
     pci: str = ""
     mig_capable: bool = False
     mig_enabled: bool = False
+    device_id: int = 0  # PCI device id (0x21C4); 0: the driver did not say
+    gi: int = 0  # MIG: GPU instance id
+    ci: int = 0  # MIG: compute instance id
     migs: List[FakeGPU] = field(default_factory=list)
     errors: Dict[str, int] = field(default_factory=dict)  # function name -> NVML_ERROR_* code
 
@@ -36,24 +39,30 @@ class FakeGPU:
             self.free = self.total - 400 * MiB  # a driver/context reserve
 
 
-# name as NVML reports it, compute capability, memory (NVIDIA spec pages)
-GTX_1080 = ("NVIDIA GeForce GTX 1080", (6, 1), 8 * GiB)
-GTX_1660_SUPER = ("NVIDIA GeForce GTX 1660 SUPER", (7, 5), 6 * GiB)
-T4 = ("Tesla T4", (7, 5), 16 * GiB)
-V100 = ("Tesla V100-SXM2-32GB", (7, 0), 32 * GiB)
-RTX_3070 = ("NVIDIA GeForce RTX 3070", (8, 6), 8 * GiB)
-RTX_3090 = ("NVIDIA GeForce RTX 3090", (8, 6), 24 * GiB)
-RTX_4090 = ("NVIDIA GeForce RTX 4090", (8, 9), 24 * GiB)
-A100 = ("NVIDIA A100-SXM4-80GB", (8, 0), 80 * GiB)
-H100 = ("NVIDIA H100 80GB HBM3", (9, 0), 80 * GiB)
-RTX_5090 = ("NVIDIA GeForce RTX 5090", (12, 0), 32 * GiB)
-P100 = ("Tesla P100-PCIE-16GB", (6, 0), 16 * GiB)
+# name as NVML reports it, compute capability, memory (NVIDIA spec pages), PCI
+# device id (the PCI ID Repository, vendor 10de)
+GTX_1080 = ("NVIDIA GeForce GTX 1080", (6, 1), 8 * GiB, 0x1B80)
+GTX_1660_SUPER = ("NVIDIA GeForce GTX 1660 SUPER", (7, 5), 6 * GiB, 0x21C4)  # TU116
+GTX_1650 = ("NVIDIA GeForce GTX 1650", (7, 5), 4 * GiB, 0x1F82)  # TU117
+T1000 = ("NVIDIA T1000", (7, 5), 4 * GiB, 0x1FB0)  # TU117: no "GTX 16" in its name
+RTX_2060 = ("NVIDIA GeForce RTX 2060", (7, 5), 6 * GiB, 0x1F08)  # TU106: tensor cores
+T4 = ("Tesla T4", (7, 5), 16 * GiB, 0x1EB8)
+V100 = ("Tesla V100-SXM2-32GB", (7, 0), 32 * GiB, 0x1DB5)
+RTX_3070 = ("NVIDIA GeForce RTX 3070", (8, 6), 8 * GiB, 0x2484)
+RTX_3090 = ("NVIDIA GeForce RTX 3090", (8, 6), 24 * GiB, 0x2204)
+RTX_4090 = ("NVIDIA GeForce RTX 4090", (8, 9), 24 * GiB, 0x2684)
+A100 = ("NVIDIA A100-SXM4-80GB", (8, 0), 80 * GiB, 0x20B2)
+H100 = ("NVIDIA H100 80GB HBM3", (9, 0), 80 * GiB, 0x2330)
+RTX_5090 = ("NVIDIA GeForce RTX 5090", (12, 0), 32 * GiB, 0x2B85)
+P100 = ("Tesla P100-PCIE-16GB", (6, 0), 16 * GiB, 0x15F8)
+JETSON_TX2 = ("NVIDIA Tegra X2", (6, 2), 8 * GiB, 0)  # CC 6.2: fp16 full rate, no dp4a
 
 
-def gpu(spec: Tuple[str, Tuple[int, int], int], index: int, **kw: object) -> FakeGPU:
-    name, cc, total = spec
+def gpu(spec: Tuple[str, Tuple[int, int], int, int], index: int, **kw: object) -> FakeGPU:
+    name, cc, total, device_id = spec
     uuid = kw.pop("uuid", None) or f"GPU-{index:08x}-1111-2222-3333-{zlib.crc32(name.encode()):012d}"
-    return FakeGPU(name, cc, total, uuid=str(uuid), pci=f"00000000:{index + 1:02X}:00.0", **kw)  # type: ignore[arg-type]
+    return FakeGPU(name, cc, total, uuid=str(uuid), pci=f"00000000:{index + 1:02X}:00.0",  # type: ignore[arg-type]
+                   device_id=device_id, **kw)
 
 
 def a100_with_mig(index: int, slices: int = 1) -> FakeGPU:
@@ -61,7 +70,7 @@ def a100_with_mig(index: int, slices: int = 1) -> FakeGPU:
     for j in range(slices):
         parent.migs.append(FakeGPU("NVIDIA A100-SXM4-80GB MIG 1g.10gb", (8, 0), 9728 * MiB,
                                    uuid=f"MIG-{index:04x}{j:04x}-aaaa-bbbb-cccc-000000000000",
-                                   pci=parent.pci))
+                                   pci=parent.pci, device_id=parent.device_id, gi=(7, 8, 13)[j % 3], ci=0))
     return parent
 
 
@@ -122,7 +131,14 @@ class FakeNVML:
         g = self._gpu(handle, "nvmlDeviceGetPciInfo")
         info = pynvml.nvmlPciInfo_t()
         info.busId = g.pci.encode()
+        info.pciDeviceId = (g.device_id << 16) | 0x10DE if g.device_id else 0
         return info
+
+    def nvmlDeviceGetGpuInstanceId(self, handle: object) -> int:
+        return self._gpu(handle, "nvmlDeviceGetGpuInstanceId").gi
+
+    def nvmlDeviceGetComputeInstanceId(self, handle: object) -> int:
+        return self._gpu(handle, "nvmlDeviceGetComputeInstanceId").ci
 
     def nvmlDeviceGetCudaComputeCapability(self, handle: object) -> Tuple[int, int]:
         return self._gpu(handle, "nvmlDeviceGetCudaComputeCapability").cc

@@ -3,6 +3,8 @@ pynvml error classes and structures."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Dict, List, Optional
 
 import pynvml
@@ -14,6 +16,7 @@ from fake_nvml import (
     RTX_3090,
     RTX_4090,
     T4,
+    V100,
     FakeNVML,
     GiB,
     MiB,
@@ -208,3 +211,171 @@ def test_discovery_with_any_environment_never_raises(visible: str, order: Option
     ordinals = [d.cuda_ordinal for d in inv.visible]
     assert ordinals == list(range(len(ordinals)))
     assert len({d.uuid for d in inv.visible}) == len(inv.visible)
+
+
+# --------------------------------------------------------------------------- CUDA_VISIBLE_DEVICES and MIG
+
+PCI = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
+def _visible(gpus: list, value: Optional[str], env: Optional[Dict[str, str]] = None) -> List[str]:
+    environ = {**PCI, **(env or {})}
+    if value is not None:
+        environ["CUDA_VISIBLE_DEVICES"] = value
+    return [d.uuid for d in discover(nvml=FakeNVML(gpus), environ=environ).visible]
+
+
+def test_integers_index_gpus_not_mig_instances() -> None:
+    gpus = [a100_with_mig(0, slices=3), gpu(RTX_3090, 1)]
+    first_mig = gpus[0].migs[0].uuid
+    assert _visible(gpus, "1") == [gpus[1].uuid]  # the RTX 3090, not the second MIG instance
+    assert _visible(gpus, "0") == [first_mig]  # a MIG-enabled GPU: its first instance
+    assert _visible(gpus, "1,0") == [first_mig]  # ... and then no other GPU is enumerated
+    assert _visible(gpus, None) == [first_mig]
+
+
+def test_a_uuid_prefix_shared_with_a_mig_enabled_gpu_is_ambiguous() -> None:
+    gpus = [a100_with_mig(0), gpu(RTX_3090, 1, uuid="GPU-00000000-9999-0000-0000-000000000000")]
+    assert gpus[0].uuid.startswith("GPU-00000000")
+    assert _visible(gpus, "GPU-00000000") == []  # two GPUs share it: ends the list
+    assert _visible(gpus, "GPU-00000000-9") == [gpus[1].uuid]
+
+
+def test_mig_gpu_uuid_gi_ci_form_names_one_instance() -> None:
+    a100 = a100_with_mig(0, slices=3)  # GPU instances 7, 8 and 13, compute instance 0
+    gpus = [a100]
+    third = a100.migs[2].uuid
+    assert _visible(gpus, f"MIG-{a100.uuid}/13/0") == [third]
+    assert _visible(gpus, f"MIG-{a100.uuid[:12]}/8/0") == [a100.migs[1].uuid]  # a unique prefix is enough
+    assert _visible(gpus, f"MIG-{a100.uuid}/99/0") == []
+    assert _visible(gpus, third) == [third]
+
+
+def test_two_entries_naming_one_device_leave_no_device() -> None:
+    gpus = [gpu(A100, 0, uuid="GPU-aaaa1111"), gpu(A100, 1, uuid="GPU-bbbb2222")]
+    assert _visible(gpus, "GPU-aaaa1111,GPU-aaaa") == []
+    assert _visible(gpus, "GPU-bbbb,GPU-aaaa") == ["GPU-bbbb2222", "GPU-aaaa1111"]
+    assert _visible(gpus, "1,1") == []
+
+
+def reference_visible(gpus: list, value: Optional[str]) -> List[str]:
+    """The documented rules, written apart from gpuboot's code: CUDA C
+    Programming Guide "CUDA Environment Variables" and the MIG user guide's
+    "CUDA Device Enumeration" (as nvitop's parser reads them)."""
+    physical = sorted(gpus, key=lambda g: g.pci)
+    if value is None:
+        tokens: List[object] = list(range(len(physical)))
+    else:
+        tokens = reference_parse(value) or []
+    picked: List[object] = []
+    for t in tokens:
+        if isinstance(t, int):
+            hit = [physical[t]] if t < len(physical) else []
+        elif str(t).startswith("MIG-GPU-") and "/" in str(t):
+            head, gi, ci = str(t)[4:].split("/")[:3] if str(t).count("/") == 2 else ("", "x", "x")
+            owners = [g for g in physical if g.uuid.startswith(head)]
+            hit = [m for m in owners[0].migs if gi.isdigit() and ci.isdigit() and (m.gi, m.ci) == (int(gi), int(ci))]\
+                if len(owners) == 1 else []
+        elif str(t).startswith("MIG-"):
+            hit = [m for g in physical for m in g.migs if m.uuid.startswith(str(t))]
+        else:
+            hit = [g for g in physical if g.uuid.startswith(str(t))]
+        if len(hit) != 1:
+            break
+        if any(hit[0] is p for p in picked):
+            return []
+        picked.append(hit[0])
+    migs = [p for p in picked if getattr(p, "uuid", "").startswith("MIG-")]
+    if migs:
+        return [migs[0].uuid]  # type: ignore[attr-defined]
+    out: List[str] = []
+    for p in picked:
+        if p.mig_enabled:  # type: ignore[attr-defined]
+            if p.migs:  # type: ignore[attr-defined]
+                return [p.migs[0].uuid]  # type: ignore[attr-defined]
+            continue
+        out.append(p.uuid)  # type: ignore[attr-defined]
+    return out
+
+
+_MIXED = [gpu(T4, 0, uuid="GPU-11110000-0000-0000-0000-000000000000"), a100_with_mig(1, slices=3),
+          gpu(T4, 2, uuid="GPU-11112222-0000-0000-0000-000000000000")]
+_TOKENS = ["0", "1", "2", "3", "-1", "x", "", " 1", "GPU-1111", "GPU-11110", "GPU-11112", "GPU-",
+           _MIXED[1].uuid[:10], _MIXED[1].migs[1].uuid, "MIG-0001", f"MIG-{_MIXED[1].uuid}/13/0",
+           f"MIG-{_MIXED[1].uuid[:12]}/7/0", f"MIG-{_MIXED[1].uuid}/9/0", "MIG-GPU-1111/7/0"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(_TOKENS), min_size=0, max_size=4))
+def test_visibility_matches_the_documented_rules(tokens: List[str]) -> None:
+    value = ",".join(tokens)
+    assert _visible(_MIXED, value) == reference_visible(_MIXED, value)
+
+
+# --------------------------------------------------------------------------- CUDA's own device order
+
+_STUB_LIBCUDA = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+/* The four driver calls gpuboot asks, answering from $GPUBOOT_STUB_BUS_IDS
+   ("0000:02:00.0,0000:01:00.0") in CUDA's enumeration order. */
+static char ids[16][32]; static int n = -1;
+int cuInit(unsigned flags) {
+    const char *env = getenv("GPUBOOT_STUB_BUS_IDS"); char buf[512]; char *tok;
+    if (!env) return 100; /* CUDA_ERROR_NO_DEVICE */
+    strncpy(buf, env, sizeof buf - 1); buf[sizeof buf - 1] = 0; n = 0;
+    for (tok = strtok(buf, ","); tok && n < 16; tok = strtok(NULL, ",")) strncpy(ids[n++], tok, 31);
+    return 0;
+}
+int cuDeviceGetCount(int *count) { if (n < 0) return 3; *count = n; return 0; }
+int cuDeviceGet(int *dev, int ordinal) { if (ordinal >= n) return 101; *dev = ordinal; return 0; }
+int cuDeviceGetPCIBusId(char *out, int len, int dev) { strncpy(out, ids[dev], len); return 0; }
+"""
+
+
+def _stub_libcuda(tmp_path: Path) -> Path:
+    import shutil
+    import subprocess
+
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    src = tmp_path / "libcuda.c"
+    src.write_text(_STUB_LIBCUDA)
+    out = tmp_path / "lib" / "libcuda.so.1"
+    out.parent.mkdir()
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(src), "-Wl,-soname,libcuda.so.1"], check=True)
+    return out.parent
+
+
+def test_mixed_gpus_take_cudas_own_order_from_a_child_process(tmp_path: Path) -> None:
+    """A real child process dlopens libcuda.so.1 -- here a stub compiled with
+    gcc, answering as a driver that ranks the V100 (bus 02) before the T4
+    (bus 01): CUDA ordinal 0 is the V100, and no heuristic warning."""
+    from functools import partial
+
+    from gpuboot.devices import cuda_order_from_driver
+
+    lib = _stub_libcuda(tmp_path)
+    gpus = [gpu(T4, 0), gpu(V100, 1)]
+    env = {"LD_LIBRARY_PATH": str(lib), "GPUBOOT_STUB_BUS_IDS": "0000:02:00.0,0000:01:00.0",
+           "PATH": os.environ.get("PATH", "")}
+    inv = discover(nvml=FakeNVML(gpus), environ=env, order_probe=partial(cuda_order_from_driver, env))
+    assert [(d.name, d.cuda_ordinal) for d in inv.visible] == [(V100[0], 0), (T4[0], 1)]
+    assert not any("CUDA_DEVICE_ORDER" in w for w in inv.warnings)
+    assert cuda_order_from_driver(env) == ["0000:02:00.0", "0000:01:00.0"]
+
+
+def test_the_estimate_and_its_warning_only_when_the_driver_cannot_say(tmp_path: Path) -> None:
+    from functools import partial
+
+    from gpuboot.devices import cuda_order_from_driver
+
+    lib = _stub_libcuda(tmp_path)
+    env = {"LD_LIBRARY_PATH": str(lib)}  # no GPUBOOT_STUB_BUS_IDS: cuInit fails
+    assert cuda_order_from_driver(env) is None
+    inv = discover(nvml=FakeNVML([gpu(T4, 0), gpu(V100, 1)]), environ=env,
+                   order_probe=partial(cuda_order_from_driver, env))
+    assert [d.name for d in inv.visible] == [T4[0], V100[0]]  # estimate: higher CC first
+    assert any("CUDA_DEVICE_ORDER=PCI_BUS_ID" in w for w in inv.warnings)

@@ -157,14 +157,18 @@ def test_wheels_without_a_driver(tmp_path: Path) -> None:
     r = run(site, driver=False, gpus=[])
     f = finding(r, "wheels-without-driver")
     assert f.severity == "warning"
-    assert f.remedy == "pip uninstall -y nvidia-cublas-cu12 nvidia-cuda-runtime-cu12"
+    # ctranslate2 (installed in run()) needs cuBLAS: only the wheel nothing needs is offered for removal.
+    assert f.remedy == "pip uninstall -y nvidia-cuda-runtime-cu12"
+    assert "kept, needed by a consumer: nvidia-cublas-cu12" in f.evidence
     assert ids(r)["no-driver"] == "info"
 
 
 def test_cpu_only_torch_on_a_gpu_machine(tmp_path: Path) -> None:
     r = run(tmp_path, consumers=[], versions={"torch": "2.13.0+cpu"})
     f = finding(r, "cpu-only-torch")
-    assert f.remedy == "pip install --force-reinstall torch --index-url https://download.pytorch.org/whl/cu124"
+    # The installed version is pinned: a reinstall never upgrades torch behind the user's back.
+    assert f.remedy == ("pip install --force-reinstall 'torch==2.13.0' "
+                        "--index-url https://download.pytorch.org/whl/cu124")
     assert "cpu-only-torch" not in ids(run(tmp_path, consumers=[], versions={"torch": "2.13.0+cpu"}, gpus=[]))
 
 

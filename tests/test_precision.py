@@ -9,14 +9,18 @@ import pytest
 from fake_nvml import (
     A100,
     GTX_1080,
+    GTX_1650,
     GTX_1660_SUPER,
     H100,
+    JETSON_TX2,
     P100,
+    RTX_2060,
     RTX_3070,
     RTX_3090,
     RTX_4090,
     RTX_5090,
     T4,
+    T1000,
     V100,
     FakeNVML,
     gpu,
@@ -24,6 +28,7 @@ from fake_nvml import (
 from helpers import choose
 
 from gpuboot.devices import list_devices
+from gpuboot.select import select_device
 
 NO_ENV: Dict[str, str] = {}
 
@@ -46,6 +51,11 @@ TABLE = [
     (H100,           "bfloat16", "float16", "int8_float16", "float16"),
     (RTX_5090,       "bfloat16", "float16", "int8_float16", "float16"),
     (P100,           "float16",  "float32", "float32",      "float32"),  # CC 6.0: fp16 full rate, no int8
+    # Chips judged by their PCI device id, not their names:
+    (GTX_1650,       "float16",  "int8",    "int8",         "float32"),  # TU117: no tensor cores
+    (T1000,          "float16",  "int8",    "int8",         "float32"),  # TU117, no "GTX 16" in the name
+    (RTX_2060,       "float16",  "float16", "int8_float16", "float16"),  # TU106, CC 7.5 with tensor cores
+    (JETSON_TX2,     "float16",  "float32", "float32",      "float32"),  # CC 6.2: no dp4a (CT2: 6.1 only)
 ]
 
 
@@ -85,3 +95,35 @@ def test_choice_is_reconciled_with_ctranslate2s_supported_types() -> None:
     assert ctype == "int8" and "float16 not in ctranslate2's supported types" in why
     assert compute_type_for(t4, "auto", supported={"float32"})[0] == "float32"
     assert compute_type_for(t4, "auto", supported={"float16", "int8", "float32"})[0] == "float16"
+
+
+def test_ct2_cuda_allow_fp16_is_honoured() -> None:
+    plain = choose([gpu(GTX_1080, 0)])
+    allowed = choose([gpu(GTX_1080, 0)], env={"CT2_CUDA_ALLOW_FP16": "1"})
+    assert plain.compute_type == "int8"
+    assert allowed.compute_type == "float16" and "CT2_CUDA_ALLOW_FP16=1" in allowed.reason
+    assert choose([gpu(GTX_1650, 0)], env={"CT2_CUDA_ALLOW_FP16": "1"}).compute_type == "float16"
+
+
+def test_a_driver_too_old_for_ctranslate2_keeps_it_on_the_cpu() -> None:
+    """Driver 470 supports CUDA 11.4; ctranslate2 4.8 is built for CUDA 12."""
+    old = select_device(nvml=FakeNVML([gpu(RTX_3070, 0)], driver="470.256.02", cuda_version=11040), environ={},
+                        reconcile=False, ct2_version="4.8.5")
+    assert (old.kind, old.ct2_device, old.compute_type) == ("cuda", "cpu", "int8")
+    assert "supports CUDA 11.4" in old.reason and "built for CUDA 12" in old.reason
+    assert any("update the NVIDIA driver" in w for w in old.warnings)
+    ct2_3 = select_device(nvml=FakeNVML([gpu(RTX_3070, 0)], cuda_version=11040), environ={}, reconcile=False,
+                          ct2_version="3.24.0")  # a CUDA 11 build: fine on this driver
+    assert (ct2_3.ct2_device, ct2_3.compute_type) == ("cuda", "float16")
+
+
+def test_an_explicit_device_index_runs_the_rules_for_that_gpu() -> None:
+    gpus = [gpu(GTX_1080, 0), gpu(RTX_3070, 1)]
+    env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+    best = choose(gpus, env=env)
+    assert (best.cuda_ordinal, best.compute_type) == (1, "float16")
+    pascal = choose(gpus, env=env, device_index=0)
+    assert (pascal.cuda_ordinal, pascal.compute_type, pascal.torch_dtype) == (0, "int8", "float32")
+    assert "CUDA ordinal 0 as asked" in pascal.reason
+    with pytest.raises(ValueError, match="no visible GPU has that CUDA ordinal"):
+        choose(gpus, env=env, device_index=5)

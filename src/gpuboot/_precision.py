@@ -9,8 +9,13 @@ torch dtype
       throughput table) and older.
 
 CTranslate2 ``compute_type`` (CTranslate2 src/cuda/utils.cc, src/types.cc)
-    * int8 needs CC > 6.0 or CC == 6.1 (dp4a); efficient float16 needs fp16
-      tensor cores, CC >= 7.0; bfloat16 needs CC >= 8.0.
+    * int8 needs CC major > 6 or CC == 6.1 (dp4a: so not 6.0 nor 6.2);
+      efficient float16 needs fp16 tensor cores, CC >= 7.0; bfloat16 needs
+      CC >= 8.0.  ``CT2_CUDA_ALLOW_FP16=1`` (CTranslate2's environment
+      variable) allows float16 without tensor cores, and is honoured.
+    * Tensor cores are judged by the chip, from the PCI device id NVML
+      reports: TU116 and TU117 (GTX 16xx, GTX 1650, T400-T1200, MX450...)
+      are CC 7.5 without them.
     * ``auto``: float16 where efficient -- the released Whisper weights are
       float16 (Systran's conversions are saved in float16), so nothing is
       lost -- else int8 (CC 6.1), else float32.
@@ -31,18 +36,34 @@ CTranslate2 ``compute_type`` (CTranslate2 src/cuda/utils.cc, src/types.cc)
 
 from __future__ import annotations
 
+import os
 import re
-from typing import List, Optional, Set, Tuple
+from typing import List, Mapping, Optional, Set, Tuple
 
 from .devices import Device
 
-__all__ = ["torch_dtype_for", "compute_type_for", "lacks_tensor_cores", "ct2_version", "ct2_supported"]
+__all__ = ["torch_dtype_for", "compute_type_for", "lacks_tensor_cores", "ct2_version", "ct2_supported",
+           "NO_TENSOR_CORE_IDS"]
+
+
+#: PCI device ids of the Turing chips without tensor cores: TU117 (0x1F80-0x1FFF:
+#: GTX 1650 0x1F82, GTX 1650 Ti mobile 0x1F95, T400 0x1FB2, T600 0x1FB1, T1000
+#: 0x1FB0, ...) and TU116 (0x2180-0x21FF: GTX 1660 Ti 0x2182, GTX 1660 0x2184,
+#: GTX 1650 SUPER 0x2187, GTX 1660 SUPER 0x21C4, ...).  Source: the PCI ID
+#: Repository (pci-ids.ucw.cz, vendor 10de), where NVIDIA allocates each chip a
+#: block of ids; TU106 (RTX 2060/2070) is 0x1F00-0x1F7F and has tensor cores.
+NO_TENSOR_CORE_IDS: Tuple[Tuple[int, int], ...] = ((0x1F80, 0x1FFF), (0x2180, 0x21FF))
 
 
 def lacks_tensor_cores(device: Device) -> bool:
-    """GTX 16xx (TU116/TU117): CC 7.5 but no tensor cores."""
-    return bool(re.search(r"GTX\s*16\d\d", device.name, re.IGNORECASE)) or bool(
-        re.search(r"\bTU11[67]\b", device.name))
+    """True for a CC 7.x chip without fp16 tensor cores (TU116/TU117), judged
+    by the PCI device id NVML reports; by the name (``GTX 16``) only when the
+    driver gave no device id."""
+    if device.compute_capability[0] != 7:
+        return False
+    if device.pci_device_id:
+        return any(lo <= device.pci_device_id <= hi for lo, hi in NO_TENSOR_CORE_IDS)
+    return bool(re.search(r"GTX\s*16\d\d", device.name, re.IGNORECASE))
 
 
 def torch_dtype_for(cc: Tuple[int, int], prefer: str = "auto") -> str:
@@ -57,21 +78,31 @@ def torch_dtype_for(cc: Tuple[int, int], prefer: str = "auto") -> str:
     return "float32"
 
 
-def _ct2_capabilities(device: Device, ct2_version: Optional[str]) -> Tuple[bool, bool, bool, List[str]]:
+def _allow_fp16(environ: Optional[Mapping[str, str]]) -> bool:
+    env = os.environ if environ is None else environ
+    return env.get("CT2_CUDA_ALLOW_FP16", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _ct2_capabilities(device: Device, ct2_version: Optional[str],
+                      environ: Optional[Mapping[str, str]] = None) -> Tuple[bool, bool, bool, List[str]]:
     """(int8, float16, bfloat16) support by CTranslate2's rules and quirks, with notes."""
     cc = device.compute_capability
     notes: List[str] = []
-    int8 = cc > (6, 0) or cc == (6, 1)
-    fp16 = cc >= (7, 0)
-    bf16 = cc >= (8, 0)
+    int8 = cc[0] > 6 or cc == (6, 1)
+    fp16 = cc[0] >= 7
+    bf16 = cc[0] >= 8
     if cc[0] == 12 and ct2_version is not None and _version_lt(ct2_version, "4.7"):
         int8 = False
         notes.append(f"no int8: ctranslate2 {ct2_version} < 4.7 fails int8 GEMMs on CC 12.0 "
                      "(CTranslate2 #1865, fixed in #1982)")
     if lacks_tensor_cores(device):
         fp16 = False
-        notes.append("no float16: GTX 16xx (no tensor cores) gives garbage output in float16 "
-                     "(whisper-diarization #327)")
+        chip = f"PCI id {device.pci_device_id:#06x}" if device.pci_device_id else "its name"
+        notes.append(f"no float16: a TU116/TU117 chip ({chip}) has no tensor cores and gives garbage output "
+                     "in float16 (whisper-diarization #327)")
+    if not fp16 and cc >= (5, 3) and _allow_fp16(environ):
+        fp16 = True
+        notes.append("float16 allowed by CT2_CUDA_ALLOW_FP16=1")
     return int8, fp16, bf16, notes
 
 
@@ -85,7 +116,8 @@ def _version_lt(a: str, b: str) -> bool:
 
 
 def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_version: Optional[str] = None,
-                     supported: Optional[Set[str]] = None) -> Tuple[str, str]:
+                     supported: Optional[Set[str]] = None,
+                     environ: Optional[Mapping[str, str]] = None) -> Tuple[str, str]:
     """CTranslate2 compute type for ``device`` (``None``: the CPU) and the reason.
 
     ``supported``, when given, is what ``ctranslate2.get_supported_compute_types``
@@ -97,7 +129,7 @@ def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_vers
                "int8: CTranslate2's fastest CPU type (faster-whisper README: int8 1.54x faster than "
                "float32 for small on an i7-12700K)")
     else:
-        int8, fp16, _bf16, notes = _ct2_capabilities(device, ct2_version)
+        int8, fp16, _bf16, notes = _ct2_capabilities(device, ct2_version, environ)
         chain = []
         if prefer in ("speed", "memory"):
             if int8 and fp16:

@@ -216,18 +216,24 @@ def check_driver(ctx: Context) -> List[Finding]:
         out = [Finding("no-driver", "info", "NVIDIA driver: not found", (ctx.driver_evidence,),
                        "install the NVIDIA driver to use a GPU (https://www.nvidia.com/drivers)")]
         wheels = [lib for lib in ctx.installed if lib.source == "wheel"]
-        if wheels:
+        needed = {name for n in ctx.needs for name in (*n.libraries, *n.optional)}
+        needed = needed | {d for name in needed for d in cat.spec(name).depends + cat.spec(name).parts}
+        kept_dists = {lib.distribution for lib in wheels if lib.name in needed and lib.distribution}
+        spare = [lib for lib in wheels if lib.name not in needed and lib.distribution not in kept_dists]
+        if spare:
             size = 0
-            for lib in wheels:
+            for lib in spare:
                 try:
                     size += lib.path.stat().st_size
                 except OSError:
                     pass
-            dists = sorted({lib.distribution for lib in wheels if lib.distribution})
+            dists = sorted({lib.distribution for lib in spare if lib.distribution})
+            kept = sorted(d for d in kept_dists if d)
             out.append(Finding(
                 "wheels-without-driver", "warning",
-                f"NVIDIA wheels installed ({size / 2**30:.2f} GiB of libraries) but no driver: they cannot be used",
-                tuple(dists) or tuple(str(w.path) for w in wheels[:5]),
+                f"NVIDIA wheels that no installed consumer needs ({size / 2**30:.2f} GiB of libraries), and no "
+                "driver to use them", (*(dists or [str(w.path) for w in spare[:5]]),
+                                       *(f"kept, needed by a consumer: {d}" for d in kept)),
                 ("pip uninstall -y " + " ".join(dists)) if dists else "remove the NVIDIA wheels or install a driver"))
         return out
     version = inv.driver_version or "unknown version"
@@ -296,6 +302,14 @@ def check_libraries(ctx: Context) -> List[Finding]:
         res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
                            environ=ctx.environ)
         head = f"{n.consumer} {n.version} needs CUDA {n.cuda_major}"
+        upgrade = _upgrade_first(ctx, n)
+        if upgrade is not None:
+            out.append(upgrade)
+            continue
+        # Without a driver nothing can use the libraries yet: a missing one is
+        # noted with its fix, never a problem that installing would turn into
+        # "wheels without a driver".
+        severity = "problem" if ctx.driver_present else "info"
         if "cudnn" in n.libraries and n.cudnn_major:
             head += f" + cuDNN {n.cudnn_major}"
         if not res.missing:
@@ -324,13 +338,13 @@ def check_libraries(ctx: Context) -> List[Finding]:
                 absent.setdefault(m.fix, []).append(names[0] if names else m.name)
         for fix, (files, evidence, majors) in wrong.items():
             out.append(Finding(
-                "wrong-major", "problem",
+                "wrong-major", severity,
                 f"{head}: {', '.join(files)} {'is' if len(files) == 1 else 'are'} missing; only CUDA "
                 f"{', '.join(map(str, sorted(majors))) or '?'} copies are installed",
                 (*evidence, "a different major is a different ABI: renaming or symlinking "
                  f"{evidence[0].split(':')[0]} crashes or computes garbage later"), fix))
         for fix, files in absent.items():
-            out.append(Finding("missing-library", "problem", f"{head}: {', '.join(files)} "
+            out.append(Finding("missing-library", severity, f"{head}: {', '.join(files)} "
                                f"{'is' if len(files) == 1 else 'are'} not installed", (f"source: {n.source}",), fix))
         for name in n.optional:
             if name != "cudnn" or n.cudnn_major is None:
@@ -344,6 +358,26 @@ def check_libraries(ctx: Context) -> List[Finding]:
                                    (str(opt.libraries[-1].path), f"source: {n.source}"),
                                    cat.install_command("cudnn", n.cuda_major, n.cudnn_major)))
     return out
+
+
+def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:
+    """An old consumer built for an older CUDA major than the wheels installed
+    (ctranslate2 3.x, CUDA 11, beside CUDA 12 wheels): upgrading the consumer
+    is the fix, not installing the old wheels."""
+    if need.consumer != "ctranslate2" or need.cuda_major >= 12:
+        return None
+    from ._resolve import resolve
+
+    newer = resolve([], optional=need.libraries, cuda_major=12, search_paths=ctx.search_paths,
+                    platform=ctx.platform, environ=ctx.environ)
+    if not any(lib.name in need.libraries for lib in newer.libraries):
+        return None
+    return Finding(
+        "consumer-too-old", "problem" if ctx.driver_present else "info",
+        f"{need.consumer} {need.version} is built for CUDA {need.cuda_major}, but the CUDA 12 wheels are installed",
+        (*(f"{lib.filename}: {lib.path}" for lib in newer.libraries if lib.name in need.libraries),
+         f"source: {need.source}"),
+        "pip install --upgrade 'ctranslate2>=4.6.3'  # CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)")
 
 
 def check_shadowed(ctx: Context) -> List[Finding]:
@@ -437,7 +471,8 @@ def check_torch(ctx: Context) -> List[Finding]:
         return [Finding("cpu-only-torch", "problem",
                         f"torch {version} is a CPU-only build, but this machine has a GPU",
                         (f"torch {version}",),
-                        f"pip install --force-reinstall torch --index-url https://download.pytorch.org/whl/{index}")]
+                        f"pip install --force-reinstall 'torch=={version.split('+')[0]}' "
+                        f"--index-url https://download.pytorch.org/whl/{index}")]
     return []
 
 
@@ -460,12 +495,13 @@ def check_windows_path(ctx: Context) -> List[Finding]:
             if os.path.normcase(d.rstrip("\\/")) not in norm and d not in missing_dirs:
                 missing_dirs.append(d)
         if missing_dirs:
-            out.append(Finding("windows-dll-dirs-not-on-path", "warning",
+            out.append(Finding("windows-dll-dirs-not-on-path", "problem",
                                f"{n.consumer} loads {res.libraries[-1].filename if res.libraries else 'cuBLAS'} "
                                "with plain LoadLibraryA, which searches PATH, and the wheel's DLL directory is "
                                "not on PATH", tuple(missing_dirs),
                                "call gpuboot.ensure() before importing ctranslate2 (it prepends them to PATH), or "
-                               f"run: set \"PATH={';'.join(missing_dirs)};%PATH%\""))
+                               "put them on PATH for every process: `gpuboot env --shell powershell` (or "
+                               f"`--shell cmd`): set \"PATH={';'.join(missing_dirs)};%PATH%\""))
     cudnn_dirs = []
     for e in path_entries:
         try:

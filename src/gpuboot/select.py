@@ -128,7 +128,8 @@ def _rank(d: Device) -> Tuple[int, int, Tuple[int, int]]:
 def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto", worker: Optional[int] = None,
                   inventory: Optional[Inventory] = None, nvml: Any = None,
                   environ: Optional[Mapping[str, str]] = None, reconcile: bool = True,
-                  ct2_version: Optional[str] = None, driver: Optional[DriverInfo] = None) -> DeviceChoice:
+                  ct2_version: Optional[str] = None, driver: Optional[DriverInfo] = None,
+                  device_index: Optional[int] = None) -> DeviceChoice:
     """Choose the device and precisions for this process.
 
     Among the GPUs CUDA will see (``CUDA_VISIBLE_DEVICES`` applied -- Ray sets
@@ -148,13 +149,15 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
         ct2_version: override the installed ctranslate2 version (tests).
         driver: the driver check already made (``ensure()``'s), so that it
             is not made again.
+        device_index: use the visible GPU with this CUDA ordinal; the
+            precision rules run for that GPU.
 
     Returns:
         A ``DeviceChoice``.  Never raises for a missing GPU or driver.
 
     Raises:
         ValueError: unknown ``prefer``, negative ``worker`` or
-            ``min_free_bytes``.
+            ``min_free_bytes``, or a ``device_index`` no visible GPU has.
     """
     if prefer not in PREFERENCES:
         raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}, not {prefer!r}")
@@ -170,8 +173,17 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
     if ct2_version is None:
         ct2_version = _precision.ct2_version()
 
+    if device_index is not None:
+        wanted = [d for d in visible if d.cuda_ordinal == device_index]
+        if not wanted:
+            seen = ", ".join(f"cuda:{d.cuda_ordinal}" for d in visible) or "none"
+            raise ValueError(f"device_index={device_index}: no visible GPU has that CUDA ordinal (visible: {seen})")
+        usable = wanted
     if usable:
-        if rank is not None:
+        if device_index is not None:
+            chosen = usable[0]
+            why = f"CUDA ordinal {device_index} as asked"
+        elif rank is not None:
             chosen = usable[rank % len(usable)]
             why = f"worker {rank} of round-robin over {len(usable)} visible GPU(s)"
         else:
@@ -179,9 +191,17 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
             why = (f"best of {len(usable)} visible GPU(s) by tensor cores, free memory and CC"
                    if len(usable) > 1 else "the only visible GPU")
         assert chosen.cuda_ordinal is not None
-        supported = ct2_supported(chosen.cuda_ordinal) if reconcile else None
-        ctype, ct_why = compute_type_for(chosen, prefer, ct2_version=ct2_version, supported=supported)
         dtype = torch_dtype_for(chosen.compute_capability, prefer)
+        too_old = _driver_too_old(inv.cuda_driver_version, ct2_version)
+        if too_old:
+            ctype, ct_why = compute_type_for(None, prefer)
+            reason = (f"CUDA {chosen.describe()}: {why}; CTranslate2 on the CPU: {too_old}; {ct_why}; "
+                      f"torch {dtype}")
+            return DeviceChoice("cuda", chosen.cuda_ordinal, chosen, dtype, ctype, "cpu", threads, reason,
+                                tuple(visible), (*warnings, too_old), inv.cuda_driver_version)
+        supported = ct2_supported(chosen.cuda_ordinal) if reconcile else None
+        ctype, ct_why = compute_type_for(chosen, prefer, ct2_version=ct2_version, supported=supported,
+                                         environ=env)
         reason = f"CUDA {chosen.describe()}: {why}; CTranslate2 {ct_why}; torch {dtype}"
         return DeviceChoice("cuda", chosen.cuda_ordinal, chosen, dtype, ctype, "cuda", threads, reason,
                             tuple(visible), tuple(warnings), inv.cuda_driver_version)
@@ -237,3 +257,19 @@ def check_memory(required_bytes: int, device: Optional[Device]) -> MemoryCheck:
     verb = "fits in" if ok else "does not fit in"
     return MemoryCheck(ok, required_bytes, free,
                        f"{required_bytes / 2**30:.2f} GiB {verb} {free / 2**30:.2f} GiB free ({where})")
+
+
+def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optional[str]) -> Optional[str]:
+    """Why CTranslate2 cannot use this driver, or ``None``: its build's CUDA
+    major (``consumers.CTRANSLATE2_RULES``) above the highest CUDA version the
+    driver supports (NVML ``nvmlSystemGetCudaDriverVersion``)."""
+    if driver_cuda is None or ct2_version is None:
+        return None
+    from .consumers import needs_of
+
+    need = needs_of("ctranslate2", ct2_version)
+    if need is None or driver_cuda[0] >= need.cuda_major:
+        return None
+    return (f"the driver supports CUDA {driver_cuda[0]}.{driver_cuda[1]}, but ctranslate2 {ct2_version} is built "
+            f"for CUDA {need.cuda_major} ({need.source}): update the NVIDIA driver (`gpuboot doctor` names the "
+            "minimum)")

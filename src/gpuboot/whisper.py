@@ -266,8 +266,8 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.  ``"cuda"`` never falls
             back to the CPU.
         compute_type: a CTranslate2 compute type or ``"auto"``.
-        device_index: CUDA ordinal (not the NVML index); default: the GPU
-            ``select_device`` chose.
+        device_index: CUDA ordinal (not the NVML index); the compute type is
+            chosen for that GPU.  Default: the GPU ``select_device`` chose.
         prefer: ``"auto"``, ``"speed"``, ``"accuracy"`` or ``"memory"``, as
             for ``select_device``.
         batched: ``"auto"`` (faster-whisper's ``BatchedInferencePipeline``
@@ -314,7 +314,13 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
                                   f"({report.driver.evidence})",
                                   "install the NVIDIA driver (https://www.nvidia.com/drivers), "
                                   "or use device='auto' / --device auto, which runs on the CPU")
-    choice = select_device(prefer=prefer, driver=report.driver)
+    try:  # an explicit device_index re-runs the precision rules for that GPU
+        choice = select_device(prefer=prefer, driver=report.driver, device_index=device_index)
+    except ValueError:
+        if device == "cuda":
+            raise
+        log.warning("device_index=%s is not a visible GPU; choosing automatically", device_index)
+        choice = select_device(prefer=prefer, driver=report.driver)
     if model == "auto":
         model = recommend_whisper_model(choice)
         log.info("model='auto' -> %s for %s", model, choice.torch_device)
