@@ -407,7 +407,7 @@ def main() -> int:
     print("driver-path import ...", flush=True)
     drv = bench_driver_path_import(args.runs)
     print("preload ...", flush=True)
-    pre = bench_preload(max(args.runs, 25))
+    pre = bench_preload(max(args.runs, 40))
     print("locate scaling ...", flush=True)
     loc = bench_locate_scaling(args.calls)
     print("whisper ...", flush=True)

@@ -49,26 +49,27 @@ class BinaryInfo(Record):
         self._set(kind=kind, soname=soname, needed=needed, bits=bits, machine=machine)
 
 
-_CACHE: Dict[Tuple[str, int, int], Optional[BinaryInfo]] = {}
+_CACHE: Dict[Tuple[int, int, int, int, bool], Optional[BinaryInfo]] = {}
 _MAX_STRING = 4096
 
 
-def read_binary(path: os.PathLike[str] | str) -> Optional[BinaryInfo]:
+def read_binary(path: os.PathLike[str] | str, *, needed: bool = True) -> Optional[BinaryInfo]:
     """The headers of the ELF or PE file at ``path``, or ``None`` when it is
-    neither, is truncated or malformed, or cannot be read."""
+    neither, is truncated or malformed, or cannot be read.  With
+    ``needed=False`` the ELF ``DT_NEEDED`` names are not read (``needed`` is
+    then empty): the soname alone costs fewer reads."""
     try:
-        real = os.path.realpath(path)
-        st = os.stat(real)
+        st = os.stat(path)  # follows links: the file the loader would map
     except OSError:
         return None
-    key = (real, st.st_size, st.st_mtime_ns)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, needed)
     if key in _CACHE:
         return _CACHE[key]
     try:
-        with open(real, "rb") as f:
+        with open(path, "rb") as f:
             head = f.read(64)
             if head[:4] == b"\x7fELF":
-                info: Optional[BinaryInfo] = _elf(f, head)
+                info: Optional[BinaryInfo] = _elf(f, head, needed)
             elif head[:2] == b"MZ":
                 info = _pe(f, head)
             else:
@@ -84,7 +85,7 @@ def read_binary(path: os.PathLike[str] | str) -> Optional[BinaryInfo]:
 def soname_of(path: os.PathLike[str] | str) -> Optional[str]:
     """The name the loader knows the library at ``path`` by (ELF soname or PE
     DLL name), or ``None``."""
-    info = read_binary(path)
+    info = read_binary(path, needed=False)
     return info.soname if info is not None else None
 
 
@@ -97,7 +98,7 @@ def _cstring(f: BinaryIO, offset: int) -> str:
     return raw[:end].decode("utf-8")
 
 
-def _elf(f: BinaryIO, head: bytes) -> Optional[BinaryInfo]:
+def _elf(f: BinaryIO, head: bytes, with_needed: bool = True) -> Optional[BinaryInfo]:
     if len(head) < 52:
         return None
     bits = {1: 32, 2: 64}.get(head[4])
@@ -153,7 +154,7 @@ def _elf(f: BinaryIO, head: bytes) -> Optional[BinaryInfo]:
     if base is None:
         return BinaryInfo("elf", None, (), bits, machine)
     soname = _cstring(f, base + soname_off) if soname_off is not None else None
-    needed = tuple(_cstring(f, base + off) for off in needed_offs)
+    needed = tuple(_cstring(f, base + off) for off in needed_offs) if with_needed else ()
     return BinaryInfo("elf", soname, needed, bits, machine)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import List, Optional, Sequence, Set
+from typing import List, Optional, Sequence, Set, Tuple
 
 __all__ = ["safe_directory", "search_roots"]
 
@@ -49,17 +49,23 @@ def search_roots(search_paths: Optional[Sequence[str]]) -> List[Path]:
 
     roots: List[Path] = []
     seen: Set[str] = set()
-    try:
-        cwd: Optional[str] = os.path.realpath(os.getcwd())
-    except OSError:
-        cwd = None
+    cwd: Optional[Tuple[int, int]] = _identity(".") if search_paths is None else None
     for entry in (sys.path if search_paths is None else search_paths):
         if not entry or not os.path.isabs(entry):
             continue
-        if search_paths is None and cwd is not None and os.path.realpath(entry) == cwd:
+        if cwd is not None and _identity(entry) == cwd:  # the current directory, by any path
             continue
         if entry in seen:
             continue
         seen.add(entry)
         roots.append(Path(entry))
     return roots
+
+
+def _identity(path: str) -> Optional[Tuple[int, int]]:
+    """(device, inode) of a directory: the same for every path that reaches it."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
