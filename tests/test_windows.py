@@ -1,0 +1,203 @@
+"""Windows for real: gpuboot run by the real Windows CPython under Wine, against the real Windows loader.
+
+Each test runs a script in the embeddable CPython (tests/wine.py) and checks
+what Windows' loader did: real win_amd64 wheels where they are small, mingw
+stub DLLs under the real names and import tables where the real one is 550 MB.
+The last test holds the fake Windows API of the unit tests (test_dllpath.py)
+to the same expectations as the real loader.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+from wine import WinPython, mingw_dll, winpath
+
+LT_C = "__declspec(dllexport) int cublasLtGetVersion(void) { return 120902; }\n"
+CUBLAS_C = ("__declspec(dllimport) int cublasLtGetVersion(void);\n"
+            "__declspec(dllexport) int cublasGetVersion_v2(void) { return cublasLtGetVersion(); }\n")
+DECOY_C = "__declspec(dllexport) int decoy_marker(void) { return 666; }\n"
+
+#: bare_load(): cublas64_12.dll loaded by bare name with plain LoadLibraryA, as
+#: CTranslate2 does; the file Windows mapped, or None.
+BARE_LOAD = """
+import ctypes, json, subprocess
+
+
+def bare_load():
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    k32.LoadLibraryA.restype = ctypes.c_void_p
+    k32.GetModuleFileNameW.argtypes = [ctypes.c_void_p, ctypes.c_wchar_p, ctypes.c_uint]
+    h = k32.LoadLibraryA(b"cublas64_12.dll")
+    if not h:
+        return None
+    buf = ctypes.create_unicode_buffer(1024)
+    n = k32.GetModuleFileNameW(h, buf, 1024)
+    return buf.value[:n]
+"""
+
+
+@pytest.fixture(scope="module")
+def py313() -> WinPython:
+    return WinPython("3.13").provision()
+
+
+def cublas_site(root: Path, consumer: bool = True) -> Path:
+    """A site directory as pip lays out nvidia-cublas-cu12 on Windows (stub DLLs
+    with the real names; cublas64_12.dll imports cublasLt64_12.dll), and
+    ctranslate2's metadata (a consumer that needs CUDA 12 cuBLAS)."""
+    site = root / "site"
+    bindir = site / "nvidia" / "cublas" / "bin"
+    mingw_dll(bindir / "cublasLt64_12.dll", LT_C)
+    mingw_dll(bindir / "cublas64_12.dll", CUBLAS_C, ("cublasLt64_12.dll",))
+    info = site / "nvidia_cublas_cu12-12.9.2.10.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nvidia-cublas-cu12\nVersion: 12.9.2.10\n")
+    (info / "RECORD").write_text("nvidia/cublas/bin/cublas64_12.dll,,\nnvidia/cublas/bin/cublasLt64_12.dll,,\n")
+    if consumer:
+        ct2 = site / "ctranslate2-4.8.5.dist-info"
+        ct2.mkdir()
+        (ct2 / "METADATA").write_text("Metadata-Version: 2.1\nName: ctranslate2\nVersion: 4.8.5\n")
+    return site
+
+
+def test_windows_python_and_namespace_wheels(py313: WinPython, tmp_path: Path) -> None:
+    """The interpreter is Windows CPython, and the NVIDIA wheels are namespace
+    packages whose __file__ is None (the relay app's failure)."""
+    out = py313.json("""
+        import json, os, sys, nvidia.cuda_runtime
+        print(json.dumps([sys.platform, os.name, sys.version_info[:2], nvidia.cuda_runtime.__file__]))
+    """, tmp_path)
+    assert out == ["win32", "nt", [3, 13], None]
+
+
+def test_locate_real_wheels_in_both_layouts(py313: WinPython, tmp_path: Path) -> None:
+    out = py313.json("""
+        import json, gpuboot
+        rows = {}
+        for major in (12, 13):
+            (lib,) = gpuboot.locate(["cudart"], cuda_major=major)
+            rows[major] = [str(lib.path), lib.filename, lib.soname, lib.cuda_major, lib.distribution]
+        print(json.dumps(rows))
+    """, tmp_path)
+    path12, name12, soname12, major12, dist12 = out["12"]
+    assert path12.lower().endswith(r"\nvidia\cuda_runtime\bin\cudart64_12.dll")
+    assert (name12, soname12, major12, dist12) == ("cudart64_12.dll", "cudart64_12.dll", 12, "nvidia-cuda-runtime-cu12")
+    path13, name13, soname13, major13, _ = out["13"]
+    assert path13.lower().endswith(r"\nvidia\cu13\bin\x86_64\cudart64_13.dll")
+    assert (name13, soname13, major13) == ("cudart64_13.dll", "cudart64_13.dll", 13)
+
+
+def test_ensure_makes_a_bare_name_loadlibrarya_work(py313: WinPython, tmp_path: Path) -> None:
+    site = cublas_site(tmp_path)
+    out = py313.json(f"""
+        import sys; sys.path.insert(0, {winpath(site)!r})
+        before = bare_load()
+        import gpuboot, os
+        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{winpath(site)!r}])
+        entries = os.environ["PATH"].split(";")
+        print(json.dumps({{"before": before, "after": bare_load(),
+                          "loaded": [x.library.filename for x in r.loaded], "missing": [m.name for m in r.missing],
+                          "path0": entries[0], "bad": [e for e in entries if not e or not os.path.isabs(e)]}}))
+    """, tmp_path, prelude=BARE_LOAD)
+    assert out["before"] is None  # the control: Windows cannot find the wheel's DLL by name on its own
+    assert out["loaded"] == ["cublasLt64_12.dll", "cublas64_12.dll"] and out["missing"] == []
+    assert out["after"].lower() == (winpath(site) + r"\nvidia\cublas\bin\cublas64_12.dll").lower()
+    assert out["path0"].lower() == (winpath(site) + r"\nvidia\cublas\bin").lower()
+    assert out["bad"] == []  # no empty, current-directory or relative entry reached PATH
+
+
+def test_a_decoy_in_the_current_directory_is_never_loaded(py313: WinPython, tmp_path: Path) -> None:
+    site = cublas_site(tmp_path)
+    work = tmp_path / "work"
+    mingw_dll(work / "cublas64_12.dll", DECOY_C)
+    out = py313.json(f"""
+        import sys; sys.path.insert(0, {winpath(site)!r})
+        import gpuboot
+        gpuboot.ensure(driver=True, consumers=["ctranslate2"])
+        print(json.dumps(bare_load()))
+    """, tmp_path, cwd=work, prelude=BARE_LOAD)
+    assert out.lower().startswith(winpath(site).lower())  # the wheel's copy, found first by search_paths/sys.path
+
+
+def test_subprocess_env_lets_a_child_load_by_bare_name(py313: WinPython, tmp_path: Path) -> None:
+    site = cublas_site(tmp_path)
+    child = tmp_path / "child.py"
+    child.write_text(BARE_LOAD + "\nprint(json.dumps(bare_load()))\n")
+    out = py313.json(f"""
+        import sys, json, subprocess, os; sys.path.insert(0, {winpath(site)!r})
+        import gpuboot
+        libs = gpuboot.locate(["cublas"], search_paths=[{winpath(site)!r}])
+        env = gpuboot.subprocess_env(libraries=libs)
+        plain = dict(os.environ)
+        run = lambda e: subprocess.run([sys.executable, {winpath(child)!r}], capture_output=True, text=True,
+                                       input="", env=e).stdout.strip().splitlines()[-1]
+        print(json.dumps({{"with": json.loads(run(env)), "without": json.loads(run(plain))}}))
+    """, tmp_path)
+    assert out["without"] is None
+    assert out["with"].lower().endswith(r"\nvidia\cublas\bin\cublas64_12.dll")
+
+
+def test_gpuboot_env_cmd_lines_run_by_cmd_exe_make_a_child_load(py313: WinPython, tmp_path: Path) -> None:
+    site = cublas_site(tmp_path)
+    lines = py313.run(f"""
+        import sys; sys.path.insert(0, {winpath(site)!r})
+        from gpuboot.cli import main
+        sys.exit(main(["env", "--shell", "cmd"]))
+    """, tmp_path).stdout.strip().splitlines()
+    assert lines and lines[0].startswith('set "PATH=') and lines[0].endswith(';%PATH%"')
+    child = tmp_path / "child.py"
+    child.write_text(BARE_LOAD + "\nprint(json.dumps(bare_load()))\n")
+    bat = tmp_path / "run.bat"
+    bat.write_text("@echo off\r\n" + lines[0] + "\r\n" + f'"{winpath(py313.exe)}" "{winpath(child)}"\r\n')
+    proc = subprocess.run(["wine", "cmd", "/c", winpath(bat)], capture_output=True, text=True, timeout=300,
+                          input="", env=py313.env(), cwd=str(tmp_path))
+    loaded = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert loaded.lower().endswith(r"\nvidia\cublas\bin\cublas64_12.dll")
+
+
+def test_doctor_json_on_windows_names_the_missing_path_entry(py313: WinPython, tmp_path: Path) -> None:
+    site = cublas_site(tmp_path)
+    out = py313.json(f"""
+        import sys, json; sys.path.insert(0, {winpath(site)!r})
+        from gpuboot.doctor import diagnose, gather
+        report = diagnose(gather(consumers=["ctranslate2"], driver=True, search_paths=[{winpath(site)!r}]))
+        print(json.dumps(report.to_json()))
+    """, tmp_path)
+    assert out["platform"] == "win32" if "platform" in out else True
+    findings = {f["id"]: f for f in out["findings"]}
+    assert findings["consumer-ready"]["severity"] == "ok"
+    f = findings["windows-dll-dirs-not-on-path"]
+    assert f["severity"] == "problem" and "gpuboot.ensure()" in f["remedy"]
+    assert any(e.lower().endswith(r"\nvidia\cublas\bin") for e in f["evidence"])
+
+
+def test_the_fake_windows_api_agrees_with_the_real_loader(py313: WinPython, tmp_path: Path) -> None:
+    """The same preload through the unit tests' fake Windows API (on Linux)
+    and through the real one (Windows CPython under Wine): the same libraries
+    in the same order, the same outcome, the same PATH head."""
+    from test_dllpath import FakeWindowsAPI
+
+    import gpuboot.dllpath
+    from gpuboot import locate
+
+    site = cublas_site(tmp_path)
+    real: Dict[str, Any] = py313.json(f"""
+        import json, os, gpuboot
+        from gpuboot.dllpath import get_loader, load_all
+        libs = gpuboot.locate(["cublas"], search_paths=[{winpath(site)!r}])
+        env = {{"PATH": r"C:\\windows\\system32"}}
+        res = load_all(libs, get_loader(), env)
+        print(json.dumps({{"results": [[r.library.filename, r.ok, r.already_loaded] for r in res],
+                          "path": [os.path.basename(p) for p in env["PATH"].split(";")]}}))
+    """, tmp_path)
+    libs = locate(["cublas"], search_paths=[str(site)], platform="win32")
+    env = {"PATH": r"C:\windows\system32"}
+    fake = gpuboot.dllpath.load_all(libs, gpuboot.dllpath.get_loader("win32", windows_api=FakeWindowsAPI()), env)
+    assert [[r.library.filename, r.ok, r.already_loaded] for r in fake] == real["results"]
+    assert [os.path.basename(p.replace("\\", "/")) for p in env["PATH"].split(";")] == real["path"]
