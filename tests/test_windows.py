@@ -47,6 +47,11 @@ def py313() -> WinPython:
     return WinPython("3.13").provision()
 
 
+@pytest.fixture(scope="module")
+def py39() -> WinPython:
+    return WinPython("3.9").provision()
+
+
 def cublas_site(root: Path, consumer: bool = True) -> Path:
     """A site directory as pip lays out nvidia-cublas-cu12 on Windows (stub DLLs
     with the real names; cublas64_12.dll imports cublasLt64_12.dll), and
@@ -201,3 +206,42 @@ def test_the_fake_windows_api_agrees_with_the_real_loader(py313: WinPython, tmp_
     fake = gpuboot.dllpath.load_all(libs, gpuboot.dllpath.get_loader("win32", windows_api=FakeWindowsAPI()), env)
     assert [[r.library.filename, r.ok, r.already_loaded] for r in fake] == real["results"]
     assert [os.path.basename(p.replace("\\", "/")) for p in env["PATH"].split(";")] == real["path"]
+
+
+def test_python_39_finds_and_preloads_too(py39: WinPython, tmp_path: Path) -> None:
+    site = cublas_site(tmp_path)
+    out = py39.json(f"""
+        import sys, json; sys.path.insert(0, {winpath(site)!r})
+        import gpuboot, nvidia.cuda_runtime
+        (cudart,) = gpuboot.locate(["cudart"], cuda_major=12)
+        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{winpath(site)!r}])
+        print(json.dumps([sys.version_info[:2], nvidia.cuda_runtime.__file__, cudart.soname,
+                          [x.library.filename for x in r.loaded], bare_load()]))
+    """, tmp_path, prelude=BARE_LOAD)
+    version, init_file, soname, loaded, path = out
+    assert version == [3, 9] and init_file is None and soname == "cudart64_12.dll"
+    assert loaded == ["cublasLt64_12.dll", "cublas64_12.dll"]
+    assert path.lower().endswith(r"\nvidia\cublas\bin\cublas64_12.dll")
+
+
+def test_the_main_job_end_to_end(py313: WinPython, tmp_path: Path) -> None:
+    """`python -m gpuboot transcribe` of the committed recording with the real
+    win_amd64 wheels of faster-whisper, CTranslate2, PyAV, tokenizers and the
+    tiny.en model, on the CPU (Wine has no GPU)."""
+    from speech import SAMPLE, WER_LIMIT, wer
+
+    whisper_site = py313.provision_whisper()
+    out = py313.json(f"""
+        import sys, io, json, contextlib
+        sys.path.insert(0, {winpath(whisper_site)!r})
+        from gpuboot.cli import main
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["transcribe", {winpath(SAMPLE)!r}, "--json"])
+        print(json.dumps({{"code": code, "result": json.loads(buf.getvalue())}}))
+    """, tmp_path)
+    assert out["code"] == 0
+    result = out["result"]
+    assert wer(result["text"]) <= WER_LIMIT, result["text"]
+    assert (result["device"], result["compute_type"], result["batched"]) == ("cpu", "int8", True)
+    assert "nvcuda.dll not found" in result["reason"]

