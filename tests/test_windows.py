@@ -167,18 +167,23 @@ def test_gpuboot_env_cmd_lines_run_by_cmd_exe_make_a_child_load(py313: WinPython
 
 
 def test_doctor_json_on_windows_names_the_missing_path_entry(py313: WinPython, tmp_path: Path) -> None:
+    """`gpuboot doctor --json` as a user runs it (the CLI), in the Windows interpreter."""
     site = cublas_site(tmp_path)
     out = py313.json(f"""
-        import sys, json; sys.path.insert(0, {winpath(site)!r})
-        from gpuboot.doctor import diagnose, gather
-        report = diagnose(gather(consumers=["ctranslate2"], driver=True, search_paths=[{winpath(site)!r}]))
-        print(json.dumps(report.to_json()))
+        import sys, io, json, contextlib; sys.path.insert(0, {winpath(site)!r})
+        from gpuboot.cli import main
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            code = main(["doctor", "--json", "--for", "ctranslate2"])
+        print(json.dumps({{"code": code, "report": json.loads(buf.getvalue())}}))
     """, tmp_path)
-    assert out["platform"] == "win32" if "platform" in out else True
-    findings = {f["id"]: f for f in out["findings"]}
+    report = out["report"]
+    assert out["code"] == 1 and report["schema_version"] == 1
+    findings = {f["id"]: f for f in report["findings"]}
     assert findings["consumer-ready"]["severity"] == "ok"
+    assert findings["no-driver"]["evidence"][0].lower().endswith(r"system32\nvcuda.dll not found")
     f = findings["windows-dll-dirs-not-on-path"]
-    assert f["severity"] == "problem" and "gpuboot.ensure()" in f["remedy"]
+    assert f["severity"] == "problem" and "gpuboot.ensure()" in f["remedy"] and "--shell cmd" in f["remedy"]
     assert any(e.lower().endswith(r"\nvidia\cublas\bin") for e in f["evidence"])
 
 
