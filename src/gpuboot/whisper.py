@@ -435,6 +435,14 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
     segment, logged.  Batched decoding of audio longer than 30 s needs VAD:
     ``vad_filter=False`` there runs sequentially.
 
+    Args:
+        model: from ``load_whisper`` (a plain ``WhisperModel`` decodes
+            sequentially unless ``batch_size`` is given).
+        audio: a path, a binary file object, or float32 samples at 16 kHz.
+        batch_size: overrides the planned batch size.
+        pipeline: the batched pipeline to use (default: faster-whisper's
+            ``BatchedInferencePipeline(model)``).
+
     Returns:
         ``(segments, info)``: an iterator of faster-whisper ``Segment`` s (times
         in seconds from the start of the audio) and its ``TranscriptionInfo``.
