@@ -181,29 +181,10 @@ class Search:
                 wanted = [s for s in wheel_specs if not component or s.component == component]
                 if not wanted or not safe_directory(directory):
                     continue
-                listing = _listdir(directory)
-                for s in wanted:
-                    for filename in _match(s, self.platform, listing):
-                        path = directory / filename
-                        if not path.is_file():
-                            continue  # a broken symlink or a directory is no library
-                        cand = identify(s, self.platform, path, filename, "wheel", root, layout_major, owners)
-                        if cand is not None:
-                            out[s.name].append(Candidate(cand.library, order, cand.majors))
-                            order += 1
+                order = self._scan(wanted, directory, "wheel", root, layout_major, owners, out, order)
         for source, directory, root in self._other_dirs():
-            if not safe_directory(directory):
-                continue
-            listing = _listdir(directory)
-            for s in specs:
-                for filename in _match(s, self.platform, listing):
-                    path = directory / filename
-                    if not path.is_file():
-                        continue
-                    cand = identify(s, self.platform, path, filename, source, root)
-                    if cand is not None:
-                        out[s.name].append(Candidate(cand.library, order, cand.majors))
-                        order += 1
+            if safe_directory(directory):
+                order = self._scan(specs, directory, source, root, None, None, out, order)
         # The loader's cache is read only for what is still missing (it costs a
         # subprocess the first time).
         missing = [s for s in specs
@@ -212,6 +193,22 @@ class Search:
             for s, cand in self._system(missing, order):
                 out[s.name].append(cand)
         return out
+
+    def _scan(self, specs: Sequence[cat.LibrarySpec], directory: Path, source: Source, root: Path,
+              layout_major: Optional[int], owners: Optional[Owners], out: Dict[str, List[Candidate]],
+              order: int) -> int:
+        """Add the candidates ``directory`` holds for ``specs`` to ``out``; returns the next order."""
+        listing = _listdir(directory)
+        for s in specs:
+            for filename in _match(s, self.platform, listing):
+                path = directory / filename
+                if not path.is_file():
+                    continue  # a broken symlink or a directory is no library
+                cand = identify(s, self.platform, path, filename, source, root, layout_major, owners)
+                if cand is not None:
+                    out[s.name].append(Candidate(cand.library, order, cand.majors))
+                    order += 1
+        return order
 
     def _other_dirs(self) -> List[Tuple[Source, Path, Path]]:
         env = self.environ
