@@ -125,12 +125,42 @@ def compile_stub(path: Path, soname: str, needed: Iterable[str] = ()) -> Path:
     return path
 
 
-def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
-              check: bool = True) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter (loader state is per process)."""
-    full_env = dict(os.environ)
-    full_env.pop("LD_LIBRARY_PATH", None)
+#: A directory whose sitecustomize.py points gpuboot's driver check at a root
+#: without an NVIDIA driver (tests/host_without_driver/sitecustomize.py).
+NO_DRIVER_SHIM = Path(__file__).parent / "host_without_driver"
+
+
+def child_env(env: Optional[Dict[str, str]] = None, *, driver: bool = False,
+              base: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """``base`` (``os.environ``) plus ``env`` for a child interpreter.  ``driver=False``
+    (the default) injects a host without an NVIDIA driver through
+    ``NO_DRIVER_SHIM``, so the child behaves the same on every machine;
+    ``driver=True`` leaves the host's own driver check in place."""
+    full_env = dict(os.environ if base is None else base)
     full_env.update(env or {})
+    if not driver:
+        rest = full_env.get("PYTHONPATH", "")
+        full_env["PYTHONPATH"] = str(NO_DRIVER_SHIM) + (os.pathsep + rest if rest else "")
+    return full_env
+
+
+def no_driver(monkeypatch: Any, root: Path) -> None:
+    """In this process, gpuboot's driver check reads an empty ``root``: a host
+    without an NVIDIA driver (the real check, an injected file system)."""
+    from gpuboot import _driver
+
+    real = _driver.detect_driver
+    root.mkdir(parents=True, exist_ok=True)
+    monkeypatch.setattr(_driver, "detect_driver",
+                        lambda platform=None, *, root_=str(root): real(platform, root=root_))
+
+
+def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
+              check: bool = True, driver: bool = False) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (loader state is per process), on
+    a host without an NVIDIA driver unless ``driver`` (``child_env``)."""
+    base = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    full_env = child_env(env, driver=driver, base=base)
     proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
                           env=full_env, cwd=cwd, timeout=120)
     if check and proc.returncode != 0:

@@ -1,6 +1,6 @@
 """Libraries judged by what the loader reads: ELF sonames and NEEDED entries (gcc-compiled stubs with real and
-mismatched sonames, and the real CUDA 12 wheels), PE DLL names (a real win_amd64 wheel), the seeds' symlink
-hack, and one view of what is already loaded."""
+mismatched sonames, and the real CUDA 12 wheels), PE DLL names (a real win_amd64 wheel), the hand-made
+cross-major symlink, and one view of what is already loaded."""
 
 from __future__ import annotations
 
@@ -27,9 +27,9 @@ def _meta(table: dict):  # type: ignore[no-untyped-def]
     return lambda name: table.get(name)
 
 
-def seeds_hack(tmp_path: Path) -> Path:
+def cross_major_link_site(tmp_path: Path) -> Path:
     """nvidia-cublas-cu11 (stubs with the real CUDA 11 sonames) plus the links
-    the seeds' write-up made: libcublas.so.12 -> libcublas.so.11 and
+    a common forum "fix" makes: libcublas.so.12 -> libcublas.so.11 and
     libcublasLt.so.12 -> libcublasLt.so.11."""
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"), real_so=True,
                    needed={"libcublas.so.11": ["libcublasLt.so.11"]})
@@ -124,11 +124,11 @@ def test_pe_dll_name_and_imports_of_a_real_windows_wheel(tmp_path: Path) -> None
     assert soname_of(renamed) == "cudart64_12.dll"  # a renamed DLL still names itself
 
 
-# --------------------------------------------------------------------------- the seeds' hack
+# --------------------------------------------------------------------------- the cross-major link
 
 
 def test_a_link_across_majors_is_never_cuda_12(tmp_path: Path) -> None:
-    site = seeds_hack(tmp_path)
+    site = cross_major_link_site(tmp_path)
     res = resolve(["cublas"], cuda_major=12, search_paths=[str(site)])
     assert res.libraries == () and [m.name for m in res.missing] == ["cublasLt", "cublas"]
     others = res.missing[1].other_versions
@@ -141,7 +141,7 @@ def test_a_link_across_majors_is_never_cuda_12(tmp_path: Path) -> None:
 
 
 def test_ensure_does_not_preload_the_hack_as_cuda_12(tmp_path: Path) -> None:
-    site = seeds_hack(tmp_path)
+    site = cross_major_link_site(tmp_path)
     proc = run_child(f"""
         import json, gpuboot
         r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{str(site)!r}])
@@ -154,7 +154,7 @@ def test_ensure_does_not_preload_the_hack_as_cuda_12(tmp_path: Path) -> None:
 
 
 def test_doctor_reports_the_link_and_the_missing_library(tmp_path: Path) -> None:
-    site = seeds_hack(tmp_path)
+    site = cross_major_link_site(tmp_path)
     report = diagnose(gather(search_paths=[str(site)], environ={}, driver=True, metadata=_meta(CT2),
                              nvml=None, loaded=[], initial_environ={}, wsl=False, platform="linux"))
     ids = [f.id for f in report.findings]

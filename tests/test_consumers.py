@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
-from gpuboot.consumers import installed_needs, needs_of
+from gpuboot.consumers import cuda_version_of_tag, installed_needs, needs_of
 
 
 @pytest.mark.parametrize(("version", "cuda", "libs", "cudnn"), [
@@ -26,6 +28,9 @@ def test_ctranslate2_table(version: str, cuda: int, libs: tuple, cudnn: int) -> 
 @pytest.mark.parametrize(("version", "requires", "cuda"), [
     ("2.3.1+cu121", [], 12),
     ("2.1.0+cu118", [], 11),
+    ("1.7.1+cu92", [], 9),
+    ("1.8.1+cu101", [], 10),
+    ("2.7.0+cu128", [], 12),
     ("2.9.0+cu130", [], 13),
     ("2.5.1", ["nvidia-cublas-cu12==12.4.5.8; platform_system == \"Linux\""], 12),
     ("2.9.0", ["nvidia-cublas==13.0.0.19; platform_system == \"Linux\""], 13),
@@ -45,3 +50,36 @@ def test_installed_needs_reads_metadata_only() -> None:
     fake = {"ctranslate2": ("4.5.0", []), "torch": ("2.13.0+cpu", [])}
     needs = installed_needs(["ctranslate2", "torch", "onnxruntime-gpu"], metadata=fake.get)
     assert [(n.consumer, n.cuda_major, n.cudnn_major) for n in needs] == [("ctranslate2", 12, 9)]
+
+
+@given(st.integers(1, 99), st.integers(0, 9))
+@example(9, 2)
+@example(10, 1)
+@example(11, 8)
+@example(12, 8)
+@example(13, 0)
+def test_a_build_tag_is_the_cuda_version_without_its_dot(major: int, minor: int) -> None:
+    """CUDA's spelling: the last digit is the minor, all before it the major
+    (+cu92 is 9.2 and +cu101 10.1, never CUDA 92 or 10 of a 3-digit rule)."""
+    assert cuda_version_of_tag(f"{major}{minor}") == (major, minor)
+    need = needs_of("torch", f"2.0.0+cu{major}{minor}")
+    assert need is not None and need.cuda_major == major
+    assert f"(CUDA {major}.{minor})" in need.source
+
+
+@pytest.mark.parametrize("digits", ["", "9", "012", "1\u0662"])
+def test_tags_no_cuda_release_is_spelled_as_are_refused(digits: str) -> None:
+    assert cuda_version_of_tag(digits) is None
+
+
+def test_a_cuda_major_no_wheel_exists_for_gets_no_pip_command(tmp_path: object) -> None:
+    """torch +cu101 needs CUDA 10: no nvidia-* wheel provides it, so the fix
+    must not be `pip install nvidia-cuda-runtime` (the CUDA 13 wheel)."""
+    from gpuboot._needs import resolve_needs
+
+    need = needs_of("torch", "1.8.1+cu101")
+    assert need is not None
+    plan = resolve_needs([need], search_paths=[str(tmp_path)], platform="linux")
+    fixes = {m.name: m.fix for m in plan.missing}
+    assert "cudart" in fixes and all("pip install" not in f for f in fixes.values()), fixes
+    assert "no pip wheel provides cudart for CUDA 10" in fixes["cudart"]

@@ -317,3 +317,25 @@ def test_windows_dll_already_loaded_from_elsewhere_is_reported(tmp_path: Path) -
     lt, cublas = gpuboot.dllpath.load_all(libs, loader, {"PATH": ""})
     assert lt.already_loaded and str(lt.loaded_path) == other and lt.shadowed
     assert not cublas.already_loaded
+
+
+class FailingQueryWindowsAPI(FakeWindowsAPI):
+    """GetModuleFileNameW failing the way ctypes does when a handle above 4 GiB
+    meets a function without argtypes (the real failure, raised by ctypes)."""
+
+    def module_path(self, name: str) -> str | None:
+        import ctypes
+
+        raise ctypes.ArgumentError("argument 1: OverflowError: int too long to convert")
+
+
+def test_a_failing_already_loaded_query_is_a_load_failure_never_an_exception(tmp_path: Path) -> None:
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
+    libs = gpuboot.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    loader = gpuboot.dllpath.get_loader("win32", windows_api=FailingQueryWindowsAPI())
+    results = gpuboot.dllpath.load_all(libs, loader, {"PATH": ""})
+    assert [r.ok for r in results] == [False, False]
+    assert all("ArgumentError" in (r.error or "") and "int too long" in (r.error or "") for r in results)
+    report = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[str(site)], platform="win32",
+                            windows_api=FailingQueryWindowsAPI())
+    assert not report.ok and report.libraries and all(r.error for r in report.libraries)

@@ -47,7 +47,7 @@ def run(site: Optional[Path] = None, *, consumers: Sequence[str] = ("ctranslate2
                  search_paths=[str(site)] if site else [],
                  nvml=FakeNVML(gpus if gpus is not None else [gpu(RTX_3070, 0)], cuda_version=cuda_version),
                  driver=driver, metadata=meta(**(versions or {"ctranslate2": "4.8.5"})), loaded=loaded or [],
-                 initial_environ=initial if initial is not None else env, wsl=wsl)
+                 initial_environ=initial if initial is not None else env, wsl=wsl, cpu_threads=2)
     return diagnose(ctx)
 
 

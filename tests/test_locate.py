@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import install, run_child, wheel
+from helpers import compile_stub, install, run_child, wheel
 
 import gpuboot
 from gpuboot.errors import UnknownLibraryError
@@ -257,3 +257,20 @@ def test_sys_path_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     libs = gpuboot.locate(["cublas"])
     assert libs[-1].root == site
     assert os.path.isabs(libs[-1].path)
+
+
+def test_the_loader_cache_naming_one_file_twice_gives_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ldconfig lists a development link and the file it points to
+    (libnvvm.so -> libnvvm.so.4, as a CUDA toolkit installs them): one library,
+    under the name its binary carries."""
+    import importlib
+
+    lib = tmp_path / "cuda" / "lib"
+    real = compile_stub(lib / "libnvvm.so.4", "libnvvm.so.4")
+    (lib / "libnvvm.so").symlink_to("libnvvm.so.4")
+    cache = {"libnvvm.so": [str(lib / "libnvvm.so")], "libnvvm.so.4": [str(real)]}
+    monkeypatch.setattr(importlib.import_module("gpuboot._search"), "_LDCONFIG_CACHE", cache)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for found in (gpuboot.locate(search_paths=[str(empty)]), gpuboot.locate(["nvvm"], search_paths=[str(empty)])):
+        assert [(x.filename, x.path, x.source) for x in found] == [("libnvvm.so.4", real, "system")]

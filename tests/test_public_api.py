@@ -106,3 +106,40 @@ def test_the_logger_has_a_null_handler_and_no_level() -> None:
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.stdout.split() == ["['NullHandler']", "0"]
+
+
+def test_library_errors_speak_python_not_command_line_flags() -> None:
+    """No exception raised outside the command-line modules names a flag
+    (``--for``, ``--shell``, ``--model``): the library's callers pass keywords.
+    The command translates (errors.for_the_command_line)."""
+    import ast
+    import re
+
+    src = Path(gpuboot.__file__).parent
+    flag = re.compile(r"(?:^|[\s(`'\"/])--[a-z]")
+    offenders = []
+    for path in sorted(src.glob("*.py")):
+        if path.name in ("cli.py", "_cli_transcribe.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Raise) or node.exc is None:
+                continue
+            for sub in ast.walk(node.exc):
+                if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and flag.search(sub.value):
+                    offenders.append(f"{path.name}:{node.lineno}: {sub.value!r}")
+    assert offenders == []
+
+
+def test_the_command_names_flags_where_the_library_names_keywords() -> None:
+    from gpuboot import shellenv
+    from gpuboot.doctor import diagnose
+    from gpuboot.errors import for_the_command_line
+
+    with pytest.raises(ValueError, match="consumer must be one of") as err:
+        diagnose(consumer="jax")
+    assert "--for" not in str(err.value)
+    with pytest.raises(ValueError, match="shell must be one of") as err2:
+        shellenv.render("tcsh", [], "linux")
+    assert "--shell" not in str(err2.value)
+    assert for_the_command_line("pass model='/path/to/model', or device='auto'") == \
+        "pass --model DIR, or --device auto"

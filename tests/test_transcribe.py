@@ -4,7 +4,6 @@ the batch-size policy on a table of devices, memory pressure through the NVML fa
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 import srt
 import webvtt
 from fake_nvml import A100, RTX_3070, RTX_4090, T4, FakeNVML, GiB, MiB, gpu
+from helpers import child_env, no_driver
 from speech import REFERENCE, SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
@@ -28,7 +28,7 @@ LARGE_V3_BYTES = 3_087_284_237  # Systran/faster-whisper-large-v3 model.bin (flo
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                          timeout=300, cwd=cwd, env=child_env({"HF_HUB_OFFLINE": "1"}))
 
 
 # --------------------------------------------------------------------------- output files
@@ -85,6 +85,35 @@ def test_json_for_several_files_is_a_list_and_sequential_on_request(tmp_path: Pa
         assert wer(item["text"]) <= WER_LIMIT
         words = [w for s in item["segments"] for w in s["words"]]
         assert words and all(a["start"] <= b["start"] for a, b in zip(words, words[1:]))
+
+
+def test_inputs_that_would_overwrite_each_other_are_refused_before_any_work(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "x.wav").write_bytes(SAMPLE.read_bytes())
+    (b / "x.wav").write_bytes(SAMPLE.read_bytes())
+    out = tmp_path / "out"
+    proc = cli(str(a / "x.wav"), str(b / "x.wav"), "--output-dir", str(out), cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert str(a / "x.wav") in line and str(b / "x.wav") in line and "--output-dir" in line
+    assert not out.exists()  # refused before anything was transcribed or written
+    proc = cli(str(a / "x.wav"), str(b / "x.wav"), "--json", "--batch-size", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr  # no files written: no collision
+
+
+def test_outputs_are_renamed_into_place(tmp_path: Path) -> None:
+    from gpuboot._formats import write_outputs
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "x.txt").write_text("old transcript\n")
+    before = (out / "x.txt").stat().st_ino
+    written = write_outputs("in/x.wav", [], ["txt", "srt"], out, {})
+    assert [p.name for p in written] == ["x.txt", "x.srt"]
+    assert (out / "x.txt").stat().st_ino != before  # a new file renamed over the old, not rewritten in place
+    assert sorted(p.name for p in out.iterdir()) == ["x.srt", "x.txt"]  # no temporary file left
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -175,9 +204,8 @@ def test_memory_info_and_pressure_through_nvml() -> None:
         gpuboot.check_pressure(0, threshold=1.5, nvml=nvml, environ=env)
 
 
-def test_pressure_without_a_driver_refuses_with_the_reason() -> None:
-    if gpuboot.detect_driver().present:
-        pytest.skip("this machine has an NVIDIA driver")
+def test_pressure_without_a_driver_refuses_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    no_driver(monkeypatch, tmp_path / "host")
     res = gpuboot.check_pressure()
     assert not res.ok and res.info is None and "no NVIDIA driver" in res.reason
 

@@ -6,12 +6,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import choose, require_real
+from helpers import choose, no_driver, require_real
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
 from gpuboot import _driver
 from gpuboot.whisper import _plan, decode, embedded_model, load_info, transcribe
+
+
+def cuda_fails_here() -> None:
+    """These tests need CTranslate2's real CUDA failure: on a machine where
+    CUDA has a device they cannot provoke it, and say so."""
+    import ctranslate2
+
+    if ctranslate2.get_cuda_device_count() > 0:
+        pytest.skip("CTranslate2 sees a CUDA device here: its real no-GPU failure cannot be provoked")
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +32,13 @@ def model_dir() -> str:
     return path
 
 
-def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> None:
+def test_auto_without_a_driver_picks_cpu_int8_and_says_why(model_dir: str, monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    no_driver(monkeypatch, tmp_path / "host")
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert (info.device, info.compute_type) == ("cpu", "int8")
-    if not _driver.detect_driver().present:
-        assert "no usable GPU (no NVIDIA driver" in info.reason
+    assert "no usable GPU (no NVIDIA driver" in info.reason
     assert "int8: CTranslate2's fastest CPU type" in info.reason
     assert [a.ok for a in info.trail] == [True]
     assert info.load_ms > 0 and info.probe_ms > 0
@@ -42,9 +52,8 @@ def test_auto_on_this_machine_picks_cpu_int8_and_says_why(model_dir: str) -> Non
     assert all(0 <= s.start < s.end <= tinfo.duration + 0.5 for s in segments)
 
 
-def test_cuda_without_a_driver_says_so(model_dir: str) -> None:
-    if _driver.detect_driver().present:
-        pytest.skip("this machine has an NVIDIA driver")
+def test_cuda_without_a_driver_says_so(model_dir: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    no_driver(monkeypatch, tmp_path / "host")
     with pytest.raises(gpuboot.DriverNotFoundError, match="no NVIDIA driver") as err:
         gpuboot.load_whisper(model_dir, device="cuda")
     assert "device='auto'" in err.value.fix
@@ -55,6 +64,7 @@ def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A driver is claimed (the check is a few stat calls); CTranslate2 then
     fails for real, because this machine has no GPU."""
+    cuda_fails_here()
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     with pytest.raises(gpuboot.ModelLoadError) as err:
         gpuboot.load_whisper(model_dir, device="cuda")
@@ -67,6 +77,7 @@ def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str,
 def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """NVML is the boundary faked here (no GPU on this machine): it reports an
     RTX 3070.  The model construction and the CUDA failures are CTranslate2's."""
+    cuda_fails_here()
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
     from gpuboot import devices
@@ -150,3 +161,28 @@ def test_decode_errors(tmp_path: Path) -> None:
         decode(str(bad))
     with pytest.raises(gpuboot.AudioError, match="directory"):
         decode(str(tmp_path))
+
+
+def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, monkeypatch: pytest.MonkeyPatch,
+                                                               caplog: pytest.LogCaptureFixture) -> None:
+    """device_index=5 names no visible GPU (one RTX 3070, NVML faked): with
+    device='auto' the GPU attempts use the automatic choice's ordinal 0, never
+    5; with device='cuda' the invalid index is its own error."""
+    from fake_nvml import RTX_3070, FakeNVML, gpu
+
+    from gpuboot import devices
+
+    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with caplog.at_level("WARNING", logger="gpuboot"):
+        try:
+            info = load_info(gpuboot.load_whisper(model_dir, device_index=5))
+            trail = info.trail
+        except gpuboot.ModelLoadError as err:  # a GPU machine whose CUDA refuses the model
+            trail = err.trail
+    assert "device_index=5 is not a visible GPU; choosing automatically" in caplog.text
+    cuda = [a for a in trail if a.device == "cuda"]
+    assert cuda and {a.device_index for a in cuda} == {0}, trail
+    with pytest.raises(ValueError, match="device_index=5: no visible GPU has that CUDA ordinal"):
+        gpuboot.load_whisper(model_dir, device="cuda", device_index=5)

@@ -52,14 +52,16 @@ def py39() -> WinPython:
     return WinPython("3.9").provision()
 
 
-def cublas_site(root: Path, consumer: bool = True) -> Path:
+def cublas_site(root: Path, consumer: bool = True, stubs: bool = True) -> Path:
     """A site directory as pip lays out nvidia-cublas-cu12 on Windows (stub DLLs
     with the real names; cublas64_12.dll imports cublasLt64_12.dll), and
-    ctranslate2's metadata (a consumer that needs CUDA 12 cuBLAS)."""
+    ctranslate2's metadata (a consumer that needs CUDA 12 cuBLAS).  ``stubs=False``:
+    the DLLs are already there (built with other link flags)."""
     site = root / "site"
     bindir = site / "nvidia" / "cublas" / "bin"
-    mingw_dll(bindir / "cublasLt64_12.dll", LT_C)
-    mingw_dll(bindir / "cublas64_12.dll", CUBLAS_C, ("cublasLt64_12.dll",))
+    if stubs:
+        mingw_dll(bindir / "cublasLt64_12.dll", LT_C)
+        mingw_dll(bindir / "cublas64_12.dll", CUBLAS_C, ("cublasLt64_12.dll",))
     info = site / "nvidia_cublas_cu12-12.9.2.10.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: nvidia-cublas-cu12\nVersion: 12.9.2.10\n")
@@ -128,6 +130,46 @@ def test_a_decoy_in_the_current_directory_is_never_loaded(py313: WinPython, tmp_
         print(json.dumps(bare_load()))
     """, tmp_path, cwd=work, prelude=BARE_LOAD)
     assert out.lower().startswith(winpath(site).lower())  # the wheel's copy, found first by search_paths/sys.path
+
+
+#: Link flags that make Wine map a DLL where real Windows maps 64-bit DLLs
+#: (ASLR, above 4 GiB): a fixed image base up there and no relocation section,
+#: so the loader cannot move it lower (Wine relocates relocatable DLLs below 4 GiB).
+HIGH_BASE = ("-Wl,--image-base,0x7ffa12340000", "-Wl,--disable-dynamicbase", "-Wl,--disable-reloc-section")
+
+
+def test_ensure_after_a_dll_mapped_above_4_gib_was_loaded(py313: WinPython, tmp_path: Path) -> None:
+    """torch (or anything) loaded cublas64_12.dll first and Windows mapped it
+    above 4 GiB: ensure() and preload() report it as already loaded, never raise
+    (a module handle passed as a C int raised ctypes.ArgumentError)."""
+    site = tmp_path / "site"
+    bindir = site / "nvidia" / "cublas" / "bin"
+    mingw_dll(bindir / "cublasLt64_12.dll", LT_C, (), ("-Wl,--image-base,0x7ffa22340000",
+                                                     *HIGH_BASE[1:]))
+    mingw_dll(bindir / "cublas64_12.dll", CUBLAS_C, ("cublasLt64_12.dll",), HIGH_BASE)
+    cublas_site(tmp_path, consumer=True, stubs=False)
+    out = py313.json(f"""
+        import ctypes, json, sys
+        sys.path.insert(0, {winpath(site)!r})
+        first = ctypes.WinDLL({winpath(bindir / "cublas64_12.dll")!r})  # as torch does, before gpuboot
+        import gpuboot
+        from gpuboot.dllpath import preload
+        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{winpath(site)!r}])
+        again = preload(gpuboot.locate(["cublas"], search_paths=[{winpath(site)!r}]))
+        print(json.dumps({{"handle": first._handle,
+                          "loaded": [[x.library.filename, x.already_loaded, str(x.loaded_path), x.error]
+                                     for x in r.libraries],
+                          "failed": [[x.library.filename, x.error] for x in r.libraries if not x.ok],
+                          "again": [[x.library.filename, x.already_loaded] for x in again]}}))
+    """, tmp_path)
+    assert out["handle"] >= 2**32, hex(out["handle"])  # the control: the DLL really is mapped above 4 GiB
+    assert out["failed"] == []
+    rows = {name: (already, path, error) for name, already, path, error in out["loaded"]}
+    assert set(rows) == {"cublasLt64_12.dll", "cublas64_12.dll"}
+    for name, (already, path, error) in rows.items():
+        assert already is True and error is None, (name, rows)
+        assert path.lower().endswith("\\nvidia\\cublas\\bin\\" + name.lower()), rows
+    assert out["again"] == [["cublasLt64_12.dll", True], ["cublas64_12.dll", True]]
 
 
 def test_subprocess_env_lets_a_child_load_by_bare_name(py313: WinPython, tmp_path: Path) -> None:

@@ -38,7 +38,6 @@ class BinaryInfo(Record):
     """
 
     __slots__ = ("kind", "soname", "needed", "bits", "machine")
-    _fields = __slots__
     kind: str
     soname: Optional[str]
     needed: Tuple[str, ...]

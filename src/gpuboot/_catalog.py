@@ -57,7 +57,6 @@ class Variant(Record):
     """
 
     __slots__ = ("linux", "windows", "wheels")
-    _fields = ("linux", "windows")
     linux: tuple[str, ...]
     windows: tuple[str, ...]
     #: pip requirement that installs this variant, for each CUDA major where it
@@ -86,7 +85,6 @@ class LibrarySpec(Record):
     """
 
     __slots__ = ("name", "component", "key", "variants", "depends", "parts", "optional")
-    _fields = ("name", "component", "key", "depends", "parts", "optional")
     name: str
     component: str
     key: str
@@ -348,6 +346,11 @@ def install_command(name: str, cuda_major: int | None, version: int | None = Non
     s = spec(name)
     if s.key == KEY_DRIVER:
         return "install the NVIDIA driver (https://www.nvidia.com/drivers); pip cannot provide it"
+    if s.key == KEY_CUDA and cuda_major is not None and cuda_major not in s.variants:
+        known = sorted(s.variants)
+        return (f"no pip wheel provides {name} for CUDA {cuda_major} (NVIDIA's wheels exist for CUDA "
+                f"{', '.join(map(str, known))}): install the CUDA {cuda_major} toolkit, or use a build of the "
+                f"consumer for CUDA {known[-1]}")
     key = version if version is not None else (cuda_major if s.key == KEY_CUDA else max(s.variants))
     variant = s.variants.get(key) if key is not None else None
     if variant is None:

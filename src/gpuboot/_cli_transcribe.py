@@ -2,7 +2,8 @@
 
 Conventions follow openai-whisper's and faster-whisper's command lines:
 ``--output-format txt|srt|vtt|json|all`` and ``--output-dir`` write
-``<dir>/<audio stem>.<format>``; a terminal sees each segment with its
+``<dir>/<audio stem>.<format>`` (two inputs with one stem are refused before
+any work, never overwritten); a terminal sees each segment with its
 timestamps as it is decoded, and a progress bar on stderr counts audio
 seconds with the real-time factor and the ETA (off when stderr is not a
 terminal, or with ``--quiet``).  A file that cannot be read gets one error
@@ -17,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, TextIO
 
-from ._formats import FORMATS, segment_dict, timestamp, write_outputs
-from .errors import AudioError, GpubootError
+from ._formats import FORMATS, colliding_inputs, segment_dict, timestamp, write_outputs
+from .errors import AudioError, GpubootError, for_the_command_line
 
 __all__ = ["add_arguments", "run"]
 
@@ -111,6 +112,11 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.output_format or args.output_dir:
         formats = list(FORMATS) if args.output_format in (None, "all") else [args.output_format]
     out_dir = args.output_dir or Path(".")
+    clash = colliding_inputs(args.audio) if formats else None
+    if clash:
+        first, second, stem = clash
+        raise ValueError(f"{first} and {second} would both write {out_dir / stem}.*: transcribe them in separate "
+                         "runs with different --output-dir, or rename one")
     interactive = not args.quiet and _is_tty(err)
     live = not args.quiet and not args.json and _is_tty(out)
     batched: Any = "auto" if args.batch_size != 1 else False
@@ -176,7 +182,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _error(err: TextIO, exc: GpubootError) -> None:
-    err.write(f"gpuboot: error: {exc}".replace("\n  fix:", " -- fix:") + "\n")
+    err.write(for_the_command_line(f"gpuboot: error: {exc}".replace("\n  fix:", " -- fix:")) + "\n")
 
 
 def _extra(path: str, tinfo: Any, info: Any, elapsed: float) -> Dict[str, Any]:

@@ -24,7 +24,6 @@ class DriverInfo(Record):
     """
 
     __slots__ = ("present", "evidence")
-    _fields = __slots__
     present: bool
     evidence: str
 
@@ -32,8 +31,17 @@ class DriverInfo(Record):
         self._set(present=present, evidence=evidence)
 
 
-def detect_driver(platform: Optional[str] = None) -> DriverInfo:
-    """Look for an NVIDIA driver with a few ``stat`` calls (no loading)."""
+def detect_driver(platform: Optional[str] = None, *, root: str = "/") -> DriverInfo:
+    """Look for an NVIDIA driver with a few ``stat`` calls (no loading).
+
+    Args:
+        platform: ``"linux"`` or ``"win32"`` (default: this host).
+        root: the file-system root the Linux paths are read under (``/``;
+            another directory in tests: a host with or without a driver).
+
+    Returns:
+        A ``DriverInfo``; never raises.
+    """
     plat = platform or ("win32" if sys.platform == "win32" else "linux")
     if plat == "win32":
         system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")
@@ -41,8 +49,9 @@ def detect_driver(platform: Optional[str] = None) -> DriverInfo:
             return DriverInfo(True, system)
         return DriverInfo(False, f"{system} not found")
     for path in ("/proc/driver/nvidia/version", "/dev/nvidiactl"):
-        if os.path.exists(path):
+        if os.path.exists(os.path.join(root, path[1:])):
             return DriverInfo(True, path)
-    if os.path.exists("/dev/dxg") and os.path.exists("/usr/lib/wsl/lib/libcuda.so.1"):
+    wsl_libcuda = os.path.join(root, "usr/lib/wsl/lib/libcuda.so.1")
+    if os.path.exists(os.path.join(root, "dev/dxg")) and os.path.exists(wsl_libcuda):
         return DriverInfo(True, "/usr/lib/wsl/lib/libcuda.so.1 (WSL2)")
     return DriverInfo(False, "no /proc/driver/nvidia/version, /dev/nvidiactl or WSL /dev/dxg")

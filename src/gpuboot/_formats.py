@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["FORMATS", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs", "segment_dict"]
+__all__ = ["FORMATS", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs", "segment_dict",
+           "output_stem", "colliding_inputs"]
 
 #: The formats ``gpuboot transcribe --output-format`` writes (``all`` is every one).
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -76,20 +78,48 @@ def to_json(segments: Sequence[Any], extra: Mapping[str, Any]) -> str:
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
+def output_stem(audio: str) -> str:
+    """The file name, without suffix, of ``audio``'s transcripts: its stem."""
+    return Path(audio).stem or "audio"
+
+
+def colliding_inputs(audio: Sequence[str]) -> Optional[Tuple[str, str, str]]:
+    """Two inputs whose transcripts would overwrite each other in one output
+    directory (``a/x.wav`` and ``b/x.mp3`` both write ``x.*``), as
+    ``(first, second, stem)``, or ``None``."""
+    seen: Dict[str, str] = {}
+    for path in audio:
+        stem = output_stem(path)
+        if stem in seen:
+            return seen[stem], path, stem
+        seen[stem] = path
+    return None
+
+
 def write_outputs(audio: str, segments: Sequence[Any], formats: Sequence[str], output_dir: Path,
                   extra: Mapping[str, Any]) -> List[Path]:
     """Write ``<output_dir>/<audio stem>.<format>`` for each format; returns the paths.
+
+    Each file is written under a temporary name in the same directory and
+    renamed into place, so a reader (or an interrupted run) never sees half a
+    transcript.
 
     Raises:
         OSError: the directory cannot be created or a file cannot be written.
     """
     output_dir.mkdir(parents=True, exist_ok=True)
-    stem = Path(audio).stem or "audio"
+    stem = output_stem(audio)
     writers = {"txt": lambda: to_txt(segments), "srt": lambda: to_srt(segments), "vtt": lambda: to_vtt(segments),
                "json": lambda: to_json(segments, extra)}
     written = []
     for fmt in formats:
         path = output_dir / f"{stem}.{fmt}"
-        path.write_text(writers[fmt](), encoding="utf-8")
+        tmp = output_dir / f".{stem}.{fmt}.{os.getpid()}.tmp"
+        try:
+            tmp.write_text(writers[fmt](), encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
         written.append(path)
     return written

@@ -26,7 +26,6 @@ class NeedsPlan(Record):
     """
 
     __slots__ = ("needs", "libraries", "missing", "cuda_majors")
-    _fields = __slots__
     needs: Tuple[Need, ...]
     libraries: Tuple[Library, ...]
     missing: Tuple[MissingLibrary, ...]

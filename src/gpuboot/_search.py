@@ -33,7 +33,6 @@ class Candidate(Record):
     and the CUDA majors it can serve."""
 
     __slots__ = ("library", "order", "majors")
-    _fields = __slots__
     library: Library
     order: int
     majors: Tuple[int, ...]
@@ -246,15 +245,26 @@ class Search:
             return out
         cache = ldconfig_cache()
         for s in specs:
+            # The cache may name one file twice (libnvvm.so -> libnvvm.so.4 and
+            # libnvvm.so.4): each real file once, under the name its binary
+            # carries where the cache has that name, else the first.
+            by_file: Dict[str, Candidate] = {}
             for soname in _match(s, self.platform, cache):
                 for raw in cache[soname]:
                     path = Path(raw)
                     if not path.is_file() or not safe_directory(path.parent):
                         continue
                     cand = identify(s, self.platform, path, soname, "system", path.parent)
-                    if cand is not None:
-                        out.append((s, Candidate(cand.library, order, cand.majors)))
-                        order += 1
+                    if cand is None:
+                        continue
+                    real = os.path.realpath(raw)
+                    kept = by_file.get(real)
+                    if kept is None or (kept.library.filename != kept.library.soname
+                                        and cand.library.filename == cand.library.soname):
+                        by_file[real] = Candidate(cand.library, kept.order if kept else order, cand.majors)
+                        if kept is None:
+                            order += 1
+            out.extend((s, c) for c in sorted(by_file.values(), key=lambda c: c.order))
         return out
 
 

@@ -52,7 +52,6 @@ class ThroughputPlan(Record):
     """
 
     __slots__ = ("batched", "batch_size", "cpu_threads", "num_workers", "reason")
-    _fields = __slots__
     batched: bool
     batch_size: int
     cpu_threads: int

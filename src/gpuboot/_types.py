@@ -7,7 +7,7 @@ from ._record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # typing and pathlib are not imported at run time: `import gpuboot` binds locate()
     from pathlib import Path
-    from typing import Literal, Optional, Protocol, Tuple
+    from typing import Any, Dict, Literal, Optional, Protocol, Tuple
 
     Source = Literal["wheel", "conda", "cuda_path", "system"]
     Platform = Literal["linux", "win32"]
@@ -16,6 +16,21 @@ if TYPE_CHECKING:  # typing and pathlib are not imported at run time: `import gp
         def lookup(self, path: Path) -> Tuple[Optional[str], Optional[str]]: ...
 
 __all__ = ["Library", "MissingLibrary", "LoadedLibrary", "Resolution", "Platform", "Source", "OwnerLookup"]
+
+
+class KnownOwner(Record):
+    """An owner already looked up: the distribution and version of one file
+    (what a ``Library`` carries after a pickle round trip)."""
+
+    __slots__ = ("distribution", "version")
+    distribution: Optional[str]
+    version: Optional[str]
+
+    def __init__(self, distribution: Optional[str], version: Optional[str]) -> None:
+        self._set(distribution=distribution, version=version)
+
+    def lookup(self, path: Path) -> Tuple[Optional[str], Optional[str]]:
+        return self.distribution, self.version
 
 
 class Library(Record):
@@ -46,7 +61,9 @@ class Library(Record):
     """
 
     __slots__ = ("name", "path", "filename", "cuda_major", "major", "source", "root", "owner", "soname")
-    _fields = ("name", "path", "filename", "cuda_major", "major", "source", "root", "soname")  # not owner
+    #: ``owner`` is a lookup service, not a value: its answer is a function of
+    #: ``path``, so two Libraries at one path are equal whoever found them.
+    _not_values = ("owner",)
     name: str
     path: Path
     filename: str
@@ -62,6 +79,14 @@ class Library(Record):
                  soname: Optional[str] = None) -> None:
         self._set(name=name, path=path, filename=filename, cuda_major=cuda_major, major=major, source=source,
                   root=root, owner=owner, soname=soname)
+
+    def _pickle_state(self) -> Dict[str, Any]:
+        # The owner travels as its answer (a Ray worker on another host cannot
+        # read this site directory's RECORD files).
+        state = super()._pickle_state()
+        if self.owner is not None and not isinstance(self.owner, KnownOwner):
+            state["owner"] = KnownOwner(*self.owner.lookup(self.path))
+        return state
 
     @property
     def loader_name(self) -> str:
@@ -102,7 +127,6 @@ class MissingLibrary(Record):
     """
 
     __slots__ = ("name", "cuda_major", "major", "fix", "other_versions")
-    _fields = __slots__
     name: str
     cuda_major: Optional[int]
     major: Optional[int]
@@ -140,7 +164,6 @@ class LoadedLibrary(Record):
     """
 
     __slots__ = ("library", "loaded_path", "already_loaded", "error", "elapsed_ms")
-    _fields = __slots__
     library: Library
     loaded_path: Optional[Path]
     already_loaded: bool
@@ -182,7 +205,6 @@ class Resolution(Record):
     """
 
     __slots__ = ("libraries", "missing", "cuda_major", "cudnn_major")
-    _fields = __slots__
     libraries: Tuple[Library, ...]
     missing: Tuple[MissingLibrary, ...]
     cuda_major: Optional[int]

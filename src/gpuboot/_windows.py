@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import List, MutableMapping, Optional, Sequence
+from typing import Any, List, MutableMapping, Optional, Sequence
 
 try:
     from typing import Protocol
@@ -34,9 +34,32 @@ class WindowsAPI(Protocol):
     def module_path(self, name: str) -> Optional[str]: ...
 
 
-class NativeWindowsAPI:  # pragma: no cover - exercised on Windows only
+class NativeWindowsAPI:  # pragma: no cover - exercised on Windows only (tests/test_windows.py under Wine)
     """The real calls: ``os.add_dll_directory``, ``ctypes.WinDLL`` and
-    ``GetModuleHandleW`` + ``GetModuleFileNameW``."""
+    ``GetModuleHandleW`` + ``GetModuleFileNameW``.
+
+    Every kernel32 function is given its ``argtypes`` and ``restype`` once, on
+    a ``WinDLL`` of gpuboot's own (never ``ctypes.windll.kernel32``, whose
+    prototypes other code may set): without them ctypes passes a module handle
+    as a C ``int``, and a 64-bit DLL that Windows mapped above 4 GiB (ASLR)
+    raises ``ctypes.ArgumentError: int too long to convert``.
+    """
+
+    def __init__(self) -> None:
+        self._k32: object = None
+
+    def _kernel32(self) -> Any:
+        if self._k32 is None:
+            import ctypes
+            from ctypes import wintypes
+
+            k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
+            k32.GetModuleHandleW.restype = wintypes.HMODULE
+            k32.GetModuleHandleW.argtypes = [wintypes.LPCWSTR]
+            k32.GetModuleFileNameW.restype = wintypes.DWORD
+            k32.GetModuleFileNameW.argtypes = [wintypes.HMODULE, wintypes.LPWSTR, wintypes.DWORD]
+            self._k32 = k32
+        return self._k32
 
     def add_dll_directory(self, path: str) -> object:
         return os.add_dll_directory(path)  # type: ignore[attr-defined,unused-ignore]
@@ -48,11 +71,8 @@ class NativeWindowsAPI:  # pragma: no cover - exercised on Windows only
 
     def module_path(self, name: str) -> Optional[str]:
         import ctypes
-        from ctypes import wintypes
 
-        k32 = ctypes.WinDLL("kernel32", use_last_error=True)  # type: ignore[attr-defined,unused-ignore]
-        k32.GetModuleHandleW.restype = wintypes.HMODULE
-        k32.GetModuleHandleW.argtypes = [wintypes.LPCWSTR]
+        k32 = self._kernel32()
         handle = k32.GetModuleHandleW(name)
         if not handle:
             return None

@@ -41,7 +41,6 @@ class EnsureReport(Record):
     """
 
     __slots__ = ("driver", "needs", "libraries", "missing", "warnings", "elapsed_ms", "cuda_majors")
-    _fields = __slots__
     driver: DriverInfo
     needs: Tuple[Need, ...]
     libraries: Tuple[LoadedLibrary, ...]

@@ -14,7 +14,7 @@ import os
 import sys
 from typing import Iterator, NoReturn, Optional, Sequence, TextIO
 
-from .errors import GpubootError
+from .errors import GpubootError, for_the_command_line
 
 PROG = "gpuboot"
 
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, stdout: Text
         if args.command == "env":
             return _env(args, stdout)
     except GpubootError as exc:
-        print(f"{PROG}: error: {exc}".replace("\n  fix:", " -- fix:"), file=stderr)
+        print(for_the_command_line(f"{PROG}: error: {exc}".replace("\n  fix:", " -- fix:")), file=stderr)
         return 1
     except ValueError as exc:
         print(f"{PROG}: error: {exc}", file=stderr)

@@ -11,7 +11,7 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from ._record import Record
 
-__all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "needs_of", "installed_needs", "CONSUMERS"]
+__all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "needs_of", "installed_needs", "CONSUMERS", "cuda_version_of_tag"]
 
 
 class Need(Record):
@@ -28,7 +28,6 @@ class Need(Record):
     """
 
     __slots__ = ("consumer", "version", "cuda_major", "libraries", "optional", "cudnn_major", "source")
-    _fields = __slots__
     consumer: str
     version: str
     cuda_major: int
@@ -48,7 +47,6 @@ class Rule(Record):
     specifier on the consumer's version."""
 
     __slots__ = ("specifier", "cuda_major", "libraries", "optional", "cudnn_major", "source")
-    _fields = __slots__
     specifier: str
     cuda_major: int
     libraries: Tuple[str, ...]
@@ -107,6 +105,18 @@ def _match_rules(consumer: str, version: str, rules: Sequence[Rule]) -> Optional
     return None
 
 
+def cuda_version_of_tag(digits: str) -> Optional[Tuple[int, int]]:
+    """The CUDA version a build tag's digits name (torch's ``+cu121``,
+    ``+cu92``): the last digit is the minor, the rest the major, as
+    ``CUDA_VERSION`` is spelled without its dot (``cu92`` 9.2, ``cu101`` 10.1,
+    ``cu118`` 11.8, ``cu128`` 12.8, ``cu130`` 13.0).  ``None`` for fewer than
+    two digits or a leading zero, which no CUDA release is spelled as.
+    """
+    if len(digits) < 2 or not digits.isascii() or not digits.isdigit() or digits[0] == "0":
+        return None
+    return int(digits[:-1]), int(digits[-1])
+
+
 def _torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
     """torch: ``+cu121`` local tags name the CUDA build; PyPI's Linux wheels
     without a tag declare ``nvidia-*-cu12`` (or CUDA 13 ``nvidia-*``) in
@@ -114,10 +124,10 @@ def _torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
     m = re.search(r"\+cu(\d+)", version)
     cuda: Optional[int] = None
     src = ""
-    if m:
-        digits = m.group(1)
-        cuda = int(digits[:-1]) if len(digits) >= 3 else int(digits)
-        src = f"torch local version tag +cu{digits}"
+    tagged = cuda_version_of_tag(m.group(1)) if m else None
+    if m and tagged:
+        cuda = tagged[0]
+        src = f"torch local version tag +cu{m.group(1)} (CUDA {tagged[0]}.{tagged[1]})"
     if cuda is None:
         for req in requires:
             r = re.match(r"\s*nvidia-cublas(?:-cu(\d+))?\b", req)

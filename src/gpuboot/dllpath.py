@@ -108,7 +108,13 @@ def _may_load_now(error: str, libraries: Sequence[Library], results: Sequence[Lo
 
 def _load_one(lib: Library, loader: Loader) -> LoadedLibrary:
     t0 = time.perf_counter()
-    already = loader.loaded_path(lib.loader_name)
+    try:
+        already = loader.loaded_path(lib.loader_name)
+    except Exception as exc:  # ctypes.ArgumentError, OSError, ...: any failure of the query
+        # The already-loaded query failed (a Windows API error, a ctypes
+        # conversion): report it as this library's failure, never raise it.
+        message = f"cannot ask the loader whether {lib.loader_name} is loaded: {type(exc).__name__}: {exc}"
+        return LoadedLibrary(lib, None, False, message, (time.perf_counter() - t0) * 1e3)
     if already is not None:
         if str(already) != str(lib.path):
             log.debug("%s already loaded from %s", lib.loader_name, already)

@@ -45,7 +45,7 @@ DRIVER_MINIMUMS: Mapping[int, Mapping[str, str]] = {
     13: {"linux": "580.65.06", "win32": "580.88"},
 }
 
-#: ``--for`` names -> distribution names.
+#: consumer names (``diagnose(consumer=)``, ``gpuboot doctor --for``) -> distribution names.
 CONSUMER_ALIASES: Mapping[str, str] = {"ctranslate2": "ctranslate2", "torch": "torch",
                                        "onnxruntime": "onnxruntime-gpu"}
 
@@ -92,6 +92,7 @@ class Context:
     search_paths: Optional[Sequence[str]] = None
     metadata: Callable[[str], Optional[Tuple[str, Sequence[str]]]] = field(default=lambda name: None)
     wsl: bool = False
+    cpu_threads: Optional[int] = None  # None: this process's (affinity, cgroup quota)
 
 
 @dataclass(frozen=True)
@@ -174,10 +175,10 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
            nvml: Any = None, driver: Optional[bool] = None,
            metadata: Optional[Callable[[str], Optional[Tuple[str, Sequence[str]]]]] = None,
            loaded: Optional[List[str]] = None, initial_environ: Optional[Mapping[str, str]] = None,
-           wsl: Optional[bool] = None) -> Context:
+           wsl: Optional[bool] = None, cpu_threads: Optional[int] = None) -> Context:
     """Read this process and machine into a ``Context``; every argument
     replaces one source (tests)."""
-    from ._driver import detect_driver
+    from ._driver import DriverInfo, detect_driver
     from ._platform import check_platform
     from ._resolve import locate
     from .consumers import CONSUMERS, installed_needs
@@ -186,9 +187,8 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
     plat = check_platform(platform)
     env = dict(os.environ if environ is None else environ)
     meta = metadata or read_metadata
-    info = detect_driver(plat)
-    present = info.present if driver is None else driver
-    evidence = info.evidence if driver is None else "given by the caller"
+    info = detect_driver(plat) if driver is None else DriverInfo(driver, "given by the caller")
+    present, evidence = info.present, info.evidence
     names = CONSUMERS if consumers is None else tuple(consumers)
     needs = installed_needs(names, meta)
     inv = discover(nvml=nvml, environ=env, driver=info)
@@ -197,7 +197,7 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
         wsl = os.path.exists("/usr/lib/wsl/lib/libcuda.so.1") or "microsoft" in _read("/proc/version").lower()
     return Context(plat, env, _initial_environ() if initial_environ is None and environ is None else initial_environ,
                    present, evidence, inv, needs, installed,
-                   _loaded_objects() if loaded is None else loaded, search_paths, meta, wsl)
+                   _loaded_objects() if loaded is None else loaded, search_paths, meta, wsl, cpu_threads)
 
 
 def _read(path: str) -> str:
@@ -416,8 +416,8 @@ def check_shadowed(ctx: Context) -> List[Finding]:
 
 
 def check_renamed(ctx: Context) -> List[Finding]:
-    """A library file whose name and whose binary disagree: the seeds'
-    ``libcublas.so.12 -> libcublas.so.11`` link.  The loader accepts it under
+    """A library file whose name and whose binary disagree: a hand-made
+    ``libcublas.so.12 -> libcublas.so.11`` link (a common forum "fix").  The loader accepts it under
     the file name, but it is the other ABI."""
     out: List[Finding] = []
     for lib in ctx.installed:
@@ -522,7 +522,9 @@ def check_choice(ctx: Context) -> List[Finding]:
     """The device and precisions ``select_device`` picks here, and why."""
     from .select import select_device
 
-    c = select_device(inventory=ctx.inventory, environ=ctx.environ, reconcile=False)
+    ct2 = ctx.metadata("ctranslate2")
+    c = select_device(inventory=ctx.inventory, environ=ctx.environ, reconcile=False,
+                      ct2_version=ct2[0] if ct2 else "", cpu_threads=ctx.cpu_threads)
     return [Finding("device-choice", "info",
                     f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
                     (c.reason, *c.warnings))]
@@ -548,7 +550,7 @@ def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None, *
     """
     if consumer is not None:
         if consumer not in CONSUMER_ALIASES:
-            raise ValueError(f"--for must be one of {', '.join(CONSUMER_ALIASES)}, not {consumer!r}")
+            raise ValueError(f"consumer must be one of {', '.join(CONSUMER_ALIASES)}, not {consumer!r}")
         gather_kwargs["consumers"] = [CONSUMER_ALIASES[consumer]]
     if ctx is None:
         ctx = gather(**gather_kwargs)

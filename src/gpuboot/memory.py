@@ -29,7 +29,6 @@ class MemoryInfo(Record):
     """
 
     __slots__ = ("device", "total", "used", "free")
-    _fields = __slots__
     device: Device
     total: int
     used: int
@@ -77,7 +76,6 @@ class MemoryPressure(Record):
     """
 
     __slots__ = ("ok", "used_fraction", "threshold", "info", "reason")
-    _fields = __slots__
     ok: bool
     used_fraction: float
     threshold: float

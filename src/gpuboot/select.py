@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Tuple
 
-from . import _precision
-from ._host import available_ram, cpu_threads
+from . import _host, _precision
+from ._host import available_ram
 from ._precision import compute_type_for, ct2_supported, lacks_tensor_cores, torch_dtype_for
 from .devices import Device, Inventory, discover
 
@@ -129,7 +129,7 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
                   inventory: Optional[Inventory] = None, nvml: Any = None,
                   environ: Optional[Mapping[str, str]] = None, reconcile: bool = True,
                   ct2_version: Optional[str] = None, driver: Optional[DriverInfo] = None,
-                  device_index: Optional[int] = None) -> DeviceChoice:
+                  device_index: Optional[int] = None, cpu_threads: Optional[int] = None) -> DeviceChoice:
     """Choose the device and precisions for this process.
 
     Among the GPUs CUDA will see (``CUDA_VISIBLE_DEVICES`` applied -- Ray sets
@@ -146,11 +146,14 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
         inventory, nvml, environ: stand-ins for discovery (tests).
         reconcile: check the CTranslate2 type with
             ``ctranslate2.get_supported_compute_types`` where possible.
-        ct2_version: override the installed ctranslate2 version (tests).
+        ct2_version: the ctranslate2 version the rules assume (default: the
+            installed one, from its metadata; ``""``: none installed).
         driver: the driver check already made (``ensure()``'s), so that it
             is not made again.
         device_index: use the visible GPU with this CUDA ordinal; the
             precision rules run for that GPU.
+        cpu_threads: CPUs this process may use (default: its affinity mask
+            capped by the cgroup CPU quota, ``_host.cpu_threads()``).
 
     Returns:
         A ``DeviceChoice``.  Never raises for a missing GPU or driver.
@@ -166,12 +169,13 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
     env = os.environ if environ is None else environ
     rank = worker_rank(worker, env)
     inv = inventory if inventory is not None else discover(nvml=nvml, environ=env, driver=driver)
-    threads = cpu_threads()
+    threads = _host.cpu_threads() if cpu_threads is None else cpu_threads
     visible = list(inv.visible)
     warnings = list(inv.warnings)
     usable = [d for d in visible if min_free_bytes is None or d.free_memory >= min_free_bytes]
     if ct2_version is None:
         ct2_version = _precision.ct2_version()
+    ct2_version = ct2_version or None  # "": the caller knows none is installed
 
     if device_index is not None:
         wanted = [d for d in visible if d.cuda_ordinal == device_index]

