@@ -24,7 +24,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import gpuboot
-    from gpuboot._precision import compute_type_for
+    from gpuboot._gpus.precision import compute_type_for
 
     lines: List[str] = []
     problems: List[str] = []

@@ -147,7 +147,7 @@ def child_env(env: Optional[Dict[str, str]] = None, *, driver: bool = False,
 def no_driver(monkeypatch: Any, root: Path) -> None:
     """In this process, gpuboot's driver check reads an empty ``root``: a host
     without an NVIDIA driver (the real check, an injected file system)."""
-    from gpuboot import _driver
+    from gpuboot._gpus import driver as _driver
 
     real = _driver.detect_driver
     root.mkdir(parents=True, exist_ok=True)

@@ -14,10 +14,10 @@ from typing import List
 import pytest
 from helpers import compile_stub, install, require_real, run_child, wheel
 
-from gpuboot import _catalog as cat
 from gpuboot import locate, resolve
-from gpuboot._binary import read_binary, soname_of
-from gpuboot._loaded import LoadedView
+from gpuboot._libs import catalog as cat
+from gpuboot._libs.binary import read_binary, soname_of
+from gpuboot._libs.loaded import LoadedView
 from gpuboot.doctor import diagnose, gather
 
 CT2 = {"ctranslate2": ("4.8.5", [])}
@@ -186,7 +186,7 @@ def test_loader_and_doctor_agree_on_a_toolkit_copy_loaded_first(tmp_path: Path) 
                    needed={"libcublas.so.12": ["libcublasLt.so.12"]})
     proc = run_child(f"""
         import ctypes, json, os, gpuboot
-        from gpuboot._loaded import LoadedView
+        from gpuboot._libs.loaded import LoadedView
         from gpuboot.doctor import diagnose, gather
         ctypes.CDLL({str(toolkit / "libcublasLt.so.12")!r}, mode=os.RTLD_GLOBAL)
         ctypes.CDLL({str(toolkit / "libcublas.so.12")!r}, mode=os.RTLD_GLOBAL)

@@ -9,7 +9,8 @@ import pytest
 from helpers import install, run_child, wheel
 
 import gpuboot
-from gpuboot import _driver, boot
+from gpuboot import boot
+from gpuboot._gpus import driver as _driver
 
 
 def test_without_a_driver_ensure_loads_nothing_and_imports_nothing_heavy() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import WHEEL_LISTS, install
 
-from gpuboot import _catalog as cat
 from gpuboot import locate
+from gpuboot._libs import catalog as cat
 from gpuboot.errors import UnknownLibraryError
 
 # Files in NVIDIA wheels that gpuboot deliberately does not catalog: plug-ins

@@ -75,10 +75,12 @@ def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pyt
 
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot import _driver, cli, devices
+    from gpuboot import cli
+    from gpuboot._gpus import driver as _driver
+    from gpuboot._gpus import nvml
 
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present, "injected"))
-    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     out = io.StringIO()
     assert cli.main(["doctor"], stdout=out) in (0, 1)
     first = out.getvalue().splitlines()[0]
@@ -106,10 +108,11 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
 
     from fake_nvml import GTX_1080, RTX_3070, FakeNVML, gpu
 
-    from gpuboot import cli, devices
+    from gpuboot import cli
+    from gpuboot._gpus import nvml
 
-    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
-    from gpuboot import _driver
+    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
+    from gpuboot._gpus import driver as _driver
 
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)

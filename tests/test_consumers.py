@@ -75,7 +75,7 @@ def test_tags_no_cuda_release_is_spelled_as_are_refused(digits: str) -> None:
 def test_a_cuda_major_no_wheel_exists_for_gets_no_pip_command(tmp_path: object) -> None:
     """torch +cu101 needs CUDA 10: no nvidia-* wheel provides it, so the fix
     must not be `pip install nvidia-cuda-runtime` (the CUDA 13 wheel)."""
-    from gpuboot._needs import resolve_needs
+    from gpuboot._libs.needs import resolve_needs
 
     need = needs_of("torch", "1.8.1+cu101")
     assert need is not None

@@ -22,7 +22,8 @@ from speech import SAMPLE, SAMPLE_SECONDS
 
 import gpuboot
 from gpuboot import _deps
-from gpuboot.whisper import _decode_failure, _wav_bytes, decode, embedded_model, verify_decoder
+from gpuboot.whisper import decode, embedded_model, verify_decoder
+from gpuboot.whisper.audio import _decode_failure, _wav_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
@@ -243,9 +244,11 @@ def test_cli_fallback_lines_are_log_records(monkeypatch: pytest.MonkeyPatch) -> 
     labelled log records, never as error lines."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot import _driver, cli, devices
+    from gpuboot import cli
+    from gpuboot._gpus import driver as _driver
+    from gpuboot._gpus import nvml
 
-    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["transcribe", str(SAMPLE)], stdout=out, stderr=err) == 0

@@ -84,9 +84,9 @@ def test_wrong_order_is_retried_after_its_dependency(stub_site: Path, tmp_path: 
 _COUNTING_LOADER = """
     import json
     from pathlib import Path
-    from gpuboot._linux import LinuxLoader
+    from gpuboot._libs.linux import LinuxLoader
     from gpuboot.dllpath import load_all
-    from gpuboot._types import Library
+    from gpuboot._libs.types import Library
 
     class Counting(LinuxLoader):
         def __init__(self):

@@ -30,7 +30,7 @@ def no_system_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
     """A machine whose loader cache holds no CUDA library (this one holds a
     CUDA 13 toolkit's, which would change which finding appears)."""
     # gpuboot.locate the attribute is the function; the module is in sys.modules.
-    monkeypatch.setattr(importlib.import_module("gpuboot._search"), "_LDCONFIG_CACHE", {})
+    monkeypatch.setattr(importlib.import_module("gpuboot._libs.search"), "_LDCONFIG_CACHE", {})
 
 
 def meta(**versions: str) -> Any:
@@ -105,7 +105,7 @@ def test_library_already_loaded_from_elsewhere(tmp_path: Path) -> None:
         import ctypes, json
         ctypes.CDLL({str(decoy_dir / 'libcublasLt.so.12')!r}, mode=ctypes.RTLD_GLOBAL)  # loaded first, by someone
         import importlib
-        importlib.import_module("gpuboot._search")._LDCONFIG_CACHE = {{}}
+        importlib.import_module("gpuboot._libs.search")._LDCONFIG_CACHE = {{}}
         from gpuboot.doctor import diagnose, gather
         ctx = gather(consumers=["ctranslate2"], search_paths=[{str(site)!r}], driver=True,
                      metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None)

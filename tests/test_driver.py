@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gpuboot import _driver
+from gpuboot._gpus import driver as _driver
 
 
 def test_driver_detection_on_windows_looks_for_nvcuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -24,7 +24,7 @@ from gpuboot.devices import discover
 from gpuboot.dllpath import alias_dir, subprocess_env
 from gpuboot.errors import CacheDirError, GpubootError, LibraryLoadError, ModelNotFoundError
 from gpuboot.select import select_device, worker_rank
-from gpuboot.whisper import _check_model
+from gpuboot.whisper.models import _check_model
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
 CUBLAS_NEEDS = {"libcublas.so.12": ["libcublasLt.so.12"]}

@@ -269,7 +269,7 @@ def test_the_loader_cache_naming_one_file_twice_gives_it_once(tmp_path: Path, mo
     real = compile_stub(lib / "libnvvm.so.4", "libnvvm.so.4")
     (lib / "libnvvm.so").symlink_to("libnvvm.so.4")
     cache = {"libnvvm.so": [str(lib / "libnvvm.so")], "libnvvm.so.4": [str(real)]}
-    monkeypatch.setattr(importlib.import_module("gpuboot._search"), "_LDCONFIG_CACHE", cache)
+    monkeypatch.setattr(importlib.import_module("gpuboot._libs.search"), "_LDCONFIG_CACHE", cache)
     empty = tmp_path / "empty"
     empty.mkdir()
     for found in (gpuboot.locate(search_paths=[str(empty)]), gpuboot.locate(["nvvm"], search_paths=[str(empty)])):

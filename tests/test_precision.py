@@ -88,7 +88,7 @@ def test_gtx1660_float16_quirk_is_explained() -> None:
 def test_choice_is_reconciled_with_ctranslate2s_supported_types() -> None:
     """What ctranslate2.get_supported_compute_types returned on a T4 whose
     build lacks fp16 kernels (shape: a set of strings)."""
-    from gpuboot._precision import compute_type_for
+    from gpuboot._gpus.precision import compute_type_for
 
     (t4,) = list_devices(nvml=FakeNVML([gpu(T4, 0)]), environ=NO_ENV)
     ctype, why = compute_type_for(t4, "auto", supported={"int8", "int8_float32", "float32"})

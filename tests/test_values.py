@@ -37,13 +37,14 @@ def _all_record_types() -> List[type]:
 @pytest.fixture
 def values(tmp_path: Path) -> Dict[str, Any]:
     """One real value of every result type, made by the calls that return them."""
-    from gpuboot import _binary, _catalog
-    from gpuboot._needs import resolve_needs
-    from gpuboot._search import Search
-    from gpuboot._throughput import plan_throughput
+    from gpuboot._libs import binary as _binary
+    from gpuboot._libs import catalog as _catalog
+    from gpuboot._libs.needs import resolve_needs
+    from gpuboot._libs.search import Search
     from gpuboot.consumers import CTRANSLATE2_RULES, needs_of
     from gpuboot.memory import check_pressure, memory_info
     from gpuboot.select import check_memory
+    from gpuboot.whisper.throughput import plan_throughput
 
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
     install(site, wheel("nvidia-cuda-runtime-cu12", "win32"))
@@ -113,7 +114,7 @@ def test_a_library_keeps_its_owner_across_a_pickle(values: Dict[str, Any]) -> No
 
 
 def test_equality_and_hash_cover_every_field() -> None:
-    from gpuboot._catalog import LibrarySpec, Variant
+    from gpuboot._libs.catalog import LibrarySpec, Variant
 
     a = LibrarySpec("x", "x", "cuda", {12: Variant(("libx.so.12",), ("x64_12.dll",), {12: "nvidia-x-cu12"})})
     b = LibrarySpec("x", "x", "cuda", {12: Variant(("libx.so.12",), ("x64_12.dll",), {12: "nvidia-x-cu12"})})

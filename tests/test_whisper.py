@@ -10,8 +10,9 @@ from helpers import choose, no_driver, require_real
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
-from gpuboot import _driver
-from gpuboot.whisper import _plan, decode, embedded_model, load_info, transcribe
+from gpuboot._gpus import driver as _driver
+from gpuboot.whisper import decode, embedded_model, load_info, transcribe
+from gpuboot.whisper.load import _plan
 
 
 def cuda_fails_here() -> None:
@@ -80,9 +81,9 @@ def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypa
     cuda_fails_here()
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot import devices
+    from gpuboot._gpus import nvml
 
-    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
@@ -112,7 +113,7 @@ def test_plan_policy() -> None:
 def test_model_auto_on_cpu_recommends_within_the_cap(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """model='auto' asks recommend_whisper_model; on a CPU that is at most 'small'.
     The size is checked, not downloaded: the hub is offline in tests."""
-    from gpuboot import _whisper_memory
+    from gpuboot.whisper import model_memory as _whisper_memory
 
     seen: list = []
     real = _whisper_memory.recommend_whisper_model
@@ -170,9 +171,9 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
     5; with device='cuda' the invalid index is its own error."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot import devices
+    from gpuboot._gpus import nvml
 
-    monkeypatch.setattr(devices, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with caplog.at_level("WARNING", logger="gpuboot"):

@@ -14,7 +14,7 @@ from fake_nvml import (
 )
 from helpers import choose
 
-from gpuboot._whisper_memory import recommend_whisper_model
+from gpuboot.whisper.model_memory import recommend_whisper_model
 
 NO_ENV: Dict[str, str] = {}
 

@@ -34,14 +34,14 @@ __version__ = "0.1.0"
 
 # Public name -> module it lives in.
 _LAZY = {
-    "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "_driver", "detect_driver": "_driver",
+    "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "_gpus.driver", "detect_driver": "_gpus.driver",
     "resolve": "locate", "Resolution": "locate",
     "preload": "dllpath", "subprocess_env": "dllpath", "alias": "dllpath",
     "load_whisper": "whisper", "load_info": "whisper", "WhisperLoad": "whisper",
     "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "select",
-    "recommend_whisper_model": "_whisper_memory", "MemoryCheck": "select",
+    "recommend_whisper_model": "whisper.model_memory", "MemoryCheck": "select",
     "list_devices": "devices", "discover": "devices", "Device": "devices", "Inventory": "devices",
-    "Library": "_types", "LoadedLibrary": "_types", "MissingLibrary": "_types",
+    "Library": "_libs.types", "LoadedLibrary": "_libs.types", "MissingLibrary": "_libs.types",
     "GpubootError": "errors", "LibraryNotFoundError": "errors", "LibraryLoadError": "errors",
     "AbiMismatchError": "errors", "CacheDirError": "errors", "ModelLoadError": "errors",
     "ModelNotFoundError": "errors", "AudioError": "errors", "MissingDependencyError": "errors",
@@ -64,11 +64,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
-    from ._driver import DriverInfo, detect_driver
-    from ._types import Library, LoadedLibrary, MissingLibrary
-    from ._whisper_memory import recommend_whisper_model
+    from ._gpus.device import Device, Inventory
+    from ._gpus.driver import DriverInfo, detect_driver
+    from ._gpus.nvml import discover, list_devices
+    from ._libs.types import Library, LoadedLibrary, MissingLibrary
     from .boot import EnsureReport, ensure
-    from .devices import Device, Inventory, discover, list_devices
     from .dllpath import alias, preload, subprocess_env
     from .errors import (
         AbiMismatchError,
@@ -88,7 +88,9 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from .locate import Resolution, resolve
     from .memory import MemoryInfo, MemoryPressure, check_pressure, memory_info
     from .select import DeviceAssigner, DeviceChoice, MemoryCheck, check_memory, select_device
-    from .whisper import WhisperLoad, load_info, load_whisper, transcribe
+    from .whisper.decoding import transcribe
+    from .whisper.load import WhisperLoad, load_info, load_whisper
+    from .whisper.model_memory import recommend_whisper_model
 
 def __getattr__(name: str) -> object:
     module = _LAZY.get(name)

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, TextIO
 
-from ._formats import FORMATS, colliding_inputs, segment_dict, timestamp, write_outputs
 from .errors import AudioError, GpubootError, for_the_command_line
+from .whisper.formats import FORMATS, colliding_inputs, segment_dict, timestamp, write_outputs
 
 __all__ = ["add_arguments", "run"]
 
@@ -104,7 +104,10 @@ class _Progress:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Transcribe every file in ``args.audio``; returns the exit code."""
-    from .whisper import decode, embedded_model, load_info, load_whisper, transcribe
+    from .whisper.audio import decode
+    from .whisper.decoding import transcribe
+    from .whisper.load import load_info, load_whisper
+    from .whisper.models import embedded_model
 
     if args.beam_size < 1:
         raise ValueError(f"--beam-size must be at least 1, not {args.beam_size}")

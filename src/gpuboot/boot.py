@@ -13,15 +13,15 @@ import _thread
 import sys
 import time
 
-from . import _driver
-from ._driver import DriverInfo
+from ._gpus import driver as _driver
+from ._gpus.driver import DriverInfo
 from ._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
-    from ._types import LoadedLibrary, MissingLibrary
+    from ._libs.types import LoadedLibrary, MissingLibrary
     from .consumers import Need
 
 __all__ = ["ensure", "EnsureReport", "last_report"]
@@ -149,8 +149,8 @@ def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str
             log.debug("no NVIDIA driver (%s); loading nothing", info.evidence)
         return EnsureReport(info, elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
+    from ._libs.needs import resolve_needs
     from ._log import log
-    from ._needs import resolve_needs
     from .consumers import CONSUMERS, installed_needs
     from .dllpath import get_loader, load_all
 

@@ -28,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
     from ._cli_transcribe import add_arguments as add_transcribe_arguments
     from .doctor import CONSUMER_ALIASES
     from .shellenv import SHELLS
-    from .whisper import COMPUTE_TYPES, DEVICES
+    from .whisper.load import COMPUTE_TYPES, DEVICES
 
     p = _Parser(prog=PROG, description="Make GPU ML apps start right: find, load and check NVIDIA libraries.")
     p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("doctor", help="diagnose GPU start-up problems and print the fix for each")
     d.add_argument("--json", action="store_true",
-                   help="JSON following gpuboot/doctor-schema.json, shipped in the package")
+                   help="JSON following gpuboot/doctor/doctor-schema.json, shipped in the package")
     d.add_argument("--for", dest="consumer", choices=tuple(CONSUMER_ALIASES), default=None,
                    help="check for one consumer only")
 
@@ -143,7 +143,7 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _env(args: argparse.Namespace, out: TextIO) -> int:
-    from ._platform import current_platform, library_path_variable
+    from ._libs.platform import current_platform, library_path_variable
     from .shellenv import env_directories, render, snippets
 
     plat = current_platform()

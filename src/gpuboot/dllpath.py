@@ -21,15 +21,15 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence, Tuple
 
-from ._loader import Loader, prepend_path
+from ._libs.loader import Loader, prepend_path
+from ._libs.pathsafety import safe_directory
+from ._libs.platform import current_platform, library_path_variable
+from ._libs.types import Library, LoadedLibrary
 from ._log import log
-from ._pathsafety import safe_directory
-from ._platform import current_platform, library_path_variable
-from ._types import Library, LoadedLibrary
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._types import Platform
+    from ._libs.types import Platform
 
 __all__ = ["preload", "subprocess_env", "alias", "cache_dir", "get_loader", "load_all", "preloaded"]
 
@@ -54,18 +54,18 @@ def get_loader(platform: Optional[str] = None, *, windows_api: object = None) ->
     """
     plat: Platform = current_platform() if platform is None else platform  # type: ignore[assignment]
     if windows_api is not None:
-        from ._windows import WindowsLoader
+        from ._libs.windows import WindowsLoader
 
         return WindowsLoader(windows_api)  # type: ignore[arg-type]
     with _LOCK:
         loader = _LOADERS.get(plat)
         if loader is None:
             if plat == "win32":
-                from ._windows import WindowsLoader
+                from ._libs.windows import WindowsLoader
 
                 loader = WindowsLoader()
             else:
-                from ._linux import LinuxLoader
+                from ._libs.linux import LinuxLoader
 
                 loader = LinuxLoader()
             _LOADERS[plat] = loader
@@ -209,7 +209,7 @@ def _default_libraries(platform: str) -> Sequence[Library]:
     done = preloaded()
     if done:
         return done
-    from ._needs import resolve_needs
+    from ._libs.needs import resolve_needs
     from .consumers import installed_needs
 
     return resolve_needs(installed_needs(), platform=platform).libraries

@@ -35,7 +35,7 @@ another user can write to.
 
 from __future__ import annotations
 
-from ._types import Library, MissingLibrary, Resolution
+from ._libs.types import Library, MissingLibrary, Resolution
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
         UnknownLibraryError: a name is not in the catalog.
         ValueError: ``platform`` is neither ``"linux"`` nor ``"win32"``.
     """
-    from . import _resolve
+    from ._libs import resolve as _resolve
 
     return _resolve.resolve(names, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional,
                             search_paths=search_paths, platform=platform, environ=environ)
@@ -110,7 +110,7 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
         UnknownLibraryError: a name is not in the catalog.
         ValueError: an unknown ``platform``.
     """
-    from . import _resolve
+    from ._libs import resolve as _resolve
 
     return _resolve.locate(names, cuda_major=cuda_major, search_paths=search_paths, platform=platform,
                            cudnn_major=cudnn_major)

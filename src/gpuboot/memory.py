@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
+from ._gpus.device import Device
+from ._gpus.nvml import discover
 from ._record import Record
-from .devices import Device, discover
 
 __all__ = ["MemoryInfo", "memory_info", "MemoryPressure", "check_pressure", "DEFAULT_THRESHOLD"]
 

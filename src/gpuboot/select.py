@@ -14,14 +14,16 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Tuple
 
-from . import _host, _precision
-from ._host import available_ram
-from ._precision import compute_type_for, ct2_supported, lacks_tensor_cores, torch_dtype_for
-from .devices import Device, Inventory, discover
+from ._gpus import host as _host
+from ._gpus import precision as _precision
+from ._gpus.device import Device, Inventory
+from ._gpus.host import available_ram
+from ._gpus.nvml import discover
+from ._gpus.precision import compute_type_for, ct2_supported, lacks_tensor_cores, torch_dtype_for
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._driver import DriverInfo
+    from ._gpus.driver import DriverInfo
 
 __all__ = ["DeviceChoice", "select_device", "DeviceAssigner", "MemoryCheck", "check_memory", "PREFERENCES",
            "worker_rank"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-from ._platform import library_path_variable
+from ._libs.platform import library_path_variable
 
 __all__ = ["SHELLS", "render", "snippets"]
 

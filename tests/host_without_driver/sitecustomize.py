@@ -12,7 +12,7 @@ or ``dev/dxg``) instead of ``/``.  Only imports ``os`` and gpuboot's light
 import os
 
 try:
-    from gpuboot import _driver
+    from gpuboot._gpus import driver as _driver
 except ImportError:  # a child without gpuboot on its path
     pass
 else:

@@ -40,7 +40,7 @@ import os
 import re
 from typing import List, Mapping, Optional, Set, Tuple
 
-from .devices import Device
+from .device import Device
 
 __all__ = ["torch_dtype_for", "compute_type_for", "lacks_tensor_cores", "ct2_version", "ct2_supported",
            "NO_TENSOR_CORE_IDS"]

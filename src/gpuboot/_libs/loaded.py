@@ -4,7 +4,7 @@ glibc satisfies ``dlopen("libcublas.so.12")`` with any loaded object whose
 ``DT_SONAME`` is ``libcublas.so.12``, whatever its file is called: a CUDA
 toolkit's ``libcublas.so.12 -> libcublas.so.12.1.3.1`` appears in
 ``/proc/self/maps`` under the versioned name.  So a loaded object is known
-by the soname its headers carry (``_binary.py``), else its file name, and by
+by the soname its headers carry (``binary.py``), else its file name, and by
 its real path.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, List, Optional
 
-from ._binary import soname_of
+from .binary import soname_of
 
 __all__ = ["mapped_paths", "LoadedView"]
 

@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import _catalog as cat
-from ._platform import check_platform
-from ._search import Candidate, Search
-from ._types import Library, MissingLibrary, Resolution
+from . import catalog as cat
+from .platform import check_platform
+from .search import Candidate, Search
+from .types import Library, MissingLibrary, Resolution
 
 __all__ = ["resolve", "locate"]
 

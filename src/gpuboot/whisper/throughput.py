@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from ._record import Record
+from .._record import Record
 
 __all__ = ["ThroughputPlan", "plan_throughput", "per_item_bytes", "MAX_BATCH", "CPU_BATCH_PER_CORE"]
 

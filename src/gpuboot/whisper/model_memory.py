@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Tuple
 
-from ._host import available_ram
+from .._gpus.host import available_ram
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from .select import DeviceChoice
+    from ..select import DeviceChoice
 
 __all__ = ["WHISPER_MEMORY", "WHISPER_ORDER", "HEADROOM", "CPU_MAX_MODEL", "peak_memory", "recommend_whisper_model"]
 

@@ -56,31 +56,62 @@ def _mtime(path: str) -> int:
         return -1
 
 
+def _metadata_name_version(info_dir: str) -> Tuple[Optional[str], str]:
+    """``Name`` and ``Version`` from a ``.dist-info/METADATA``'s header lines
+    (core metadata is RFC 822-style: headers, then a blank line).  Read
+    directly: importing ``importlib.metadata`` (and ``email``) costs 30-40 ms,
+    most of a cuDNN preload's overhead."""
+    name: Optional[str] = None
+    version = ""
+    try:
+        with open(os.path.join(info_dir, "METADATA"), encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                if key == "Name":
+                    name = value.strip()
+                elif key == "Version":
+                    version = value.strip()
+    except OSError:
+        pass
+    return name, version
+
+
+def _record_paths(record: str) -> List[str]:
+    """The file paths a ``RECORD`` lists (CSV: path, hash, size; a path with a
+    comma or a quote is quoted, which only then needs the csv module)."""
+    try:
+        with open(record, encoding="utf-8", errors="replace", newline="") as f:
+            text = f.read()
+    except OSError:
+        return []
+    if '"' in text:
+        import csv
+
+        return [row[0] for row in csv.reader(text.splitlines()) if row]
+    return [line.split(",", 1)[0] for line in text.splitlines() if line]
+
+
 def _owner_map(root: Path) -> Dict[str, Tuple[str, str]]:
     key = str(root)
     cached = OWNER_CACHE.get(key)
     root_mtime = _mtime(key)
     if cached is not None and cached[0] == root_mtime and all(_mtime(p) == m for p, m in cached[1]):
         return cached[2]
-    from importlib.metadata import PathDistribution
-
     out: Dict[str, Tuple[str, str]] = {}
     records: List[Tuple[str, int]] = []
     for entry in _listdir(root):
         if not (entry.startswith(OWNER_PREFIXES) and entry.endswith(".dist-info")):
             continue
-        record = os.path.join(key, entry, "RECORD")
+        info_dir = os.path.join(key, entry)
+        record = os.path.join(info_dir, "RECORD")
         records.append((record, _mtime(record)))
-        dist = PathDistribution(root / entry)
-        try:
-            name = dist.metadata["Name"] or entry.split("-")[0]
-            version = dist.version or ""
-            files = dist.files or []
-        except Exception:  # a broken dist-info must not stop the search
-            continue
+        name, version = _metadata_name_version(info_dir)
+        name = name or entry[: -len(".dist-info")].rsplit("-", 1)[0]
         canonical = re.sub(r"[-_.]+", "-", name).lower()
-        for f in files:
-            rel = str(f).replace("\\", "/")
+        for rel in _record_paths(record):
+            rel = rel.replace("\\", "/")
             if rel.startswith("/") or ".." in rel.split("/"):
                 continue  # never follow RECORD paths outside the site dir
             out[rel] = (canonical, version)
@@ -88,5 +119,3 @@ def _owner_map(root: Path) -> Dict[str, Tuple[str, str]]:
         OWNER_CACHE.clear()
     OWNER_CACHE[key] = (root_mtime, tuple(records), out)
     return out
-
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ._record import Record
+from .._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -8,7 +8,7 @@ from typing import Dict, List, MutableMapping, Optional, Sequence
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._types import Platform
+    from .types import Platform
 
 
 class Loader(ABC):

@@ -10,16 +10,16 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from . import _catalog as cat
-from ._binary import soname_of
-from ._owners import Owners
-from ._pathsafety import safe_directory, search_roots
-from ._record import Record
-from ._types import Library
+from .._record import Record
+from . import catalog as cat
+from .binary import soname_of
+from .owners import Owners
+from .pathsafety import safe_directory, search_roots
+from .types import Library
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._types import Platform, Source
+    from .types import Platform, Source
 
 __all__ = ["Candidate", "Search", "ldconfig_cache", "identify"]
 
@@ -187,7 +187,8 @@ class Search:
         # The loader's cache is read only for what is still missing (it costs a
         # subprocess the first time).
         missing = [s for s in specs
-                   if not any(cuda_major is None or cuda_major in c.majors for c in out[s.name])]
+                   if not any(cuda_major is None or cuda_major in c.majors for c in out[s.name])
+                   and not _part_of_another_cudnn(s, out)]
         if missing:
             for s, cand in self._system(missing, order):
                 out[s.name].append(cand)
@@ -266,6 +267,16 @@ class Search:
                             order += 1
             out.extend((s, c) for c in sorted(by_file.values(), key=lambda c: c.order))
         return out
+
+
+def _part_of_another_cudnn(s: cat.LibrarySpec, found: Mapping[str, List[Candidate]]) -> bool:
+    """A cuDNN sub-library of a major other than every cuDNN found (cuDNN 8's
+    ``cudnn_ops_infer`` beside a cuDNN 9 wheel): never used, so not worth the
+    loader cache's subprocess."""
+    cudnn = found.get("cudnn")
+    if s.key != cat.KEY_CUDNN or s.name == "cudnn" or not cudnn:
+        return False
+    return not any(c.library.major in s.variants for c in cudnn)
 
 
 _LDCONFIG_CACHE: Optional[Dict[str, List[str]]] = None

@@ -30,7 +30,7 @@ Facts worth knowing, all visible in those lists:
 
 from __future__ import annotations
 
-from ._record import Record
+from .._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ def spec(name: str) -> LibrarySpec:
     try:
         return CATALOG[name]
     except KeyError:
-        from .errors import UnknownLibraryError
+        from ..errors import UnknownLibraryError
 
         raise UnknownLibraryError(name, tuple(CATALOG)) from None
 

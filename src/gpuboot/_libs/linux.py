@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 from typing import Literal, Optional
 
-from ._loader import Loader
-from ._platform import library_path_variable
+from .loader import Loader
+from .platform import library_path_variable
 
 _RTLD_DI_LINKMAP = 2  # <dlfcn.h>
 

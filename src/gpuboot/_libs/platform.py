@@ -8,7 +8,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Optional, Tuple
 
-    from ._types import Platform
+    from .types import Platform
 
 __all__ = ["current_platform", "check_platform", "library_path_variable"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ._record import Record
-from ._resolve import resolve
-from ._types import Library, MissingLibrary, Resolution
-from .consumers import Need
+from .._record import Record
+from ..consumers import Need
+from .resolve import resolve
+from .types import Library, MissingLibrary, Resolution
 
 __all__ = ["NeedsPlan", "resolve_need", "resolve_needs", "FALLBACK"]
 

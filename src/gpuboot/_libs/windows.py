@@ -22,8 +22,8 @@ try:
 except ImportError:  # pragma: no cover - Python < 3.8
     from typing_extensions import Protocol  # type: ignore[assignment]
 
-from ._loader import Loader, prepend_path
-from ._platform import library_path_variable
+from .loader import Loader, prepend_path
+from .platform import library_path_variable
 
 
 class WindowsAPI(Protocol):

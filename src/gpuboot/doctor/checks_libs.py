@@ -1,0 +1,247 @@
+"""Doctor's checks of the NVIDIA libraries: found, renamed, shadowed, search paths, torch pins, Windows PATH."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Dict, List, Optional, Set, Tuple
+
+from .._libs import catalog as cat
+from ..consumers import Need, needs_of
+from .report import Context, Finding
+
+__all__ = ["TORCH_CUDA_INDEXES", "check_libraries", "check_shadowed", "check_renamed", "check_ld_library_path",
+           "check_torch", "check_windows_path"]
+
+#: torch's CUDA wheel indexes by the newest CUDA they need (pytorch.org "Get
+#: started" matrix); the newest one the driver supports is recommended.
+TORCH_CUDA_INDEXES: Tuple[Tuple[Tuple[int, int], str], ...] = (
+    ((13, 0), "cu130"), ((12, 8), "cu128"), ((12, 6), "cu126"), ((12, 4), "cu124"), ((12, 1), "cu121"),
+    ((11, 8), "cu118"),
+)
+
+
+def check_libraries(ctx: Context) -> List[Finding]:
+    """missing-library, wrong-major, cudnn-mismatch, and ok for what is there."""
+    from .._libs.needs import resolve_need
+    from .._libs.resolve import resolve
+
+    out: List[Finding] = []
+    for n in ctx.needs:
+        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
+                           environ=ctx.environ)
+        head = f"{n.consumer} {n.version} needs CUDA {n.cuda_major}"
+        upgrade = _upgrade_first(ctx, n)
+        if upgrade is not None:
+            out.append(upgrade)
+            continue
+        # Without a driver nothing can use the libraries yet: a missing one is
+        # noted with its fix, never a problem that installing would turn into
+        # "wheels without a driver".
+        severity = "problem" if ctx.driver_present else "info"
+        if "cudnn" in n.libraries and n.cudnn_major:
+            head += f" + cuDNN {n.cudnn_major}"
+        if not res.missing:
+            found = [lib for lib in res.libraries if lib.name in n.libraries]
+            out.append(Finding("consumer-ready", "ok", f"{head}: found",
+                               (*tuple(f"{lib.filename}: {lib.path}" for lib in found), f"source: {n.source}")))
+        absent: Dict[str, List[str]] = {}  # one finding per fix command
+        wrong: Dict[str, Tuple[List[str], List[str], Set[int]]] = {}
+        for m in res.missing:
+            others = [o for o in m.other_versions if o.name == m.name]
+            if m.name.startswith("cudnn") and others and n.cudnn_major is not None:
+                other_majors = sorted({o.major for o in others})
+                out.append(Finding(
+                    "cudnn-mismatch", "problem",
+                    f"{head}, but only cuDNN {', '.join(map(str, other_majors))} is installed",
+                    (*tuple(f"{o.filename}: {o.path}" for o in others), f"source: {n.source}"),
+                    m.fix))
+            elif others:
+                wanted = cat.spec(m.name).filenames(ctx.platform, m.major or 0)
+                files, evidence, majors = wrong.setdefault(m.fix, ([], [], set()))
+                files.append(wanted[0] if wanted else m.name)
+                evidence.extend(f"{o.filename}: {o.path}" for o in others)
+                majors.update(o.cuda_major for o in others if o.cuda_major is not None)
+            else:
+                names = cat.spec(m.name).filenames(ctx.platform, m.major or 0)
+                absent.setdefault(m.fix, []).append(names[0] if names else m.name)
+        for fix, (files, evidence, majors) in wrong.items():
+            out.append(Finding(
+                "wrong-major", severity,
+                f"{head}: {', '.join(files)} {'is' if len(files) == 1 else 'are'} missing; only CUDA "
+                f"{', '.join(map(str, sorted(majors))) or '?'} copies are installed",
+                (*evidence, "a different major is a different ABI: renaming or symlinking "
+                 f"{evidence[0].split(':')[0]} crashes or computes garbage later"), fix))
+        for fix, files in absent.items():
+            out.append(Finding("missing-library", severity, f"{head}: {', '.join(files)} "
+                               f"{'is' if len(files) == 1 else 'are'} not installed", (f"source: {n.source}",), fix))
+        for name in n.optional:
+            if name != "cudnn" or n.cudnn_major is None:
+                continue
+            opt = resolve([name], cuda_major=n.cuda_major, search_paths=ctx.search_paths, platform=ctx.platform,
+                          environ=ctx.environ)
+            if opt.libraries and opt.cudnn_major not in (None, n.cudnn_major):
+                out.append(Finding("cudnn-mismatch", "warning",
+                                   f"{n.consumer} {n.version} uses cuDNN {n.cudnn_major} when present, but "
+                                   f"cuDNN {opt.cudnn_major} is installed (not used)",
+                                   (str(opt.libraries[-1].path), f"source: {n.source}"),
+                                   cat.install_command("cudnn", n.cuda_major, n.cudnn_major)))
+    return out
+
+
+def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:
+    """An old consumer built for an older CUDA major than the wheels installed
+    (ctranslate2 3.x, CUDA 11, beside CUDA 12 wheels): upgrading the consumer
+    is the fix, not installing the old wheels."""
+    if need.consumer != "ctranslate2" or need.cuda_major >= 12:
+        return None
+    from .._libs.resolve import resolve
+
+    newer = resolve([], optional=need.libraries, cuda_major=12, search_paths=ctx.search_paths,
+                    platform=ctx.platform, environ=ctx.environ)
+    if not any(lib.name in need.libraries for lib in newer.libraries):
+        return None
+    return Finding(
+        "consumer-too-old", "problem" if ctx.driver_present else "info",
+        f"{need.consumer} {need.version} is built for CUDA {need.cuda_major}, but the CUDA 12 wheels are installed",
+        (*(f"{lib.filename}: {lib.path}" for lib in newer.libraries if lib.name in need.libraries),
+         f"source: {need.source}"),
+        "pip install --upgrade 'ctranslate2>=4.6.3'  # CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)")
+
+
+def check_shadowed(ctx: Context) -> List[Finding]:
+    """A library of a needed name is already loaded from a place other than
+    the wheel gpuboot would use (``/proc/self/maps``), or would be found first
+    by a child process through ``LD_LIBRARY_PATH``."""
+    if ctx.platform == "win32":
+        return []
+    from .._libs.loaded import LoadedView
+    from .._libs.needs import resolve_need
+
+    out: List[Finding] = []
+    view = LoadedView(ctx.loaded)
+    ld_dirs = [d for d in ctx.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
+    for n in ctx.needs:
+        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
+                           environ=ctx.environ)
+        for lib in res.libraries:
+            loaded = view.loaded(lib.loader_name)
+            if loaded and loaded != os.path.realpath(lib.path):
+                out.append(Finding("shadowed-library", "warning",
+                                   f"{lib.filename} is already loaded from {loaded}, not from the wheel",
+                                   (f"loaded: {loaded}", f"wheel: {lib.path}"),
+                                   "call gpuboot.ensure() before anything loads CUDA libraries, and remove "
+                                   f"{os.path.dirname(loaded)} from LD_LIBRARY_PATH / LD_PRELOAD"))
+            for d in ld_dirs:
+                candidate = os.path.join(d, lib.filename)
+                if os.path.exists(candidate) and os.path.realpath(candidate) != os.path.realpath(lib.path):
+                    out.append(Finding("ld-library-path-shadows", "warning",
+                                       f"LD_LIBRARY_PATH puts another {lib.filename} before the wheel's "
+                                       "(child processes and anything loaded before ensure() get it)",
+                                       (f"{candidate}", f"wheel: {lib.path}"),
+                                       f"remove {d} from LD_LIBRARY_PATH, or use `eval \"$(gpuboot env)\"`"))
+                    break
+    return out
+
+
+def check_renamed(ctx: Context) -> List[Finding]:
+    """A library file whose name and whose binary disagree: a hand-made
+    ``libcublas.so.12 -> libcublas.so.11`` link (a common forum "fix").  The loader accepts it under
+    the file name, but it is the other ABI."""
+    out: List[Finding] = []
+    for lib in ctx.installed:
+        if not lib.renamed or lib.soname is None:
+            continue
+        s = cat.spec(lib.name)
+        claimed = [k for k in s.variants if lib.filename in s.filenames(ctx.platform, k)]
+        real = "a link to " + os.path.realpath(lib.path) if os.path.islink(lib.path) else "a copy"
+        want = f"CUDA {claimed[0]}" if claimed and s.key == cat.KEY_CUDA else lib.filename
+        fix = cat.install_command(lib.name, claimed[0] if claimed and s.key == cat.KEY_CUDA else None,
+                                  claimed[0] if claimed and s.key != cat.KEY_CUDA else None)
+        out.append(Finding(
+            "renamed-library", "problem",
+            f"{lib.filename} in {lib.path.parent} is {real} whose soname is {lib.soname}: it is not {want}'s "
+            f"{lib.name}",
+            (f"{lib.path} -> {os.path.realpath(lib.path)}", f"DT_SONAME {lib.soname}",
+             "another major is another ABI: the loader accepts the renamed file and the program crashes or "
+             "computes garbage later"),
+            f"rm {lib.path} && {fix}"))
+    return out
+
+
+def check_ld_library_path(ctx: Context) -> List[Finding]:
+    if ctx.platform == "win32" or ctx.initial_environ is None:
+        return []
+    now = ctx.environ.get("LD_LIBRARY_PATH")
+    then = ctx.initial_environ.get("LD_LIBRARY_PATH")
+    if now == then:
+        return []
+    return [Finding("ld-library-path-changed", "warning",
+                    "LD_LIBRARY_PATH was changed after the process started: the loader read it at start, so the "
+                    "change does nothing in this process",
+                    (f"at start: {then!r}", f"now: {now!r}"),
+                    "call gpuboot.ensure() instead (it preloads by absolute path), or set it before the process "
+                    "starts: eval \"$(gpuboot env)\"")]
+
+
+def check_torch(ctx: Context) -> List[Finding]:
+    found = ctx.metadata("torch")
+    if found is None:
+        return []
+    version, requires = found
+    need = needs_of("torch", version, requires)
+    has_gpu = bool(ctx.inventory.visible) or bool(ctx.inventory.devices)
+    if need is None and has_gpu:
+        index = "cu126"
+        cuda_v = ctx.inventory.cuda_driver_version
+        if cuda_v is not None:
+            fitting = [tag for v, tag in TORCH_CUDA_INDEXES if v <= cuda_v]
+            index = fitting[0] if fitting else "cu118"
+        return [Finding("cpu-only-torch", "problem",
+                        f"torch {version} is a CPU-only build, but this machine has a GPU",
+                        (f"torch {version}",),
+                        f"pip install --force-reinstall 'torch=={version.split('+')[0]}' "
+                        f"--index-url https://download.pytorch.org/whl/{index}")]
+    return []
+
+
+def check_windows_path(ctx: Context) -> List[Finding]:
+    if ctx.platform != "win32":
+        return []
+    from .._libs.needs import resolve_need
+
+    out: List[Finding] = []
+    path_entries = [e for e in ctx.environ.get("PATH", "").split(";") if e]
+    norm = [os.path.normcase(e.rstrip("\\/")) for e in path_entries]
+    for n in ctx.needs:
+        if n.consumer != "ctranslate2":
+            continue  # LoadLibraryA consumers; torch and onnxruntime add their own DLL directories
+        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform="win32",
+                           environ=ctx.environ)
+        missing_dirs = []
+        for lib in res.libraries:
+            d = str(lib.directory)
+            if os.path.normcase(d.rstrip("\\/")) not in norm and d not in missing_dirs:
+                missing_dirs.append(d)
+        if missing_dirs:
+            out.append(Finding("windows-dll-dirs-not-on-path", "problem",
+                               f"{n.consumer} loads {res.libraries[-1].filename if res.libraries else 'cuBLAS'} "
+                               "with plain LoadLibraryA, which searches PATH, and the wheel's DLL directory is "
+                               "not on PATH", tuple(missing_dirs),
+                               "call gpuboot.ensure() before importing ctranslate2 (it prepends them to PATH), or "
+                               "put them on PATH for every process: `gpuboot env --shell powershell` (or "
+                               f"`--shell cmd`): set \"PATH={';'.join(missing_dirs)};%PATH%\""))
+    cudnn_dirs = []
+    for e in path_entries:
+        try:
+            names = os.listdir(e)
+        except OSError:
+            continue
+        if any(re.fullmatch(r"cudnn(_ops)?64_\d+\.dll", x, re.IGNORECASE) for x in names):
+            cudnn_dirs.append(e)
+    if len(cudnn_dirs) > 1:
+        out.append(Finding("windows-two-cudnn-on-path", "warning",
+                           f"{len(cudnn_dirs)} directories on PATH hold cuDNN DLLs: the first one wins for every "
+                           "consumer, whatever version it is", tuple(cudnn_dirs),
+                           f"remove all but one from PATH (keep the wheel's: {cudnn_dirs[0]})"))
+    return out

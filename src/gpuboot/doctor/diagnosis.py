@@ -1,0 +1,61 @@
+"""``diagnose()``: every check over one gathered ``Context``, in order."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, List, Mapping, Optional, Tuple
+
+from .checks_gpu import check_choice, check_devices, check_driver, check_driver_age
+from .checks_libs import (
+    check_ld_library_path,
+    check_libraries,
+    check_renamed,
+    check_shadowed,
+    check_torch,
+    check_windows_path,
+)
+from .gather import gather
+from .report import Context, Finding, Report
+
+__all__ = ["CONSUMER_ALIASES", "CHECKS", "diagnose"]
+
+#: consumer names (``diagnose(consumer=)``, ``gpuboot doctor --for``) -> distribution names.
+CONSUMER_ALIASES: Mapping[str, str] = {"ctranslate2": "ctranslate2", "torch": "torch",
+                                       "onnxruntime": "onnxruntime-gpu"}
+
+
+CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
+    check_driver, check_driver_age, check_devices, check_choice, check_libraries, check_renamed, check_shadowed,
+    check_ld_library_path,
+    check_torch, check_windows_path,
+)
+
+
+def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None, **gather_kwargs: Any) -> Report:
+    """Run every check.
+
+    Args:
+        ctx: a ``Context``; default ``gather(**gather_kwargs)``.
+        consumer: ``"ctranslate2"``, ``"torch"`` or ``"onnxruntime"`` to check
+            for that consumer only.
+
+    Raises:
+        ValueError: an unknown ``consumer``.
+    """
+    if consumer is not None:
+        if consumer not in CONSUMER_ALIASES:
+            raise ValueError(f"consumer must be one of {', '.join(CONSUMER_ALIASES)}, not {consumer!r}")
+        gather_kwargs["consumers"] = [CONSUMER_ALIASES[consumer]]
+    if ctx is None:
+        ctx = gather(**gather_kwargs)
+    findings: List[Finding] = []
+    for check in CHECKS:
+        try:
+            findings.extend(check(ctx))
+        except Exception as exc:  # a broken check must not hide the others
+            findings.append(Finding("check-failed", "warning", f"{check.__name__} failed: {exc!r}", (),
+                                    "report this at the gpuboot issue tracker with `gpuboot doctor --json`"))
+    if consumer is not None and not ctx.needs:
+        findings.append(Finding("consumer-not-installed", "info",
+                                f"{CONSUMER_ALIASES[consumer]} is not installed (or is a CPU-only build)", (),
+                                None))
+    return Report(tuple(findings), ctx)

@@ -1,0 +1,115 @@
+"""Doctor's values: ``Finding``, ``Context`` (what the checks read), ``Report`` (text, or the schema's JSON)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from ..consumers import Need
+
+__all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Finding", "Context", "Report"]
+
+SCHEMA_VERSION = 1
+
+
+def json_schema() -> Dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of ``gpuboot doctor --json``, read from
+    ``doctor-schema.json`` inside the installed package."""
+    import json
+    from importlib import resources
+
+    text = resources.files(__package__).joinpath("doctor-schema.json").read_text(encoding="utf-8")
+    data: Dict[str, Any] = json.loads(text)
+    return data
+
+
+SEVERITIES = ("ok", "info", "warning", "problem")
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One check's result.
+
+    Attributes:
+        id: stable identifier (``"missing-library"``), for scripts and bug reports.
+        severity: ``"ok"``, ``"info"``, ``"warning"`` or ``"problem"``.
+        title: one line for a terminal.
+        evidence: paths, versions, values that show it.
+        remedy: an exact command or a one-line instruction, or ``None``.
+    """
+
+    id: str
+    severity: str
+    title: str
+    evidence: Tuple[str, ...] = ()
+    remedy: Optional[str] = None
+
+
+@dataclass
+class Context:
+    """Everything the checks read.  ``gather()`` fills it from this process."""
+
+    platform: str
+    environ: Mapping[str, str]
+    initial_environ: Optional[Mapping[str, str]]
+    driver_present: bool
+    driver_evidence: str
+    inventory: Any  # devices.Inventory
+    needs: List[Need]
+    installed: List[Any]  # locate() inventory: list[Library]
+    loaded: List[str]  # paths of shared objects mapped in this process
+    search_paths: Optional[Sequence[str]] = None
+    metadata: Callable[[str], Optional[Tuple[str, Sequence[str]]]] = field(default=lambda name: None)
+    wsl: bool = False
+    cpu_threads: Optional[int] = None  # None: this process's (affinity, cgroup quota)
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: Tuple[Finding, ...]
+    context: Context
+
+    @property
+    def problems(self) -> List[Finding]:
+        return [f for f in self.findings if f.severity == "problem"]
+
+    @property
+    def exit_code(self) -> int:
+        """0 healthy (warnings allowed), 1 when a problem was found."""
+        return 1 if self.problems else 0
+
+    def to_json(self) -> Dict[str, Any]:
+        inv = self.context.inventory
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "platform": self.context.platform,
+            "driver": {"present": self.context.driver_present, "evidence": self.context.driver_evidence,
+                       "version": inv.driver_version,
+                       "cuda_version": list(inv.cuda_driver_version) if inv.cuda_driver_version else None},
+            "devices": [{"nvml_index": d.nvml_index, "cuda_ordinal": d.cuda_ordinal, "uuid": d.uuid, "name": d.name,
+                         "compute_capability": list(d.compute_capability), "total_memory": d.total_memory,
+                         "free_memory": d.free_memory, "mig_enabled": d.mig_enabled} for d in inv.devices],
+            "needs": [{"consumer": n.consumer, "version": n.version, "cuda_major": n.cuda_major,
+                       "cudnn_major": n.cudnn_major, "libraries": list(n.libraries), "optional": list(n.optional),
+                       "source": n.source} for n in self.context.needs],
+            "installed": [{"name": lib.name, "filename": lib.filename, "path": str(lib.path),
+                           "cuda_major": lib.cuda_major, "distribution": lib.distribution, "version": lib.version,
+                           "source": lib.source} for lib in self.context.installed],
+            "findings": [{"id": f.id, "severity": f.severity, "title": f.title, "evidence": list(f.evidence),
+                          "remedy": f.remedy} for f in self.findings],
+            "exit_code": self.exit_code,
+        }
+
+    def render(self) -> str:
+        """One line per finding (``ok`` / ``info`` / ``warning`` / ``problem``),
+        evidence and remedy indented underneath."""
+        lines: List[str] = []
+        for f in self.findings:
+            lines.append(f"{f.severity:<8}{f.title}")
+            lines.extend(f"          {e}" for e in f.evidence)
+            if f.remedy:
+                lines.append(f"          fix: {f.remedy}")
+        n = len(self.problems)
+        w = sum(1 for f in self.findings if f.severity == "warning")
+        lines.append(f"{n} problem{'s' if n != 1 else ''}, {w} warning{'s' if w != 1 else ''}")
+        return "\n".join(lines) + "\n"

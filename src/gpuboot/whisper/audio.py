@@ -1,0 +1,105 @@
+"""Audio in: ``decode()`` (16 kHz mono float32 through PyAV) and ``verify_decoder()``, with truthful errors."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, List
+
+from .. import _deps
+from ..errors import AudioError
+
+__all__ = ["decode", "verify_decoder", "SAMPLE_RATE"]
+
+#: Whisper's sample rate, Hz.
+SAMPLE_RATE = 16000
+
+
+_DECODER_OK: List[bool] = []
+
+
+def _wav_bytes(seconds: float = 0.1, rate: int = 16000) -> bytes:
+    """A valid 16-bit mono WAV of silence, built in memory."""
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buf.getvalue()
+
+
+def verify_decoder() -> None:
+    """Decode 0.1 s of in-memory WAV through ``faster_whisper.decode_audio``
+    (PyAV/FFmpeg), once per process.  The input is known good, so a failure is
+    the installed libraries' fault, never the audio's.
+
+    Raises:
+        IncompatibleDependencyError: faster-whisper and av do not work together.
+        MissingDependencyError, BrokenDependencyError: as for ``_deps.faster_whisper``.
+    """
+    if _DECODER_OK:
+        return
+    import io
+
+    fw = _deps.faster_whisper()
+    try:
+        samples = fw.decode_audio(io.BytesIO(_wav_bytes()))
+    except Exception as exc:
+        raise _deps.decoder_conflict(exc) from None
+    if len(samples) == 0:
+        raise _deps.decoder_conflict(ValueError("decode_audio returned no samples for a valid WAV"))
+    _DECODER_OK.append(True)
+
+
+def decode(path: str) -> Any:
+    """Decode ``path`` to 16 kHz mono float32 samples (a numpy array).
+
+    Raises:
+        AudioError: missing, a directory, unreadable, a path the file system
+            refuses (too long), or not audio FFmpeg can decode.
+        IncompatibleDependencyError: decoding failed inside faster-whisper/av
+            for a reason that is not the file (an API mismatch between versions).
+        MissingDependencyError, BrokenDependencyError: faster-whisper (which
+            decodes) cannot be imported.
+    """
+    import stat
+
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise AudioError(f"audio file not found: {path}", "check the path") from None
+    except OSError as exc:  # ENAMETOOLONG, ELOOP, EACCES on a parent directory
+        raise AudioError(f"cannot use {_short(path)} as an audio path: {exc.strerror or exc}",
+                         "pass a shorter path to an existing audio file") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise AudioError(f"{path} is a directory, not an audio file", "pass an audio file (wav, mp3, flac, ...)")
+    if not os.access(path, os.R_OK):
+        raise AudioError(f"{path} is not readable (permission denied)",
+                         "give this user read permission (chmod u+r) or copy the file")
+    fw = _deps.faster_whisper()
+    try:
+        samples = fw.decode_audio(path)
+    except Exception as exc:
+        raise _decode_failure(path, exc) from None
+    if len(samples) == 0:
+        raise AudioError(f"{path} holds no audio samples", "pass a non-empty recording")
+    return samples
+
+
+def _short(path: str, limit: int = 80) -> str:
+    return path if len(path) <= limit else f"{path[:limit // 2]}...{path[-limit // 2:]} ({len(path)} characters)"
+
+
+def _decode_failure(path: str, exc: Exception) -> Exception:
+    """AudioError when FFmpeg refused the file; IncompatibleDependencyError when
+    the failure is a Python-level API mismatch between faster-whisper and av."""
+    if isinstance(exc, (TypeError, AttributeError, NameError, ImportError)):
+        return _deps.decoder_conflict(exc)
+    if isinstance(exc, PermissionError):
+        return AudioError(f"{path} is not readable ({exc.strerror or exc})",
+                          "give this user read permission (chmod u+r) or copy the file")
+    return AudioError(f"{path} could not be decoded as audio ({type(exc).__name__}: {exc})",
+                      "pass an audio file FFmpeg can read (wav, mp3, flac, ogg, m4a)")
