@@ -166,9 +166,9 @@ def test_decode_errors(tmp_path: Path) -> None:
 
 def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, monkeypatch: pytest.MonkeyPatch,
                                                                caplog: pytest.LogCaptureFixture) -> None:
-    """device_index=5 names no visible GPU (one RTX 3070, NVML faked): with
+    """cuda_ordinal=5 names no visible GPU (one RTX 3070, NVML faked): with
     device='auto' the GPU attempts use the automatic choice's ordinal 0, never
-    5; with device='cuda' the invalid index is its own error."""
+    5; with device='cuda' the invalid ordinal is its own error."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
     from gpuboot._gpus import nvml
@@ -178,12 +178,21 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with caplog.at_level("WARNING", logger="gpuboot"):
         try:
-            info = load_info(gpuboot.load_whisper(model_dir, device_index=5))
+            info = load_info(gpuboot.load_whisper(model_dir, cuda_ordinal=5))
             trail = info.trail
         except gpuboot.ModelLoadError as err:  # a GPU machine whose CUDA refuses the model
             trail = err.trail
-    assert "device_index=5 is not a visible GPU; choosing automatically" in caplog.text
+    assert "cuda_ordinal=5 is not a visible GPU; choosing automatically" in caplog.text
     cuda = [a for a in trail if a.device == "cuda"]
-    assert cuda and {a.device_index for a in cuda} == {0}, trail
-    with pytest.raises(ValueError, match="device_index=5: no visible GPU has that CUDA ordinal"):
-        gpuboot.load_whisper(model_dir, device="cuda", device_index=5)
+    assert cuda and {a.cuda_ordinal for a in cuda} == {0}, trail
+    with pytest.raises(ValueError, match="cuda_ordinal=5: no visible GPU has that CUDA ordinal"):
+        gpuboot.load_whisper(model_dir, device="cuda", cuda_ordinal=5)
+    with pytest.warns(DeprecationWarning, match=r"load_whisper\(cuda_ordinal=\)"), \
+            pytest.raises(ValueError, match="cuda_ordinal=5"):
+        gpuboot.load_whisper(model_dir, device="cuda", device_index=5)  # the old spelling still works
+
+
+def test_whisper_load_device_index_is_the_old_spelling_of_cuda_ordinal(model_dir: str) -> None:
+    info = load_info(gpuboot.load_whisper(model_dir, device="cpu"))
+    with pytest.warns(DeprecationWarning, match="WhisperLoad.cuda_ordinal"):
+        assert info.device_index == info.cuda_ordinal == 0

@@ -38,8 +38,8 @@ _LAZY = {
     "resolve": "locate", "Resolution": "locate",
     "preload": "dllpath", "subprocess_env": "dllpath", "alias": "dllpath",
     "load_whisper": "whisper", "load_info": "whisper", "WhisperLoad": "whisper",
-    "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "select",
-    "recommend_whisper_model": "whisper.model_memory", "MemoryCheck": "select",
+    "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "memory",
+    "recommend_whisper_model": "whisper.model_memory", "MemoryCheck": "memory",
     "list_devices": "devices", "discover": "devices", "Device": "devices", "Inventory": "devices",
     "Library": "_libs.types", "LoadedLibrary": "_libs.types", "MissingLibrary": "_libs.types",
     "GpubootError": "errors", "LibraryNotFoundError": "errors", "LibraryLoadError": "errors",
@@ -86,8 +86,8 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
         UnknownLibraryError,
     )
     from .locate import Resolution, resolve
-    from .memory import MemoryInfo, MemoryPressure, check_pressure, memory_info
-    from .select import DeviceAssigner, DeviceChoice, MemoryCheck, check_memory, select_device
+    from .memory import MemoryCheck, MemoryInfo, MemoryPressure, check_memory, check_pressure, memory_info
+    from .select import DeviceAssigner, DeviceChoice, select_device
     from .whisper.decoding import transcribe
     from .whisper.load import WhisperLoad, load_info, load_whisper
     from .whisper.model_memory import recommend_whisper_model

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Tuple
+    from typing import Any, Callable, Dict, Tuple, TypeVar
+
+    _R = TypeVar("_R", bound="Record")
 
 __all__ = ["Record"]
 
@@ -73,6 +75,19 @@ class Record:
     def _set(self, **values: Any) -> None:
         for k, v in values.items():
             object.__setattr__(self, k, v)
+
+    def _replace(self: _R, **changes: Any) -> _R:
+        """A copy with ``changes`` applied (``dataclasses.replace`` for Records).
+
+        Raises:
+            TypeError: a name that is not one of this type's attributes.
+        """
+        unknown = set(changes) - set(self._all_slots)  # type: ignore[attr-defined]
+        if unknown:
+            raise TypeError(f"{type(self).__name__} has no attribute(s) {', '.join(sorted(unknown))}")
+        state = Record._pickle_state(self)  # raw values (a subclass may resolve services when pickling)
+        state.update(changes)
+        return _rebuild(type(self), tuple(state.items()))  # type: ignore[no-any-return]
 
     def _values(self) -> Tuple[Any, ...]:
         return tuple(getattr(self, f) for f in self._fields)

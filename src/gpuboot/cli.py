@@ -135,7 +135,7 @@ def _doctor(args: argparse.Namespace, out: TextIO) -> int:
 
     report = diagnose(consumer=args.consumer)
     if args.json:
-        json.dump(report.to_json(), out, indent=2)
+        json.dump(report.to_dict(), out, indent=2)
         out.write("\n")
     else:
         out.write(report.render())

@@ -1,11 +1,12 @@
 """Find NVIDIA libraries: ``locate()`` and ``resolve()``, the public entry points, bound by ``import gpuboot``.
 
-``gpuboot.locate`` is both this module and the function ``locate``: the
-package binds the function (``gpuboot.locate([...])``), and the function
-carries this module's public names as attributes, so ``import gpuboot.locate
-as m`` -- which Python answers with the package attribute -- gives an object
-with ``m.resolve``, ``m.Resolution``, ``m.Library`` and ``m.MissingLibrary``,
-as type checkers expect.  The module stays light (no ``typing``, ``pathlib``
+``gpuboot.locate`` is one object however it is reached: the function
+``locate``.  After this module runs, the function replaces it in
+``sys.modules`` and carries its public names as attributes, so
+``gpuboot.locate([...])``, ``import gpuboot.locate as m; m.resolve``,
+``from gpuboot.locate import resolve`` and
+``importlib.import_module("gpuboot.locate")`` agree with each other and with
+type checkers (which read this file as the module it is).  The module stays light (no ``typing``, ``pathlib``
 or ``subprocess`` at import): the search and resolution live in
 ``_search.py`` and ``_resolve.py`` and are imported on the first call.
 
@@ -116,7 +117,13 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
                            cudnn_major=cudnn_major)
 
 
-# The function carries the module's public names (see the module docstring).
+# The function carries the module's public names, and stands in for this
+# module in ``sys.modules``: ``gpuboot.locate``, ``import gpuboot.locate``,
+# ``importlib.import_module("gpuboot.locate")`` and pickle's lookup of
+# ``gpuboot.locate.locate`` all give this one function (see the docstring).
 for _name in (*__all__, "__all__"):
     setattr(locate, _name, globals()[_name])
 del _name
+import sys as _sys  # noqa: E402
+
+_sys.modules[__name__] = locate  # type: ignore[assignment]

@@ -9,10 +9,12 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional
 
 from ._gpus.device import Device
+from ._gpus.host import available_ram
 from ._gpus.nvml import discover
 from ._record import Record
 
-__all__ = ["MemoryInfo", "memory_info", "MemoryPressure", "check_pressure", "DEFAULT_THRESHOLD"]
+__all__ = ["MemoryInfo", "memory_info", "MemoryPressure", "check_pressure", "DEFAULT_THRESHOLD", "MemoryCheck",
+           "check_memory"]
 
 #: Default pressure threshold: the fraction of a GPU's memory in use above which
 #: new work is refused (what a TTS server seen in the field used: 85 %).
@@ -23,20 +25,29 @@ class MemoryInfo(Record):
     """Memory of one CUDA device, bytes.
 
     Attributes:
-        device: the NVML ``Device`` (its ``cuda_ordinal`` is the one asked for).
+        gpu: the NVML ``Device`` (its ``cuda_ordinal`` is the one asked for);
+            ``device`` is its deprecated spelling.
         total, free: bytes, from NVML (memory info v2 where the driver has it).
         used: ``total - free``: what other processes and the driver's
             reservations hold.
     """
 
-    __slots__ = ("device", "total", "used", "free")
-    device: Device
+    __slots__ = ("gpu", "total", "used", "free")
+    gpu: Device
     total: int
     used: int
     free: int
 
-    def __init__(self, device: Device, total: int, used: int, free: int) -> None:
-        self._set(device=device, total=total, used=used, free=free)
+    def __init__(self, gpu: Device, total: int, used: int, free: int) -> None:
+        self._set(gpu=gpu, total=total, used=used, free=free)
+
+    @property
+    def device(self) -> Device:
+        """Deprecated: ``gpu`` ("device" is the string ``"cuda"``/``"cpu"`` everywhere else)."""
+        from ._compat import renamed
+
+        renamed("MemoryInfo.device", "MemoryInfo.gpu")
+        return self.gpu
 
     @property
     def used_fraction(self) -> float:
@@ -117,3 +128,39 @@ def check_pressure(cuda_ordinal: int = 0, *, threshold: float = DEFAULT_THRESHOL
               f"({info.used_fraction:.0%})" + (f", {after:.0%} with {need_bytes / 2**30:.2f} GiB more" if need_bytes
                                                 else "") + f"; threshold {threshold:.0%}")
     return MemoryPressure(ok, info.used_fraction, threshold, info, reason)
+
+
+# --------------------------------------------------------------------------- will it fit
+
+
+class MemoryCheck(Record):
+    """``check_memory`` result; true when it fits."""
+
+    __slots__ = ("ok", "required_bytes", "free_bytes", "reason")
+    ok: bool
+    required_bytes: int
+    free_bytes: int
+    reason: str
+
+    def __init__(self, ok: bool, required_bytes: int, free_bytes: int, reason: str) -> None:
+        self._set(ok=ok, required_bytes=required_bytes, free_bytes=free_bytes, reason=reason)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def check_memory(required_bytes: int, device: Optional[Device]) -> MemoryCheck:
+    """Whether ``required_bytes`` fits in ``device``'s free memory (``None``:
+    the CPU's available RAM).  The result is truthy when it fits and says why.
+
+    Raises:
+        ValueError: ``required_bytes`` is negative.
+    """
+    if required_bytes < 0:
+        raise ValueError(f"required_bytes must be >= 0, not {required_bytes}")
+    free = device.free_memory if device is not None else available_ram()
+    where = device.describe() if device is not None else "CPU RAM"
+    ok = required_bytes <= free
+    verb = "fits in" if ok else "does not fit in"
+    return MemoryCheck(ok, required_bytes, free,
+                       f"{required_bytes / 2**30:.2f} GiB {verb} {free / 2**30:.2f} GiB free ({where})")

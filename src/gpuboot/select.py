@@ -11,35 +11,46 @@ import os
 import re
 import sys
 import threading
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Tuple
+from typing import Any, Callable, Literal, Mapping, Optional, Tuple
 
 from ._gpus import host as _host
 from ._gpus import precision as _precision
 from ._gpus.device import Device, Inventory
-from ._gpus.host import available_ram
 from ._gpus.nvml import discover
-from ._gpus.precision import compute_type_for, ct2_supported, lacks_tensor_cores, torch_dtype_for
+from ._gpus.precision import (
+    ComputeType,
+    Ct2Device,
+    TorchDtype,
+    compute_type_for,
+    ct2_supported,
+    lacks_tensor_cores,
+    torch_dtype_for,
+)
+from ._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._gpus.driver import DriverInfo
 
-__all__ = ["DeviceChoice", "select_device", "DeviceAssigner", "MemoryCheck", "check_memory", "PREFERENCES",
+__all__ = ["DeviceChoice", "select_device", "DeviceAssigner", "PREFERENCES", "Preference", "DeviceKind",
            "worker_rank"]
 
-PREFERENCES = ("auto", "speed", "accuracy", "memory")
+#: What ``select_device(prefer=)`` optimises for.
+Preference = Literal["auto", "speed", "accuracy", "memory"]
+PREFERENCES: Tuple[Preference, ...] = ("auto", "speed", "accuracy", "memory")
+#: A torch device type: where the chosen device is.
+DeviceKind = Literal["cuda", "mps", "cpu"]
 
 
-@dataclass(frozen=True)
-class DeviceChoice:
+class DeviceChoice(Record):
     """The chosen device and precisions.
 
     Attributes:
         kind: ``"cuda"``, ``"mps"`` or ``"cpu"``.
         cuda_ordinal: the CUDA ordinal (``torch.device("cuda", i)``,
             ``WhisperModel(device_index=i)``), ``None`` unless ``kind="cuda"``.
-        device: the NVML ``Device`` chosen, ``None`` unless ``kind="cuda"``.
+        gpu: the NVML ``Device`` chosen, ``None`` unless ``kind="cuda"``
+            (``device`` is its deprecated spelling).
         torch_dtype: ``"bfloat16"``, ``"float16"`` or ``"float32"``.
         compute_type: the CTranslate2 compute type (CTranslate2 has no MPS:
             on a Mac it is a CPU type).
@@ -50,17 +61,36 @@ class DeviceChoice:
         warnings: e.g. the ``CUDA_DEVICE_ORDER`` ambiguity.
     """
 
-    kind: str
+    __slots__ = ("kind", "cuda_ordinal", "gpu", "torch_dtype", "compute_type", "ct2_device", "cpu_threads",
+                 "reason", "candidates", "warnings", "driver_cuda_version")
+    kind: DeviceKind
     cuda_ordinal: Optional[int]
-    device: Optional[Device]
-    torch_dtype: str
-    compute_type: str
-    ct2_device: str
+    gpu: Optional[Device]
+    torch_dtype: TorchDtype
+    compute_type: ComputeType
+    ct2_device: Ct2Device
     cpu_threads: int
     reason: str
-    candidates: Tuple[Device, ...] = ()
-    warnings: Tuple[str, ...] = ()
-    driver_cuda_version: Optional[Tuple[int, int]] = None
+    candidates: Tuple[Device, ...]
+    warnings: Tuple[str, ...]
+    driver_cuda_version: Optional[Tuple[int, int]]
+
+    def __init__(self, kind: DeviceKind, cuda_ordinal: Optional[int], gpu: Optional[Device],
+                 torch_dtype: TorchDtype, compute_type: ComputeType, ct2_device: Ct2Device, cpu_threads: int,
+                 reason: str,
+                 candidates: Tuple[Device, ...] = (), warnings: Tuple[str, ...] = (),
+                 driver_cuda_version: Optional[Tuple[int, int]] = None) -> None:
+        self._set(kind=kind, cuda_ordinal=cuda_ordinal, gpu=gpu, torch_dtype=torch_dtype,
+                  compute_type=compute_type, ct2_device=ct2_device, cpu_threads=cpu_threads, reason=reason,
+                  candidates=candidates, warnings=warnings, driver_cuda_version=driver_cuda_version)
+
+    @property
+    def device(self) -> Optional[Device]:
+        """Deprecated: ``gpu`` ("device" is the string ``"cuda"``/``"cpu"`` everywhere else)."""
+        from ._compat import renamed
+
+        renamed("DeviceChoice.device", "DeviceChoice.gpu")
+        return self.gpu
 
     @property
     def torch_device(self) -> str:
@@ -127,11 +157,12 @@ def _rank(d: Device) -> Tuple[int, int, Tuple[int, int]]:
     return (1 if tensor_cores else 0, d.free_memory, d.compute_capability)
 
 
-def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto", worker: Optional[int] = None,
-                  inventory: Optional[Inventory] = None, nvml: Any = None,
+def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto",
+                  worker: Optional[int] = None, inventory: Optional[Inventory] = None, nvml: Any = None,
                   environ: Optional[Mapping[str, str]] = None, reconcile: bool = True,
                   ct2_version: Optional[str] = None, driver: Optional[DriverInfo] = None,
-                  device_index: Optional[int] = None, cpu_threads: Optional[int] = None) -> DeviceChoice:
+                  cuda_ordinal: Optional[int] = None, cpu_threads: Optional[int] = None,
+                  device_index: Optional[int] = None) -> DeviceChoice:
     """Choose the device and precisions for this process.
 
     Among the GPUs CUDA will see (``CUDA_VISIBLE_DEVICES`` applied -- Ray sets
@@ -152,18 +183,24 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
             installed one, from its metadata; ``""``: none installed).
         driver: the driver check already made (``ensure()``'s), so that it
             is not made again.
-        device_index: use the visible GPU with this CUDA ordinal; the
+        cuda_ordinal: use the visible GPU with this CUDA ordinal; the
             precision rules run for that GPU.
         cpu_threads: CPUs this process may use (default: its affinity mask
             capped by the cgroup CPU quota, ``_host.cpu_threads()``).
+        device_index: deprecated spelling of ``cuda_ordinal``.
 
     Returns:
         A ``DeviceChoice``.  Never raises for a missing GPU or driver.
 
     Raises:
         ValueError: unknown ``prefer``, negative ``worker`` or
-            ``min_free_bytes``, or a ``device_index`` no visible GPU has.
+            ``min_free_bytes``, or a ``cuda_ordinal`` no visible GPU has.
     """
+    if device_index is not None:
+        from ._compat import renamed
+
+        renamed("select_device(device_index=)", "select_device(cuda_ordinal=)")
+        cuda_ordinal = device_index if cuda_ordinal is None else cuda_ordinal
     if prefer not in PREFERENCES:
         raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}, not {prefer!r}")
     if min_free_bytes is not None and min_free_bytes < 0:
@@ -179,16 +216,16 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
         ct2_version = _precision.ct2_version()
     ct2_version = ct2_version or None  # "": the caller knows none is installed
 
-    if device_index is not None:
-        wanted = [d for d in visible if d.cuda_ordinal == device_index]
+    if cuda_ordinal is not None:
+        wanted = [d for d in visible if d.cuda_ordinal == cuda_ordinal]
         if not wanted:
             seen = ", ".join(f"cuda:{d.cuda_ordinal}" for d in visible) or "none"
-            raise ValueError(f"device_index={device_index}: no visible GPU has that CUDA ordinal (visible: {seen})")
+            raise ValueError(f"cuda_ordinal={cuda_ordinal}: no visible GPU has that CUDA ordinal (visible: {seen})")
         usable = wanted
     if usable:
-        if device_index is not None:
+        if cuda_ordinal is not None:
             chosen = usable[0]
-            why = f"CUDA ordinal {device_index} as asked"
+            why = f"CUDA ordinal {cuda_ordinal} as asked"
         elif rank is not None:
             chosen = usable[rank % len(usable)]
             why = f"worker {rank} of round-robin over {len(usable)} visible GPU(s)"
@@ -235,36 +272,6 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: str = "auto",
 # --------------------------------------------------------------------------- memory
 
 
-@dataclass(frozen=True)
-class MemoryCheck:
-    """``check_memory`` result; true when it fits."""
-
-    ok: bool
-    required_bytes: int
-    free_bytes: int
-    reason: str
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-def check_memory(required_bytes: int, device: Optional[Device]) -> MemoryCheck:
-    """Whether ``required_bytes`` fits in ``device``'s free memory (``None``:
-    the CPU's available RAM).  The result is truthy when it fits and says why.
-
-    Raises:
-        ValueError: ``required_bytes`` is negative.
-    """
-    if required_bytes < 0:
-        raise ValueError(f"required_bytes must be >= 0, not {required_bytes}")
-    free = device.free_memory if device is not None else available_ram()
-    where = device.describe() if device is not None else "CPU RAM"
-    ok = required_bytes <= free
-    verb = "fits in" if ok else "does not fit in"
-    return MemoryCheck(ok, required_bytes, free,
-                       f"{required_bytes / 2**30:.2f} GiB {verb} {free / 2**30:.2f} GiB free ({where})")
-
-
 def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optional[str]) -> Optional[str]:
     """Why CTranslate2 cannot use this driver, or ``None``: its build's CUDA
     major (``consumers.CTRANSLATE2_RULES``) above the highest CUDA version the
@@ -279,3 +286,14 @@ def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optiona
     return (f"the driver supports CUDA {driver_cuda[0]}.{driver_cuda[1]}, but ctranslate2 {ct2_version} is built "
             f"for CUDA {need.cuda_major} ({need.source}): update the NVIDIA driver (`gpuboot doctor` names the "
             "minimum)")
+
+
+def __getattr__(name: str) -> Any:
+    """``check_memory`` and ``MemoryCheck`` moved to ``gpuboot.memory`` (one memory module)."""
+    if name in ("check_memory", "MemoryCheck"):
+        from . import memory
+        from ._compat import renamed
+
+        renamed(f"gpuboot.select.{name}", f"gpuboot.memory.{name} (or gpuboot.{name})")
+        return getattr(memory, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Optional, Tuple
+
+from .._record import Record
 
 __all__ = ["Device", "Inventory"]
 
-@dataclass(frozen=True)
-class Device:
+class Device(Record):
     """One GPU (or one MIG instance) as NVML reports it.
 
     Attributes:
@@ -34,6 +34,9 @@ class Device:
             (``MIG-<GPU-UUID>/<GI>/<CI>`` in ``CUDA_VISIBLE_DEVICES``).
     """
 
+    __slots__ = ("nvml_index", "cuda_ordinal", "uuid", "name", "pci_bus_id", "compute_capability", "total_memory",
+                 "free_memory", "mig_enabled", "mig_instances", "is_mig", "parent_uuid", "mig_profile",
+                 "pci_device_id", "gpu_instance_id", "compute_instance_id")
     nvml_index: int
     cuda_ordinal: Optional[int]
     uuid: str
@@ -42,18 +45,33 @@ class Device:
     compute_capability: Tuple[int, int]
     total_memory: int
     free_memory: int
-    mig_enabled: Optional[bool] = False
-    mig_instances: Tuple[Device, ...] = ()
-    is_mig: bool = False
-    parent_uuid: Optional[str] = None
-    mig_profile: Optional[str] = None
-    pci_device_id: Optional[int] = None
-    gpu_instance_id: Optional[int] = None
-    compute_instance_id: Optional[int] = None
+    mig_enabled: Optional[bool]
+    mig_instances: Tuple[Device, ...]
+    is_mig: bool
+    parent_uuid: Optional[str]
+    mig_profile: Optional[str]
+    pci_device_id: Optional[int]
+    gpu_instance_id: Optional[int]
+    compute_instance_id: Optional[int]
+
+    def __init__(self, nvml_index: int, cuda_ordinal: Optional[int], uuid: str, name: str, pci_bus_id: str,
+                 compute_capability: Tuple[int, int], total_memory: int, free_memory: int,
+                 mig_enabled: Optional[bool] = False, mig_instances: Tuple[Device, ...] = (), is_mig: bool = False,
+                 parent_uuid: Optional[str] = None, mig_profile: Optional[str] = None,
+                 pci_device_id: Optional[int] = None, gpu_instance_id: Optional[int] = None,
+                 compute_instance_id: Optional[int] = None) -> None:
+        self._set(nvml_index=nvml_index, cuda_ordinal=cuda_ordinal, uuid=uuid, name=name, pci_bus_id=pci_bus_id,
+                  compute_capability=compute_capability, total_memory=total_memory, free_memory=free_memory,
+                  mig_enabled=mig_enabled, mig_instances=mig_instances, is_mig=is_mig, parent_uuid=parent_uuid,
+                  mig_profile=mig_profile, pci_device_id=pci_device_id, gpu_instance_id=gpu_instance_id,
+                  compute_instance_id=compute_instance_id)
 
     @property
     def cc(self) -> float:
-        """Compute capability as a number for comparisons (8.9)."""
+        """Deprecated: ``compute_capability`` (a ``(major, minor)`` tuple, which compares correctly)."""
+        from .._compat import renamed
+
+        renamed("Device.cc", "Device.compute_capability")
         return self.compute_capability[0] + self.compute_capability[1] / 10
 
     def describe(self) -> str:
@@ -63,8 +81,7 @@ class Device:
                 f"{gib:.1f} GiB free of {self.total_memory / 2**30:.1f}, NVML {self.nvml_index})")
 
 
-@dataclass(frozen=True)
-class Inventory:
+class Inventory(Record):
     """Everything ``discover()`` learned.
 
     Attributes:
@@ -78,10 +95,18 @@ class Inventory:
         warnings: e.g. the ``CUDA_DEVICE_ORDER`` ambiguity.
     """
 
-    devices: Tuple[Device, ...] = ()
-    visible: Tuple[Device, ...] = ()
-    skipped: Tuple[Tuple[int, str], ...] = ()
-    driver_version: Optional[str] = None
-    cuda_driver_version: Optional[Tuple[int, int]] = None
-    error: Optional[str] = None
-    warnings: Tuple[str, ...] = field(default=())
+    __slots__ = ("devices", "visible", "skipped", "driver_version", "cuda_driver_version", "error", "warnings")
+    devices: Tuple[Device, ...]
+    visible: Tuple[Device, ...]
+    skipped: Tuple[Tuple[int, str], ...]
+    driver_version: Optional[str]
+    cuda_driver_version: Optional[Tuple[int, int]]
+    error: Optional[str]
+    warnings: Tuple[str, ...]
+
+    def __init__(self, devices: Tuple[Device, ...] = (), visible: Tuple[Device, ...] = (),
+                 skipped: Tuple[Tuple[int, str], ...] = (), driver_version: Optional[str] = None,
+                 cuda_driver_version: Optional[Tuple[int, int]] = None, error: Optional[str] = None,
+                 warnings: Tuple[str, ...] = ()) -> None:
+        self._set(devices=devices, visible=visible, skipped=skipped, driver_version=driver_version,
+                  cuda_driver_version=cuda_driver_version, error=error, warnings=warnings)

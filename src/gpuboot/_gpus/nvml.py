@@ -155,11 +155,9 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None,
             bus_order = order_probe()
         visible, warnings = apply_visibility(devices, env.get("CUDA_VISIBLE_DEVICES"), order, bus_order)
         by_uuid = {d.uuid: d.cuda_ordinal for d in visible}
-        from dataclasses import replace
-
-        devices = [replace(d, cuda_ordinal=by_uuid.get(d.uuid),
-                           mig_instances=tuple(replace(m, cuda_ordinal=by_uuid.get(m.uuid))
-                                               for m in d.mig_instances)) for d in devices]
+        devices = [d._replace(cuda_ordinal=by_uuid.get(d.uuid),
+                              mig_instances=tuple(m._replace(cuda_ordinal=by_uuid.get(m.uuid))
+                                                  for m in d.mig_instances)) for d in devices]
         if env.get("CUDA_VISIBLE_DEVICES") is not None and devices and not visible:
             warnings.append(f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU")
         return Inventory(tuple(devices), tuple(visible), tuple(skipped), driver_version, cuda_v, None,

@@ -38,12 +38,22 @@ from __future__ import annotations
 
 import os
 import re
-from typing import List, Mapping, Optional, Set, Tuple
+from typing import List, Literal, Mapping, Optional, Set, Tuple
 
 from .device import Device
 
 __all__ = ["torch_dtype_for", "compute_type_for", "lacks_tensor_cores", "ct2_version", "ct2_supported",
-           "NO_TENSOR_CORE_IDS"]
+           "NO_TENSOR_CORE_IDS", "ComputeType", "COMPUTE_TYPES", "Ct2Device", "TorchDtype"]
+
+#: A compute type CTranslate2 accepts, or "auto" (CTranslate2 docs, "Quantization").
+ComputeType = Literal["auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+                      "float16", "bfloat16", "float32"]
+COMPUTE_TYPES: Tuple[ComputeType, ...] = ("auto", "default", "int8", "int8_float32", "int8_float16",
+                                          "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+#: Where CTranslate2 runs (``WhisperModel(device=)``).
+Ct2Device = Literal["cuda", "cpu"]
+#: The torch dtype chosen, as its ``torch.<name>`` attribute.
+TorchDtype = Literal["bfloat16", "float16", "float32"]
 
 
 #: PCI device ids of the Turing chips without tensor cores: TU117 (0x1F80-0x1FFF:
@@ -66,7 +76,7 @@ def lacks_tensor_cores(device: Device) -> bool:
     return bool(re.search(r"GTX\s*16\d\d", device.name, re.IGNORECASE))
 
 
-def torch_dtype_for(cc: Tuple[int, int], prefer: str = "auto") -> str:
+def torch_dtype_for(cc: Tuple[int, int], prefer: str = "auto") -> TorchDtype:
     """torch dtype for compute capability ``cc`` (rules in the module doc).
     ``prefer="accuracy"`` always gives float32."""
     if prefer == "accuracy":
@@ -117,12 +127,13 @@ def _version_lt(a: str, b: str) -> bool:
 
 def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_version: Optional[str] = None,
                      supported: Optional[Set[str]] = None,
-                     environ: Optional[Mapping[str, str]] = None) -> Tuple[str, str]:
+                     environ: Optional[Mapping[str, str]] = None) -> Tuple[ComputeType, str]:
     """CTranslate2 compute type for ``device`` (``None``: the CPU) and the reason.
 
     ``supported``, when given, is what ``ctranslate2.get_supported_compute_types``
     returned; the choice falls back along the same order until it is in it.
     """
+    chain: List[ComputeType]
     if device is None:
         chain = ["float32"] if prefer == "accuracy" else ["int8", "int8_float32", "float32"]
         why = ("float32: no quantization asked" if prefer == "accuracy" else
@@ -163,7 +174,8 @@ def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_vers
                 if ctype != chain[0]:
                     why += f"; {chain[0]} not in ctranslate2's supported types, using {ctype}"
                 return ctype, why
-        fallback = "float32" if "float32" in supported or not supported else sorted(supported)[0]
+        known = sorted(t for t in supported if t in COMPUTE_TYPES)
+        fallback: ComputeType = "float32" if "float32" in supported or not known else known[0]
         return fallback, why + f"; none preferred is supported, using {fallback}"
     return chain[0], why
 

@@ -143,9 +143,7 @@ def apply_visibility(devices: Sequence[Device], visible: Optional[str], order: O
                 break
             selected.append(match)
     chosen = _one_mig(selected, warnings)
-    from dataclasses import replace
-
-    return [replace(d, cuda_ordinal=i) for i, d in enumerate(chosen)], warnings
+    return [d._replace(cuda_ordinal=i) for i, d in enumerate(chosen)], warnings
 
 
 def _one_mig(selected: Sequence[Device], warnings: List[str]) -> List[Device]:

@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from .._libs import catalog as cat
 from ..consumers import Need, needs_of
-from .report import Context, Finding
+from .report import Context, Finding, Severity
 
 __all__ = ["TORCH_CUDA_INDEXES", "check_libraries", "check_shadowed", "check_renamed", "check_ld_library_path",
            "check_torch", "check_windows_path"]
@@ -38,7 +38,7 @@ def check_libraries(ctx: Context) -> List[Finding]:
         # Without a driver nothing can use the libraries yet: a missing one is
         # noted with its fix, never a problem that installing would turn into
         # "wheels without a driver".
-        severity = "problem" if ctx.driver_present else "info"
+        severity: Severity = "problem" if ctx.driver_present else "info"
         if "cudnn" in n.libraries and n.cudnn_major:
             head += f" + cuDNN {n.cudnn_major}"
         if not res.missing:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
+from .._record import Record
 from ..consumers import Need
 
-__all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Finding", "Context", "Report"]
+__all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Severity", "Finding", "Context", "Report"]
 
 SCHEMA_VERSION = 1
 
@@ -23,11 +24,12 @@ def json_schema() -> Dict[str, Any]:
     return data
 
 
-SEVERITIES = ("ok", "info", "warning", "problem")
+#: How bad a finding is, least first.
+Severity = Literal["ok", "info", "warning", "problem"]
+SEVERITIES: Tuple[Severity, ...] = ("ok", "info", "warning", "problem")
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(Record):
     """One check's result.
 
     Attributes:
@@ -38,11 +40,21 @@ class Finding:
         remedy: an exact command or a one-line instruction, or ``None``.
     """
 
+    __slots__ = ("id", "severity", "title", "evidence", "remedy")
     id: str
-    severity: str
+    severity: Severity
     title: str
-    evidence: Tuple[str, ...] = ()
-    remedy: Optional[str] = None
+    evidence: Tuple[str, ...]
+    remedy: Optional[str]
+
+    def __init__(self, id: str, severity: Severity, title: str, evidence: Tuple[str, ...] = (),
+                 remedy: Optional[str] = None) -> None:
+        self._set(id=id, severity=severity, title=title, evidence=evidence, remedy=remedy)
+
+
+def no_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
+    """A metadata source that knows no distribution (a ``Context`` built by hand)."""
+    return None
 
 
 @dataclass
@@ -59,15 +71,20 @@ class Context:
     installed: List[Any]  # locate() inventory: list[Library]
     loaded: List[str]  # paths of shared objects mapped in this process
     search_paths: Optional[Sequence[str]] = None
-    metadata: Callable[[str], Optional[Tuple[str, Sequence[str]]]] = field(default=lambda name: None)
+    metadata: Callable[[str], Optional[Tuple[str, Sequence[str]]]] = field(default=no_metadata)
     wsl: bool = False
     cpu_threads: Optional[int] = None  # None: this process's (affinity, cgroup quota)
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(Record):
+    #: Not hashable: it holds the mutable ``Context`` the checks read.
+    __hash__ = None  # type: ignore[assignment]
+    __slots__ = ("findings", "context")
     findings: Tuple[Finding, ...]
     context: Context
+
+    def __init__(self, findings: Tuple[Finding, ...], context: Context) -> None:
+        self._set(findings=findings, context=context)
 
     @property
     def problems(self) -> List[Finding]:
@@ -79,6 +96,14 @@ class Report:
         return 1 if self.problems else 0
 
     def to_json(self) -> Dict[str, Any]:
+        """Deprecated: ``to_dict()`` (it returns a dict, not JSON text)."""
+        from .._compat import renamed
+
+        renamed("Report.to_json()", "Report.to_dict()")
+        return self.to_dict()
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The report as ``gpuboot doctor --json`` prints it (``doctor-schema.json``): a JSON-able dict."""
         inv = self.context.inventory
         return {
             "schema_version": SCHEMA_VERSION,

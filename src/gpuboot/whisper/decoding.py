@@ -122,10 +122,11 @@ def _resumable(pipeline: Any, audio: Any, size: int, segments: Any, options: Any
 def _recheck_batch(info: WhisperLoad, size: int) -> int:
     """The planned GPU batch, shrunk to what NVML says is free now."""
     from ..memory import memory_info
-    from .throughput import HEADROOM, per_item_bytes
+    from .model_memory import HEADROOM
+    from .throughput import per_item_bytes
 
     try:
-        free = memory_info(info.device_index).free
+        free = memory_info(info.cuda_ordinal).free
     except LookupError:
         return size
     fits = max(1, int(free / (per_item_bytes(_model_bytes(info.source)) * HEADROOM)))

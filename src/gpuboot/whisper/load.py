@@ -13,53 +13,62 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
-from typing import Any, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Literal, Optional, Tuple, Union
 
 from .. import _deps
+from .._gpus.precision import COMPUTE_TYPES, ComputeType
 from .._log import log
+from .._record import Record
 from ..errors import DriverNotFoundError, ModelLoadError
 from .audio import verify_decoder
 from .models import _check_model, _local_model, _model_bytes
 
-__all__ = ["load_whisper", "WhisperLoad", "Attempt", "load_info", "COMPUTE_TYPES", "DEVICES"]
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
 
-#: compute types CTranslate2 accepts (CTranslate2 docs, "Quantization").
-COMPUTE_TYPES: Tuple[str, ...] = ("auto", "default", "int8", "int8_float32", "int8_float16",
-                                  "int8_bfloat16", "int16", "float16", "bfloat16", "float32")
+    from ..select import Preference
 
+__all__ = ["load_whisper", "WhisperLoad", "Attempt", "load_info", "COMPUTE_TYPES", "DEVICES", "ComputeType",
+           "WhisperDevice"]
 
-DEVICES: Tuple[str, ...] = ("auto", "cpu", "cuda")
+#: Where faster-whisper / CTranslate2 run (``WhisperModel(device=)``), or "auto".
+WhisperDevice = Literal["auto", "cpu", "cuda"]
+DEVICES: Tuple[WhisperDevice, ...] = ("auto", "cpu", "cuda")
 
 
 #: One second of audio at Whisper's 16 kHz sample rate.
 PROBE_SAMPLES = 16000
 
 
-@dataclass(frozen=True)
-class Attempt:
+class Attempt(Record):
     """One try at constructing and verifying the model."""
 
+    __slots__ = ("device", "compute_type", "ok", "error", "elapsed_ms", "cuda_ordinal")
     device: str
     compute_type: str
     ok: bool
-    error: Optional[str] = None
-    elapsed_ms: float = 0.0
-    device_index: int = 0  # the CUDA ordinal tried (0 on the CPU)
+    error: Optional[str]
+    elapsed_ms: float
+    cuda_ordinal: int  # the CUDA ordinal tried (0 on the CPU)
+
+    def __init__(self, device: str, compute_type: str, ok: bool, error: Optional[str] = None,
+                 elapsed_ms: float = 0.0, cuda_ordinal: int = 0) -> None:
+        self._set(device=device, compute_type=compute_type, ok=ok, error=error, elapsed_ms=elapsed_ms,
+                  cuda_ordinal=cuda_ordinal)
 
     def describe(self) -> str:
         state = "ok" if self.ok else f"failed: {self.error}"
         return f"{self.device}/{self.compute_type} {state} ({self.elapsed_ms:.0f} ms)"
 
 
-@dataclass(frozen=True)
-class WhisperLoad:
+class WhisperLoad(Record):
     """How ``load_whisper`` got its model; read it with ``load_info(model)``.
 
     Attributes:
         model: the size name or directory that was loaded.
         device: ``"cuda"`` or ``"cpu"``.
-        device_index: the CUDA ordinal (0 on CPU).
+        cuda_ordinal: the CUDA ordinal (0 on CPU); ``device_index`` is its
+            deprecated spelling.
         compute_type: the CTranslate2 compute type in use.
         reason: why this device and type were chosen.
         trail: every attempt in order, failures first.
@@ -73,20 +82,38 @@ class WhisperLoad:
         source: the model directory loaded (a size name resolved in the cache).
     """
 
+    __slots__ = ("model", "device", "cuda_ordinal", "compute_type", "reason", "trail", "load_ms", "probe_ms",
+                 "batched", "batch_size", "cpu_threads", "num_workers", "throughput", "source")
     model: str
     device: str
-    device_index: int
+    cuda_ordinal: int
     compute_type: str
     reason: str
     trail: Tuple[Attempt, ...]
     load_ms: float
     probe_ms: float
-    batched: bool = False
-    batch_size: int = 1
-    cpu_threads: int = 0
-    num_workers: int = 1
-    throughput: str = ""
-    source: str = ""
+    batched: bool
+    batch_size: int
+    cpu_threads: int
+    num_workers: int
+    throughput: str
+    source: str
+
+    def __init__(self, model: str, device: str, cuda_ordinal: int, compute_type: str, reason: str,
+                 trail: Tuple[Attempt, ...], load_ms: float, probe_ms: float, batched: bool = False,
+                 batch_size: int = 1, cpu_threads: int = 0, num_workers: int = 1, throughput: str = "",
+                 source: str = "") -> None:
+        self._set(model=model, device=device, cuda_ordinal=cuda_ordinal, compute_type=compute_type, reason=reason,
+                  trail=trail, load_ms=load_ms, probe_ms=probe_ms, batched=batched, batch_size=batch_size,
+                  cpu_threads=cpu_threads, num_workers=num_workers, throughput=throughput, source=source)
+
+    @property
+    def device_index(self) -> int:
+        """Deprecated: ``cuda_ordinal`` (one name for the CUDA ordinal across gpuboot)."""
+        from .._compat import renamed
+
+        renamed("WhisperLoad.device_index", "WhisperLoad.cuda_ordinal")
+        return self.cuda_ordinal
 
 
 def _plan(device: str, compute_type: str, choice: Any) -> Tuple[List[Tuple[str, str]], str]:
@@ -132,9 +159,10 @@ def _probe(model: Any) -> None:
         model.encode(pad_or_trim(features))
 
 
-def load_whisper(model: str = "small", *, device: str = "auto", compute_type: str = "auto",
-                 device_index: Optional[int] = None, prefer: str = "auto", batched: Union[str, bool] = "auto",
-                 batch_size: Union[str, int] = "auto", streams: int = 1, **kwargs: Any) -> Any:
+def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", compute_type: ComputeType = "auto",
+                 cuda_ordinal: Optional[int] = None, prefer: Preference = "auto", batched: Union[str, bool] = "auto",
+                 batch_size: Union[str, int] = "auto", streams: int = 1, device_index: Optional[int] = None,
+                 **kwargs: Any) -> WhisperModel:
     """Return a verified ``faster_whisper.WhisperModel``.
 
     Runs ``ensure()`` and ``select_device()`` (best visible GPU, or the CPU,
@@ -152,8 +180,11 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.  ``"cuda"`` never falls
             back to the CPU.
         compute_type: a CTranslate2 compute type or ``"auto"``.
-        device_index: CUDA ordinal (not the NVML index); the compute type is
+        cuda_ordinal: CUDA ordinal (not the NVML index); the compute type is
             chosen for that GPU.  Default: the GPU ``select_device`` chose.
+            One that names no visible GPU: with ``device="auto"`` a warning
+            and the automatic choice, with ``device="cuda"`` a ``ValueError``.
+            ``device_index`` is its deprecated spelling.
         prefer: ``"auto"``, ``"speed"``, ``"accuracy"`` or ``"memory"``, as
             for ``select_device``.
         batched: ``"auto"`` (faster-whisper's ``BatchedInferencePipeline``
@@ -184,11 +215,16 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         ValueError: unknown ``device`` or ``compute_type``.
         ModelLoadError: every attempt failed; ``trail`` has the reasons.
     """
+    if device_index is not None:
+        from .._compat import renamed
+
+        renamed("load_whisper(device_index=)", "load_whisper(cuda_ordinal=)")
+        cuda_ordinal = device_index if cuda_ordinal is None else cuda_ordinal
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
     if compute_type not in COMPUTE_TYPES:
         raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, not {compute_type!r}")
-    WhisperModel = _deps.faster_whisper().WhisperModel
+    model_class = _deps.faster_whisper().WhisperModel
     from ..boot import ensure
     from ..select import select_device
     from .model_memory import recommend_whisper_model
@@ -200,13 +236,13 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
                                   f"({report.driver.evidence})",
                                   "install the NVIDIA driver (https://www.nvidia.com/drivers), "
                                   "or use device='auto', which runs on the CPU")
-    try:  # an explicit device_index re-runs the precision rules for that GPU
-        choice = select_device(prefer=prefer, driver=report.driver, device_index=device_index)
+    try:  # an explicit cuda_ordinal re-runs the precision rules for that GPU
+        choice = select_device(prefer=prefer, driver=report.driver, cuda_ordinal=cuda_ordinal)
     except ValueError:
         if device == "cuda":
             raise
-        log.warning("device_index=%s is not a visible GPU; choosing automatically", device_index)
-        device_index = None  # the automatic choice's ordinal, never the invalid one
+        log.warning("cuda_ordinal=%s is not a visible GPU; choosing automatically", cuda_ordinal)
+        cuda_ordinal = None  # the automatic choice's ordinal, never the invalid one
         choice = select_device(prefer=prefer, driver=report.driver)
     if model == "auto":
         model = recommend_whisper_model(choice)
@@ -214,7 +250,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
     name = _check_model(model)
     source = _local_model(name, kwargs)
     plan, reason = _plan(device, compute_type, choice)
-    ordinal = device_index if device_index is not None else (choice.cuda_ordinal or 0)
+    ordinal = cuda_ordinal if cuda_ordinal is not None else (choice.cuda_ordinal or 0)
     model_bytes = _model_bytes(source)
 
     trail: List[Attempt] = []
@@ -224,7 +260,7 @@ def load_whisper(model: str = "small", *, device: str = "auto", compute_type: st
         index = ordinal if dev == "cuda" else 0
         t0 = time.perf_counter()
         try:
-            instance = WhisperModel(source, device=dev, device_index=index, compute_type=ctype, **args)
+            instance = model_class(source, device=dev, device_index=index, compute_type=ctype, **args)
             t1 = time.perf_counter()
             _probe(instance)
             t2 = time.perf_counter()
@@ -256,8 +292,8 @@ def _throughput_for(dev: str, choice: Any, model_bytes: int, batched: Union[str,
     from .._gpus.host import available_ram
     from .throughput import plan_throughput
 
-    on_gpu = dev == "cuda" and choice.device is not None
-    free = choice.device.free_memory if on_gpu else available_ram() or None
+    on_gpu = dev == "cuda" and choice.gpu is not None
+    free = choice.gpu.free_memory if on_gpu else available_ram() or None
     return plan_throughput(dev, cores=choice.cpu_threads, model_bytes=model_bytes, free_bytes=free,
                            resident_bytes=model_bytes, batched=batched, batch_size=batch_size, streams=streams)
 

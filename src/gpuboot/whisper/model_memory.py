@@ -10,8 +10,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ..select import DeviceChoice
 
-__all__ = ["WHISPER_MEMORY", "WHISPER_ORDER", "HEADROOM", "CPU_MAX_MODEL", "peak_memory", "recommend_whisper_model"]
+__all__ = ["WHISPER_MEMORY", "WHISPER_ORDER", "HEADROOM", "MiB", "CPU_MAX_MODEL", "peak_memory",
+           "recommend_whisper_model"]
 
+#: Bytes in a mebibyte (the unit of the measured figures below).
 MiB = 2**20
 
 #: Peak memory of faster-whisper, bytes, by model and precision, with the source.
@@ -39,8 +41,9 @@ WHISPER_MEMORY: Tuple[Tuple[str, str, int, str], ...] = (
 #: Best first: quality order of the models above (large-v3 is the most accurate).
 WHISPER_ORDER: Tuple[str, ...] = ("large-v3", "large-v2", "large-v3-turbo", "distil-large-v3", "medium", "small",
                                   "base", "tiny")
-#: Free memory kept back beyond the measured peak: 20 % (other allocations,
-#: fragmentation, longer audio than the benchmark).
+#: Free memory kept back beyond a measured peak or an estimate: 20 % (other
+#: allocations, fragmentation, longer audio than the benchmark).  Model choice
+#: and batch sizing (``throughput.py``) use the same margin.
 HEADROOM = 1.2
 #: Largest model recommended on a CPU: the README benchmarks only small there.
 CPU_MAX_MODEL = "small"
@@ -71,9 +74,9 @@ def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM,
         headroom: factor over the measured peak (default 1.2).
         free_bytes: override the free memory (tests).
     """
-    on_gpu = choice.kind == "cuda" and choice.device is not None
+    on_gpu = choice.kind == "cuda" and choice.gpu is not None
     if free_bytes is None:
-        free_bytes = choice.device.free_memory if on_gpu and choice.device is not None else available_ram()
+        free_bytes = choice.gpu.free_memory if on_gpu and choice.gpu is not None else available_ram()
     models: Iterable[str] = WHISPER_ORDER
     if not on_gpu:
         models = WHISPER_ORDER[WHISPER_ORDER.index(CPU_MAX_MODEL):]

@@ -23,16 +23,14 @@ from __future__ import annotations
 from typing import Optional, Union
 
 from .._record import Record
+from .model_memory import HEADROOM, MiB
 
 __all__ = ["ThroughputPlan", "plan_throughput", "per_item_bytes", "MAX_BATCH", "CPU_BATCH_PER_CORE"]
 
-MiB = 2**20
 #: Per batch item, large-v2 (faster-whisper README: (6090 - 4525) MB / 7).
 LARGE_V2_ITEM_BYTES = 224 * MiB
 #: large-v2's float16 model.bin, bytes (Systran/faster-whisper-large-v2).
 LARGE_V2_MODEL_BYTES = 3_086_912_962
-#: Free memory kept back beyond the estimate.
-HEADROOM = 1.2
 #: Largest batch chosen automatically: past it the GPU is saturated and memory is wasted.
 MAX_BATCH = 32
 #: CPU batch items per core this process may use (bench: 16 on 2 cores was the fastest).
