@@ -79,8 +79,11 @@ def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pyt
     from gpuboot._gpus import driver as _driver
     from gpuboot._gpus import nvml
 
+    from gpuboot._gpus import probe
+
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present, "injected"))
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
+    monkeypatch.setattr(probe, "probe_driver", lambda **kw: probe.DriverProbe())  # a host with nothing NVIDIA
     out = io.StringIO()
     assert cli.main(["doctor"], stdout=out) in (0, 1)
     first = out.getvalue().splitlines()[0]

@@ -63,6 +63,11 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from gpuboot.doctor import diagnose, gather
     from gpuboot.whisper import embedded_model
 
+    from gpuboot._gpus.causes import driver_causes
+    from gpuboot._gpus.probe import DriverProbe
+
+    probe_ = DriverProbe(libcuda="/usr/lib/x86_64-linux-gnu/libcuda.so.535.261.03", libcuda_version="535.261.03",
+                         cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
     report_ = diagnose(gather(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
     model_dir = embedded_model()
@@ -96,6 +101,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Finding": report_.findings[0],
         "WhisperLoad": load,
         "Attempt": load.trail[0],
+        "DriverProbe": probe_,
+        "Cause": driver_causes(probe_)[0],
     }
 
 

@@ -162,7 +162,7 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
                   environ: Optional[Mapping[str, str]] = None, reconcile: bool = True,
                   ct2_version: Optional[str] = None, driver: Optional[DriverInfo] = None,
                   cuda_ordinal: Optional[int] = None, cpu_threads: Optional[int] = None,
-                  device_index: Optional[int] = None) -> DeviceChoice:
+                  probe: Any = None, device_index: Optional[int] = None) -> DeviceChoice:
     """Choose the device and precisions for this process.
 
     Among the GPUs CUDA will see (``CUDA_VISIBLE_DEVICES`` applied -- Ray sets
@@ -187,6 +187,10 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
             precision rules run for that GPU.
         cpu_threads: CPUs this process may use (default: its affinity mask
             capped by the cgroup CPU quota, ``_host.cpu_threads()``).
+        probe: a ``DriverProbe`` to explain a missing GPU with (default:
+            asked only when no GPU is usable and a driver, or a user-space
+            ``libcuda``, is on the machine: then the reason names the broken
+            layer and its fix, as ``gpuboot doctor`` does).
         device_index: deprecated spelling of ``cuda_ordinal``.
 
     Returns:
@@ -255,7 +259,7 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
     elif inv.devices and not visible:
         gpu_why = f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU"
     elif inv.error:
-        gpu_why = f"no usable GPU ({inv.error})"
+        gpu_why = f"no usable GPU ({_driver_cause(inv.error, probe, inventory is None and nvml is None, env)})"
     else:
         gpu_why = "no GPU found"
     ctype, ct_why = compute_type_for(None, prefer)
@@ -269,7 +273,23 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
                         inv.cuda_driver_version)
 
 
-# --------------------------------------------------------------------------- memory
+def _driver_cause(error: str, probe: Any, real: bool, env: Mapping[str, str]) -> str:
+    """Why no GPU is usable, in one line: the driver probe's broken layer and
+    fix when there is a driver (or a user-space ``libcuda``) to ask, else
+    discovery's own error ("no NVIDIA driver ...")."""
+    if probe is None and real:
+        from ._gpus.driver import detect_driver
+        from ._gpus.probe import libcuda_hints, probe_driver
+
+        if detect_driver().present or libcuda_hints(environ=env):
+            probe = probe_driver(environ=env)
+    if probe is None:
+        return error
+    from ._gpus.causes import cause_line
+
+    return cause_line(probe) or error
+
+
 
 
 def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optional[str]) -> Optional[str]:

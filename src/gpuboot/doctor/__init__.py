@@ -5,16 +5,17 @@ injectable for tests) and returns ``Finding``s: an id, a severity, the
 evidence (paths, versions) and a remedy that is an exact command or a
 one-line instruction.  Nothing heavy is imported: versions come from
 ``importlib.metadata``.  The JSON form (``gpuboot doctor --json``) follows
-``gpuboot/doctor/doctor-schema.json`` (``schema_version`` 1), shipped in the package
+``gpuboot/doctor/doctor-schema.json`` (``schema_version`` 2), shipped in the package
 (``json_schema()``).
 
 Modules: ``report`` (the values and their rendering), ``gather``,
-``checks_gpu`` and ``checks_libs`` (the checks), ``diagnosis`` (the order).
+``checks_driver``, ``checks_gpu`` and ``checks_libs`` (the checks), ``diagnosis`` (the order).
 """
 
 from __future__ import annotations
 
-from .checks_gpu import DRIVER_MINIMUMS, check_choice, check_devices, check_driver, check_driver_age
+from .checks_driver import check_driver
+from .checks_gpu import DRIVER_MINIMUMS, check_choice, check_cublas_for_gpu, check_devices, check_driver_age
 from .checks_libs import (
     TORCH_CUDA_INDEXES,
     check_ld_library_path,
@@ -30,5 +31,5 @@ from .report import SCHEMA_VERSION, SEVERITIES, Context, Finding, Report, json_s
 
 __all__ = ["json_schema", "Finding", "Context", "Report", "gather", "diagnose", "DRIVER_MINIMUMS", "SCHEMA_VERSION",
            "CHECKS", "CONSUMER_ALIASES", "SEVERITIES", "TORCH_CUDA_INDEXES", "check_driver", "check_driver_age",
-           "check_devices", "check_choice", "check_libraries", "check_shadowed", "check_renamed",
-           "check_ld_library_path", "check_torch", "check_windows_path"]
+           "check_devices", "check_choice", "check_cublas_for_gpu", "check_libraries", "check_shadowed",
+           "check_renamed", "check_ld_library_path", "check_torch", "check_windows_path"]

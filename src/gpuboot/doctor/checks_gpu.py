@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import List, Mapping
 
-from .._libs import catalog as cat
 from .report import Context, Finding
 
-__all__ = ["DRIVER_MINIMUMS", "check_driver", "check_driver_age", "check_devices", "check_choice"]
+__all__ = ["DRIVER_MINIMUMS", "check_driver_age", "check_devices", "check_choice", "check_cublas_for_gpu"]
 
 #: Minimum driver per CUDA major (CUDA Toolkit release notes, "CUDA Toolkit and
 #: Corresponding Driver Versions" / minor version compatibility table).
@@ -18,40 +17,14 @@ DRIVER_MINIMUMS: Mapping[int, Mapping[str, str]] = {
 }
 
 
-def check_driver(ctx: Context) -> List[Finding]:
-    inv = ctx.inventory
-    if not ctx.driver_present:
-        out = [Finding("no-driver", "info", "NVIDIA driver: not found", (ctx.driver_evidence,),
-                       "install the NVIDIA driver to use a GPU (https://www.nvidia.com/drivers)")]
-        wheels = [lib for lib in ctx.installed if lib.source == "wheel"]
-        needed = {name for n in ctx.needs for name in (*n.libraries, *n.optional)}
-        needed = needed | {d for name in needed for d in cat.spec(name).depends + cat.spec(name).parts}
-        kept_dists = {lib.distribution for lib in wheels if lib.name in needed and lib.distribution}
-        spare = [lib for lib in wheels if lib.name not in needed and lib.distribution not in kept_dists]
-        if spare:
-            size = 0
-            for lib in spare:
-                try:
-                    size += lib.path.stat().st_size
-                except OSError:
-                    pass
-            dists = sorted({lib.distribution for lib in spare if lib.distribution})
-            kept = sorted(d for d in kept_dists if d)
-            out.append(Finding(
-                "wheels-without-driver", "warning",
-                f"NVIDIA wheels that no installed consumer needs ({size / 2**30:.2f} GiB of libraries), and no "
-                "driver to use them", (*(dists or [str(w.path) for w in spare[:5]]),
-                                       *(f"kept, needed by a consumer: {d}" for d in kept)),
-                ("pip uninstall -y " + " ".join(dists)) if dists else "remove the NVIDIA wheels or install a driver"))
-        return out
-    version = inv.driver_version or "unknown version"
-    cuda = f"CUDA {inv.cuda_driver_version[0]}.{inv.cuda_driver_version[1]}" if inv.cuda_driver_version else "CUDA ?"
-    return [Finding("driver", "ok", f"NVIDIA driver {version} (supports up to {cuda})", (ctx.driver_evidence,))]
-
-
 def check_driver_age(ctx: Context) -> List[Finding]:
+    """Each consumer's CUDA major against the highest CUDA version the driver
+    supports (minor version compatibility: any 12.x runtime on a 12.x driver)."""
     cuda_v = ctx.inventory.cuda_driver_version
-    if cuda_v is None or not ctx.driver_present:
+    if cuda_v is None and ctx.probe is not None and ctx.probe.answered:
+        v = ctx.probe.nvml_cuda_version or ctx.probe.cuda_driver_version
+        cuda_v = (v // 1000, v % 1000 // 10) if v else None
+    if cuda_v is None:
         return []
     out = []
     for n in ctx.needs:
@@ -61,7 +34,8 @@ def check_driver_age(ctx: Context) -> List[Finding]:
                 "driver-too-old", "problem",
                 f"{n.consumer} {n.version} needs CUDA {n.cuda_major}, but the driver supports only up to "
                 f"CUDA {cuda_v[0]}.{cuda_v[1]}",
-                (f"driver {ctx.inventory.driver_version}", f"source: {n.source}"),
+                (f"driver {ctx.inventory.driver_version or (ctx.probe.user_space if ctx.probe else None)}",
+                 f"source: {n.source}"),
                 f"upgrade the NVIDIA driver to >= {minimum} (CUDA {n.cuda_major} minimum on "
                 f"{'Windows' if ctx.platform == 'win32' else 'Linux'})"))
     return out
@@ -110,3 +84,35 @@ def check_choice(ctx: Context) -> List[Finding]:
     return [Finding("device-choice", "info",
                     f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
                     (c.reason, *c.warnings))]
+
+
+#: cuBLAS supports compute capability 12.0 (Blackwell: RTX 50xx, RTX PRO 6000)
+#: from CUDA 12.8; older releases fail with CUBLAS_STATUS_NOT_SUPPORTED (CUDA
+#: 12.8 release notes: "Added support for Blackwell").  Wheel version -> CUDA.
+BLACKWELL_CUBLAS = "12.8"
+
+
+def check_cublas_for_gpu(ctx: Context) -> List[Finding]:
+    """A CC 12.0 GPU with a cuBLAS wheel from before CUDA 12.8."""
+    from packaging.version import InvalidVersion, Version
+
+    blackwell = [d for d in ctx.inventory.visible if d.compute_capability == (12, 0)]
+    if not blackwell:
+        return []
+    out: List[Finding] = []
+    for lib in ctx.installed:
+        if lib.name != "cublas" or lib.cuda_major != 12 or not lib.version:
+            continue
+        try:
+            old = Version(lib.version) < Version(BLACKWELL_CUBLAS)
+        except InvalidVersion:
+            continue
+        if old:
+            out.append(Finding(
+                "cublas-too-old-for-gpu", "problem",
+                f"cuBLAS {lib.version} predates CUDA {BLACKWELL_CUBLAS}, the first with compute capability 12.0 "
+                f"support: {blackwell[0].name} fails with CUBLAS_STATUS_NOT_SUPPORTED",
+                (f"{lib.filename}: {lib.path}", f"GPU {blackwell[0].describe()}",
+                 "source: CUDA 12.8 release notes (Blackwell support)"),
+                f"pip install 'nvidia-cublas-cu12>={BLACKWELL_CUBLAS}'"))
+    return out

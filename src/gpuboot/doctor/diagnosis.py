@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 
-from .checks_gpu import check_choice, check_devices, check_driver, check_driver_age
+from .checks_driver import check_driver
+from .checks_gpu import check_choice, check_cublas_for_gpu, check_devices, check_driver_age
 from .checks_libs import (
     check_ld_library_path,
     check_libraries,
@@ -26,7 +27,7 @@ CONSUMER_ALIASES: Mapping[str, str] = {"ctranslate2": "ctranslate2", "torch": "t
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
     check_driver, check_driver_age, check_devices, check_choice, check_libraries, check_renamed, check_shadowed,
     check_ld_library_path,
-    check_torch, check_windows_path,
+    check_torch, check_windows_path, check_cublas_for_gpu,
 )
 
 

@@ -37,9 +37,13 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
            nvml: Any = None, driver: Optional[bool] = None,
            metadata: Optional[Callable[[str], Optional[Tuple[str, Sequence[str]]]]] = None,
            loaded: Optional[List[str]] = None, initial_environ: Optional[Mapping[str, str]] = None,
-           wsl: Optional[bool] = None, cpu_threads: Optional[int] = None) -> Context:
+           wsl: Optional[bool] = None, cpu_threads: Optional[int] = None, probe: Any = None) -> Context:
     """Read this process and machine into a ``Context``; every argument
-    replaces one source (tests)."""
+    replaces one source (tests).
+
+    ``probe`` is a ``DriverProbe`` (``_gpus.probe``); when the driver check is
+    not given (``driver=None``) and no probe is, the driver is asked
+    (``probe_driver()``: a child process, ~60 ms)."""
     from .._gpus.driver import DriverInfo, detect_driver
     from .._gpus.nvml import discover
     from .._libs.platform import check_platform
@@ -55,11 +59,16 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
     needs = installed_needs(names, meta)
     inv = discover(nvml=nvml, environ=env, driver=info)
     installed = locate(search_paths=search_paths, platform=plat)
+    if probe is None and driver is None:
+        from .._gpus.probe import probe_driver
+
+        probe = probe_driver(environ=env, platform=plat)
     if wsl is None:
-        wsl = os.path.exists("/usr/lib/wsl/lib/libcuda.so.1") or "microsoft" in _read("/proc/version").lower()
+        wsl = probe.wsl if probe is not None else (
+            os.path.exists("/usr/lib/wsl/lib/libcuda.so.1") or "microsoft" in _read("/proc/version").lower())
     return Context(plat, env, _initial_environ() if initial_environ is None and environ is None else initial_environ,
                    present, evidence, inv, needs, installed,
-                   _loaded_objects() if loaded is None else loaded, search_paths, meta, wsl, cpu_threads)
+                   _loaded_objects() if loaded is None else loaded, search_paths, meta, wsl, cpu_threads, probe)
 
 
 def _read(path: str) -> str:

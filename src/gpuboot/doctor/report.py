@@ -10,7 +10,7 @@ from ..consumers import Need
 
 __all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Severity", "Finding", "Context", "Report"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def json_schema() -> Dict[str, Any]:
@@ -74,6 +74,7 @@ class Context:
     metadata: Callable[[str], Optional[Tuple[str, Sequence[str]]]] = field(default=no_metadata)
     wsl: bool = False
     cpu_threads: Optional[int] = None  # None: this process's (affinity, cgroup quota)
+    probe: Any = None  # _gpus.probe.DriverProbe: what the driver answered (None: not asked)
 
 
 class Report(Record):
@@ -89,6 +90,14 @@ class Report(Record):
     @property
     def problems(self) -> List[Finding]:
         return [f for f in self.findings if f.severity == "problem"]
+
+    @property
+    def answered(self) -> bool:
+        """The driver answered: NVML initialised (``discover`` read the driver's version) or
+        the probe's ``cuInit``/``nvmlInit`` returned 0."""
+        probe = self.context.probe
+        nvml = self.context.driver_present and self.context.inventory.error is None
+        return bool(nvml or (probe is not None and probe.answered))
 
     @property
     def exit_code(self) -> int:
@@ -109,6 +118,8 @@ class Report(Record):
             "schema_version": SCHEMA_VERSION,
             "platform": self.context.platform,
             "driver": {"present": self.context.driver_present, "evidence": self.context.driver_evidence,
+                       "answered": self.answered,
+                       "probe": self.context.probe.to_dict() if self.context.probe is not None else None,
                        "version": inv.driver_version,
                        "cuda_version": list(inv.cuda_driver_version) if inv.cuda_driver_version else None},
             "devices": [{"nvml_index": d.nvml_index, "cuda_ordinal": d.cuda_ordinal, "uuid": d.uuid, "name": d.name,

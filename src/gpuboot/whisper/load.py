@@ -273,7 +273,7 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         if len(trail) > 1:
             label = "CPU" if dev == "cpu" else "CUDA"
             reason = f"{label} {ctype}: fell back after " + "; ".join(
-                a.describe() for a in trail[:-1])
+                a.describe() for a in trail[:-1]) + _cuda_cause(trail)
         info = WhisperLoad(name, dev, ordinal if dev == "cuda" else 0, ctype, reason,
                            tuple(trail), (t1 - t0) * 1e3, (t2 - t1) * 1e3, throughput.batched,
                            throughput.batch_size, int(args["cpu_threads"]), int(args["num_workers"]),
@@ -281,10 +281,25 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         instance.gpuboot = info
         log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
         return instance
-    fix = ("run `gpuboot doctor` for the cause" if any(a.device == "cuda" for a in trail)
-           else "check the model directory and `pip install 'gpuboot[whisper]'`")
+    cause = _cuda_cause(trail)
+    fix = (cause[len("; cause: "):] + "; `gpuboot doctor` checks every layer" if cause
+           else "run `gpuboot doctor` for the cause") if any(
+        a.device == "cuda" for a in trail) else "check the model directory and `pip install 'gpuboot[whisper]'`"
     raise ModelLoadError("no device could run the Whisper model: " + "; ".join(a.describe() for a in trail),
                          fix, trail)
+
+
+def _cuda_cause(trail: List[Attempt]) -> str:
+    """``"; cause: <layer>: <what> -- fix: <command>"`` when CUDA attempts
+    failed and the driver probe names a broken layer (as ``gpuboot doctor``
+    does), else ``""``."""
+    if not any(a.device == "cuda" and not a.ok for a in trail):
+        return ""
+    from .._gpus.causes import cause_line
+    from .._gpus.probe import probe_driver
+
+    line = cause_line(probe_driver())
+    return f"; cause: {line}" if line else ""
 
 
 def _throughput_for(dev: str, choice: Any, model_bytes: int, batched: Union[str, bool],
