@@ -2,7 +2,10 @@
 
     python scripts/gpu_check.py [--out docs/gpu-check.txt]
 
-Prints, per CUDA ordinal: NVML (through gpuboot) name, compute capability,
+Prints first what the driver itself answered (gpuboot's driver probe: the
+libcuda the loader resolved, cuInit, NVML, the kernel module, device nodes,
+container and WSL facts) and the broken layer, if any; then, per CUDA ordinal:
+NVML (through gpuboot) name, compute capability,
 memory and UUID; torch's name, capability, memory and UUID; CTranslate2's
 supported compute types and gpuboot's choice.  Exits 1 on any disagreement
 (device counts, names, compute capability, UUID order, a chosen compute type
@@ -32,6 +35,20 @@ def main() -> int:
     def say(text: str) -> None:
         print(text)
         lines.append(text)
+
+    from gpuboot._gpus.causes import driver_causes
+    from gpuboot._gpus.probe import probe_driver
+
+    probe = probe_driver()
+    say(f"driver probe ({probe.elapsed_ms:.0f} ms in a child process):")
+    for key, value in probe.to_dict().items():
+        if value not in (None, [], False) and key != "elapsed_ms":
+            say(f"  {key}: {value}")
+    causes = driver_causes(probe)
+    for c in causes:
+        say(f"  {c.severity}: {c.line()}")
+    if not causes:
+        say("  the driver answered" if probe.answered else "  no NVIDIA driver here")
 
     inv = gpuboot.discover()
     say(f"python {platform.python_version()}  driver {inv.driver_version}  driver CUDA {inv.cuda_driver_version}")

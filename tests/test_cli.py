@@ -77,9 +77,7 @@ def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pyt
 
     from gpuboot import cli
     from gpuboot._gpus import driver as _driver
-    from gpuboot._gpus import nvml
-
-    from gpuboot._gpus import probe
+    from gpuboot._gpus import nvml, probe
 
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present, "injected"))
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))

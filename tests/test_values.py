@@ -60,11 +60,10 @@ def values(tmp_path: Path) -> Dict[str, Any]:
 
     compile_stub(stub, "libcublasLt.so.12")
     candidates = Search("win32", [str(site)], {}).candidates([_catalog.spec("cublas")])
-    from gpuboot.doctor import diagnose, gather
-    from gpuboot.whisper import embedded_model
-
     from gpuboot._gpus.causes import driver_causes
     from gpuboot._gpus.probe import DriverProbe
+    from gpuboot.doctor import diagnose, gather
+    from gpuboot.whisper import embedded_model
 
     probe_ = DriverProbe(libcuda="/usr/lib/x86_64-linux-gnu/libcuda.so.535.261.03", libcuda_version="535.261.03",
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))

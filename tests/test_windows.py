@@ -220,10 +220,12 @@ def test_doctor_json_on_windows_names_the_missing_path_entry(py313: WinPython, t
         print(json.dumps({{"code": code, "report": json.loads(buf.getvalue())}}))
     """, tmp_path)
     report = out["report"]
-    assert out["code"] == 1 and report["schema_version"] == 1
+    assert out["code"] == 1 and report["schema_version"] == 2  # 2: the driver probe (driver.probe)
     findings = {f["id"]: f for f in report["findings"]}
     assert findings["consumer-ready"]["severity"] == "ok"
     assert findings["no-driver"]["evidence"][0].lower().endswith(r"system32\nvcuda.dll not found")
+    probe = report["driver"]["probe"]  # the driver asked for real: Windows' loader has no nvcuda.dll here
+    assert probe["platform"] == "win32" and probe["libcuda"] is None and probe["libcuda_error"]
     f = findings["windows-dll-dirs-not-on-path"]
     assert f["severity"] == "problem" and "gpuboot.ensure()" in f["remedy"] and "--shell cmd" in f["remedy"]
     assert any(e.lower().endswith(r"\nvidia\cublas\bin") for e in f["evidence"])

@@ -83,7 +83,7 @@ def _evidence(p: DriverProbe) -> Tuple[str, ...]:
     if p.libcuda:
         out.append(f"libcuda: {p.libcuda}" + (f" (user-space driver {p.libcuda_version})" if p.libcuda_version else ""))
     elif p.libcuda_error:
-        out.append(f"libcuda.so.1: {p.libcuda_error}")
+        out.append(f"{'nvcuda.dll' if p.platform == 'win32' else 'libcuda.so.1'}: {p.libcuda_error}")
     if p.cuda_driver_version:
         out.append(f"cuDriverGetVersion: {p.cuda_driver_version}")
     if p.cu_init is not None:
@@ -161,9 +161,11 @@ def driver_causes(p: DriverProbe, *, gpu_expected: bool = False) -> List[Cause]:
                          "instead", "CUDA on WSL User Guide: do not install a Linux display driver in WSL"))
         return out
     if (km and user and km != user and not compat) or p.nvml_init == 18:
+        differ = (f"kernel module {km} and user-space driver {user} differ" if km and user and km != user else
+                  f"NVML's library ({p.nvml_lib or 'libnvidia-ml.so.1'}) does not match the kernel module "
+                  f"{km or '?'} (NVML_ERROR_LIB_RM_VERSION_MISMATCH, 18)")
         out.append(Cause("driver-version-mismatch", "driver", "problem",
-                         f"kernel module {km or '?'} and user-space driver {user or '?'} differ "
-                         "(\"Failed to initialize NVML: Driver/library version mismatch\")", ev,
+                         f"{differ} (\"Failed to initialize NVML: Driver/library version mismatch\")", ev,
                          "reboot after the driver upgrade (or reload the modules: `sudo rmmod nvidia_uvm "
                          "nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia`); in a container, the driver "
                          "libraries must be the host's (NVIDIA Container Toolkit)", "nvml.h 18"))
@@ -192,7 +194,7 @@ def driver_causes(p: DriverProbe, *, gpu_expected: bool = False) -> List[Cause]:
                          "this container has no GPU access: no NVIDIA device nodes or driver libraries inside", ev,
                          _CONTAINER_FIX, "NVIDIA Container Toolkit: docker run --gpus"))
         return out
-    if (p.libcuda or p.nvml_lib) and not km and not p.wsl:
+    if (p.libcuda or p.nvml_lib) and not km and not p.wsl and not p.answered:
         if any(n == "nvidiactl" for n in p.device_nodes):
             out.append(Cause("stale-device-nodes", "device nodes", "problem",
                              "/dev/nvidiactl exists but no NVIDIA kernel module is loaded (a stale node, or /dev "

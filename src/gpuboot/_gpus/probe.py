@@ -259,6 +259,8 @@ def probe_driver(*, root: str = "/", environ: Optional[Mapping[str, str]] = None
     t0 = time.perf_counter()
     answers, error = _ask(env, init, timeout, python or sys.executable)
     elapsed = (time.perf_counter() - t0) * 1e3
+    if not answers.get("libcuda") and not answers.get("nvml_lib"):
+        skipped = None  # nothing was there to call
     libcuda = answers.get("libcuda")
     version = None
     if libcuda:

@@ -44,13 +44,14 @@ def check_driver(ctx: Context) -> List[Finding]:
         causes = driver_causes(probe, gpu_expected=_gpu_expected(ctx))
         out = [Finding(c.id, "problem" if c.severity == "problem" else "info",
                        f"{c.layer}: {c.title}" if c.id != "no-driver" else c.title,
-                       (*c.evidence, f"source: {c.source}"), c.fix) for c in causes]
+                       ((ctx.driver_evidence,) if c.id == "no-driver" else ()) + (*c.evidence, f"source: {c.source}"),
+                       c.fix) for c in causes]
         if not out and ctx.driver_present:  # NVML failed, the probe saw nothing more specific
             out.append(Finding("driver-not-answering", "problem",
                                f"the NVIDIA driver did not answer NVML: {inv.error}", (ctx.driver_evidence,),
                                "run `nvidia-smi` for the driver's own message"))
-        if not probe.anything and not ctx.driver_present:
-            out.extend(_spare_wheels(ctx))
+        if not probe.anything and not ctx.driver_present and all(c.severity != "problem" for c in causes):
+            out.extend(_spare_wheels(ctx))  # nothing NVIDIA here, and nothing says a GPU is wanted
         return out
     if ctx.driver_present:  # given by the caller, NVML did not answer
         return [Finding("driver-not-answering", "problem", f"the NVIDIA driver did not answer NVML: {inv.error}",

@@ -80,7 +80,7 @@ def check_choice(ctx: Context) -> List[Finding]:
 
     ct2 = ctx.metadata("ctranslate2")
     c = select_device(inventory=ctx.inventory, environ=ctx.environ, reconcile=False,
-                      ct2_version=ct2[0] if ct2 else "", cpu_threads=ctx.cpu_threads)
+                      ct2_version=ct2[0] if ct2 else "", cpu_threads=ctx.cpu_threads, probe=ctx.probe)
     return [Finding("device-choice", "info",
                     f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
                     (c.reason, *c.warnings))]
