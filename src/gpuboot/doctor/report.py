@@ -57,6 +57,11 @@ def no_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
     return None
 
 
+def no_distributions() -> Sequence[Tuple[str, str, Sequence[str]]]:
+    """No installed distribution known (a ``Context`` built by hand)."""
+    return ()
+
+
 @dataclass
 class Context:
     """Everything the checks read.  ``gather()`` fills it from this process."""
@@ -75,6 +80,8 @@ class Context:
     wsl: bool = False
     cpu_threads: Optional[int] = None  # None: this process's (affinity, cgroup quota)
     probe: Any = None  # _gpus.probe.DriverProbe: what the driver answered (None: not asked)
+    #: (name, version, Requires-Dist) of every installed distribution: a remedy must not break one.
+    distributions: Callable[[], Sequence[Tuple[str, str, Sequence[str]]]] = field(default=no_distributions)
 
 
 class Report(Record):

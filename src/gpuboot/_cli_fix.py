@@ -1,0 +1,92 @@
+"""``gpuboot doctor --fix``: the plan, one confirmation, the environment fixes, then before -> after."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Dict, List, Sequence, TextIO
+
+__all__ = ["run"]
+
+
+def _is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _summary(findings: Sequence[Any]) -> Dict[str, str]:
+    return {f"{f.id}: {f.title}": f.severity for f in findings if f.severity in ("problem", "warning")}
+
+
+def run(args: argparse.Namespace, pip_args: Sequence[str], out: TextIO, err: TextIO, stdin: Any = None) -> int:
+    """Plan, confirm, apply, re-check; returns the exit code (0 only when no problem remains)."""
+    from .doctor import diagnose
+    from .doctor.remedy import environment_refusal, fix
+
+    stdin = sys.stdin if stdin is None else stdin
+    before = diagnose(consumer=args.consumer)
+    planned = fix(before, apply=False, pip_args=pip_args, refusal=None)
+    refusal = environment_refusal() if planned.plan else None
+    if args.json and (args.dry_run or refusal or not planned.plan):
+        result = fix(before, apply=False, pip_args=pip_args, refusal=refusal)
+        json.dump(result.to_dict(), out, indent=2)
+        out.write("\n")
+        return result.exit_code
+    lines: List[str] = []
+    for f in before.findings:
+        if f.severity == "problem":
+            lines.append(f"problem {f.title}")
+    if planned.plan:
+        lines.append(f"plan: {len(planned.plan)} command(s) in {sys.prefix} (interpreter {sys.executable}):")
+        lines += [f"  [{s.finding}] {' '.join(s.argv) if s.kind == 'pip' else s.display}" for s in planned.plan]
+    for s in planned.explained:
+        lines.append(f"not run (outside this environment; do it yourself) [{s.finding}]: {s.display}")
+    if not args.json:
+        out.write("\n".join(lines) + ("\n" if lines else ""))
+    if not planned.plan:
+        if not args.json:
+            out.write("nothing to apply in this environment" + (": no problem found\n" if not before.problems
+                                                                   else "\n"))
+        return before.exit_code
+    if refusal:
+        err.write(f"gpuboot: not applied: {refusal}\n")
+        return 1
+    if args.dry_run:
+        return before.exit_code
+    if not args.yes:
+        if not _is_tty(stdin) or not _is_tty(out):
+            err.write("gpuboot: not applied: no terminal to confirm on; rerun with --yes to apply the plan above\n")
+            return 1
+        out.write(f"Apply {len(planned.plan)} command(s) to {sys.prefix}? [y/N] ")
+        out.flush()
+        answer = stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            out.write("not applied\n")
+            return 1
+    result = fix(before, apply=True, pip_args=pip_args, refusal=None,
+                 diagnose=lambda: diagnose(consumer=args.consumer))
+    if args.json:
+        json.dump(result.to_dict(), out, indent=2)
+        out.write("\n")
+        return result.exit_code
+    for a in result.applied:
+        state = "ok" if a.exit_code == 0 else f"FAILED (exit {a.exit_code})"
+        out.write(f"ran: {a.step.display}: {state}\n")
+        if a.exit_code != 0:
+            out.write("".join(f"  | {line}\n" for line in a.output_tail.splitlines()))
+            out.write("  the environment is as pip left it\n")
+    for command, why in result.skipped:
+        out.write(f"skipped: {command}: {why}\n")
+    after = result.after if result.after is not None else before
+    was, now = _summary(before.findings), _summary(after.findings)
+    out.write("before -> after:\n")
+    for key in sorted(set(was) | set(now)):
+        out.write(f"  {key}: {was.get(key, 'gone')} -> {now.get(key, 'fixed')}\n")
+    for fid in result.still_broken:
+        out.write(f"still broken after its fix ({fid}): not applied again; see `gpuboot doctor`\n")
+    n = len(after.problems)
+    out.write(f"{n} problem{'s' if n != 1 else ''} remain{'s' if n == 1 else ''}\n")
+    return result.exit_code
