@@ -54,7 +54,8 @@ def test_all_formats_are_written_and_parse_back(tmp_path: Path) -> None:
     data = json.loads((out / "speech-en.json").read_text())
     assert wer(data["text"]) <= WER_LIMIT and [s["id"] for s in data["segments"]] == list(range(len(cues)))
     assert data["device"] == "cpu" and data["batched"] is True and data["batch_size"] >= 1
-    assert (out / "speech-en.txt").read_text().splitlines() == [c.content for c in cues]
+    # txt keeps the decoded paragraphs, srt has the readable cues: the same words
+    assert (out / "speech-en.txt").read_text().split() == " ".join(c.content for c in cues).split()
 
 
 @needs_model

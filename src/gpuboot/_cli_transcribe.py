@@ -16,15 +16,39 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Any, Dict, List, TextIO
+from typing import Any, Dict, List, Optional, Sequence, TextIO, Tuple
 
 from .errors import AudioError, GpubootError, for_the_command_line
-from .whisper.formats import FORMATS, colliding_inputs, segment_dict, timestamp, write_outputs
+from .whisper.formats import FORMATS, colliding_inputs, outputs_complete, timestamp, write_rendered
 
-__all__ = ["add_arguments", "run"]
+__all__ = ["add_arguments", "run", "Settings", "transcribe_one", "json_item", "pending"]
 
 
 def _batch_size(value: str) -> Any:
+    if value == "auto":
+        return value
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a number, not {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
+
+
+def _positive(kind: Any) -> Any:
+    def parse(value: str) -> Any:
+        try:
+            n = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
+        if n <= 0:
+            raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+        return n
+    return parse
+
+
+def _workers(value: str) -> Any:
     if value == "auto":
         return value
     try:
@@ -50,7 +74,19 @@ def add_arguments(t: argparse.ArgumentParser, devices: Any, compute_types: Any) 
                    help="'auto' (from the GPU's free memory or the CPU's cores) or a number; 1 decodes sequentially")
     t.add_argument("--vad-filter", action=argparse.BooleanOptionalAction, default=None,
                    help="skip silence with Silero VAD (default: on when batched, as faster-whisper's pipeline)")
-    t.add_argument("--word-timestamps", action="store_true", help="add word-level timestamps (json)")
+    t.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=None,
+                   help="word timings (default: on when srt/vtt/json are written: cues start and end on words)")
+    t.add_argument("--max-line-width", type=_positive(int), default=42, help="subtitle characters per line (42)")
+    t.add_argument("--max-line-count", type=_positive(int), default=2, help="subtitle lines per cue (2)")
+    t.add_argument("--max-cue-duration", type=_positive(float), default=7.0, help="subtitle seconds per cue (7)")
+    t.add_argument("--skip-existing", action="store_true",
+                   help="skip inputs whose transcript files are all there (resume an interrupted run)")
+    t.add_argument("--workers", type=_workers, default=1,
+                   help="'auto' (one per visible GPU, or what is fastest for this CPU) or a number of worker "
+                        "processes, each with its own model and device; files go largest first")
+    t.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="run the files as Ray tasks (a local Ray, or the cluster at ADDRESS); pip install "
+                        "'gpuboot[ray]'")
     t.add_argument("--output-format", choices=(*FORMATS, "all"), default=None,
                    help="write transcript files (default with --output-dir: all)")
     t.add_argument("--output-dir", type=Path, default=None,
@@ -102,36 +138,108 @@ class _Progress:
             self.bar.close()
 
 
+class Settings:
+    """What every file of one ``gpuboot transcribe`` run shares (picklable: workers get it)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        if args.beam_size < 1:
+            raise ValueError(f"--beam-size must be at least 1, not {args.beam_size}")
+        self.formats: List[str] = []
+        if args.output_format or args.output_dir:
+            self.formats = list(FORMATS) if args.output_format in (None, "all") else [args.output_format]
+        self.out_dir: Path = args.output_dir or Path(".")
+        cues_wanted = bool(set(self.formats) & {"srt", "vtt", "json"}) or bool(args.json)
+        words = cues_wanted if args.word_timestamps is None else bool(args.word_timestamps)
+        self.options: Dict[str, Any] = {"beam_size": args.beam_size, "language": args.language,
+                                        "word_timestamps": words}
+        if args.vad_filter is not None:
+            self.options["vad_filter"] = args.vad_filter
+        self.limits: Dict[str, Any] = {"max_line_width": args.max_line_width, "max_line_count": args.max_line_count,
+                                       "max_cue_duration": args.max_cue_duration}
+        self.model: Optional[str] = args.model
+        self.device: str = args.device
+        self.compute_type: str = args.compute_type
+        self.batched: Any = "auto" if args.batch_size != 1 else False
+        self.batch_size: Any = args.batch_size
+        self.json: bool = bool(args.json)
+
+    def load(self, **kwargs: Any) -> Any:
+        from .whisper.load import load_whisper
+        from .whisper.models import embedded_model
+
+        return load_whisper(self.model or embedded_model() or "small", device=self.device,  # type: ignore[arg-type]
+                            compute_type=self.compute_type, batched=self.batched,  # type: ignore[arg-type]
+                            batch_size=self.batch_size, **kwargs)
+
+
+def transcribe_one(model: Any, path: str, samples: Any, settings: Settings, on_segment: Optional[Any] = None,
+                   more: Optional[Dict[str, Any]] = None) -> Tuple[List[Any], Dict[str, Any], Dict[str, str]]:
+    """One file: ``(segments, extra, rendered outputs)``; ``on_segment(seg)`` sees each as decoded;
+    ``more`` joins the JSON's facts (a worker's rank and device)."""
+    from .whisper.decoding import transcribe
+    from .whisper.formats import render_outputs
+    from .whisper.load import load_info
+
+    info = load_info(model)
+    t0 = time.perf_counter()
+    segments: List[Any] = []
+    stream, tinfo = transcribe(model, samples, **settings.options)
+    for seg in stream:
+        segments.append(seg)
+        if on_segment is not None:
+            on_segment(seg)
+    extra = {**_extra(path, tinfo, info, time.perf_counter() - t0), **(more or {})}
+    rendered = render_outputs(segments, settings.formats, extra, **settings.limits)
+    return segments, extra, rendered
+
+
+def json_item(segments: Sequence[Any], extra: Dict[str, Any], settings: Settings) -> Dict[str, Any]:
+    """``--json``'s item for one file: the text, the readable cues (with words), the run's facts."""
+    from .whisper.cues import make_cues
+    from .whisper.formats import cue_dict
+
+    return {"text": " ".join(" ".join(s.text.split()) for s in segments).strip(),
+            "segments": [cue_dict(i, c) for i, c in enumerate(make_cues(segments, **settings.limits))], **extra}
+
+
+def pending(paths: Sequence[str], settings: Settings, skip_existing: bool, err: TextIO, quiet: bool) -> List[str]:
+    """The inputs still to do: with ``--skip-existing``, those whose outputs are not all there."""
+    if not skip_existing or not settings.formats:
+        return list(paths)
+    todo = []
+    for path in paths:
+        if outputs_complete(path, settings.formats, settings.out_dir):
+            if not quiet:
+                err.write(f"gpuboot: skipped {path}: its transcripts are in {settings.out_dir}\n")
+        else:
+            todo.append(path)
+    return todo
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Transcribe every file in ``args.audio``; returns the exit code."""
     from .whisper.audio import decode
-    from .whisper.decoding import transcribe
-    from .whisper.load import load_info, load_whisper
-    from .whisper.models import embedded_model
+    from .whisper.load import load_info
 
-    if args.beam_size < 1:
-        raise ValueError(f"--beam-size must be at least 1, not {args.beam_size}")
-    formats: List[str] = []
-    if args.output_format or args.output_dir:
-        formats = list(FORMATS) if args.output_format in (None, "all") else [args.output_format]
-    out_dir = args.output_dir or Path(".")
-    clash = colliding_inputs(args.audio) if formats else None
+    settings = Settings(args)
+    clash = colliding_inputs(args.audio) if settings.formats else None
     if clash:
         first, second, stem = clash
-        raise ValueError(f"{first} and {second} would both write {out_dir / stem}.*: transcribe them in separate "
-                         "runs with different --output-dir, or rename one")
+        raise ValueError(f"{first} and {second} would both write {settings.out_dir / stem}.*: transcribe them in "
+                         "separate runs with different --output-dir, or rename one")
+    if args.skip_existing and not settings.formats:
+        raise ValueError("--skip-existing needs transcript files: add --output-dir or --output-format")
+    paths = pending(args.audio, settings, args.skip_existing, err, args.quiet)
+    if args.ray is not None or args.workers != 1:
+        from ._cli_parallel import run_parallel
+
+        return int(run_parallel(paths, settings, args, out, err))
     interactive = not args.quiet and _is_tty(err)
     live = not args.quiet and not args.json and _is_tty(out)
-    batched: Any = "auto" if args.batch_size != 1 else False
-    options: Dict[str, Any] = {"beam_size": args.beam_size, "language": args.language,
-                               "word_timestamps": args.word_timestamps}
-    if args.vad_filter is not None:
-        options["vad_filter"] = args.vad_filter
-
     model: Any = None
     failures = 0
     results: List[Dict[str, Any]] = []
-    for path in args.audio:
+    for path in paths:
         try:
             samples = decode(path)  # bad audio fails before a model is loaded
         except AudioError as exc:
@@ -139,44 +247,36 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             _error(err, exc)
             continue
         if model is None:
-            model = load_whisper(args.model or embedded_model() or "small", device=args.device,
-                                 compute_type=args.compute_type, batched=batched, batch_size=args.batch_size)
+            model = settings.load()
             info = load_info(model)
             if interactive:
                 mode = f"batch {info.batch_size}" if info.batched else "sequential"
                 err.write(f"gpuboot: {info.device}/{info.compute_type}, {mode}, {info.cpu_threads} thread(s): "
                           f"{info.reason}\n")
-        info = load_info(model)
-        duration = len(samples) / 16000
-        progress = _Progress(interactive, err, duration, Path(path).name)
-        t0 = time.perf_counter()
-        segments: List[Any] = []
+        progress = _Progress(interactive, err, len(samples) / 16000, Path(path).name)
+
+        def on_segment(seg: Any, progress: _Progress = progress) -> None:
+            if live:
+                progress.write(f"[{timestamp(seg.start)} --> {timestamp(seg.end)}] {' '.join(seg.text.split())}", out)
+            progress.update(seg.end)
+
         try:
-            stream, tinfo = transcribe(model, samples, **options)
-            for seg in stream:
-                segments.append(seg)
-                if live:
-                    progress.write(f"[{timestamp(seg.start)} --> {timestamp(seg.end)}] {' '.join(seg.text.split())}",
-                                   out)
-                progress.update(seg.end)
+            segments, extra, rendered = transcribe_one(model, path, samples, settings, on_segment)
         finally:
             progress.close()
-        elapsed = time.perf_counter() - t0
-        extra = _extra(path, tinfo, info, elapsed)
-        if formats:
+        if settings.formats:
             try:
-                written = write_outputs(path, segments, formats, out_dir, extra)
+                written = write_rendered(path, rendered, settings.out_dir)
             except OSError as exc:
                 failures += 1
-                _error(err, GpubootError(f"{path}: cannot write transcripts to {out_dir}: {exc.strerror or exc}",
-                                         "pass --output-dir with a writable directory"))
+                _error(err, GpubootError(f"{path}: cannot write transcripts to {settings.out_dir}: "
+                                         f"{exc.strerror or exc}", "pass --output-dir with a writable directory"))
                 continue
             if interactive:
                 err.write("gpuboot: wrote " + ", ".join(str(p) for p in written) + "\n")
         if args.json:
-            results.append({"text": " ".join(" ".join(s.text.split()) for s in segments).strip(),
-                            "segments": [segment_dict(i, s) for i, s in enumerate(segments)], **extra})
-        elif not live and not formats:
+            results.append(json_item(segments, extra, settings))
+        elif not live and not settings.formats:
             out.write("".join(" ".join(s.text.split()) + "\n" for s in segments))
     if args.json and results:
         json.dump(results[0] if len(results) == 1 else results, out, indent=2, ensure_ascii=False)

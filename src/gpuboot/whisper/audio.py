@@ -8,7 +8,7 @@ from typing import Any, List
 from .. import _deps
 from ..errors import AudioError
 
-__all__ = ["decode", "verify_decoder", "SAMPLE_RATE"]
+__all__ = ["decode", "decode_bytes", "verify_decoder", "SAMPLE_RATE"]
 
 #: Whisper's sample rate, Hz.
 SAMPLE_RATE = 16000
@@ -86,6 +86,24 @@ def decode(path: str) -> Any:
         raise _decode_failure(path, exc) from None
     if len(samples) == 0:
         raise AudioError(f"{path} holds no audio samples", "pass a non-empty recording")
+    return samples
+
+
+def decode_bytes(name: str, data: bytes) -> Any:
+    """``decode`` for a file's bytes (sent to a Ray worker): ``name`` is only for the messages.
+
+    Raises:
+        AudioError: not audio FFmpeg can decode, or empty.
+    """
+    import io
+
+    fw = _deps.faster_whisper()
+    try:
+        samples = fw.decode_audio(io.BytesIO(data))
+    except Exception as exc:
+        raise _decode_failure(name, exc) from None
+    if len(samples) == 0:
+        raise AudioError(f"{name} holds no audio samples", "pass a non-empty recording")
     return samples
 
 

@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from .cues import Cue, make_cues
+
 __all__ = ["FORMATS", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs", "segment_dict",
-           "output_stem", "colliding_inputs"]
+           "cue_dict", "output_stem", "colliding_inputs", "outputs_complete", "render_outputs", "write_rendered"]
 
 #: The formats ``gpuboot transcribe --output-format`` writes (``all`` is every one).
 FORMATS = ("txt", "srt", "vtt", "json")
@@ -34,28 +36,40 @@ def _text(segment: Any) -> str:
 
 
 def to_txt(segments: Iterable[Any]) -> str:
-    """One segment per line."""
+    """One segment per line: paragraphs, as decoded."""
     return "".join(f"{_text(s)}\n" for s in segments)
 
 
-def to_srt(segments: Iterable[Any]) -> str:
-    """SubRip: numbered cues, ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, blank line after each."""
+def to_srt(segments: Iterable[Any], **limits: Any) -> str:
+    """SubRip: numbered readable cues (``cues.make_cues``; ``limits`` are its
+    ``max_line_width``, ``max_line_count``, ``max_cue_duration``),
+    ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, blank line after each."""
     out: List[str] = []
-    for i, s in enumerate(segments, start=1):
-        start = timestamp(s.start, decimal=",", always_hours=True)
-        end = timestamp(s.end, decimal=",", always_hours=True)
-        out.append(f"{i}\n{start} --> {end}\n{_text(s)}\n")
+    for i, c in enumerate(make_cues(segments, **limits), start=1):
+        start = timestamp(c.start, decimal=",", always_hours=True)
+        end = timestamp(c.end, decimal=",", always_hours=True)
+        out.append(f"{i}\n{start} --> {end}\n" + "\n".join(c.lines) + "\n")
     return "\n".join(out)
 
 
-def to_vtt(segments: Iterable[Any]) -> str:
-    """WebVTT: the ``WEBVTT`` header, then ``HH:MM:SS.mmm --> HH:MM:SS.mmm`` cues."""
+def to_vtt(segments: Iterable[Any], **limits: Any) -> str:
+    """WebVTT: the ``WEBVTT`` header, then readable cues (as ``to_srt``),
+    ``HH:MM:SS.mmm --> HH:MM:SS.mmm``."""
     out = ["WEBVTT\n"]
-    for s in segments:
-        start = timestamp(s.start, always_hours=True)
-        end = timestamp(s.end, always_hours=True)
-        out.append(f"{start} --> {end}\n{_text(s)}\n")
+    for c in make_cues(segments, **limits):
+        start = timestamp(c.start, always_hours=True)
+        end = timestamp(c.end, always_hours=True)
+        out.append(f"{start} --> {end}\n" + "\n".join(c.lines) + "\n")
     return "\n".join(out)
+
+
+def cue_dict(index: int, cue: Cue) -> Dict[str, Any]:
+    """One cue as JSON: id, start, end (seconds), text, lines and its words."""
+    row: Dict[str, Any] = {"id": index, "start": round(cue.start, 3), "end": round(cue.end, 3), "text": cue.text,
+                           "lines": list(cue.lines)}
+    if cue.words:
+        row["words"] = [{"start": round(a, 3), "end": round(b, 3), "word": w} for a, b, w in cue.words]
+    return row
 
 
 def segment_dict(index: int, segment: Any) -> Dict[str, Any]:
@@ -70,17 +84,25 @@ def segment_dict(index: int, segment: Any) -> Dict[str, Any]:
     return row
 
 
-def to_json(segments: Sequence[Any], extra: Mapping[str, Any]) -> str:
+def to_json(segments: Sequence[Any], extra: Mapping[str, Any], **limits: Any) -> str:
     """``{"text", "segments", **extra}``, as openai-whisper's json output plus
-    gpuboot's device and timing fields in ``extra``."""
+    gpuboot's device and timing fields in ``extra``; ``segments`` are the
+    readable cues (``to_srt``'s), each with its lines and words."""
     payload = {"text": " ".join(_text(s) for s in segments).strip(),
-               "segments": [segment_dict(i, s) for i, s in enumerate(segments)], **extra}
+               "segments": [cue_dict(i, c) for i, c in enumerate(make_cues(segments, **limits))], **extra}
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
 def output_stem(audio: str) -> str:
     """The file name, without suffix, of ``audio``'s transcripts: its stem."""
     return Path(audio).stem or "audio"
+
+
+def outputs_complete(audio: str, formats: Sequence[str], output_dir: Path) -> bool:
+    """Every output of ``audio`` is there (``--skip-existing``): files are
+    renamed into place whole, so one that exists is complete."""
+    stem = output_stem(audio)
+    return bool(formats) and all((output_dir / f"{stem}.{fmt}").is_file() for fmt in formats)
 
 
 def colliding_inputs(audio: Sequence[str]) -> Optional[Tuple[str, str, str]]:
@@ -96,9 +118,16 @@ def colliding_inputs(audio: Sequence[str]) -> Optional[Tuple[str, str, str]]:
     return None
 
 
-def write_outputs(audio: str, segments: Sequence[Any], formats: Sequence[str], output_dir: Path,
-                  extra: Mapping[str, Any]) -> List[Path]:
-    """Write ``<output_dir>/<audio stem>.<format>`` for each format; returns the paths.
+def render_outputs(segments: Sequence[Any], formats: Sequence[str], extra: Mapping[str, Any],
+                   **limits: Any) -> Dict[str, str]:
+    """Each format's text for ``segments`` (``limits``: the cue limits)."""
+    writers = {"txt": lambda: to_txt(segments), "srt": lambda: to_srt(segments, **limits),
+               "vtt": lambda: to_vtt(segments, **limits), "json": lambda: to_json(segments, extra, **limits)}
+    return {fmt: writers[fmt]() for fmt in formats}
+
+
+def write_rendered(audio: str, rendered: Mapping[str, str], output_dir: Path) -> List[Path]:
+    """Write ``<output_dir>/<audio stem>.<format>`` for each rendered format; returns the paths.
 
     Each file is written under a temporary name in the same directory and
     renamed into place, so a reader (or an interrupted run) never sees half a
@@ -109,17 +138,25 @@ def write_outputs(audio: str, segments: Sequence[Any], formats: Sequence[str], o
     """
     output_dir.mkdir(parents=True, exist_ok=True)
     stem = output_stem(audio)
-    writers = {"txt": lambda: to_txt(segments), "srt": lambda: to_srt(segments), "vtt": lambda: to_vtt(segments),
-               "json": lambda: to_json(segments, extra)}
     written = []
-    for fmt in formats:
+    for fmt, text in rendered.items():
         path = output_dir / f"{stem}.{fmt}"
         tmp = output_dir / f".{stem}.{fmt}.{os.getpid()}.tmp"
         try:
-            tmp.write_text(writers[fmt](), encoding="utf-8")
+            tmp.write_text(text, encoding="utf-8")
             os.replace(tmp, path)
         finally:
             if tmp.exists():
                 tmp.unlink()
         written.append(path)
     return written
+
+
+def write_outputs(audio: str, segments: Sequence[Any], formats: Sequence[str], output_dir: Path,
+                  extra: Mapping[str, Any], **limits: Any) -> List[Path]:
+    """``render_outputs`` then ``write_rendered``: each file renamed into place whole.
+
+    Raises:
+        OSError: the directory cannot be created or a file cannot be written.
+    """
+    return write_rendered(audio, render_outputs(segments, formats, extra, **limits), output_dir)
