@@ -352,6 +352,12 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool) -> Dict[str, 
     data["locate"] = {str(n): row for n, row in bench_locate_scaling(calls).items()}
     print("whisper ...", flush=True)
     data["whisper"] = bench_whisper(whisper_runs)
+    from measure_transcripts import bench_many_files, bench_subtitles
+
+    print("subtitles ...", flush=True)
+    data["subtitles"] = bench_subtitles(whisper_runs)
+    print("many files ...", flush=True)
+    data["many_files"] = bench_many_files(3)
     sweep_json = ROOT / "docs" / "transcribe-sweep.json"
     if sweep:
         print("long-recording sweep ...", flush=True)

@@ -92,6 +92,27 @@ def render_sweep(sw: Optional[Dict[str, Any]]) -> List[str]:
     return L
 
 
+def render_transcripts(sub: Optional[Dict[str, Any]], many: Optional[Dict[str, Any]]) -> List[str]:
+    """The subtitle-cost and many-files sections (bench/measure_transcripts.py)."""
+    L = ["## Readable subtitles and many files (CPU, tiny.en)\n"]
+    if sub is None or many is None:
+        return [*L, "Not measured: espeak-ng and sox are needed for tests/timed_speech.py's recording.\n"]
+    L.append("The recording: tests/timed_speech.py's 95 s of espeak-ng speech (14 sentences, known starts). "
+             "`gpuboot transcribe` as a user runs it, fresh processes, interleaved.\n")
+    L.append("| case | median (min-max) |")
+    L.append("|---|---|")
+    for k in ("word timings (cues)", "no word timings"):
+        L.append(f"| transcription, {k} | {fmt(sub[k], digits=0)} |")
+    hours = many["files"] * 3600
+    for k in ("--workers 1", "--workers auto"):
+        L.append(f"| {many['files']} files, `{k}` | {fmt(many[k], 's', 1)}: {hours / many[k][0]:.0f} files/hour, "
+                 f"{many['files'] * many['audio_s_each'] / many[k][0]:.1f} s of audio per second |")
+    L.append("")
+    L.append("- On this 2-core machine `--workers auto` runs two 1-thread workers: CTranslate2's batched decoding "
+             "uses a second thread poorly and a second process well (`_cli_parallel.CPU_CORES_PER_WORKER`).\n")
+    return L
+
+
 def render(data: Dict[str, Any]) -> str:
     """docs/benchmarks.md from ``measure.measure()``'s figures."""
     m, imp, ens, drv = data["machine"], data["import"], data["ensure"], data["driver_path"]
@@ -135,6 +156,16 @@ def render(data: Dict[str, Any]) -> str:
     L.append(f"| `locate()` at 10,000 distributions <= 1.5x at 100 | {r10k / r100:.2f}x ({r10k:.3f} vs "
              f"{r100:.3f} ms) | {verdict(r10k / r100 <= 1.5)} |")
     L.extend(sweep_budgets(sw))
+    sub, many = data.get("subtitles"), data.get("many_files")
+    if sub is not None:
+        ratio = sub["word timings (cues)"][0] / sub["no word timings"][0]
+        L.append(f"| readable cues (word timings) cost <= 1.15x the batched transcription without them | {ratio:.2f}x "
+                 f"({sub['word timings (cues)'][0]:.0f} vs {sub['no word timings'][0]:.0f} ms) | "
+                 f"{verdict(ratio <= 1.15)} |")
+    if many is not None:
+        speed = many["--workers 1"][0] / many["--workers auto"][0]
+        L.append(f"| `--workers auto` never slower than one process on a folder | {speed:.2f}x "
+                 f"({many['--workers auto'][0]:.1f} vs {many['--workers 1'][0]:.1f} s) | {verdict(speed >= 1.0)} |")
     if wh is not None:
         d = wh["faster-whisper defaults"]
         a = wh["gpuboot.load_whisper (auto)"]
@@ -232,6 +263,7 @@ def render(data: Dict[str, Any]) -> str:
                  "on an i7-12700K.\n")
 
     L.extend(render_sweep(sw))
+    L.extend(render_transcripts(sub, many))
 
     L.append("## GPU\n")
     if ens["driver"]:

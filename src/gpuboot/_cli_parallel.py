@@ -28,10 +28,12 @@ from ._record import Record
 __all__ = ["WorkerSpec", "plan_workers", "run_parallel", "CPU_CORES_PER_WORKER"]
 
 #: On a CPU, one worker per this many cores: measured on a 2-core x86-64 machine
-#: (tiny.en int8, batched; docs/benchmarks.md "Many files"), one 2-thread worker
-#: transcribed a folder faster than two 1-thread workers, so workers only pay off
-#: where each still gets several cores.
-CPU_CORES_PER_WORKER = 4
+#: (tiny.en int8, batched; docs/benchmarks.md "Many files"), two 1-thread
+#: workers transcribed a folder of four 95 s recordings in 6.6 s where one
+#: 2-thread worker took 10.2 s: CTranslate2's batched decoding uses a second
+#: thread poorly, a second process well.  Larger machines are not measured; the
+#: number is also capped by the RAM each worker's model needs.
+CPU_CORES_PER_WORKER = 1
 
 
 class WorkerSpec(Record):
@@ -46,15 +48,33 @@ class WorkerSpec(Record):
         self._set(rank=rank, cuda_visible_devices=cuda_visible_devices, cpu_threads=cpu_threads)
 
 
-def plan_workers(workers: Any, *, gpus: Sequence[str], cores: int, files: int) -> List[WorkerSpec]:
+def plan_workers(workers: Any, *, gpus: Sequence[str], cores: int, files: int,
+                 ram_fit: Optional[int] = None) -> List[WorkerSpec]:
     """The workers for ``workers`` (``"auto"`` or a number) given the visible
     GPUs' UUIDs (CUDA ordinal order) and the cores: ``auto`` is one per GPU,
-    else ``cores // CPU_CORES_PER_WORKER`` (at least 1); never more workers than
-    files.  GPUs go round-robin; the cores are shared out."""
-    n = (len(gpus) or max(1, cores // CPU_CORES_PER_WORKER)) if workers == "auto" else int(workers)
+    else ``cores // CPU_CORES_PER_WORKER`` capped by ``ram_fit`` (how many
+    models fit in RAM); never more workers than files.  GPUs go round-robin;
+    the cores are shared out."""
+    cpu = max(1, min(cores // CPU_CORES_PER_WORKER, ram_fit if ram_fit is not None else cores))
+    n = (len(gpus) or cpu) if workers == "auto" else int(workers)
     n = max(1, min(n, files or 1))
     threads = max(1, cores // n)
     return [WorkerSpec(r, gpus[r % len(gpus)] if gpus else None, threads) for r in range(n)]
+
+
+def _ram_fit(settings: Any) -> Optional[int]:
+    """How many CPU workers' models fit in the available RAM (each: its
+    weights plus the same again for activations at the planned batch, with
+    ``HEADROOM``), or ``None`` when the model cannot be found yet."""
+    from ._gpus.host import available_ram
+    from .whisper.model_memory import HEADROOM
+    from .whisper.models import _model_bytes, embedded_model
+
+    source = settings.model or embedded_model()
+    if not source or not os.path.isdir(source):
+        return None
+    ram = available_ram()
+    return max(1, int(ram / (2 * _model_bytes(source) * HEADROOM))) if ram else None
 
 
 def _duration(path: str) -> float:
@@ -186,7 +206,7 @@ def run_parallel(paths: Sequence[str], settings: Any, args: argparse.Namespace, 
     from .devices import discover
 
     gpus = [d.uuid for d in discover().visible]
-    specs = plan_workers(args.workers, gpus=gpus, cores=cpu_threads(), files=len(order))
+    specs = plan_workers(args.workers, gpus=gpus, cores=cpu_threads(), files=len(order), ram_fit=_ram_fit(settings))
     ctx = multiprocessing.get_context("spawn")
     tasks: Any = ctx.Queue()
     results: Any = ctx.Queue()
@@ -271,6 +291,7 @@ def _run_ray(order: Sequence[str], paths: Sequence[str], settings: Any, args: ar
         gpus = int(res.get("GPU", 0))
         cpus = int(res.get("CPU", 1))
         n = (gpus or max(1, cpus // CPU_CORES_PER_WORKER)) if args.workers in ("auto", 1) else int(args.workers)
+        n = min(n, _ram_fit(settings) or n) if not gpus else n
         n = max(1, min(n, len(order) or 1))
         threads = max(1, cpus // n)
         actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=min(threads, cpus))(_RayTranscriber)

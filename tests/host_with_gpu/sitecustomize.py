@@ -3,7 +3,8 @@ host WITH a working NVIDIA driver and one GPU, whatever the machine has.
 
 Faked only at the boundary this machine cannot have (no GPU): the driver check
 says present, the driver probe says the driver answered (``cuInit`` 0, one
-device, 550.54.14), NVML is ``tests/fake_nvml.py``'s RTX 3070, and the system
+device, 550.54.14), NVML is ``tests/fake_nvml.py``'s RTX 3070 (``GPUBOOT_TEST_GPUS`` of
+them), and the system
 loader cache is empty (so a CUDA toolkit on the machine running the tests
 cannot stand in for a wheel).  Everything else -- pip, the wheels, doctor's
 checks -- is real.  ``tests/fix_env.py`` puts this directory and ``tests/`` on
@@ -62,7 +63,8 @@ else:
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         from fake_nvml import RTX_3070, FakeNVML, gpu
 
-        module._nvml = lambda: FakeNVML([gpu(RTX_3070, 0)], cuda_version=12040)
+        count = int(os.environ.get("GPUBOOT_TEST_GPUS", "1"))  # the harness's: how many fake GPUs
+        module._nvml = lambda: FakeNVML([gpu(RTX_3070, i) for i in range(count)], cuda_version=12040)
 
     def _search(module):  # type: ignore[no-untyped-def]
         module._LDCONFIG_CACHE = {}

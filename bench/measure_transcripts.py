@@ -1,0 +1,79 @@
+"""gpuboot benchmarks: the transcript cases (subtitle cost, many files over workers), measured by bench/measure.py.
+
+Both run the ``gpuboot transcribe`` command as a user does, in fresh processes,
+interleaved round by round, on tests/timed_speech.py's recording (95 s of
+espeak-ng speech with known sentence starts; needs espeak-ng and sox).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+
+def _timed() -> Optional[Path]:
+    try:
+        from timed_speech import timed_recording
+    except ImportError:
+        return None
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        return None
+    return timed_recording()[0]
+
+
+def _stats(values: List[float]) -> List[float]:
+    return [statistics.median(values), min(values), max(values)]
+
+
+def bench_subtitles(runs: int) -> Optional[Dict[str, Any]]:
+    """Transcription time (the JSON's timings_ms.transcribe) with word timings
+    (the readable cues' default) and without (paragraph cues), same recording."""
+    audio = _timed()
+    if audio is None:
+        return None
+    variants = {"word timings (cues)": [], "no word timings": []}  # type: Dict[str, List[float]]
+    for _ in range(runs):
+        order = list(variants)
+        random.shuffle(order)
+        for name in order:
+            flag = "--word-timestamps" if name.startswith("word") else "--no-word-timestamps"
+            out = subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", str(audio), "--json", "-q", flag],
+                                 capture_output=True, text=True, check=True).stdout
+            variants[name].append(json.loads(out)["timings_ms"]["transcribe"])
+    return {"audio_s": 95.0, **{k: _stats(v) for k, v in variants.items()}}
+
+
+def bench_many_files(runs: int, copies: int = 4) -> Optional[Dict[str, Any]]:
+    """A folder of ``copies`` recordings: ``--workers 1`` against ``--workers auto``
+    (whole command, seconds), as files per hour."""
+    audio = _timed()
+    if audio is None:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="gpuboot-bench-files"))
+    try:
+        files = []
+        for i in range(copies):
+            shutil.copy(audio, folder / f"meeting{i}.wav")
+            files.append(str(folder / f"meeting{i}.wav"))
+        variants = {"--workers 1": [], "--workers auto": []}  # type: Dict[str, List[float]]
+        for r in range(runs):
+            order = list(variants)
+            random.shuffle(order)
+            for name in order:
+                out = folder / f"out-{r}-{name.split()[-1]}"
+                t0 = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", *files, *name.split(), "--output-dir",
+                                str(out), "-q"], check=True, capture_output=True)
+                variants[name].append(time.perf_counter() - t0)
+        return {"files": copies, "audio_s_each": 95.0,
+                **{k: _stats(v) for k, v in variants.items()}}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

