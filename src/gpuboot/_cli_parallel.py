@@ -100,7 +100,7 @@ def _worker(spec: WorkerSpec, settings: Any, tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if spec.cuda_visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.cuda_visible_devices  # before anything initialises CUDA
-    from ._cli_transcribe import json_item, transcribe_one
+    from ._transcribe_job import json_item, transcribe_one
     from .boot import ensure
     from .errors import AudioError
     from .select import select_device
@@ -139,7 +139,7 @@ class _Run:
 
     def __init__(self, paths: Sequence[str], settings: Any, args: argparse.Namespace, out: TextIO,
                  err: TextIO) -> None:
-        from ._cli_transcribe import _is_tty, _Progress
+        from ._transcribe_job import Progress, is_tty
 
         self.paths, self.settings, self.args, self.out, self.err = list(paths), settings, args, out, err
         self.items: Dict[str, Any] = {}
@@ -147,10 +147,10 @@ class _Run:
         self.failures = 0
         self.done_s: Dict[str, float] = {}
         total = sum(_duration(p) for p in self.paths)
-        self.progress = _Progress(not args.quiet and _is_tty(err), err, total or 1.0, f"{len(self.paths)} files")
+        self.progress = Progress(not args.quiet and is_tty(err), err, total or 1.0, f"{len(self.paths)} files")
 
     def handle(self, msg: Tuple[Any, ...]) -> None:
-        from ._cli_transcribe import _error
+        from ._transcribe_job import error_line
         from .errors import GpubootError
         from .whisper.formats import write_rendered
 
@@ -160,7 +160,7 @@ class _Run:
             self.progress.update(sum(self.done_s.values()))
         elif kind == "error":
             self.failures += 1
-            _error(self.err, GpubootError(msg[2]))
+            error_line(self.err, GpubootError(msg[2]))
         elif kind == "done":
             _, path, rendered, item, plain = msg
             if self.settings.formats:
@@ -168,7 +168,7 @@ class _Run:
                     write_rendered(path, rendered, self.settings.out_dir)
                 except OSError as exc:
                     self.failures += 1
-                    _error(self.err, GpubootError(f"{path}: cannot write transcripts to {self.settings.out_dir}: "
+                    error_line(self.err, GpubootError(f"{path}: cannot write transcripts to {self.settings.out_dir}: "
                                                   f"{exc.strerror or exc}", "pass --output-dir with a writable "
                                                   "directory"))
                     return
@@ -258,7 +258,7 @@ class _RayTranscriber:
         self.model: Any = None
 
     def transcribe(self, path: str, data: bytes) -> Tuple[Any, ...]:
-        from ._cli_transcribe import json_item, transcribe_one
+        from ._transcribe_job import json_item, transcribe_one
         from .whisper.audio import decode_bytes
 
         try:
@@ -290,7 +290,7 @@ def _run_ray(order: Sequence[str], paths: Sequence[str], settings: Any, args: ar
         res = ray.cluster_resources()
         gpus = int(res.get("GPU", 0))
         cpus = int(res.get("CPU", 1))
-        n = (gpus or max(1, cpus // CPU_CORES_PER_WORKER)) if args.workers in ("auto", 1) else int(args.workers)
+        n = (gpus or max(1, cpus // CPU_CORES_PER_WORKER)) if args.workers in ("auto", None) else int(args.workers)
         n = min(n, _ram_fit(settings) or n) if not gpus else n
         n = max(1, min(n, len(order) or 1))
         threads = max(1, cpus // n)
@@ -306,9 +306,9 @@ def _run_ray(order: Sequence[str], paths: Sequence[str], settings: Any, args: ar
                 from .errors import GpubootError
 
                 run.failures += 1
-                from ._cli_transcribe import _error
+                from ._transcribe_job import error_line
 
-                _error(err, GpubootError(f"{path}: not readable ({exc.strerror or exc})"))
+                error_line(err, GpubootError(f"{path}: not readable ({exc.strerror or exc})"))
                 continue
             jobs.append((path, data))
         t0 = time.perf_counter()
