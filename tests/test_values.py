@@ -69,7 +69,14 @@ def values(tmp_path: Path) -> Dict[str, Any]:
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
     report_ = diagnose(gather(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
+    from gpuboot._cli_parallel import plan_workers
     from gpuboot.consumers import PAIRINGS
+    from gpuboot.whisper.cues import make_cues
+
+    class _Segment:  # the shape of a faster-whisper Segment without word timings
+        start, end, words, text = 0.0, 2.5, None, " We are met on a great battlefield."
+
+    load_segment = _Segment()
     from gpuboot.doctor.remedy import Applied, Step
 
     planned = gpuboot.fix(report_)
@@ -107,6 +114,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Attempt": load.trail[0],
         "DriverProbe": probe_,
         "Pairing": PAIRINGS[0],
+        "Cue": make_cues([load_segment])[0],
+        "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
         "FixResult": planned,
         "Step": step,
         "Applied": Applied(step, 1, "ERROR: No matching distribution found for nvidia-cublas-cu12"),
