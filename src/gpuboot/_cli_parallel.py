@@ -100,7 +100,7 @@ def _worker(spec: WorkerSpec, settings: Any, tasks: Any, results: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     if spec.cuda_visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.cuda_visible_devices  # before anything initialises CUDA
-    from ._transcribe_job import json_item, transcribe_one
+    from ._cli_job import json_item, transcribe_one
     from .boot import ensure
     from .errors import AudioError
     from .select import select_device
@@ -139,7 +139,7 @@ class _Run:
 
     def __init__(self, paths: Sequence[str], settings: Any, args: argparse.Namespace, out: TextIO,
                  err: TextIO) -> None:
-        from ._transcribe_job import Progress, is_tty
+        from ._cli_job import Progress, is_tty
 
         self.paths, self.settings, self.args, self.out, self.err = list(paths), settings, args, out, err
         self.items: Dict[str, Any] = {}
@@ -150,7 +150,7 @@ class _Run:
         self.progress = Progress(not args.quiet and is_tty(err), err, total or 1.0, f"{len(self.paths)} files")
 
     def handle(self, msg: Tuple[Any, ...]) -> None:
-        from ._transcribe_job import error_line
+        from ._cli_job import error_line
         from .errors import GpubootError
         from .whisper.formats import write_rendered
 
@@ -258,7 +258,7 @@ class _RayTranscriber:
         self.model: Any = None
 
     def transcribe(self, path: str, data: bytes) -> Tuple[Any, ...]:
-        from ._transcribe_job import json_item, transcribe_one
+        from ._cli_job import json_item, transcribe_one
         from .whisper.audio import decode_bytes
 
         try:
@@ -306,7 +306,7 @@ def _run_ray(order: Sequence[str], paths: Sequence[str], settings: Any, args: ar
                 from .errors import GpubootError
 
                 run.failures += 1
-                from ._transcribe_job import error_line
+                from ._cli_job import error_line
 
                 error_line(err, GpubootError(f"{path}: not readable ({exc.strerror or exc})"))
                 continue

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, TextIO
 
-from ._transcribe_job import Progress, Settings, error_line, is_tty, json_item, pending, transcribe_one
+from ._cli_job import Progress, Settings, error_line, is_tty, json_item, pending, transcribe_one
 from .errors import AudioError, GpubootError
 from .whisper.formats import FORMATS, colliding_inputs, timestamp, write_rendered
 
