@@ -358,6 +358,11 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool) -> Dict[str, 
     data["subtitles"] = bench_subtitles(whisper_runs)
     print("many files ...", flush=True)
     data["many_files"] = bench_many_files(3)
+    if sweep:
+        from measure_transcripts import bench_long_subtitles
+
+        print("long recording, subtitles on and off ...", flush=True)
+        data["long_subtitles"] = bench_long_subtitles(2)
     sweep_json = ROOT / "docs" / "transcribe-sweep.json"
     if sweep:
         print("long-recording sweep ...", flush=True)

@@ -77,3 +77,45 @@ def bench_many_files(runs: int, copies: int = 4) -> Optional[Dict[str, Any]]:
                 **{k: _stats(v) for k, v in variants.items()}}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_long_subtitles(runs: int) -> Optional[Dict[str, Any]]:
+    """The long-recording sweep's gpuboot row with subtitles on (word timings and
+    readable cues) and off: RTF, WER, and the share of cues within 2 x 42
+    characters and 7 s (bench/long_recording.py's 10-minute recording)."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        return None
+    from long_recording import build, default_dir
+
+    wav, ref = build(default_dir())
+    code = """
+import json, sys, time
+sys.path.insert(0, {tests!r})
+from speech import wer
+import gpuboot
+from gpuboot.whisper.cues import make_cues
+from gpuboot.whisper.models import embedded_model
+from faster_whisper import decode_audio
+audio = decode_audio({wav!r})
+model = gpuboot.load_whisper(embedded_model())
+t0 = time.perf_counter()
+segments, _ = gpuboot.transcribe(model, audio, word_timestamps={words})
+segments = list(segments)
+dt = time.perf_counter() - t0
+cues = make_cues(segments)
+ok = [c for c in cues if len(c.lines) <= 2 and all(len(x) <= 42 for x in c.lines) and c.end - c.start <= 7.0]
+print(json.dumps({{"rtf": dt / (len(audio) / 16000), "transcribe_s": dt, "cues": len(cues),
+                  "within": len(ok) / max(1, len(cues)),
+                  "wer": wer(" ".join(s.text for s in segments), open({ref!r}).read())}}))
+"""
+    tests = str(Path(__file__).resolve().parent.parent / "tests")
+    rows: Dict[str, List[Dict[str, Any]]] = {"subtitles on": [], "subtitles off": []}
+    for _ in range(runs):
+        for name in random.sample(list(rows), len(rows)):
+            src = code.format(tests=tests, wav=str(wav), ref=str(ref), words=name.endswith("on"))
+            out = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, check=True).stdout
+            rows[name].append(json.loads(out.strip().splitlines()[-1]))
+    result: Dict[str, Any] = {}
+    for name, rs in rows.items():
+        result[name] = {k: _stats([r[k] for r in rs]) for k in ("rtf", "transcribe_s", "within", "wer", "cues")}
+    return result

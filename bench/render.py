@@ -108,8 +108,27 @@ def render_transcripts(sub: Optional[Dict[str, Any]], many: Optional[Dict[str, A
         L.append(f"| {many['files']} files, `{k}` | {fmt(many[k], 's', 1)}: {hours / many[k][0]:.0f} files/hour, "
                  f"{many['files'] * many['audio_s_each'] / many[k][0]:.1f} s of audio per second |")
     L.append("")
-    L.append("- On this 2-core machine `--workers auto` runs two 1-thread workers: CTranslate2's batched decoding "
-             "uses a second thread poorly and a second process well (`_cli_parallel.CPU_CORES_PER_WORKER`).\n")
+    L.append("- On the 2-core machine that ran it, `--workers auto` runs two 1-thread workers: CTranslate2's "
+             "batched decoding uses a second thread poorly and a second process well "
+             "(`_cli_parallel.CPU_CORES_PER_WORKER`).\n")
+    return L
+
+
+def render_long_subtitles(ls: Optional[Dict[str, Any]]) -> List[str]:
+    """The sweep's gpuboot row with subtitles on and off (``--sweep`` only)."""
+    if ls is None:
+        return []
+    L = ["## Long recording with subtitles on (CPU, tiny.en)\n",
+         "bench/long_recording.py's 10-minute recording, `gpuboot.load_whisper` + `gpuboot.transcribe` (batched), "
+         "with and without word timings; cues by `whisper/cues.make_cues` (2 x 42 characters, 7 s).\n",
+         "| | transcription | RTF | WER | cues | cues within the limits |", "|---|---|---|---|---|---|"]
+    for name, r in ls.items():
+        L.append(f"| {name} | {r['transcribe_s'][0]:.1f} s | {r['rtf'][0]:.4f} | {r['wer'][0]:.3f} | "
+                 f"{r['cues'][0]:.0f} | {r['within'][0] * 100:.0f} % |")
+    on, off = ls["subtitles on"], ls["subtitles off"]
+    L.append("")
+    L.append(f"- Subtitles on cost {on['transcribe_s'][0] / off['transcribe_s'][0]:.2f}x the transcription time "
+             "of subtitles off on this recording.\n")
     return L
 
 
@@ -264,6 +283,7 @@ def render(data: Dict[str, Any]) -> str:
 
     L.extend(render_sweep(sw))
     L.extend(render_transcripts(sub, many))
+    L.extend(render_long_subtitles(data.get("long_subtitles")))
 
     L.append("## GPU\n")
     if ens["driver"]:

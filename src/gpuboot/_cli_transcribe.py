@@ -24,7 +24,8 @@ from .whisper.formats import FORMATS, colliding_inputs, timestamp, write_rendere
 __all__ = ["add_arguments", "run"]
 
 
-def _batch_size(value: str) -> Any:
+def _auto_or_count(value: str) -> Any:
+    """``"auto"`` or a whole number >= 1 (``--batch-size``, ``--workers``)."""
     if value == "auto":
         return value
     try:
@@ -48,18 +49,6 @@ def _positive(kind: Any) -> Any:
     return parse
 
 
-def _workers(value: str) -> Any:
-    if value == "auto":
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a number, not {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
-
-
 def add_arguments(t: argparse.ArgumentParser, devices: Any, compute_types: Any) -> None:
     """The ``transcribe`` options."""
     t.add_argument("audio", nargs="+", help="audio files (wav, mp3, flac, m4a, ...: anything FFmpeg reads)")
@@ -70,7 +59,7 @@ def add_arguments(t: argparse.ArgumentParser, devices: Any, compute_types: Any) 
     t.add_argument("--compute-type", choices=compute_types, default="auto")
     t.add_argument("--language", default=None, help="language code, e.g. 'en' (default: detect)")
     t.add_argument("--beam-size", type=int, default=5)
-    t.add_argument("--batch-size", type=_batch_size, default="auto",
+    t.add_argument("--batch-size", type=_auto_or_count, default="auto",
                    help="'auto' (from the GPU's free memory or the CPU's cores) or a number; 1 decodes sequentially")
     t.add_argument("--vad-filter", action=argparse.BooleanOptionalAction, default=None,
                    help="skip silence with Silero VAD (default: on when batched, as faster-whisper's pipeline)")
@@ -81,7 +70,7 @@ def add_arguments(t: argparse.ArgumentParser, devices: Any, compute_types: Any) 
     t.add_argument("--max-cue-duration", type=_positive(float), default=7.0, help="subtitle seconds per cue (7)")
     t.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose transcript files are all there (resume an interrupted run)")
-    t.add_argument("--workers", type=_workers, default=None,
+    t.add_argument("--workers", type=_auto_or_count, default=None,
                    help="'auto' (one per visible GPU, or what is fastest for this CPU) or a number of worker "
                         "processes (or Ray actors with --ray, default auto there), each with its own model and "
                         "device; files go largest first (default: this process alone)")
