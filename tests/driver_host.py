@@ -187,11 +187,19 @@ def run(tmp: Path, *, libdirs: Sequence[Path] = (), kernel_module: Optional[str]
         (wsl_lib / "libcuda.so.1").write_bytes(b"")
     script = tmp / "scenario.py"
     script.write_text(code)
+    # The namespace starts from a host without NVIDIA anything, whatever runs the tests: the /dev copy
+    # drops nvidia* nodes and dxg, and every driver library the system loader knows (a machine with a
+    # driver) is hidden behind /dev/null, so only the scenario's own libraries can be found.
     setup = ["set -e",
              'mkdir -p "$DEVCOPY" && mount -t tmpfs tmpfs "$DEVCOPY"',
              'cp -a /dev/. "$DEVCOPY"/ 2>/dev/null || true',
+             'rm -f "$DEVCOPY"/nvidia* "$DEVCOPY"/dxg',
              'mount --bind "$DEVCOPY" /dev',
-             "mount -t tmpfs tmpfs /proc/driver"]
+             "mount -t tmpfs tmpfs /proc/driver",
+             "for f in $( { ldconfig -p 2>/dev/null || true; }"
+             " | sed -n 's/.*\\(libcuda\\|libnvidia-ml\\)\\.so.* => //p');"
+             ' do mount --bind /dev/null "$f" 2>/dev/null || true; done',
+             "[ ! -d /usr/lib/wsl/lib ] || mount -t tmpfs tmpfs /usr/lib/wsl/lib"]
     if kernel_module:
         setup += ["mkdir -p /proc/driver/nvidia",
                   f'printf "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {kernel_module}  '

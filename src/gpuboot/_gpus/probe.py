@@ -179,12 +179,17 @@ def real_path(handle, fragment):
                 return path
     return None
 
-try:
-    cuda = (ctypes.WinDLL if win else ctypes.CDLL)("nvcuda.dll" if win else "libcuda.so.1")
-except OSError as exc:
-    out["libcuda_error"] = str(exc) or type(exc).__name__
-else:
-    out["libcuda"] = real_path(cuda, "nvcuda" if win else "libcuda.so")
+def load(name, fragment, key, error_key):
+    try:
+        lib = (ctypes.WinDLL if win else ctypes.CDLL)(name)
+    except OSError as exc:
+        out[error_key] = str(exc) or type(exc).__name__
+        return None
+    out[key] = real_path(lib, fragment)
+    return lib
+
+cuda = load("nvcuda.dll" if win else "libcuda.so.1", "nvcuda" if win else "libcuda.so", "libcuda", "libcuda_error")
+if cuda is not None:
     v = ctypes.c_int()
     if cuda.cuDriverGetVersion(ctypes.byref(v)) == 0:
         out["cuda_driver_version"] = v.value
@@ -194,12 +199,8 @@ else:
             n = ctypes.c_int()
             if cuda.cuDeviceGetCount(ctypes.byref(n)) == 0:
                 out["device_count"] = n.value
-try:
-    nvml = (ctypes.WinDLL if win else ctypes.CDLL)("nvml.dll" if win else "libnvidia-ml.so.1")
-except OSError as exc:
-    out["nvml_error"] = str(exc) or type(exc).__name__
-else:
-    out["nvml_lib"] = real_path(nvml, "nvml" if win else "libnvidia-ml.so")
+nvml = load("nvml.dll" if win else "libnvidia-ml.so.1", "nvml" if win else "libnvidia-ml.so", "nvml_lib", "nvml_error")
+if nvml is not None:
     if init:
         out["nvml_init"] = nvml.nvmlInit_v2()
         if out["nvml_init"] == 0:
