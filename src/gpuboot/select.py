@@ -279,7 +279,8 @@ def _driver_cause(error: str, probe: Any, real: bool, env: Mapping[str, str]) ->
     discovery's own error ("no NVIDIA driver ...")."""
     if probe is None and real:
         from ._gpus.driver import detect_driver
-        from ._gpus.probe import libcuda_hints, probe_driver
+        from ._gpus.hostfacts import libcuda_hints
+        from ._gpus.probe import probe_driver
 
         if detect_driver().present or libcuda_hints(environ=env):
             probe = probe_driver(environ=env)
