@@ -16,9 +16,14 @@ scenario checks gpuboot's own guard against that.  The host facts the probe
 reads (container markers, WSL files) come from a scenario root whose ``dev``
 and ``proc`` are the namespace's own.
 
-Stub libraries (gcc) stand in only for the codes the real driver cannot give
-without a GPU: ``cuInit`` 34, 35, 803, 804, 999 and ``nvmlInit`` 18, 999; each
-is built under the scenario's name and says it is a stub in its symbols.
+Stub libraries (gcc, compiled against NVIDIA's own ``cuda.h`` and ``nvml.h``)
+stand in for what the real driver cannot give without a GPU: an NVML that
+answers (driver and CUDA versions, one GPU's name, compute capability, memory,
+UUID and PCI id, ``nvmlInitWithFlags`` as pynvml calls it) and ``libcuda``s
+whose ``cuInit`` returns a chosen cuda.h code (34, 46 at context creation, 802,
+803, 804, 999, or 0 with GPUs counted).  pynvml in the scenario's process and
+gpuboot's probe child load the same stubs by name.  Each says it is a stub in
+its symbols (``gpuboot_test_stub_libcuda``/``_nvml``).
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 from helpers import require_real
 
@@ -89,46 +95,112 @@ def namespaces_available() -> None:
         require_real(f"a private mount namespace (unshare -m failed: {probe.stderr.decode().strip()})")
 
 
-STUB_CUDA_C = """
-/* gpuboot test stub: a libcuda.so.1 that answers {cuinit} to cuInit (a code the
-   real driver cannot give without a GPU).  Not NVIDIA's. */
-int gpuboot_test_stub_libcuda = 1;
-int cuDriverGetVersion(int *v) {{ *v = {version}; return 0; }}
-int cuInit(unsigned flags) {{ (void)flags; return {cuinit}; }}
-int cuDeviceGetCount(int *n) {{ *n = 0; return 3; }}
-"""
-STUB_NVML_C = """
-/* gpuboot test stub: a libnvidia-ml.so.1 whose nvmlInit_v2 returns {code}.  Not NVIDIA's. */
-int gpuboot_test_stub_nvml = 1;
-int nvmlInit_v2(void) {{ return {code}; }}
-int nvmlInit(void) {{ return {code}; }}
-int nvmlShutdown(void) {{ return 0; }}
-int nvmlSystemGetDriverVersion(char *b, unsigned n) {{ (void)b; (void)n; return 1; }}
-int nvmlSystemGetCudaDriverVersion_v2(int *v) {{ (void)v; return 1; }}
-int nvmlSystemGetCudaDriverVersion(int *v) {{ (void)v; return 1; }}
-int nvmlDeviceGetCount_v2(unsigned *n) {{ *n = 0; return 1; }}
-"""
+GiB = 2**30
+STUBS = Path(__file__).parent / "data" / "stubs"
 
 
-def stub_library(directory: Path, kind: str, code: int, *, file_version: str = VERSION,
-                 cuda_version: int = 12020) -> Path:
-    """A gcc-built ``libcuda.so.1`` (``kind="cuda"``) or ``libnvidia-ml.so.1``
-    (``"nvml"``) in ``directory`` whose init returns ``code``; the real file is
-    named with ``file_version`` as the driver's are (``libcuda.so.<version>``)."""
+@dataclass(frozen=True)
+class StubGPU:
+    """One GPU as the stub libraries describe it (values from NVIDIA's spec pages and the PCI ID Repository)."""
+
+    name: str
+    cc: Tuple[int, int]
+    total: int
+    uuid: str
+    bus_id: str
+    device_id: int  # PCI device id (vendor 0x10de)
+    compute_mode: int = 0  # cuda.h CUcomputemode / nvml.h nvmlComputeMode_t: 0 default, 2 prohibited, 3 exclusive
+    context: str = "CUDA_SUCCESS"  # what cuDevicePrimaryCtxRetain returns (a cuda.h name)
+    mig_capable: bool = False
+
+
+RTX_4090 = StubGPU("NVIDIA GeForce RTX 4090", (8, 9), 24 * GiB, "GPU-5f3c2b9e-8d41-4a7c-9e0b-2d6f1a4c7e91",
+                   "00000000:01:00.0", 0x2684)
+H100_SXM = StubGPU("NVIDIA H100 80GB HBM3", (9, 0), 80 * GiB, "GPU-0b7d9a42-3c1e-4f58-a6d2-91e4c07b5f13",
+                   "00000000:18:00.0", 0x2330, mig_capable=True)
+
+
+def headers() -> Tuple[Path, Path]:
+    """The directories holding the real ``cuda.h`` (the CUDA toolkit on these machines) and ``nvml.h`` (the
+    ``nvidia-nvml-dev`` wheel, a test dependency): the stubs are compiled against NVIDIA's own declarations, so
+    their codes, struct layouts and names are the real ones."""
+    cuda = [Path(p) for p in (os.environ.get("CUDA_HOME", ""), "/usr/local/cuda", "/usr/local/cuda-13.0") if p]
+    nvcc = shutil.which("nvcc")
+    if nvcc:
+        cuda.insert(0, Path(os.path.realpath(nvcc)).parent.parent)
+    cuda_inc = next((d / "include" for d in cuda if (d / "include" / "cuda.h").exists()), None)
+    nvml_inc = None
+    for entry in sys.path:
+        for sub in ("nvidia/cu13/include", "nvidia/cuda_nvml_dev/include", "nvidia/nvml_dev/include"):
+            if entry and (Path(entry) / sub / "nvml.h").exists():
+                nvml_inc = Path(entry) / sub
+                break
+        if nvml_inc:
+            break
+    if cuda_inc is None:
+        require_real("the CUDA toolkit's cuda.h (/usr/local/cuda/include)")
+    if nvml_inc is None:
+        require_real("nvml.h from the nvidia-nvml-dev wheel (pip install nvidia-nvml-dev)")
+    assert cuda_inc is not None and nvml_inc is not None
+    return cuda_inc, nvml_inc
+
+
+def _c_str(text: str) -> str:
+    return json.dumps(text)  # a C string literal for ASCII text
+
+
+def _compile(directory: Path, base: str, source: str, file_version: str, include: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    base = "libcuda" if kind == "cuda" else "libnvidia-ml"
-    src = directory / f"{base}.c"
-    src.write_text(STUB_CUDA_C.format(cuinit=code, version=cuda_version) if kind == "cuda"
-                   else STUB_NVML_C.format(code=code))
+    src = directory / f"{base}-stub.c"
+    src.write_text(source)
     real = directory / f"{base}.so.{file_version}"
-    subprocess.run(["gcc", "-shared", "-fPIC", f"-Wl,-soname,{base}.so.1", "-o", str(real), str(src)], check=True,
-                   capture_output=True)
+    subprocess.run(["gcc", "-shared", "-fPIC", "-Wall", "-Werror", f"-I{include}", f"-Wl,-soname,{base}.so.1",
+                    "-o", str(real), str(src)], check=True, capture_output=True)
     src.unlink()
     link = directory / f"{base}.so.1"
     if link.is_symlink() or link.exists():
         link.unlink()
     link.symlink_to(real.name)
     return directory
+
+
+STUB_CUDA_C = (STUBS / "libcuda.c.in").read_text()  # a str.format template: {{ }} are C braces
+
+STUB_NVML_C = (STUBS / "libnvidia-ml.c.in").read_text()  # a str.format template: {{ }} are C braces
+
+
+def _list(values: Sequence[Any], fmt: Any = str) -> str:
+    return ", ".join(fmt(v) for v in values) or "0"
+
+
+def stub_cuda(directory: Path, *, cu_init: str = "CUDA_SUCCESS", version: int = 12040,
+              gpus: Sequence[StubGPU] = (RTX_4090,), file_version: str = "550.54.14") -> Path:
+    """A ``libcuda.so.1`` in ``directory`` (real file ``libcuda.so.<file_version>``, as the driver's is named)
+    whose ``cuInit`` returns ``cu_init`` (a cuda.h name), ``cuDriverGetVersion`` ``version``, and which counts
+    ``gpus`` once initialised."""
+    cuda_inc, _ = headers()
+    src = STUB_CUDA_C.format(cu_init=cu_init, version=version, count=len(gpus),
+                             modes=_list([g.compute_mode for g in gpus]), contexts=_list([g.context for g in gpus]),
+                             buses=_list([g.bus_id for g in gpus], _c_str) if gpus else '""',
+                             names=_list([g.name for g in gpus], _c_str) if gpus else '""',
+                             majors=_list([g.cc[0] for g in gpus]), minors=_list([g.cc[1] for g in gpus]))
+    return _compile(directory, "libcuda", src, file_version, cuda_inc)
+
+
+def stub_nvml(directory: Path, *, init: str = "NVML_SUCCESS", driver: str = "550.54.14", cuda: int = 12040,
+              gpus: Sequence[StubGPU] = (RTX_4090,), file_version: Optional[str] = None) -> Path:
+    """A ``libnvidia-ml.so.1`` in ``directory`` whose ``nvmlInitWithFlags``/``nvmlInit_v2`` return ``init`` (an
+    nvml.h name) and, once initialised, answers as driver ``driver`` (CUDA ``cuda``) with ``gpus`` -- everything
+    pynvml and gpuboot's probe call, with nvml.h's types."""
+    _, nvml_inc = headers()
+    src = STUB_NVML_C.format(init=init, driver=driver, cuda=cuda, count=len(gpus), slots=max(1, len(gpus)),
+                             nvml_version=f"12.{driver}", names=_list([g.name for g in gpus], _c_str) or '""',
+                             uuids=_list([g.uuid for g in gpus], _c_str), buses=_list([g.bus_id for g in gpus], _c_str),
+                             device_ids=_list([hex(g.device_id) for g in gpus]),
+                             majors=_list([g.cc[0] for g in gpus]), minors=_list([g.cc[1] for g in gpus]),
+                             mig=_list([int(g.mig_capable) for g in gpus]),
+                             modes=_list([g.compute_mode for g in gpus]), totals=_list([f"{g.total}ULL" for g in gpus]))
+    return _compile(directory, "libnvidia-ml", src, file_version or driver, nvml_inc)
 
 
 def only(directory: Path, libdir: Path, names: Sequence[str]) -> Path:
@@ -152,16 +224,18 @@ REPORT = textwrap.dedent("""
     probe = probe_driver(root=root)
     report = diagnose(gather(probe=probe, consumers=["ctranslate2"]))
     choice = select_device(probe=probe, reconcile=False)
-    print(json.dumps({"exit": report.exit_code, "answered": report.answered,
+    print(json.dumps({"exit": report.exit_code, "answered": report.answered, "nvml_answered": report.nvml_answered,
                       "findings": [[f.id, f.severity, f.title, f.remedy] for f in report.findings],
-                      "reason": choice.reason, "probe": probe.to_dict(), "json": report.to_dict(),
+                      "reason": choice.reason, "kind": choice.kind, "ct2_device": choice.ct2_device,
+                      "compute_type": choice.compute_type, "probe": probe.to_dict(), "json": report.to_dict(),
                       "dev": sorted(n for n in os.listdir("/dev") if n.startswith("nvidia"))}))
 """)
 
 
 def run(tmp: Path, *, libdirs: Sequence[Path] = (), kernel_module: Optional[str] = None,
         nodes: Sequence[str] = (), container: bool = False, wsl: bool = False,
-        env: Optional[Dict[str, str]] = None, mknod: bool = False, code: str = REPORT) -> Dict[str, Any]:
+        env: Optional[Dict[str, str]] = None, mknod: bool = False, code: str = REPORT,
+        args: Sequence[str] = ()) -> Dict[str, Any]:
     """Run ``code`` for one scenario in a private mount namespace; its last line's JSON.
 
     Args:
@@ -174,6 +248,7 @@ def run(tmp: Path, *, libdirs: Sequence[Path] = (), kernel_module: Optional[str]
             libcuda copy) in the scenario root.
         env: extra environment (``NVIDIA_VISIBLE_DEVICES``, ...).
         mknod: keep ``CAP_MKNOD`` (root's default): checks gpuboot's guard.
+        code, args: the script the scenario runs (``REPORT``) and its arguments after the host root.
     """
     host = tmp / "host"
     host.mkdir(parents=True, exist_ok=True)
@@ -216,7 +291,7 @@ def run(tmp: Path, *, libdirs: Sequence[Path] = (), kernel_module: Optional[str]
     full_env.update({"DEVCOPY": str(tmp / "devcopy"), "LD_LIBRARY_PATH": ":".join(str(d) for d in libdirs),
                      **(env or {})})
     proc = subprocess.run(["unshare", "-m", "--propagation", "private", "bash", "-c", "\n".join(setup), "scenario",
-                           *drop, sys.executable, str(script), str(host)],
+                           *drop, sys.executable, str(script), str(host), *args],
                           capture_output=True, text=True, timeout=300, env=full_env)
     lines = proc.stdout.strip().splitlines()
     if proc.returncode != 0 or not lines:

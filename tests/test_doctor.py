@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, a100_with_mig, gpu
 from helpers import compile_stub, install, run_child, wheel
+from probes import empty, healthy
 
 from gpuboot import cli, doctor
 from gpuboot.doctor import Report, diagnose, gather, json_schema
@@ -47,7 +48,9 @@ def run(site: Optional[Path] = None, *, consumers: Sequence[str] = ("ctranslate2
                  search_paths=[str(site)] if site else [],
                  nvml=FakeNVML(gpus if gpus is not None else [gpu(RTX_3070, 0)], cuda_version=cuda_version),
                  driver=driver, metadata=meta(**(versions or {"ctranslate2": "4.8.5"})), loaded=loaded or [],
-                 initial_environ=initial if initial is not None else env, wsl=wsl, cpu_threads=2)
+                 initial_environ=initial if initial is not None else env, wsl=wsl, cpu_threads=2,
+                 probe=(healthy(cuda_version=cuda_version, platform=platform) if driver else
+                        empty(platform=platform)))
     return diagnose(ctx)
 
 

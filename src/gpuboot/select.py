@@ -187,10 +187,15 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
             precision rules run for that GPU.
         cpu_threads: CPUs this process may use (default: its affinity mask
             capped by the cgroup CPU quota, ``_host.cpu_threads()``).
-        probe: a ``DriverProbe`` to explain a missing GPU with (default:
-            asked only when no GPU is usable and a driver, or a user-space
-            ``libcuda``, is on the machine: then the reason names the broken
-            layer and its fix, as ``gpuboot doctor`` does).
+        probe: the driver probe's answer (``DriverProbe``).  Default: asked
+            (once per process, a child process of ~60 ms) whenever NVML lists
+            a visible GPU -- a GPU is chosen only when CUDA itself answered
+            (``cuInit`` 0 with a GPU counted); when NVML answers and CUDA does
+            not, every CUDA consumer goes to the CPU and the reason names the
+            broken layer and its fix, as ``gpuboot doctor`` does.  Also asked
+            when no GPU is usable and a driver, or a user-space ``libcuda``, is
+            on the machine, to explain why.  GPUs a context cannot be made on
+            (exclusive-process mode, held by another process) are skipped.
         device_index: deprecated spelling of ``cuda_ordinal``.
 
     Returns:
@@ -219,6 +224,16 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
     if ct2_version is None:
         ct2_version = _precision.ct2_version()
     ct2_version = ct2_version or None  # "": the caller knows none is installed
+    if probe is None and inventory is None and nvml is None and visible:
+        from ._gpus.probe import probe_driver
+
+        probe = probe_driver(environ=env)  # NVML lists GPUs: ask CUDA itself (cached; a child process)
+    cuda_says = _cuda_verdict(probe) if visible else None
+    if probe is not None and probe.answered and probe.unavailable_ordinals:
+        busy = set(probe.unavailable_ordinals)
+        warnings.append("unavailable to new processes (CUDA_ERROR_DEVICE_UNAVAILABLE, 46): " +
+                        ", ".join(f"cuda:{o}" for o in sorted(busy)))
+        usable = [d for d in usable if d.cuda_ordinal not in busy]
 
     if cuda_ordinal is not None:
         wanted = [d for d in visible if d.cuda_ordinal == cuda_ordinal]
@@ -226,6 +241,8 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
             seen = ", ".join(f"cuda:{d.cuda_ordinal}" for d in visible) or "none"
             raise ValueError(f"cuda_ordinal={cuda_ordinal}: no visible GPU has that CUDA ordinal (visible: {seen})")
         usable = wanted
+    if cuda_says is not None:
+        usable = []  # NVML sees GPUs, CUDA cannot use them: every CUDA consumer goes to the CPU
     if usable:
         if cuda_ordinal is not None:
             chosen = usable[0]
@@ -239,7 +256,7 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
                    if len(usable) > 1 else "the only visible GPU")
         assert chosen.cuda_ordinal is not None
         dtype = torch_dtype_for(chosen.compute_capability, prefer)
-        too_old = _driver_too_old(inv.cuda_driver_version, ct2_version)
+        too_old = _driver_too_old(inv.cuda_driver_version or _probe_cuda(probe), ct2_version)
         if too_old:
             ctype, ct_why = compute_type_for(None, prefer)
             reason = (f"CUDA {chosen.describe()}: {why}; CTranslate2 on the CPU: {too_old}; {ct_why}; "
@@ -253,7 +270,11 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
         return DeviceChoice("cuda", chosen.cuda_ordinal, chosen, dtype, ctype, "cuda", threads, reason,
                             tuple(visible), tuple(warnings), inv.cuda_driver_version)
 
-    if visible and min_free_bytes is not None:
+    if cuda_says is not None:
+        gpu_why = f"NVML answers, CUDA does not: {cuda_says}"
+    elif visible and probe is not None and probe.answered and probe.unavailable_ordinals and not usable:
+        gpu_why = f"no visible GPU is available to this process ({warnings[-1]})"
+    elif visible and min_free_bytes is not None:
         gpu_why = (f"no visible GPU has {min_free_bytes / 2**30:.1f} GiB free (best: "
                    f"{max(d.free_memory for d in visible) / 2**30:.1f} GiB)")
     elif inv.devices and not visible:
@@ -271,6 +292,25 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
     return DeviceChoice("cpu", None, None, "float32", ctype, "cpu", threads,
                         f"CPU ({threads} threads): {gpu_why}; {ct_why}", tuple(visible), tuple(warnings),
                         inv.cuda_driver_version)
+
+
+def _cuda_verdict(probe: Any) -> Optional[str]:
+    """``None`` when CUDA answered (or was not asked: no probe), else the
+    broken layer and its fix in one line (``_gpus/causes.py``)."""
+    if probe is None or probe.answered:
+        return None
+    from ._gpus.causes import cause_line
+
+    return cause_line(probe) or "cuInit did not succeed"
+
+
+def _probe_cuda(probe: Any) -> Optional[Tuple[int, int]]:
+    """The CUDA version the probe's driver supports (NVML's, else ``cuDriverGetVersion``)."""
+    if probe is None:
+        return None
+    from ._gpus.codes import cuda_version
+
+    return cuda_version(probe.nvml_cuda_version or probe.cuda_driver_version)
 
 
 def _driver_cause(error: str, probe: Any, real: bool, env: Mapping[str, str]) -> str:

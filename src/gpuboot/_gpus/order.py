@@ -18,28 +18,17 @@ def cuda_order_from_driver(environ: Optional[Mapping[str, str]] = None, timeout:
     import subprocess
     import sys
 
-    lib = "nvcuda.dll" if sys.platform == "win32" else "libcuda.so.1"
-    code = (
-        "import ctypes, json, sys\n"
-        f"cuda = ctypes.CDLL({lib!r})\n"
-        "n = ctypes.c_int()\n"
-        "if cuda.cuInit(0) or cuda.cuDeviceGetCount(ctypes.byref(n)): sys.exit(3)\n"
-        "out = []\n"
-        "for i in range(n.value):\n"
-        "    dev, buf = ctypes.c_int(), ctypes.create_string_buffer(64)\n"
-        "    if cuda.cuDeviceGet(ctypes.byref(dev), i) or cuda.cuDeviceGetPCIBusId(buf, 64, dev): sys.exit(3)\n"
-        "    out.append(buf.value.decode())\n"
-        "print(json.dumps(out))\n")
+    from .probe import CHILD
+
     env = dict(os.environ if environ is None else environ)
     env.pop("CUDA_VISIBLE_DEVICES", None)
-    try:
-        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout,
-                              env=env)
+    env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
+    try:  # -I -S: nothing from the current directory or PYTHONPATH is imported by the child
+        proc = subprocess.run([sys.executable, "-I", "-S", CHILD, "order"], capture_output=True, text=True,
+                              timeout=timeout, env=env, stdin=subprocess.DEVNULL)
         if proc.returncode != 0:
             return None
         ids = json.loads(proc.stdout)
     except (OSError, ValueError, subprocess.SubprocessError):
         return None
     return [str(x) for x in ids] if isinstance(ids, list) else None
-
-

@@ -77,6 +77,11 @@ class DriverProbe(Record):
         wsl_libcuda: ``/usr/lib/wsl/lib/libcuda.so.1`` when present.
         library_path_dirs: ``compat`` and ``stubs`` directories on the
             library search path (``LD_LIBRARY_PATH``).
+        restricted_devices: ``(CUDA ordinal, compute mode, context code)`` for
+            each GPU whose compute mode is not the default (cuda.h
+            ``CUcomputemode``: 2 prohibited, 3 exclusive-process); the context
+            code is ``cuDevicePrimaryCtxRetain``'s (0, or 46
+            ``CUDA_ERROR_DEVICE_UNAVAILABLE`` when another process holds it).
         init_skipped: why ``cuInit``/``nvmlInit`` were not called, or ``None``.
         error: the child process's failure (timeout, crash), or ``None``.
         elapsed_ms: the child process's wall time, milliseconds.
@@ -85,8 +90,8 @@ class DriverProbe(Record):
     __slots__ = ("platform", "libcuda", "libcuda_error", "libcuda_version", "cuda_driver_version", "cu_init",
                  "device_count", "nvml_lib", "nvml_error", "nvml_init", "nvml_driver_version", "nvml_cuda_version",
                  "kernel_module", "device_nodes", "container", "nvidia_visible_devices",
-                 "nvidia_driver_capabilities", "wsl", "wsl_libcuda", "library_path_dirs", "init_skipped", "error",
-                 "elapsed_ms")
+                 "nvidia_driver_capabilities", "wsl", "wsl_libcuda", "library_path_dirs", "restricted_devices",
+                 "init_skipped", "error", "elapsed_ms")
     platform: str
     libcuda: Optional[str]
     libcuda_error: Optional[str]
@@ -107,6 +112,7 @@ class DriverProbe(Record):
     wsl: bool
     wsl_libcuda: Optional[str]
     library_path_dirs: Tuple[str, ...]
+    restricted_devices: Tuple[Tuple[int, int, Optional[int]], ...]
     init_skipped: Optional[str]
     error: Optional[str]
     elapsed_ms: float
@@ -120,6 +126,7 @@ class DriverProbe(Record):
                  container: Optional[str] = None, nvidia_visible_devices: Optional[str] = None,
                  nvidia_driver_capabilities: Optional[str] = None, wsl: bool = False,
                  wsl_libcuda: Optional[str] = None, library_path_dirs: Tuple[str, ...] = (),
+                 restricted_devices: Tuple[Tuple[int, int, Optional[int]], ...] = (),
                  init_skipped: Optional[str] = None, error: Optional[str] = None, elapsed_ms: float = 0.0) -> None:
         self._set(platform=platform, libcuda=libcuda, libcuda_error=libcuda_error, libcuda_version=libcuda_version,
                   cuda_driver_version=cuda_driver_version, cu_init=cu_init, device_count=device_count,
@@ -128,13 +135,29 @@ class DriverProbe(Record):
                   kernel_module=kernel_module, device_nodes=device_nodes, container=container,
                   nvidia_visible_devices=nvidia_visible_devices,
                   nvidia_driver_capabilities=nvidia_driver_capabilities, wsl=wsl, wsl_libcuda=wsl_libcuda,
-                  library_path_dirs=library_path_dirs, init_skipped=init_skipped, error=error,
+                  library_path_dirs=library_path_dirs, restricted_devices=restricted_devices,
+                  init_skipped=init_skipped, error=error,
                   elapsed_ms=elapsed_ms)
 
     @property
     def answered(self) -> bool:
-        """The driver answered: ``cuInit`` returned 0 or NVML initialised."""
-        return self.cu_init == 0 or self.nvml_init == 0
+        """CUDA answered: ``cuInit`` returned 0 and ``cuDeviceGetCount`` counted at least one GPU.
+
+        NVML answering is not enough: in a container started with
+        ``NVIDIA_DRIVER_CAPABILITIES=utility``, with a ``cuda-compat``
+        ``libcuda`` on a GeForce, or without ``/dev/nvidia-uvm``, NVML (and
+        ``nvidia-smi``) answer while every CUDA application fails."""
+        return self.cu_init == 0 and isinstance(self.device_count, int) and self.device_count > 0
+
+    @property
+    def nvml_answered(self) -> bool:
+        """NVML initialised (``nvmlInit_v2`` returned 0): ``nvidia-smi`` would work."""
+        return self.nvml_init == 0
+
+    @property
+    def unavailable_ordinals(self) -> Tuple[int, ...]:
+        """CUDA ordinals no context can be made on now (``CUDA_ERROR_DEVICE_UNAVAILABLE``, 46)."""
+        return tuple(o for o, _mode, code in self.restricted_devices if code == 46)
 
     @property
     def user_space(self) -> Optional[str]:
@@ -154,61 +177,8 @@ class DriverProbe(Record):
 
 # --------------------------------------------------------------------------- the child
 
-_CHILD = r"""
-import ctypes, json, os, re, sys
-init = sys.argv[1] == "1"
-out = {}
-win = sys.platform == "win32"
-
-def real_path(handle, fragment):
-    if win:
-        k32 = ctypes.WinDLL("kernel32", use_last_error=True)
-        k32.GetModuleFileNameW.argtypes = [ctypes.c_void_p, ctypes.c_wchar_p, ctypes.c_uint]
-        k32.GetModuleFileNameW.restype = ctypes.c_uint
-        buf = ctypes.create_unicode_buffer(32768)
-        n = k32.GetModuleFileNameW(handle._handle, buf, 32768)
-        return buf.value[:n] or None
-    with open("/proc/self/maps") as f:
-        for line in f:
-            path = line.rstrip("\n").split(None, 5)[-1] if len(line.split(None, 5)) == 6 else ""
-            if fragment in os.path.basename(path):
-                return path
-    return None
-
-def load(name, fragment, key, error_key):
-    try:
-        lib = (ctypes.WinDLL if win else ctypes.CDLL)(name)
-    except OSError as exc:
-        out[error_key] = str(exc) or type(exc).__name__
-        return None
-    out[key] = real_path(lib, fragment)
-    return lib
-
-cuda = load("nvcuda.dll" if win else "libcuda.so.1", "nvcuda" if win else "libcuda.so", "libcuda", "libcuda_error")
-if cuda is not None:
-    v = ctypes.c_int()
-    if cuda.cuDriverGetVersion(ctypes.byref(v)) == 0:
-        out["cuda_driver_version"] = v.value
-    if init:
-        out["cu_init"] = cuda.cuInit(0)
-        if out["cu_init"] == 0:
-            n = ctypes.c_int()
-            if cuda.cuDeviceGetCount(ctypes.byref(n)) == 0:
-                out["device_count"] = n.value
-nvml = load("nvml.dll" if win else "libnvidia-ml.so.1", "nvml" if win else "libnvidia-ml.so", "nvml_lib", "nvml_error")
-if nvml is not None:
-    if init:
-        out["nvml_init"] = nvml.nvmlInit_v2()
-        if out["nvml_init"] == 0:
-            buf = ctypes.create_string_buffer(96)
-            if nvml.nvmlSystemGetDriverVersion(buf, 96) == 0:
-                out["nvml_driver_version"] = buf.value.decode(errors="replace")
-            c = ctypes.c_int()
-            if nvml.nvmlSystemGetCudaDriverVersion_v2(ctypes.byref(c)) == 0:
-                out["nvml_cuda_version"] = c.value
-            nvml.nvmlShutdown()
-print(json.dumps(out))
-"""
+#: The child's script, run by path with ``-I -S`` (``probe_child.py``).
+CHILD = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe_child.py")
 
 _CACHE: Dict[Any, DriverProbe] = {}
 _LOCK = threading.Lock()
@@ -269,7 +239,8 @@ def probe_driver(*, root: str = "/", environ: Optional[Mapping[str, str]] = None
                         answers.get("nvml_cuda_version"), facts["kernel_module"], facts["device_nodes"],
                         facts["container"], env.get("NVIDIA_VISIBLE_DEVICES"),
                         env.get("NVIDIA_DRIVER_CAPABILITIES"), facts["wsl"], facts["wsl_libcuda"],
-                        facts["library_path_dirs"], skipped, error, round(elapsed, 1))
+                        facts["library_path_dirs"], _restricted(answers.get("restricted_devices")), skipped, error,
+                        round(elapsed, 1))
     with _LOCK:
         _CACHE[key] = probe
     return probe
@@ -278,7 +249,7 @@ def probe_driver(*, root: str = "/", environ: Optional[Mapping[str, str]] = None
 def _ask(env: Mapping[str, str], init: bool, timeout: float, python: str) -> Tuple[Dict[str, Any], Optional[str]]:
     child_env = {k: v for k, v in env.items() if not k.startswith("PYTHON")}
     try:
-        proc = subprocess.run([python, "-I", "-S", "-c", _CHILD, "1" if init else "0"], capture_output=True,
+        proc = subprocess.run([python, "-I", "-S", CHILD, "probe", "1" if init else "0"], capture_output=True,
                               text=True, timeout=timeout, env=child_env, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return {}, f"the driver did not answer within {timeout:.0f} s (the probe process hung)"
@@ -295,6 +266,16 @@ def _ask(env: Mapping[str, str], init: bool, timeout: float, python: str) -> Tup
         return {}, f"the probe process printed no answer: {lines[-1][:200]}"
 
 
+def _restricted(raw: Any) -> Tuple[Tuple[int, int, Optional[int]], ...]:
+    """The child's ``restricted_devices`` as typed tuples; anything malformed is dropped."""
+    out = []
+    for item in raw if isinstance(raw, list) else ():
+        if (isinstance(item, list) and len(item) == 3 and isinstance(item[0], int) and isinstance(item[1], int)
+                and (item[2] is None or isinstance(item[2], int))):
+            out.append((item[0], item[1], item[2]))
+    return tuple(out)
+
+
 def _may_mknod() -> bool:
     """This process holds ``CAP_MKNOD`` (root, unless dropped): libcuda could create device nodes."""
     try:
@@ -305,13 +286,3 @@ def _may_mknod() -> bool:
     except (OSError, ValueError):
         pass
     return hasattr(os, "geteuid") and os.geteuid() == 0
-
-
-
-
-
-
-
-
-
-

@@ -1,9 +1,13 @@
-"""Doctor's check of the driver: NVML's answer, else the driver probe's broken layer and its fix.
+"""Doctor's check of the driver: "ok" only when CUDA answered, else one finding per broken layer and its fix.
 
-Never an "ok" driver unless the driver answered (NVML initialised, or the
-probe's ``cuInit``/``nvmlInit`` returned 0), one finding per broken layer
-(``_gpus/causes.py``), and never advice to remove CUDA wheels while a driver
-is installed but unusable.
+The verdict is the driver probe's (``_gpus/probe.py``): the driver is ok only
+when ``cuInit`` returned 0 and counted at least one GPU.  NVML answering is
+not enough -- in a container without the ``compute`` capability, with a
+``cuda-compat`` libcuda on a GeForce, or without ``/dev/nvidia-uvm``, NVML
+and ``nvidia-smi`` answer while every CUDA application fails -- so such a
+host gets "NVML answers, CUDA does not: <cause>".  The causes are
+``_gpus/causes.py``'s; there is never advice to remove CUDA wheels while a
+driver is installed but unusable.
 """
 
 from __future__ import annotations
@@ -11,10 +15,13 @@ from __future__ import annotations
 from typing import List
 
 from .._gpus.causes import driver_causes
+from .._gpus.codes import cuda_version_text
 from .._libs import catalog as cat
-from .report import Context, Finding
+from .report import Context, Finding, Severity
 
 __all__ = ["check_driver"]
+
+_NVML_ONLY = "NVML answers, CUDA does not: "
 
 
 def _gpu_expected(ctx: Context) -> bool:
@@ -30,34 +37,37 @@ def check_driver(ctx: Context) -> List[Finding]:
     inv = ctx.inventory
     probe = ctx.probe
     nvml_answered = ctx.driver_present and inv.error is None
-    if nvml_answered or (probe is not None and probe.answered and not driver_causes(probe)):
-        version = inv.driver_version or (probe.user_space if probe is not None else None) or "unknown version"
-        cuda_v = inv.cuda_driver_version
-        if cuda_v is None and probe is not None:
-            v = probe.nvml_cuda_version or probe.cuda_driver_version
-            cuda_v = (v // 1000, v % 1000 // 10) if v else None
-        cuda = f"CUDA {cuda_v[0]}.{cuda_v[1]}" if cuda_v else "CUDA ?"
-        evidence = [ctx.driver_evidence] + ([f"libcuda: {probe.libcuda}"] if probe is not None and probe.libcuda
-                                            else [])
-        return [Finding("driver", "ok", f"NVIDIA driver {version} (supports up to {cuda})", tuple(evidence))]
-    if probe is not None:
-        causes = driver_causes(probe, gpu_expected=_gpu_expected(ctx))
-        out = [Finding(c.id, "problem" if c.severity == "problem" else "info",
-                       f"{c.layer}: {c.title}" if c.id != "no-driver" else c.title,
-                       ((ctx.driver_evidence,) if c.id == "no-driver" else ()) + (*c.evidence, f"source: {c.source}"),
-                       c.fix) for c in causes]
-        if not out and ctx.driver_present:  # NVML failed, the probe saw nothing more specific
-            out.append(Finding("driver-not-answering", "problem",
-                               f"the NVIDIA driver did not answer NVML: {inv.error}", (ctx.driver_evidence,),
-                               "run `nvidia-smi` for the driver's own message"))
-        if not probe.anything and not ctx.driver_present and all(c.severity != "problem" for c in causes):
-            out.extend(_spare_wheels(ctx))  # nothing NVIDIA here, and nothing says a GPU is wanted
-        return out
-    if ctx.driver_present:  # given by the caller, NVML did not answer
-        return [Finding("driver-not-answering", "problem", f"the NVIDIA driver did not answer NVML: {inv.error}",
-                        (ctx.driver_evidence,), "run `nvidia-smi` for the driver's own message")]
-    return [Finding("no-driver", "info", "NVIDIA driver: not found", (ctx.driver_evidence,),
-                    "install the NVIDIA driver to use a GPU (https://www.nvidia.com/drivers)"), *_spare_wheels(ctx)]
+    if probe is None:  # a Context built without asking the driver: say what was not asked
+        if nvml_answered:
+            return [Finding("driver-not-asked", "info",
+                            f"NVIDIA driver {inv.driver_version or '?'} answers NVML; CUDA was not asked",
+                            (ctx.driver_evidence,), "`gpuboot doctor` asks CUDA itself (cuInit, in a child process)")]
+        if ctx.driver_present:
+            return [Finding("driver-not-answering", "problem", f"the NVIDIA driver did not answer NVML: {inv.error}",
+                            (ctx.driver_evidence,), "run `nvidia-smi` for the driver's own message")]
+        return [Finding("no-driver", "info", "NVIDIA driver: not found", (ctx.driver_evidence,),
+                        "install the NVIDIA driver to use a GPU (https://www.nvidia.com/drivers)"), *_spare_wheels(ctx)]
+    causes = driver_causes(probe, gpu_expected=_gpu_expected(ctx))
+    out: List[Finding] = []
+    if probe.answered and not any(c.severity == "problem" for c in causes):
+        version = inv.driver_version or probe.user_space or "unknown version"
+        cuda = (f"CUDA {inv.cuda_driver_version[0]}.{inv.cuda_driver_version[1]}" if inv.cuda_driver_version else
+                cuda_version_text(probe.nvml_cuda_version or probe.cuda_driver_version))
+        evidence = (ctx.driver_evidence, *([f"libcuda: {probe.libcuda}"] if probe.libcuda else []),
+                    f"cuInit: 0, {probe.device_count} GPU(s)")
+        out.append(Finding("driver", "ok", f"NVIDIA driver {version} (supports up to {cuda})", evidence))
+    nvml_only = (nvml_answered or probe.nvml_answered) and not probe.answered
+    for c in causes:
+        severity: Severity = ("problem" if c.severity == "problem" else
+                              "warning" if c.severity == "warning" else "info")
+        title = c.title if c.id in ("no-driver",) else f"{c.layer}: {c.title}"
+        out.append(Finding(c.id, severity, (_NVML_ONLY + title) if nvml_only else title,
+                           ((ctx.driver_evidence,) if c.id == "no-driver" else ()) + (*c.evidence,
+                                                                                       f"source: {c.source}"),
+                           c.fix))
+    if not probe.anything and not ctx.driver_present and all(c.severity != "problem" for c in causes):
+        out.extend(_spare_wheels(ctx))  # nothing NVIDIA here, and nothing says a GPU is wanted
+    return out
 
 
 def _spare_wheels(ctx: Context) -> List[Finding]:

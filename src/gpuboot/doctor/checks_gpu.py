@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-from typing import List, Mapping
+from typing import List
 
+from .._gpus.causes import DRIVER_MINIMUMS
+from .._gpus.codes import cuda_version
 from .report import Context, Finding
 
 __all__ = ["DRIVER_MINIMUMS", "check_driver_age", "check_devices", "check_choice", "check_cublas_for_gpu"]
-
-#: Minimum driver per CUDA major (CUDA Toolkit release notes, "CUDA Toolkit and
-#: Corresponding Driver Versions" / minor version compatibility table).
-DRIVER_MINIMUMS: Mapping[int, Mapping[str, str]] = {
-    11: {"linux": "450.80.02", "win32": "452.39"},
-    12: {"linux": "525.60.13", "win32": "528.33"},
-    13: {"linux": "580.65.06", "win32": "580.88"},
-}
 
 
 def check_driver_age(ctx: Context) -> List[Finding]:
     """Each consumer's CUDA major against the highest CUDA version the driver
     supports (minor version compatibility: any 12.x runtime on a 12.x driver)."""
     cuda_v = ctx.inventory.cuda_driver_version
-    if cuda_v is None and ctx.probe is not None and ctx.probe.answered:
-        v = ctx.probe.nvml_cuda_version or ctx.probe.cuda_driver_version
-        cuda_v = (v // 1000, v % 1000 // 10) if v else None
+    if cuda_v is None and ctx.probe is not None and (ctx.probe.answered or ctx.probe.nvml_answered):
+        cuda_v = cuda_version(ctx.probe.nvml_cuda_version or ctx.probe.cuda_driver_version)
     if cuda_v is None:
         return []
     out = []

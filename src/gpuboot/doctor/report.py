@@ -10,7 +10,7 @@ from ..consumers import Need
 
 __all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Severity", "Finding", "Context", "Report"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def json_schema() -> Dict[str, Any]:
@@ -100,11 +100,17 @@ class Report(Record):
 
     @property
     def answered(self) -> bool:
-        """The driver answered: NVML initialised (``discover`` read the driver's version) or
-        the probe's ``cuInit``/``nvmlInit`` returned 0."""
+        """CUDA answered: the driver probe's ``cuInit`` returned 0 and counted at least one GPU
+        (``False`` when the driver was not asked)."""
+        probe = self.context.probe
+        return bool(probe is not None and probe.answered)
+
+    @property
+    def nvml_answered(self) -> bool:
+        """NVML answered: in this process (``discover`` read the driver's version) or in the probe."""
         probe = self.context.probe
         nvml = self.context.driver_present and self.context.inventory.error is None
-        return bool(nvml or (probe is not None and probe.answered))
+        return bool(nvml or (probe is not None and probe.nvml_answered))
 
     @property
     def exit_code(self) -> int:
@@ -125,7 +131,7 @@ class Report(Record):
             "schema_version": SCHEMA_VERSION,
             "platform": self.context.platform,
             "driver": {"present": self.context.driver_present, "evidence": self.context.driver_evidence,
-                       "answered": self.answered,
+                       "answered": self.answered, "nvml_answered": self.nvml_answered,
                        "probe": self.context.probe.to_dict() if self.context.probe is not None else None,
                        "version": inv.driver_version,
                        "cuda_version": list(inv.cuda_driver_version) if inv.cuda_driver_version else None},
