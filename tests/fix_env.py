@@ -29,6 +29,7 @@ from typing import Dict, List, Optional, Sequence
 from helpers import compile_stub, require_real
 
 ROOT = Path(__file__).resolve().parent.parent
+OLD_PIP = "22.1.2"
 SHIM = Path(__file__).resolve().parent / "host_with_gpu"
 
 #: project -> (version, {path in the wheel: soname of a stub library, or None for an empty file}, Requires-Dist)
@@ -98,6 +99,9 @@ def wheelhouse(root: Path) -> Path:
                    timeout=600)
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "-d", str(out),
                     "packaging", "platformdirs", "nvidia-ml-py"], check=True, capture_output=True, timeout=600)
+    # pip 22.1, the last without `install --dry-run --report`: --fix cannot check an install first with it.
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--no-deps",
+                    "-d", str(out), f"pip=={OLD_PIP}"], check=True, capture_output=True, timeout=600)
     for (project, version), (files, requires) in WHEELS.items():
         build_wheel(out, project, version, files, requires, root / "build")
     return out
@@ -106,10 +110,10 @@ def wheelhouse(root: Path) -> Path:
 class Scenario:
     """A fresh virtual environment with gpuboot and ``installed`` from the wheel directory."""
 
-    def __init__(self, tmp: Path, wheels: Path, installed: Sequence[str]) -> None:
+    def __init__(self, tmp: Path, wheels: Path, installed: Sequence[str], venv: str = "venv") -> None:
         self.tmp = tmp
         self.wheels = wheels
-        self.venv = tmp / "venv"
+        self.venv = tmp / venv
         subprocess.run([_uv(), "venv", "-q", "--seed", "--python", sys.executable, str(self.venv)], check=True,
                        capture_output=True, timeout=300)
         self.python = self.venv / "bin" / "python"
@@ -133,13 +137,17 @@ class Scenario:
         env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
         return env
 
-    def gpuboot(self, *args: str, stdin: Optional[str] = None) -> subprocess.CompletedProcess:
-        """``python -m gpuboot ARGS`` in the scenario's environment; stdin is not a terminal."""
-        return subprocess.run([str(self.python), "-m", "gpuboot", *args], capture_output=True, text=True,
-                              timeout=600, env=self.env(), input=stdin or "", cwd=self.tmp)
+    def gpuboot(self, *args: str, stdin: Optional[str] = None, cwd: Optional[Path] = None,
+                script: bool = False) -> subprocess.CompletedProcess:
+        """``python -m gpuboot ARGS`` (or the ``gpuboot`` script) in the scenario's environment, run from
+        ``cwd`` (the scenario's directory); stdin is not a terminal."""
+        command = [str(self.venv / "bin" / "gpuboot")] if script else [str(self.python), "-m", "gpuboot"]
+        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600, env=self.env(),
+                              input=stdin or "", cwd=cwd or self.tmp)
 
-    def fix(self, *extra: str) -> subprocess.CompletedProcess:
-        return self.gpuboot("doctor", "--fix", *extra, "--", "--no-index", "--find-links", str(self.wheels))
+    def fix(self, *extra: str, cwd: Optional[Path] = None, script: bool = False) -> subprocess.CompletedProcess:
+        return self.gpuboot("doctor", "--fix", *extra, "--", "--no-index", "--find-links", str(self.wheels), cwd=cwd,
+                            script=script)
 
     def versions(self) -> Dict[str, str]:
         out = subprocess.run([str(self.python), "-m", "pip", "list", "--format", "freeze"], capture_output=True,

@@ -167,11 +167,23 @@ def test_wheels_without_a_driver(tmp_path: Path) -> None:
 
 
 def test_cpu_only_torch_on_a_gpu_machine(tmp_path: Path) -> None:
-    r = run(tmp_path, consumers=[], versions={"torch": "2.13.0+cpu"})
+    # The installed version is pinned: a reinstall never upgrades torch behind the user's back, and the index
+    # is one that serves that version (PyTorch's previous-versions page) and that the driver (CUDA 12.4) runs.
+    r = run(tmp_path, consumers=[], versions={"torch": "2.5.1+cpu"})
     f = finding(r, "cpu-only-torch")
-    # The installed version is pinned: a reinstall never upgrades torch behind the user's back.
-    assert f.remedy == ("pip install --force-reinstall 'torch==2.13.0' "
-                        "--index-url https://download.pytorch.org/whl/cu124")
+    assert f.remedy == ("pip install --force-reinstall --index-url https://download.pytorch.org/whl/cu124 "
+                        "torch==2.5.1")
+    assert [a.kind for a in f.actions] == ["pip-install"] and f.actions[0].args == ("torch==2.5.1",)
+    # torch 2.3.1 with a CUDA 12.8 driver: cu128 has no torch 2.3.1, cu121 does.
+    f = finding(run(tmp_path, consumers=[], versions={"torch": "2.3.1"}, cuda_version=12080), "cpu-only-torch")
+    assert f.remedy is not None and f.remedy.endswith("/whl/cu121 torch==2.3.1")
+    # torch 2.13 is built for CUDA 12.6 and newer: a 12.4 driver needs upgrading; no pip command is offered.
+    f = finding(run(tmp_path, consumers=[], versions={"torch": "2.13.0+cpu"}), "cpu-only-torch")
+    assert f.actions == () and f.remedy is not None and f.remedy.startswith("torch 2.13.0's CUDA builds need CUDA")
+    # torch 1.12 is served by no index in the table: upgrade torch from the newest index the driver runs.
+    f = finding(run(tmp_path, consumers=[], versions={"torch": "1.12.1+cpu"}), "cpu-only-torch")
+    assert f.remedy == ("pip install --upgrade --force-reinstall --index-url https://download.pytorch.org/whl/cu124 "
+                        "torch")
     assert "cpu-only-torch" not in ids(run(tmp_path, consumers=[], versions={"torch": "2.13.0+cpu"}, gpus=[]))
 
 

@@ -10,7 +10,6 @@ fake built from pynvml's real shapes; everything else is doctor's own.
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
@@ -18,6 +17,7 @@ from typing import Dict, List, Optional, Set, Tuple
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, gpu
 from helpers import WHEEL_LISTS, install
+from probes import empty, healthy
 
 from gpuboot.doctor import Finding, diagnose, gather
 
@@ -49,46 +49,32 @@ def findings(state: State, tmp: Path) -> List[Finding]:
     meta = lambda name: (versions[name], []) if name in versions else None  # noqa: E731
     nvml = FakeNVML([gpu(RTX_3070, 0)] if state.driver else [])
     ctx = gather(search_paths=[str(site)], driver=state.driver, metadata=meta, nvml=nvml, loaded=[],
-                 environ={}, initial_environ={}, wsl=False, platform="linux")
+                 environ={}, initial_environ={}, wsl=False, platform="linux",
+                 probe=healthy() if state.driver else empty())
     return diagnose(ctx).findings
 
 
-_PIP = re.compile(r"^pip (install|uninstall)\b")
-
-
-def _requirements(remedy: str) -> Tuple[Optional[str], List[str]]:
-    """('install'|'uninstall', requirements) of a pip remedy, else (None, [])."""
-    command = remedy.split("#")[0].split("&&")[-1].strip()
-    m = _PIP.match(command)
-    if not m:
-        return None, []
-    words = shlex.split(command)[2:]
-    reqs: List[str] = []
-    skip = False
-    for w in words:
-        if skip:
-            skip = False
-            continue
-        if w in ("--index-url", "-i"):
-            skip = True
-            continue
-        if not w.startswith("-"):
-            reqs.append(w)
-    return m.group(1), reqs
+def _requirements(f: Finding) -> Tuple[Optional[str], List[str]]:
+    """('install'|'uninstall', requirements) of a finding's pip step (its structured actions), else (None, [])."""
+    for action in reversed(f.actions):
+        if action.kind in ("pip-install", "pip-uninstall"):
+            return action.kind.split("-")[1], list(action.args)
+    return None, []
 
 
 def _name(req: str) -> str:
     return re.split(r"[=<>!~]", req, maxsplit=1)[0].lower()
 
 
-def apply(state: State, remedy: str) -> Optional[State]:
-    if remedy.startswith("install the NVIDIA driver"):
+def apply(state: State, f: Finding) -> Optional[State]:
+    if f.remedy and f.remedy.startswith("install the NVIDIA driver"):
         return replace(state, driver=True)
-    verb, reqs = _requirements(remedy)
+    verb, reqs = _requirements(f)
     if verb is None:
         return None
     wheels = list(state.wheels)
     consumers = dict(state.consumers)
+    index = next((re.search(r"whl/(cu\d+)", o) for a in f.actions for o in a.options if "whl/" in o), None)
     for req in reqs:
         name = _name(req)
         if name in ("ctranslate2", "torch", "onnxruntime-gpu"):
@@ -97,8 +83,7 @@ def apply(state: State, remedy: str) -> Optional[State]:
             elif name == "ctranslate2":
                 consumers[name] = "4.8.5"
             else:
-                pinned = req.split("==", 1)[1] if "==" in req else "2.13.0"
-                index = re.search(r"whl/(cu\d+)", remedy)
+                pinned = req.split("==", 1)[1] if "==" in req else "2.6.0"
                 consumers[name] = pinned + (f"+{index.group(1)}" if index else "")
             continue
         wheels = [w for w in wheels if _name(w) != name]
@@ -107,8 +92,8 @@ def apply(state: State, remedy: str) -> Optional[State]:
     return replace(state, wheels=tuple(sorted(wheels)), consumers=consumers)
 
 
-def _effects(remedy: str) -> Tuple[Set[str], Set[str]]:
-    verb, reqs = _requirements(remedy)
+def _effects(f: Finding) -> Tuple[Set[str], Set[str]]:
+    verb, reqs = _requirements(f)
     names = {_name(r) for r in reqs}
     return (names, set()) if verb == "install" else (set(), names) if verb == "uninstall" else (set(), set())
 
@@ -122,7 +107,7 @@ SCENARIOS: Dict[str, State] = {
                                                            driver=True),
     "driver, ctranslate2 4.5 without cuDNN 9": State(("nvidia-cublas-cu12", "nvidia-cudnn-cu12==8.*"),
                                                      {"ctranslate2": "4.5.0"}, driver=True),
-    "driver, CPU-only torch": State((), {"torch": "2.13.0+cpu"}, driver=True),
+    "driver, CPU-only torch": State((), {"torch": "2.5.1+cpu"}, driver=True),
     "no driver, CUDA 11 wheels for ctranslate2 4.8": State(("nvidia-cublas-cu11",), {"ctranslate2": "4.8.5"}),
 }
 
@@ -135,15 +120,15 @@ def test_following_a_fix_never_leads_to_its_undoing(scenario: str, tmp_path: Pat
     for f in first:
         if not f.remedy or f.severity == "ok":
             continue
-        after = apply(start, f.remedy)
+        after = apply(start, f)
         if after is None:
             continue
         followed += 1
-        added, removed = _effects(f.remedy)
+        added, removed = _effects(f)
         for g in findings(after, tmp_path):
             if not g.remedy:
                 continue
-            again_added, again_removed = _effects(g.remedy)
+            again_added, again_removed = _effects(g)
             assert not (added & again_removed), (scenario, f.id, f.remedy, g.id, g.remedy)
             assert not (removed & again_added), (scenario, f.id, f.remedy, g.id, g.remedy)
             if "ctranslate2" in added:
@@ -156,7 +141,7 @@ def test_an_old_ctranslate2_is_upgraded_first(tmp_path: Path) -> None:
     by_id = {f.id: f for f in fs}
     assert "consumer-too-old" in by_id and by_id["consumer-too-old"].severity == "problem"
     assert by_id["consumer-too-old"].remedy is not None
-    assert by_id["consumer-too-old"].remedy.startswith("pip install --upgrade 'ctranslate2>=4.6.3'")
+    assert by_id["consumer-too-old"].remedy == "pip install --upgrade 'ctranslate2>=4.6.3'"
     assert not any(f.remedy and "cu11" in f.remedy for f in fs)
 
 

@@ -77,6 +77,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         start, end, words, text = 0.0, 2.5, None, " We are met on a great battlefield."
 
     load_segment = _Segment()
+    from gpuboot._metadata import Malformed, read_distribution
+    from gpuboot.doctor.actions import pip_install
     from gpuboot.doctor.remedy import Applied, Step
 
     planned = gpuboot.fix(report_)
@@ -118,6 +120,9 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
         "FixResult": planned,
         "Step": step,
+        "Action": pip_install("nvidia-cudnn-cu12==9.*"),
+        "Distribution": read_distribution("packaging")[0],
+        "Malformed": Malformed("torch", str(tmp_path / "torch-2.3.1.dist-info"), "no Version"),
         "Applied": Applied(step, 1, "ERROR: No matching distribution found for nvidia-cublas-cu12"),
         "Cause": driver_causes(probe_)[0],
     }

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace, pip_args: Sequence[str], out: TextIO, err: Tex
             lines.append(f"problem {f.title}")
     if planned.plan:
         lines.append(f"plan: {len(planned.plan)} command(s) in {sys.prefix} (interpreter {sys.executable}):")
-        lines += [f"  [{s.finding}] {' '.join(s.argv) if s.kind == 'pip' else s.display}" for s in planned.plan]
+        lines += [f"  [{s.finding}] {s.display}" for s in planned.plan]
+        unchecked = sorted({s.unchecked for s in planned.plan if s.unchecked})
+        lines += [f"  not checked before it runs: {why}" for why in unchecked]
     for s in planned.explained:
         lines.append(f"not run (outside this environment; do it yourself) [{s.finding}]: {s.display}")
     if not args.json:
@@ -66,7 +68,12 @@ def run(args: argparse.Namespace, pip_args: Sequence[str], out: TextIO, err: Tex
         if answer not in ("y", "yes"):
             out.write("not applied\n")
             return 1
-    result = fix(before, apply=True, pip_args=pip_args, refusal=None,
+    allow_unchecked = False
+    if any(s.unchecked for s in planned.plan) and not args.yes:
+        out.write("pip cannot check these installs against the installed packages first; run them anyway? [y/N] ")
+        out.flush()
+        allow_unchecked = stdin.readline().strip().lower() in ("y", "yes")
+    result = fix(before, apply=True, pip_args=pip_args, refusal=None, allow_unchecked=allow_unchecked,
                  diagnose=lambda: diagnose(consumer=args.consumer))
     if args.json:
         json.dump(result.to_dict(), out, indent=2)

@@ -7,12 +7,13 @@ Nothing here imports ctranslate2, torch or onnxruntime: versions come from
 from __future__ import annotations
 
 import re
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ._record import Record
 
 __all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "needs_of", "installed_needs", "CONSUMERS", "cuda_version_of_tag",
-           "Pairing", "PAIRINGS", "installed_distributions", "conflicts_with_installed", "consumer_change"]
+           "Pairing", "PAIRINGS", "installed_distributions", "malformed_distributions", "conflicts_with_installed",
+           "consumer_change"]
 
 
 class Need(Record):
@@ -118,31 +119,52 @@ def cuda_version_of_tag(digits: str) -> Optional[Tuple[int, int]]:
     return int(digits[:-1]), int(digits[-1])
 
 
+def _requirements(requires: Sequence[str]) -> List[Any]:
+    """``requires`` parsed by ``packaging`` (``Requirement``); lines it rejects are left out."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    out = []
+    for line in requires:
+        try:
+            out.append(Requirement(str(line)))
+        except InvalidRequirement:
+            continue
+    return out
+
+
 def _torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
     """torch: ``+cu121`` local tags name the CUDA build; PyPI's Linux wheels
     without a tag declare ``nvidia-*-cu12`` (or CUDA 13 ``nvidia-*``) in
     Requires-Dist; ``+cpu`` and Windows PyPI wheels use no CUDA."""
-    m = re.search(r"\+cu(\d+)", version)
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        local = Version(version).local or ""
+    except InvalidVersion:
+        return None
+    m = re.fullmatch(r"cu(\d+)", local)
     cuda: Optional[int] = None
     src = ""
     tagged = cuda_version_of_tag(m.group(1)) if m else None
     if m and tagged:
         cuda = tagged[0]
         src = f"torch local version tag +cu{m.group(1)} (CUDA {tagged[0]}.{tagged[1]})"
+    reqs = _requirements(requires)
     if cuda is None:
-        for req in requires:
-            r = re.match(r"\s*nvidia-cublas(?:-cu(\d+))?\b", req)
+        for req in reqs:
+            r = re.fullmatch(r"nvidia-cublas(?:-cu(\d+))?", _canonical(req.name))
             if r:
                 cuda = int(r.group(1)) if r.group(1) else 13
-                src = f"torch Requires-Dist: {req.split(';')[0].strip()}"
+                src = f"torch Requires-Dist: {req.name}{req.specifier}"
                 break
     if cuda is None:
         return None
     cudnn: Optional[int] = None
-    for req in requires:
-        r = re.match(r"\s*nvidia-cudnn-cu\d+\s*==\s*(\d+)", req)
-        if r:
-            cudnn = int(r.group(1))
+    for req in reqs:
+        if re.fullmatch(r"nvidia-cudnn-cu\d+", _canonical(req.name)):
+            pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
+            major = re.match(r"(\d+)", pins[0]) if pins else None
+            cudnn = int(major.group(1)) if major else cudnn
     return Need("torch", version, cuda, ("cudart", "cublas"), ("cudnn", "nvrtc", "cufft", "curand",
                                                                "cusparse", "cusolver", "nccl"),
                 cudnn, src)
@@ -150,7 +172,9 @@ def _torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
 
 def needs_of(consumer: str, version: str, requires: Sequence[str] = ()) -> Optional[Need]:
     """The ``Need`` of ``consumer`` at ``version``, or ``None`` when that build
-    uses no CUDA (or the version is not one gpuboot knows)."""
+    uses no CUDA (or the version is not one gpuboot knows, or not a version)."""
+    if not isinstance(consumer, str) or not isinstance(version, str):
+        return None
     name = _canonical(consumer)
     if name == "ctranslate2":
         return _match_rules(name, version, CTRANSLATE2_RULES)
@@ -168,14 +192,14 @@ Metadata = Callable[[str], Optional[Tuple[str, Sequence[str]]]]
 
 
 def read_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
-    """``(version, Requires-Dist)`` of an installed distribution, or ``None``."""
-    from importlib import metadata
+    """``(version, Requires-Dist)`` of the first installed distribution called
+    ``name`` whose metadata is valid (``_metadata``), or ``None``.  Never raises
+    for what the metadata says: a malformed one is skipped here and reported by
+    ``malformed_distributions()`` (doctor's ``malformed-metadata``)."""
+    from ._metadata import read_distribution
 
-    try:
-        dist = metadata.distribution(name)
-    except metadata.PackageNotFoundError:
-        return None
-    return dist.version, list(dist.requires or [])
+    dist, _bad = read_distribution(name)
+    return (dist.version, list(dist.requires)) if dist is not None else None
 
 
 def installed_needs(consumers: Sequence[str] = CONSUMERS, metadata: Metadata = read_metadata) -> List[Need]:
@@ -233,15 +257,19 @@ Installed = Sequence[Tuple[str, str, Sequence[str]]]
 
 
 def installed_distributions() -> List[Tuple[str, str, Sequence[str]]]:
-    """``(name, version, Requires-Dist)`` of every distribution on ``sys.path``."""
-    from importlib import metadata
+    """``(name, version, Requires-Dist)`` of every distribution on ``sys.path``
+    whose metadata is valid (``_metadata.scan_distributions``)."""
+    from ._metadata import scan_distributions
 
-    out: List[Tuple[str, str, Sequence[str]]] = []
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"] if dist.metadata else None
-        if name:
-            out.append((str(name), dist.version, list(dist.requires or [])))
-    return out
+    good, _bad = scan_distributions()
+    return [(d.name, d.version, list(d.requires)) for d in good]
+
+
+def malformed_distributions() -> List[Any]:
+    """Every distribution on ``sys.path`` whose metadata is malformed (``_metadata.Malformed``)."""
+    from ._metadata import scan_distributions
+
+    return list(scan_distributions()[1])
 
 
 def _may_meet(wanted: str, required: str) -> bool:

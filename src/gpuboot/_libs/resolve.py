@@ -92,7 +92,8 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
             continue
         others = tuple(c.library for c in cands[n])
         major = chosen_cudnn if n.startswith("cudnn") else chosen_cuda
-        missing.append(MissingLibrary(n, chosen_cuda, major, cat.install_command(n, chosen_cuda, major), others))
+        missing.append(MissingLibrary(n, chosen_cuda, major, cat.install_command(n, chosen_cuda, major), others,
+                                      cat.install_requirement(n, chosen_cuda, major)))
     ordered = [picked[n] for n in all_names if n in picked]
     return Resolution(tuple(_load_order(ordered)), tuple(missing), chosen_cuda, chosen_cudnn)
 

@@ -123,19 +123,23 @@ class MissingLibrary(Record):
     """A library that was asked for and not found at the wanted version.
 
     ``other_versions`` lists what was found at other versions (a CUDA 11
-    cuBLAS where CUDA 12 is needed); ``fix`` is the exact install command.
+    cuBLAS where CUDA 12 is needed); ``fix`` is the exact install command (or
+    an instruction when no wheel provides it); ``requirement`` is the pip
+    requirement that provides it (``"nvidia-cudnn-cu12==9.*"``), or ``None``.
     """
 
-    __slots__ = ("name", "cuda_major", "major", "fix", "other_versions")
+    __slots__ = ("name", "cuda_major", "major", "fix", "other_versions", "requirement")
     name: str
     cuda_major: Optional[int]
     major: Optional[int]
     fix: str
     other_versions: Tuple[Library, ...]
+    requirement: Optional[str]
 
     def __init__(self, name: str, cuda_major: Optional[int], major: Optional[int], fix: str,
-                 other_versions: Tuple[Library, ...] = ()) -> None:
-        self._set(name=name, cuda_major=cuda_major, major=major, fix=fix, other_versions=other_versions)
+                 other_versions: Tuple[Library, ...] = (), requirement: Optional[str] = None) -> None:
+        self._set(name=name, cuda_major=cuda_major, major=major, fix=fix, other_versions=other_versions,
+                  requirement=requirement)
 
     def describe(self) -> str:
         want = f"CUDA {self.cuda_major}" if self.cuda_major else "any CUDA"

@@ -14,10 +14,10 @@ Modules: ``report`` (the values and their rendering), ``gather``,
 
 from __future__ import annotations
 
+from .actions import TORCH_INDEXES, Action
 from .checks_driver import check_driver
 from .checks_gpu import DRIVER_MINIMUMS, check_choice, check_cublas_for_gpu, check_devices, check_driver_age
 from .checks_libs import (
-    TORCH_CUDA_INDEXES,
     check_ld_library_path,
     check_libraries,
     check_renamed,
@@ -29,7 +29,8 @@ from .diagnosis import CHECKS, CONSUMER_ALIASES, diagnose
 from .gather import gather
 from .report import SCHEMA_VERSION, SEVERITIES, Context, Finding, Report, json_schema
 
-__all__ = ["json_schema", "Finding", "Context", "Report", "gather", "diagnose", "DRIVER_MINIMUMS", "SCHEMA_VERSION",
-           "CHECKS", "CONSUMER_ALIASES", "SEVERITIES", "TORCH_CUDA_INDEXES", "check_driver", "check_driver_age",
+__all__ = ["json_schema", "Finding", "Action", "Context", "Report", "gather", "diagnose", "DRIVER_MINIMUMS",
+           "SCHEMA_VERSION",
+           "CHECKS", "CONSUMER_ALIASES", "SEVERITIES", "TORCH_INDEXES", "check_driver", "check_driver_age",
            "check_devices", "check_choice", "check_cublas_for_gpu", "check_libraries", "check_shadowed",
            "check_renamed", "check_ld_library_path", "check_torch", "check_windows_path"]

@@ -17,6 +17,8 @@ from typing import List
 from .._gpus.causes import driver_causes
 from .._gpus.codes import cuda_version_text
 from .._libs import catalog as cat
+from .._metadata import valid_name
+from .actions import pip_uninstall
 from .report import Context, Finding, Severity
 
 __all__ = ["check_driver"]
@@ -88,10 +90,14 @@ def _spare_wheels(ctx: Context) -> List[Finding]:
                 pass
         dists = sorted({lib.distribution for lib in spare if lib.distribution})
         kept = sorted(d for d in kept_dists if d)
-        out.append(Finding(
-            "wheels-without-driver", "warning",
-            f"NVIDIA wheels that no installed consumer needs ({size / 2**30:.2f} GiB of libraries), and no "
-            "driver to use them", (*(dists or [str(w.path) for w in spare[:5]]),
-                                   *(f"kept, needed by a consumer: {d}" for d in kept)),
-            ("pip uninstall -y " + " ".join(dists)) if dists else "remove the NVIDIA wheels or install a driver"))
+        title = (f"NVIDIA wheels that no installed consumer needs ({size / 2**30:.2f} GiB of libraries), and no "
+                 "driver to use them")
+        evidence = (*(dists or [str(w.path) for w in spare[:5]]), *(f"kept, needed by a consumer: {d}" for d in kept))
+        valid = [d for d in dists if valid_name(d)]
+        if valid:
+            out.append(Finding.fixed_by("wheels-without-driver", "warning", title, evidence, ctx.platform,
+                                        pip_uninstall(*valid)))
+        else:
+            out.append(Finding("wheels-without-driver", "warning", title, evidence,
+                               "remove the NVIDIA wheels or install a driver"))
     return out

@@ -6,6 +6,7 @@ from typing import List
 
 from .._gpus.causes import DRIVER_MINIMUMS
 from .._gpus.codes import cuda_version
+from .actions import pip_install
 from .report import Context, Finding
 
 __all__ = ["DRIVER_MINIMUMS", "check_driver_age", "check_devices", "check_choice", "check_cublas_for_gpu"]
@@ -101,11 +102,11 @@ def check_cublas_for_gpu(ctx: Context) -> List[Finding]:
         except InvalidVersion:
             continue
         if old:
-            out.append(Finding(
+            out.append(Finding.fixed_by(
                 "cublas-too-old-for-gpu", "problem",
                 f"cuBLAS {lib.version} predates CUDA {BLACKWELL_CUBLAS}, the first with compute capability 12.0 "
                 f"support: {blackwell[0].name} fails with CUBLAS_STATUS_NOT_SUPPORTED",
                 (f"{lib.filename}: {lib.path}", f"GPU {blackwell[0].describe()}",
                  "source: CUDA 12.8 release notes (Blackwell support)"),
-                f"pip install 'nvidia-cublas-cu12>={BLACKWELL_CUBLAS}'"))
+                ctx.platform, pip_install(f"nvidia-cublas-cu12>={BLACKWELL_CUBLAS}")))
     return out

@@ -6,20 +6,15 @@ import os
 import re
 from typing import Dict, List, Optional, Set, Tuple
 
+from .._gpus.causes import DRIVER_MINIMUMS
 from .._libs import catalog as cat
+from .._libs.types import MissingLibrary
 from ..consumers import Need, conflicts_with_installed, consumer_change, needs_of
+from .actions import Action, command_line, index_cuda, pip_install, remove_link, torch_index
 from .report import Context, Finding, Severity
 
-__all__ = ["TORCH_CUDA_INDEXES", "check_libraries", "check_shadowed", "check_renamed", "check_ld_library_path",
+__all__ = ["check_libraries", "check_shadowed", "check_renamed", "check_ld_library_path",
            "check_torch", "check_windows_path"]
-
-#: torch's CUDA wheel indexes by the newest CUDA they need (pytorch.org "Get
-#: started" matrix); the newest one the driver supports is recommended.
-TORCH_CUDA_INDEXES: Tuple[Tuple[Tuple[int, int], str], ...] = (
-    ((13, 0), "cu130"), ((12, 8), "cu128"), ((12, 6), "cu126"), ((12, 4), "cu124"), ((12, 1), "cu121"),
-    ((11, 8), "cu118"),
-)
-
 
 def check_libraries(ctx: Context) -> List[Finding]:
     """missing-library, wrong-major, cudnn-mismatch, and ok for what is there."""
@@ -45,75 +40,82 @@ def check_libraries(ctx: Context) -> List[Finding]:
             found = [lib for lib in res.libraries if lib.name in n.libraries]
             out.append(Finding("consumer-ready", "ok", f"{head}: found",
                                (*tuple(f"{lib.filename}: {lib.path}" for lib in found), f"source: {n.source}")))
-        absent: Dict[str, List[str]] = {}  # one finding per fix command
-        wrong: Dict[str, Tuple[List[str], List[str], Set[int]]] = {}
+        absent: Dict[str, Tuple[List[str], MissingLibrary]] = {}  # one finding per fix command
+        wrong: Dict[str, Tuple[List[str], List[str], Set[int], MissingLibrary]] = {}
         for m in res.missing:
             others = [o for o in m.other_versions if o.name == m.name]
             if m.name.startswith("cudnn") and others and n.cudnn_major is not None:
                 other_majors = sorted({o.major for o in others})
-                remedy, notes = unless_it_breaks(ctx, n.consumer, m.fix)
-                out.append(Finding(
-                    "cudnn-mismatch", "problem",
-                    f"{head}, but only cuDNN {', '.join(map(str, other_majors))} is installed",
-                    (*tuple(f"{o.filename}: {o.path}" for o in others), f"source: {n.source}", *notes),
-                    remedy))
+                actions, notes = unless_it_breaks(ctx, n.consumer, m.requirement)
+                out.append(_remedied(ctx, "cudnn-mismatch", "problem",
+                                     f"{head}, but only cuDNN {', '.join(map(str, other_majors))} is installed",
+                                     (*tuple(f"{o.filename}: {o.path}" for o in others), f"source: {n.source}",
+                                      *notes), m, actions))
             elif others:
                 wanted = cat.spec(m.name).filenames(ctx.platform, m.major or 0)
-                files, evidence, majors = wrong.setdefault(m.fix, ([], [], set()))
+                files, evidence, majors, _m = wrong.setdefault(m.fix, ([], [], set(), m))
                 files.append(wanted[0] if wanted else m.name)
                 evidence.extend(f"{o.filename}: {o.path}" for o in others)
                 majors.update(o.cuda_major for o in others if o.cuda_major is not None)
             else:
                 names = cat.spec(m.name).filenames(ctx.platform, m.major or 0)
-                absent.setdefault(m.fix, []).append(names[0] if names else m.name)
-        for fix, (files, evidence, majors) in wrong.items():
-            out.append(Finding(
-                "wrong-major", severity,
+                absent.setdefault(m.fix, ([], m))[0].append(names[0] if names else m.name)
+        for _fix, (files, evidence, majors, first) in wrong.items():
+            out.append(_remedied(
+                ctx, "wrong-major", severity,
                 f"{head}: {', '.join(files)} {'is' if len(files) == 1 else 'are'} missing; only CUDA "
                 f"{', '.join(map(str, sorted(majors))) or '?'} copies are installed",
                 (*evidence, "a different major is a different ABI: renaming or symlinking "
-                 f"{evidence[0].split(':')[0]} crashes or computes garbage later"), fix))
-        for fix, files in absent.items():
-            out.append(Finding("missing-library", severity, f"{head}: {', '.join(files)} "
-                               f"{'is' if len(files) == 1 else 'are'} not installed", (f"source: {n.source}",), fix))
+                 f"{evidence[0].split(':')[0]} crashes or computes garbage later"), first))
+        for _fix, (files, first) in absent.items():
+            out.append(_remedied(ctx, "missing-library", severity, f"{head}: {', '.join(files)} "
+                                 f"{'is' if len(files) == 1 else 'are'} not installed", (f"source: {n.source}",),
+                                 first))
         for name in n.optional:
             if name != "cudnn" or n.cudnn_major is None:
                 continue
             opt = resolve([name], cuda_major=n.cuda_major, search_paths=ctx.search_paths, platform=ctx.platform,
                           environ=ctx.environ)
             if opt.libraries and opt.cudnn_major not in (None, n.cudnn_major):
-                out.append(Finding("cudnn-mismatch", "warning",
-                                   f"{n.consumer} {n.version} uses cuDNN {n.cudnn_major} when present, but "
-                                   f"cuDNN {opt.cudnn_major} is installed (not used)",
-                                   (str(opt.libraries[-1].path), f"source: {n.source}"),
-                                   cat.install_command("cudnn", n.cuda_major, n.cudnn_major)))
+                req = cat.install_requirement("cudnn", n.cuda_major, n.cudnn_major)
+                out.append(Finding.fixed_by("cudnn-mismatch", "warning",
+                                            f"{n.consumer} {n.version} uses cuDNN {n.cudnn_major} when present, but "
+                                            f"cuDNN {opt.cudnn_major} is installed (not used)",
+                                            (str(opt.libraries[-1].path), f"source: {n.source}"), ctx.platform,
+                                            *((pip_install(req),) if req else ())))
     return out
 
 
-def unless_it_breaks(ctx: Context, consumer: str, remedy: str) -> Tuple[str, Tuple[str, ...]]:
-    """``remedy`` (``pip install 'X==spec'``), or -- when it would break an
-    installed distribution's requirement -- the consumer change from
-    ``consumers.PAIRINGS`` that satisfies both; with the evidence of the conflict."""
-    import shlex
+def _remedied(ctx: Context, fid: str, severity: Severity, title: str, evidence: Tuple[str, ...],
+              missing: MissingLibrary, actions: Optional[Tuple[Action, ...]] = None) -> Finding:
+    """A finding fixed by installing ``missing``'s requirement (or ``actions``), or, when no wheel
+    provides it, by its instruction."""
+    if actions is None:
+        actions = (pip_install(missing.requirement),) if missing.requirement else ()
+    if not actions:
+        return Finding(fid, severity, title, evidence, missing.fix)
+    return Finding.fixed_by(fid, severity, title, evidence, ctx.platform, *actions)
 
-    try:
-        words = shlex.split(remedy.split("  #")[0])
-    except ValueError:
-        return remedy, ()
-    reqs = [w for w in words[2:] if not w.startswith("-")] if words[:2] == ["pip", "install"] else []
+
+def unless_it_breaks(ctx: Context, consumer: str, requirement: Optional[str]
+                     ) -> Tuple[Optional[Tuple[Action, ...]], Tuple[str, ...]]:
+    """``pip install requirement``, or -- when it would break an installed
+    distribution's requirement -- the consumer change from
+    ``consumers.PAIRINGS`` that satisfies both; with the evidence of the
+    conflict.  ``(None, ())`` when there is no requirement to install."""
+    if requirement is None:
+        return None, ()
     installed = ctx.distributions()
-    for req in reqs:
-        broken = conflicts_with_installed(req, installed)
-        if not broken:
-            continue
-        change = consumer_change(req, consumer, installed)
-        notes = tuple(f"{req} would break {b}" for b in broken)
-        if change is None:
-            return remedy, (*notes, "no known consumer pairing satisfies both: change one of them by hand")
-        fix, other, source = change
-        return f"pip install '{fix}'", (*notes, f"or, the other way round: pip install '{other}'",
-                                        f"source: {source}")
-    return remedy, ()
+    broken = conflicts_with_installed(requirement, installed)
+    if not broken:
+        return (pip_install(requirement),), ()
+    change = consumer_change(requirement, consumer, installed)
+    notes = tuple(f"{requirement} would break {b}" for b in broken)
+    if change is None:
+        return (pip_install(requirement),), (*notes, "no known consumer pairing satisfies both: change one of "
+                                                      "them by hand")
+    fix, other, source = change
+    return (pip_install(fix),), (*notes, f"or, the other way round: pip install '{other}'", f"source: {source}")
 
 
 def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:
@@ -128,12 +130,12 @@ def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:
                     platform=ctx.platform, environ=ctx.environ)
     if not any(lib.name in need.libraries for lib in newer.libraries):
         return None
-    return Finding(
+    return Finding.fixed_by(
         "consumer-too-old", "problem" if ctx.driver_present else "info",
         f"{need.consumer} {need.version} is built for CUDA {need.cuda_major}, but the CUDA 12 wheels are installed",
         (*(f"{lib.filename}: {lib.path}" for lib in newer.libraries if lib.name in need.libraries),
-         f"source: {need.source}"),
-        "pip install --upgrade 'ctranslate2>=4.6.3'  # CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)")
+         f"source: {need.source}", "ctranslate2 >= 4.6.3: CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)"),
+        ctx.platform, pip_install("ctranslate2>=4.6.3", upgrade=True))
 
 
 def check_shadowed(ctx: Context) -> List[Finding]:
@@ -183,16 +185,15 @@ def check_renamed(ctx: Context) -> List[Finding]:
         claimed = [k for k in s.variants if lib.filename in s.filenames(ctx.platform, k)]
         real = "a link to " + os.path.realpath(lib.path) if os.path.islink(lib.path) else "a copy"
         want = f"CUDA {claimed[0]}" if claimed and s.key == cat.KEY_CUDA else lib.filename
-        fix = cat.install_command(lib.name, claimed[0] if claimed and s.key == cat.KEY_CUDA else None,
-                                  claimed[0] if claimed and s.key != cat.KEY_CUDA else None)
-        out.append(Finding(
-            "renamed-library", "problem",
-            f"{lib.filename} in {lib.path.parent} is {real} whose soname is {lib.soname}: it is not {want}'s "
-            f"{lib.name}",
-            (f"{lib.path} -> {os.path.realpath(lib.path)}", f"DT_SONAME {lib.soname}",
-             "another major is another ABI: the loader accepts the renamed file and the program crashes or "
-             "computes garbage later"),
-            f"rm {lib.path} && {fix}"))
+        req = cat.install_requirement(lib.name, claimed[0] if claimed and s.key == cat.KEY_CUDA else None,
+                                      claimed[0] if claimed and s.key != cat.KEY_CUDA else None)
+        title = (f"{lib.filename} in {lib.path.parent} is {real} whose soname is {lib.soname}: it is not {want}'s "
+                 f"{lib.name}")
+        evidence = (f"{lib.path} -> {os.path.realpath(lib.path)}", f"DT_SONAME {lib.soname}",
+                    "another major is another ABI: the loader accepts the renamed file and the program crashes or "
+                    "computes garbage later")
+        out.append(Finding.fixed_by("renamed-library", "problem", title, evidence, ctx.platform,
+                                    remove_link(str(lib.path)), *((pip_install(req),) if req else ())))
     return out
 
 
@@ -212,24 +213,47 @@ def check_ld_library_path(ctx: Context) -> List[Finding]:
 
 
 def check_torch(ctx: Context) -> List[Finding]:
+    """A CPU-only torch on a machine whose NVML lists a GPU: reinstall it from the
+    PyTorch CUDA index that serves this torch version and that the driver runs
+    (``actions.TORCH_INDEXES``), else upgrade torch from the newest index the driver runs."""
+    from packaging.version import InvalidVersion, Version
+
     found = ctx.metadata("torch")
     if found is None:
         return []
     version, requires = found
     need = needs_of("torch", version, requires)
     has_gpu = bool(ctx.inventory.visible) or bool(ctx.inventory.devices)
-    if need is None and has_gpu:
-        index = "cu126"
-        cuda_v = ctx.inventory.cuda_driver_version
-        if cuda_v is not None:
-            fitting = [tag for v, tag in TORCH_CUDA_INDEXES if v <= cuda_v]
-            index = fitting[0] if fitting else "cu118"
-        return [Finding("cpu-only-torch", "problem",
-                        f"torch {version} is a CPU-only build, but this machine has a GPU",
-                        (f"torch {version}",),
-                        f"pip install --force-reinstall 'torch=={version.split('+')[0]}' "
-                        f"--index-url https://download.pytorch.org/whl/{index}")]
-    return []
+    if need is not None or not has_gpu:
+        return []
+    try:
+        public = Version(version).public
+    except InvalidVersion:
+        return []  # malformed metadata is its own finding
+    cuda_v = ctx.inventory.cuda_driver_version
+    tag, how = torch_index(public, cuda_v)
+    title = f"torch {version} is a CPU-only build, but this machine has a GPU"
+    source = "source: PyTorch 'Previous PyTorch Versions' (the CUDA indexes that serve each torch release)"
+    driver = f"driver supports CUDA {cuda_v[0]}.{cuda_v[1]}" if cuda_v else "driver's CUDA version unknown"
+    evidence = (f"torch {version}", driver, source)
+    if how == "reinstall" and tag:
+        return [Finding.fixed_by("cpu-only-torch", "problem", title, evidence, ctx.platform,
+                                 pip_install(f"torch=={public}", force_reinstall=True, torch_index=tag))]
+    if how == "upgrade-torch" and tag:
+        return [Finding.fixed_by("cpu-only-torch", "problem", title,
+                                 (*evidence, f"no PyTorch CUDA index serves torch {public} any more: upgrade torch"),
+                                 ctx.platform, pip_install("torch", upgrade=True, force_reinstall=True,
+                                                           torch_index=tag))]
+    if how == "upgrade-driver" and tag:
+        cuda_needed = index_cuda(tag)
+        minimum = DRIVER_MINIMUMS.get(cuda_needed[0], {}).get(ctx.platform, "?")
+        return [Finding("cpu-only-torch", "problem", title, evidence,
+                        f"torch {public}'s CUDA builds need CUDA {cuda_needed[0]}.{cuda_needed[1]} ({tag}): upgrade "
+                        f"the NVIDIA driver (CUDA {cuda_needed[0]}: >= {minimum}), then `"
+                        + command_line(("pip", "install", "--force-reinstall", f"torch=={public}", "--index-url",
+                                        f"https://download.pytorch.org/whl/{tag}"), ctx.platform) + "`")]
+    return [Finding("cpu-only-torch", "problem", title, evidence,
+                    "upgrade the NVIDIA driver: no PyTorch CUDA build runs on it")]
 
 
 def check_windows_path(ctx: Context) -> List[Finding]:

@@ -14,6 +14,7 @@ from .checks_libs import (
     check_torch,
     check_windows_path,
 )
+from .checks_meta import check_metadata
 from .gather import gather
 from .report import Context, Finding, Report
 
@@ -25,9 +26,8 @@ CONSUMER_ALIASES: Mapping[str, str] = {"ctranslate2": "ctranslate2", "torch": "t
 
 
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
-    check_driver, check_driver_age, check_devices, check_choice, check_libraries, check_renamed, check_shadowed,
-    check_ld_library_path,
-    check_torch, check_windows_path, check_cublas_for_gpu,
+    check_driver, check_driver_age, check_devices, check_choice, check_metadata, check_libraries, check_renamed,
+    check_shadowed, check_ld_library_path, check_torch, check_windows_path, check_cublas_for_gpu,
 )
 
 

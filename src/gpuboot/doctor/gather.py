@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ..consumers import installed_distributions, read_metadata
+from ..consumers import installed_distributions, malformed_distributions, read_metadata
 from .report import Context
 
 __all__ = ["gather"]
@@ -38,7 +38,8 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
            metadata: Optional[Callable[[str], Optional[Tuple[str, Sequence[str]]]]] = None,
            loaded: Optional[List[str]] = None, initial_environ: Optional[Mapping[str, str]] = None,
            wsl: Optional[bool] = None, cpu_threads: Optional[int] = None, probe: Any = None,
-           distributions: Optional[Callable[[], Sequence[Tuple[str, str, Sequence[str]]]]] = None) -> Context:
+           distributions: Optional[Callable[[], Sequence[Tuple[str, str, Sequence[str]]]]] = None,
+           malformed: Optional[Callable[[], Sequence[Any]]] = None) -> Context:
     """Read this process and machine into a ``Context``; every argument
     replaces one source (tests).
 
@@ -70,7 +71,8 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
     return Context(plat, env, _initial_environ() if initial_environ is None and environ is None else initial_environ,
                    present, evidence, inv, needs, installed,
                    _loaded_objects() if loaded is None else loaded, search_paths, meta, wsl, cpu_threads, probe,
-                   installed_distributions if distributions is None else distributions)
+                   installed_distributions if distributions is None else distributions,
+                   malformed_distributions if malformed is None else malformed)
 
 
 def _read(path: str) -> str:

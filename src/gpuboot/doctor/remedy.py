@@ -1,28 +1,34 @@
 """``gpuboot.fix()`` and ``gpuboot doctor --fix``: apply the environment fixes doctor names, then prove them.
 
-A finding's remedy is applied only when it changes this environment and its
-effect can be checked: ``pip install``/``pip uninstall`` (run as
-``sys.executable -m pip``, never a bare ``pip``, so the interpreter that runs
-gpuboot is the one changed) and the removal of a hand-made library link inside
-this environment.  Host-level fixes (load a kernel module, reboot, ``--gpus
-all``, an environment variable) are explained with their commands, never run.
+A finding is applied only when every step of its remedy (``Finding.actions``:
+argv words and the kind of change, built from validated names and versions,
+never text re-parsed) changes this environment and its effect can be checked:
+``pip install``/``pip uninstall`` and the removal of a hand-made library link
+inside this environment (``realpath`` containment).  Anything else -- load a
+kernel module, reboot, ``--gpus all``, an environment variable -- is
+explained, never run.
 
-Before a ``pip install`` runs, its requirements are checked against every
-installed distribution's ``Requires-Dist`` and against pip's own resolver
-(``pip install --dry-run --report``): a command that would break another
-installed package is not run.  After the commands, every check runs again and
-the findings before and after are compared; a fix whose finding is still there
+pip runs as ``<this interpreter> -I -m pip``: isolated mode puts neither the
+current directory nor ``PYTHONPATH`` on its ``sys.path``, so a ``pip.py`` or
+``pip/`` in the directory the user runs from is never executed.  Before a
+``pip install`` runs, its requirements are checked against every installed
+distribution's ``Requires-Dist`` and against pip's own resolver (``pip
+install --dry-run --report``, pip >= 22.2): a command that would break
+another installed package is not run.  Where pip is too old for that check,
+the plan says so and the step runs only when confirmed for that reason
+(``allow_unchecked``).  After the commands, every check runs again and the
+findings before and after are compared; a fix whose finding is still there
 is reported, never applied again.
 
-It refuses to change the system interpreter as root, or an environment marked
-externally managed (PEP 668), and says what to run instead.
+It changes only the environment it runs in (``fix(python=OTHER)`` refuses and
+names the command to run with that interpreter), never the system
+interpreter as root, nor an environment marked externally managed (PEP 668).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 import sysconfig
@@ -31,9 +37,14 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .._record import Record
 from ..consumers import conflicts_with_installed, installed_distributions
+from .actions import Action, command_line
 from .report import Report
 
-__all__ = ["Step", "Applied", "FixResult", "plan_fix", "fix", "environment_refusal"]
+__all__ = ["Step", "Applied", "FixResult", "plan_fix", "fix", "environment_refusal", "other_interpreter",
+           "pip_can_check", "PIP_REPORT"]
+
+#: pip's ``install --dry-run --report``: pip 22.2 (pip's changelog, 22.2: "--dry-run", "--report").
+PIP_REPORT = "22.2"
 
 
 class Step(Record):
@@ -43,18 +54,23 @@ class Step(Record):
         finding: the finding id it fixes.
         kind: ``"pip"`` (run), ``"remove"`` (a link inside this environment,
             removed) or ``"host"`` (explained, never run).
-        display: the command as the remedy says it (``pip install ...``).
-        argv: what is run (``[sys.executable, "-m", "pip", ...]``); ``()`` for host steps.
+        display: the command as it runs, quoted for this platform's shell
+            (``shlex.join``/``subprocess.list2cmdline``), or a host step's text.
+        argv: what is run (``(sys.executable, "-I", "-m", "pip", ...)``); ``()`` for host steps.
+        unchecked: why pip's resolver could not check this ``pip install``
+            before it runs (pip older than 22.2), else ``None``.
     """
 
-    __slots__ = ("finding", "kind", "display", "argv")
+    __slots__ = ("finding", "kind", "display", "argv", "unchecked")
     finding: str
     kind: str
     display: str
     argv: Tuple[str, ...]
+    unchecked: Optional[str]
 
-    def __init__(self, finding: str, kind: str, display: str, argv: Tuple[str, ...] = ()) -> None:
-        self._set(finding=finding, kind=kind, display=display, argv=argv)
+    def __init__(self, finding: str, kind: str, display: str, argv: Tuple[str, ...] = (),
+                 unchecked: Optional[str] = None) -> None:
+        self._set(finding=finding, kind=kind, display=display, argv=argv, unchecked=unchecked)
 
 
 class Applied(Record):
@@ -112,7 +128,8 @@ class FixResult(Record):
     def to_dict(self) -> Dict[str, Any]:
         """JSON-able: plan, applied commands with exit codes and output tails, findings before and after."""
         def steps(items: Sequence[Step]) -> List[Dict[str, Any]]:
-            return [{"finding": s.finding, "kind": s.kind, "command": s.display, "argv": list(s.argv)} for s in items]
+            return [{"finding": s.finding, "kind": s.kind, "command": s.display, "argv": list(s.argv),
+                     "unchecked": s.unchecked} for s in items]
 
         return {
             "interpreter": sys.executable, "environment": sys.prefix,
@@ -129,67 +146,108 @@ class FixResult(Record):
 # --------------------------------------------------------------------------- planning
 
 
-def _commands(remedy: str) -> List[List[str]]:
-    """The commands of a remedy (``rm X && pip install Y  # why`` -> two argv lists)."""
-    text = remedy.split("  #")[0]
-    out = []
-    for part in text.split(" && "):
-        try:
-            words = shlex.split(part)
-        except ValueError:
-            return []
-        if words:
-            out.append(words)
-    return out
-
-
 def _inside(path: str, prefix: str) -> bool:
+    """``path`` (a link: its directory resolved, the link itself not followed) is inside ``prefix`` (resolved)."""
+    where = os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    root = os.path.realpath(prefix)
     try:
-        return os.path.commonpath([os.path.abspath(path), os.path.abspath(prefix)]) == os.path.abspath(prefix)
+        return os.path.commonpath([where, root]) == root
     except ValueError:
         return False
+
+
+def _platform() -> str:
+    return "win32" if sys.platform == "win32" else "linux"
+
+
+def _steps(fid: str, actions: Sequence[Action], python: str, prefix: str, pip_args: Sequence[str]
+           ) -> Optional[List[Step]]:
+    """The environment steps of one finding's actions, or ``None`` when any of them is not one."""
+    steps: List[Step] = []
+    for action in actions:
+        words = action.words()
+        if action.kind in ("pip-install", "pip-uninstall"):
+            extra = list(pip_args) if action.kind == "pip-install" else []
+            argv = (python, "-I", "-m", *words, *extra)
+            steps.append(Step(fid, "pip", command_line(argv, _platform()), argv))
+        elif action.kind == "remove-link" and os.path.islink(action.args[0]) and _inside(action.args[0], prefix):
+            steps.append(Step(fid, "remove", command_line(words, _platform()), words))
+        else:
+            return None
+    return steps
 
 
 def plan_fix(report: Report, *, python: str = sys.executable, prefix: str = sys.prefix,
              pip_args: Sequence[str] = ()) -> Tuple[List[Step], List[Step]]:
     """``(environment steps, host steps)`` for the report's problems, in order, each once.
 
-    A remedy counts as an environment fix when every command in it is ``pip
-    install``/``pip uninstall`` or the removal of a symlink inside ``prefix``;
-    anything else makes the whole remedy a host step (explained, never run).
+    A finding counts as an environment fix when every step of its remedy
+    (``Finding.actions``) is a ``pip install``/``pip uninstall`` or the removal
+    of a symbolic link inside ``prefix``; anything else -- and a remedy given
+    only as text -- makes it a host step (explained, never run).
     """
     env_steps: List[Step] = []
     host_steps: List[Step] = []
-    seen = set()
+    seen: set[object] = set()
     for f in report.findings:
         if f.severity != "problem" or not f.remedy:
             continue
-        commands = _commands(f.remedy)
-        steps: List[Step] = []
-        for words in commands:
-            if words[0] == "pip" and len(words) > 2 and words[1] in ("install", "uninstall"):
-                extra = list(pip_args) if words[1] == "install" else []
-                yes = ["-y"] if words[1] == "uninstall" and "-y" not in words else []
-                steps.append(Step(f.id, "pip", " ".join(shlex.quote(w) for w in words),
-                                  (python, "-m", "pip", words[1], *yes, *words[2:], *extra)))
-            elif words[0] == "rm" and len(words) == 2 and os.path.islink(words[1]) and _inside(words[1], prefix):
-                steps.append(Step(f.id, "remove", f"rm {shlex.quote(words[1])}", ("rm", words[1])))
-            else:
-                steps = []
-                break
+        steps = _steps(f.id, f.actions, python, prefix, pip_args) if f.actions else None
         if not steps:
             if f.remedy not in seen:
                 seen.add(f.remedy)
                 host_steps.append(Step(f.id, "host", f.remedy))
             continue
         for step in steps:
-            if step.display not in seen:
-                seen.add(step.display)
+            if step.argv not in seen:
+                seen.add(step.argv)
                 env_steps.append(step)
     # Hand-made links go first: a wheel installed afterwards may put its real
     # file at the same path (nvidia-cublas-cu12 over a libcublas.so.12 link).
     env_steps.sort(key=lambda st: st.kind != "remove")
     return env_steps, host_steps
+
+
+def pip_can_check(python: str = sys.executable, runner: Callable[..., Any] = subprocess.run) -> Optional[str]:
+    """``None`` when ``python``'s pip has ``install --dry-run --report`` (pip >= 22.2), else why not."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        proc = runner([python, "-I", "-m", "pip", "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"pip could not be asked its version ({exc})"
+    words = (proc.stdout or "").split()
+    try:
+        version = Version(words[1]) if proc.returncode == 0 and len(words) > 1 and words[0] == "pip" else None
+    except InvalidVersion:
+        version = None
+    if version is None:
+        return "pip did not say its version"
+    if version < Version(PIP_REPORT):
+        upgrade = command_line((python, "-m", "pip", "install", "--upgrade", "pip"), _platform())
+        return (f"pip {version} cannot check an install against the installed packages first (pip >= "
+                f"{PIP_REPORT} has --dry-run --report): upgrade it with `{upgrade}`")
+    return None
+
+
+def other_interpreter(python: str, runner: Callable[..., Any] = subprocess.run) -> Optional[str]:
+    """Why ``fix(python=...)`` refuses ``python``: ``None`` when it is this
+    process's interpreter environment (same ``sys.prefix``), else the command
+    to run instead.  ``fix`` changes the environment it diagnosed; another
+    interpreter must diagnose its own."""
+    if python == sys.executable:
+        return None
+    try:
+        proc = runner([python, "-I", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
+                      timeout=60)
+        other = proc.stdout.strip() if proc.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        other = None
+    if other is not None and os.path.realpath(other) == os.path.realpath(sys.prefix):
+        return None
+    run = command_line((python, "-m", "gpuboot", "doctor", "--fix"), _platform())
+    return (f"{python} is another environment ({other or 'it did not answer'}), and this report describes "
+            f"{sys.prefix}: run `{run}` so that it diagnoses and changes its own")
 
 
 def environment_refusal(*, prefix: str = sys.prefix, base_prefix: str = sys.base_prefix,
@@ -224,11 +282,11 @@ def _tail(text: str, lines: int = 12) -> str:
 def _resolver_conflicts(step: Step, runner: Callable[..., Any]) -> List[str]:
     """pip's own resolver, asked what ``step`` would install (``--dry-run --report``),
     checked against every installed distribution's requirements."""
-    if step.kind != "pip" or step.argv[3] != "install":
+    if step.kind != "pip" or step.argv[4:5] != ("install",):
         return []
     with tempfile.TemporaryDirectory() as tmp:
         report_path = os.path.join(tmp, "report.json")
-        proc = runner([*step.argv[:4], "--dry-run", "--quiet", "--report", report_path, *step.argv[4:]],
+        proc = runner([*step.argv[:5], "--dry-run", "--quiet", "--report", report_path, *step.argv[5:]],
                       capture_output=True, text=True)
         if proc.returncode != 0:
             return []  # the real run will fail and report pip's own words
@@ -237,7 +295,12 @@ def _resolver_conflicts(step: Step, runner: Callable[..., Any]) -> List[str]:
                 data = json.load(f)
         except (OSError, ValueError):
             return []
-    new = [(i["metadata"]["name"], i["metadata"]["version"]) for i in data.get("install", [])]
+    new = []
+    for item in data.get("install", []) if isinstance(data, dict) else []:
+        meta = item.get("metadata", {}) if isinstance(item, dict) else {}
+        name, version = meta.get("name"), meta.get("version")
+        if isinstance(name, str) and isinstance(version, str):
+            new.append((name, version))
     names = {n.lower() for n, _ in new}
     installed = [d for d in installed_distributions() if d[0].lower() not in names]
     out: List[str] = []
@@ -248,19 +311,24 @@ def _resolver_conflicts(step: Step, runner: Callable[..., Any]) -> List[str]:
 
 def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Sequence[str] = (),
         diagnose: Optional[Callable[[], Report]] = None, runner: Callable[..., Any] = subprocess.run,
-        python: str = sys.executable, refusal: Optional[str] = "check") -> FixResult:
+        python: str = sys.executable, refusal: Optional[str] = "check", allow_unchecked: bool = False) -> FixResult:
     """Plan, and with ``apply=True`` apply, the environment fixes of ``report``, then check again.
 
     Args:
-        report: doctor's report (default: ``diagnose()`` now).
+        report: doctor's report of this environment (default: ``diagnose()`` now).
         apply: run the environment steps; ``False`` only plans.
         pip_args: extra ``pip install`` options (``--find-links DIR``,
-            ``--index-url URL``, ``--no-index``).
+            ``--index-url URL``, ``--no-index``), passed to pip as given.
         diagnose: how to diagnose again afterwards (default ``doctor.diagnose``).
         runner: ``subprocess.run`` (tests may record the calls).
-        python: the interpreter whose environment is changed (``sys.executable``).
+        python: the interpreter whose environment is changed: this one
+            (``sys.executable``, or another path to the same environment);
+            another environment is refused (``other_interpreter``).
         refusal: ``"check"`` applies ``environment_refusal()``; a string
             refuses with it; ``None`` skips the check (tests).
+        allow_unchecked: run a ``pip install`` that pip's resolver cannot
+            check first (pip older than 22.2); otherwise it is skipped with
+            the reason and the pip upgrade that enables the check.
 
     Returns:
         A ``FixResult``.  Never raises for a failing command: pip's exit code and
@@ -271,7 +339,14 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
     again = diagnose or _diagnose
     before = report if report is not None else again()
     env_steps, host_steps = plan_fix(before, python=python, pip_args=pip_args)
-    why = environment_refusal() if refusal == "check" else refusal
+    why = other_interpreter(python, runner) if env_steps else None
+    if why is None:
+        why = environment_refusal() if refusal == "check" else refusal
+    if env_steps and why is None and any(st.kind == "pip" and st.argv[4:5] == ("install",) for st in env_steps):
+        unchecked = pip_can_check(python, runner)
+        if unchecked:
+            env_steps = [st._replace(unchecked=unchecked) if st.kind == "pip" and st.argv[4:5] == ("install",)
+                         else st for st in env_steps]
     if not apply or not env_steps or why:
         return FixResult(tuple(env_steps), tuple(host_steps), why if env_steps else None, (), (), before, None)
     applied: List[Applied] = []
@@ -281,7 +356,10 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
         if failed:
             skipped.append((step.display, "not run: an earlier command failed"))
             continue
-        broken = _resolver_conflicts(step, runner)
+        if step.unchecked and not allow_unchecked:
+            skipped.append((step.display, f"not run without confirmation: {step.unchecked}"))
+            continue
+        broken = [] if step.unchecked else _resolver_conflicts(step, runner)
         if broken:
             skipped.append((step.display, "not run: pip would install versions that break " + "; ".join(broken)))
             continue

@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequen
 
 from .._record import Record
 from ..consumers import Need
+from .actions import Action, remedy_text
 
 __all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Severity", "Finding", "Context", "Report"]
 
@@ -37,19 +38,30 @@ class Finding(Record):
         severity: ``"ok"``, ``"info"``, ``"warning"`` or ``"problem"``.
         title: one line for a terminal.
         evidence: paths, versions, values that show it.
-        remedy: an exact command or a one-line instruction, or ``None``.
+        remedy: what a person reads: exact commands (quoted for the platform's
+            shell) or a one-line instruction, or ``None``.
+        actions: the remedy as structured steps (``actions.Action``: argv
+            words and the kind of change) -- what ``--fix`` plans from; ``()``
+            when the remedy is an instruction only.
     """
 
-    __slots__ = ("id", "severity", "title", "evidence", "remedy")
+    __slots__ = ("id", "severity", "title", "evidence", "remedy", "actions")
     id: str
     severity: Severity
     title: str
     evidence: Tuple[str, ...]
     remedy: Optional[str]
+    actions: Tuple[Action, ...]
 
     def __init__(self, id: str, severity: Severity, title: str, evidence: Tuple[str, ...] = (),
-                 remedy: Optional[str] = None) -> None:
-        self._set(id=id, severity=severity, title=title, evidence=evidence, remedy=remedy)
+                 remedy: Optional[str] = None, actions: Tuple[Action, ...] = ()) -> None:
+        self._set(id=id, severity=severity, title=title, evidence=evidence, remedy=remedy, actions=actions)
+
+    @classmethod
+    def fixed_by(cls, id: str, severity: Severity, title: str, evidence: Tuple[str, ...], platform: str,
+                 *actions: Action) -> Finding:
+        """A finding whose remedy is ``actions``; its text is those steps quoted for ``platform``'s shell."""
+        return cls(id, severity, title, evidence, remedy_text(actions, platform) if actions else None, actions)
 
 
 def no_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
@@ -82,6 +94,8 @@ class Context:
     probe: Any = None  # _gpus.probe.DriverProbe: what the driver answered (None: not asked)
     #: (name, version, Requires-Dist) of every installed distribution: a remedy must not break one.
     distributions: Callable[[], Sequence[Tuple[str, str, Sequence[str]]]] = field(default=no_distributions)
+    #: installed distributions whose metadata is malformed (``_metadata.Malformed``).
+    malformed: Callable[[], Sequence[Any]] = field(default=no_distributions)
 
 
 class Report(Record):
@@ -145,7 +159,7 @@ class Report(Record):
                            "cuda_major": lib.cuda_major, "distribution": lib.distribution, "version": lib.version,
                            "source": lib.source} for lib in self.context.installed],
             "findings": [{"id": f.id, "severity": f.severity, "title": f.title, "evidence": list(f.evidence),
-                          "remedy": f.remedy} for f in self.findings],
+                          "remedy": f.remedy, "actions": [a.to_dict() for a in f.actions]} for f in self.findings],
             "exit_code": self.exit_code,
         }
 
