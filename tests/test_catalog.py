@@ -11,6 +11,7 @@ from helpers import WHEEL_LISTS, install
 
 from gpuboot import locate
 from gpuboot._libs import catalog as cat
+from gpuboot._libs.wheels import install_command
 from gpuboot.errors import UnknownLibraryError
 
 # Files in NVIDIA wheels that gpuboot deliberately does not catalog: plug-ins
@@ -134,11 +135,11 @@ def test_dependencies_and_parts_name_catalog_entries() -> None:
     ("nccl", 12, None, "pip install nvidia-nccl-cu12"),
 ])
 def test_install_command_is_exact(name: str, cuda: int, version: int | None, command: str) -> None:
-    assert cat.install_command(name, cuda, version) == command
+    assert install_command(name, cuda, version) == command
 
 
 def test_driver_libraries_say_pip_cannot_help() -> None:
-    assert "NVIDIA driver" in cat.install_command("cuda", 12)
+    assert "NVIDIA driver" in install_command("cuda", 12)
 
 
 def test_unknown_library_lists_known_names() -> None:

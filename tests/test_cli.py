@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import List
 
 import pytest
 from helpers import child_env
+from probes import empty, healthy
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 from gpuboot.whisper import embedded_model
@@ -81,11 +84,12 @@ def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pyt
 
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present, "injected"))
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(probe, "probe_driver", lambda **kw: probe.DriverProbe())  # a host with nothing NVIDIA
+    answer = healthy() if present else empty()  # a host whose driver answers CUDA, or one with nothing NVIDIA
+    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     out = io.StringIO()
     assert cli.main(["doctor"], stdout=out) in (0, 1)
     first = out.getvalue().splitlines()[0]
-    assert ("not found" in first) is not present and "NVIDIA driver" in first
+    assert first.startswith("ok      NVIDIA driver 550.54.14") if present else "NVIDIA driver: not found" in first
     out = io.StringIO()
     cli.main(["doctor", "--json"], stdout=out)
     assert json.loads(out.getvalue())["driver"]["present"] is present
@@ -116,6 +120,11 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
     from gpuboot._gpus import driver as _driver
 
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    from gpuboot._gpus import probe
+
+    answer = healthy(count=2)  # the driver answers CUDA with both GPUs; it cannot say their PCI order
+    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
+    monkeypatch.setattr(nvml, "cuda_order_from_driver", lambda environ=None: None)
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     out = io.StringIO()
@@ -156,3 +165,16 @@ def test_without_faster_whisper_transcribe_names_the_install_command() -> None:
     assert proc.returncode == 1
     assert "faster-whisper is not installed" in proc.stderr and "pip install 'gpuboot[whisper]'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("redirect", [">&-", "> /dev/full"], ids=["closed", "full"])
+@pytest.mark.parametrize("command", [["doctor"], ["doctor", "--json"], ["env"]])
+def test_a_closed_or_full_stdout_is_one_line_and_a_failure(redirect: str, command: List[str]) -> None:
+    if redirect.endswith("/dev/full") and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    line = " ".join(shlex.quote(w) for w in [sys.executable, "-m", "gpuboot", *command]) + " " + redirect
+    proc = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=300, env=child_env())
+    assert proc.returncode == 1, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gpuboot: error: "), proc.stderr
+    assert ("standard output is closed" if redirect == ">&-" else "No space left on device") in lines[0]

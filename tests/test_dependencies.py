@@ -18,6 +18,7 @@ from typing import Dict, Optional
 import pytest
 from helpers import child_env, compile_stub, run_child
 from packaging.requirements import Requirement
+from probes import healthy
 from speech import SAMPLE, SAMPLE_SECONDS
 
 import gpuboot
@@ -246,10 +247,12 @@ def test_cli_fallback_lines_are_log_records(monkeypatch: pytest.MonkeyPatch) -> 
 
     from gpuboot import cli
     from gpuboot._gpus import driver as _driver
-    from gpuboot._gpus import nvml
+    from gpuboot._gpus import nvml, probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    answer = healthy()  # the driver probe says CUDA answered, so the GPU is chosen; CTranslate2 then fails for real
+    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     out, err = io.StringIO(), io.StringIO()
     assert cli.main(["transcribe", str(SAMPLE)], stdout=out, stderr=err) == 0
     lines = err.getvalue().strip().splitlines()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import logging
 import os
 import sys
-from typing import Iterator, List, NoReturn, Optional, Sequence, TextIO
+from typing import Any, Iterator, List, NoReturn, Optional, Sequence, TextIO, cast
 
 from .errors import GpubootError, for_the_command_line
 
@@ -93,13 +94,73 @@ def _logging_to(stream: TextIO, verbosity: int) -> Iterator[None]:
         ours.setLevel(old_ours)
 
 
+class _OutputError(Exception):
+    """Writing to standard output failed (a full disk, a closed descriptor): not the command's own error."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Output(io.TextIOBase):
+    """Standard output whose write failures are told apart from every other ``OSError`` of a command."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:  # ValueError: "I/O operation on closed file"
+            raise _OutputError(exc) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise _OutputError(exc) from None
+
+    def isatty(self) -> bool:
+        try:
+            return bool(self._stream.isatty())
+        except (OSError, ValueError, AttributeError):
+            return False
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return getattr(self._stream, "encoding", None) or "utf-8"
+
+
+def _silence(stream: Any) -> None:
+    """Point ``stream``'s descriptor at devnull, so that the interpreter's final flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+
+
 def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = None,
          stderr: Optional[TextIO] = None) -> int:
     """Run the ``gpuboot`` command; returns the exit code (0, 1, 2, 130, or
-    141 when the reader of stdout went away, as for a program killed by SIGPIPE)."""
+    141 when the reader of stdout went away, as for a program killed by SIGPIPE).
+    A closed or failing standard output (``>&-``, ``> /dev/full``) is one line
+    on standard error and exit code 1."""
     # Resolved per call: a default of sys.stdout would freeze the stream at import.
-    stdout = sys.stdout if stdout is None else stdout
-    stderr = sys.stderr if stderr is None else stderr
+    raw_out = sys.stdout if stdout is None else stdout
+    err_stream = sys.stderr if stderr is None else stderr
+    stderr = err_stream if err_stream is not None else io.StringIO()  # `2>&-`: errors have nowhere to go
+    if raw_out is None:
+        print(f"{PROG}: error: standard output is closed; run it with an open standard output "
+              f"(`{PROG} ... > FILE`)", file=stderr)
+        return 1
+    stdout = cast(TextIO, _Output(raw_out))
     parser = _parser()
     words = list(sys.argv[1:] if argv is None else argv)
     pip_args: List[str] = []
@@ -114,14 +175,17 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         parser.error("--yes and --dry-run go with --fix")
     try:
         with _logging_to(stderr, args.verbose):
-            return _run(args, parser, stdout, stderr)
+            code = _run(args, parser, stdout, stderr)
+            stdout.flush()
+            return code
     except BrokenPipeError:
-        # `gpuboot doctor --json | head`: the reader left.  Point stdout at
-        # devnull so the interpreter's final flush does not fail again.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stdout.fileno())
+        # `gpuboot doctor --json | head`: the reader left.
+        _silence(raw_out)
         return 141
+    except _OutputError as exc:
+        print(f"{PROG}: error: cannot write to standard output: {exc.error}", file=stderr)
+        _silence(raw_out)
+        return 1
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, stdout: TextIO, stderr: TextIO) -> int:

@@ -10,6 +10,7 @@ from . import catalog as cat
 from .platform import check_platform
 from .search import Candidate, Search
 from .types import Library, MissingLibrary, Resolution
+from .wheels import install_command, install_requirement
 
 __all__ = ["resolve", "locate"]
 
@@ -92,8 +93,8 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
             continue
         others = tuple(c.library for c in cands[n])
         major = chosen_cudnn if n.startswith("cudnn") else chosen_cuda
-        missing.append(MissingLibrary(n, chosen_cuda, major, cat.install_command(n, chosen_cuda, major), others,
-                                      cat.install_requirement(n, chosen_cuda, major)))
+        missing.append(MissingLibrary(n, chosen_cuda, major, install_command(n, chosen_cuda, major, plat), others,
+                                      install_requirement(n, chosen_cuda, major)))
     ordered = [picked[n] for n in all_names if n in picked]
     return Resolution(tuple(_load_order(ordered)), tuple(missing), chosen_cuda, chosen_cudnn)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 from typing import Literal, Optional, Sequence, Tuple
 
+from .._quote import command_line
 from .._record import Record
 
 __all__ = ["ActionKind", "Action", "pip_install", "pip_uninstall", "remove_link", "host", "command_line",
@@ -149,18 +150,6 @@ def remove_link(path: str) -> Action:
 def host(text: str) -> Action:
     """A step only a person (or an administrator) can take: explained, never run."""
     return Action("host", text=text)
-
-
-def command_line(words: Sequence[str], platform: str) -> str:
-    """``words`` as one command line for the platform's shell: ``shlex.join``
-    (POSIX sh) or ``subprocess.list2cmdline`` (``cmd.exe``, ``win32``)."""
-    if platform == "win32":
-        import subprocess
-
-        return subprocess.list2cmdline(list(words))
-    import shlex
-
-    return " ".join(shlex.quote(w) for w in words)
 
 
 def remedy_text(actions: Sequence[Action], platform: str) -> str:

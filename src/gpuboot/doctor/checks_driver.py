@@ -58,7 +58,7 @@ def check_driver(ctx: Context) -> List[Finding]:
         evidence = (ctx.driver_evidence, *([f"libcuda: {probe.libcuda}"] if probe.libcuda else []),
                     f"cuInit: 0, {probe.device_count} GPU(s)")
         out.append(Finding("driver", "ok", f"NVIDIA driver {version} (supports up to {cuda})", evidence))
-    nvml_only = (nvml_answered or probe.nvml_answered) and not probe.answered
+    nvml_only = (nvml_answered or probe.nvml_answered) and not probe.answered and probe.anything
     for c in causes:
         severity: Severity = ("problem" if c.severity == "problem" else
                               "warning" if c.severity == "warning" else "info")

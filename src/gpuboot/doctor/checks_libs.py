@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from .._gpus.causes import DRIVER_MINIMUMS
 from .._libs import catalog as cat
 from .._libs.types import MissingLibrary
+from .._libs.wheels import install_requirement
 from ..consumers import Need, conflicts_with_installed, consumer_change, needs_of
 from .actions import Action, command_line, index_cuda, pip_install, remove_link, torch_index
 from .report import Context, Finding, Severity
@@ -77,7 +78,7 @@ def check_libraries(ctx: Context) -> List[Finding]:
             opt = resolve([name], cuda_major=n.cuda_major, search_paths=ctx.search_paths, platform=ctx.platform,
                           environ=ctx.environ)
             if opt.libraries and opt.cudnn_major not in (None, n.cudnn_major):
-                req = cat.install_requirement("cudnn", n.cuda_major, n.cudnn_major)
+                req = install_requirement("cudnn", n.cuda_major, n.cudnn_major)
                 out.append(Finding.fixed_by("cudnn-mismatch", "warning",
                                             f"{n.consumer} {n.version} uses cuDNN {n.cudnn_major} when present, but "
                                             f"cuDNN {opt.cudnn_major} is installed (not used)",
@@ -185,7 +186,7 @@ def check_renamed(ctx: Context) -> List[Finding]:
         claimed = [k for k in s.variants if lib.filename in s.filenames(ctx.platform, k)]
         real = "a link to " + os.path.realpath(lib.path) if os.path.islink(lib.path) else "a copy"
         want = f"CUDA {claimed[0]}" if claimed and s.key == cat.KEY_CUDA else lib.filename
-        req = cat.install_requirement(lib.name, claimed[0] if claimed and s.key == cat.KEY_CUDA else None,
+        req = install_requirement(lib.name, claimed[0] if claimed and s.key == cat.KEY_CUDA else None,
                                       claimed[0] if claimed and s.key != cat.KEY_CUDA else None)
         title = (f"{lib.filename} in {lib.path.parent} is {real} whose soname is {lib.soname}: it is not {want}'s "
                  f"{lib.name}")
