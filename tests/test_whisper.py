@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from helpers import choose, no_driver, require_real
+from probes import healthy
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
@@ -81,10 +82,12 @@ def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypa
     cuda_fails_here()
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot._gpus import nvml
+    from gpuboot._gpus import nvml, probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    answer = healthy()  # the driver probe says CUDA answered, so the GPU is tried; CTranslate2 then fails for real
+    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert [(a.device, a.compute_type, a.ok) for a in info.trail] == [
@@ -173,8 +176,12 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
 
     from gpuboot._gpus import nvml
 
+    from gpuboot._gpus import probe
+
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    answer = healthy()  # the driver probe says CUDA answered with one GPU
+    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     with caplog.at_level("WARNING", logger="gpuboot"):
         try:

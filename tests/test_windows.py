@@ -220,7 +220,7 @@ def test_doctor_json_on_windows_names_the_missing_path_entry(py313: WinPython, t
         print(json.dumps({{"code": code, "report": json.loads(buf.getvalue())}}))
     """, tmp_path)
     report = out["report"]
-    assert out["code"] == 1 and report["schema_version"] == 2  # 2: the driver probe (driver.probe)
+    assert out["code"] == 1 and report["schema_version"] == 3  # 3: CUDA's answer is the driver's verdict
     findings = {f["id"]: f for f in report["findings"]}
     assert findings["consumer-ready"]["severity"] == "ok"
     assert findings["no-driver"]["evidence"][0].lower().endswith(r"system32\nvcuda.dll not found")
