@@ -10,6 +10,7 @@ from typing import Dict
 
 from driver_host import headers
 
+import gpuboot._gpus.cause_rules as rules_module
 import gpuboot._gpus.causes as causes_module
 import gpuboot._gpus.probe_child as child
 import gpuboot.select as select_module
@@ -42,9 +43,10 @@ def test_the_code_tables_match_the_headers() -> None:
 
 def test_every_code_a_rule_compares_with_is_in_the_tables() -> None:
     """The numbers the rules and the selection compare cuInit's, NVML's and context codes with."""
-    for module in (causes_module, select_module):
+    for module in (causes_module, rules_module, select_module):
         text = Path(module.__file__ or "").read_text()
-        for m in re.finditer(r"(cu_init|nvml_init|code)\s*[!=]=\s*(\d+)|cuda_error\((\d+)\)|nvml_error\((\d+)\)", text):
+        pattern = r"(cu_init|nvml_init|code)\s*[!=]=\s*(\d+)|cuda_(?:error|code)\((\d+)\)|nvml_(?:error|code)\((\d+)\)"
+        for m in re.finditer(pattern, text):
             kind, number = m.group(1), int(m.group(2) or m.group(3) or m.group(4))
             table = NVML_ERRORS if kind == "nvml_init" or m.group(4) else CUDA_ERRORS
             assert number in table, (module.__name__, m.group(0))

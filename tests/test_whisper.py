@@ -174,9 +174,7 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
     5; with device='cuda' the invalid ordinal is its own error."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot._gpus import nvml
-
-    from gpuboot._gpus import probe
+    from gpuboot._gpus import nvml, probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from typing import List, NamedTuple, Optional
 
-from .codes import COMPUTE_MODES, cuda_error, nvml_error
+from .codes import COMPUTE_MODES, cuda_code, cuda_error, nvml_code, nvml_error
 from .probe import DriverProbe
 
 _CONTAINER_FIX = ("start the container with `docker run --gpus all ...` (or `--runtime=nvidia`; Kubernetes: a "
@@ -61,7 +61,7 @@ def stub_libcuda(p: DriverProbe, wanted: bool) -> Optional[Seen]:
         return None
     if not _linux(p):
         return Seen(f"the nvcuda.dll the loader found ({p.libcuda or '?'}) is a stub, not the driver's "
-                    f"({cuda_error(34)})", f"delete that copy; {_WINDOWS_DRIVER_FIX}")
+                    f"({cuda_code(34)})", f"delete that copy; {_WINDOWS_DRIVER_FIX}")
     where = p.libcuda or "the libcuda.so.1 the loader found"
     in_path = [d for d in p.library_path_dirs if os.path.dirname(where).rstrip("/") == d.rstrip("/")]
     fix = (f"remove {in_path[0]} from LD_LIBRARY_PATH (the stub is for linking only)" if in_path else
@@ -69,13 +69,13 @@ def stub_libcuda(p: DriverProbe, wanted: bool) -> Optional[Seen]:
            "driver's CUDA library (Debian: `apt install --reinstall libcuda1`; Ubuntu: `apt install --reinstall "
            "libnvidia-compute-<version>`) and run `sudo ldconfig`")
     return Seen(f"the loader finds the CUDA toolkit's stub libcuda ({where}), not the driver's "
-                f"({cuda_error(34)})", fix)
+                f"({cuda_code(34)})", fix)
 
 
 def compat_unsupported(p: DriverProbe, wanted: bool) -> Optional[Seen]:
     if p.cu_init != 804 or not _linux(p):
         return None
-    return Seen(f"the forward-compatibility libcuda {p.libcuda or ''} does not support this GPU ({cuda_error(804)}): "
+    return Seen(f"the forward-compatibility libcuda {p.libcuda or ''} does not support this GPU ({cuda_code(804)}): "
                 "forward compatibility is for data-center GPUs",
                 f"remove {_libdir(p) or 'the cuda-compat directory'} from LD_LIBRARY_PATH and /etc/ld.so.conf.d (or "
                 "uninstall cuda-compat), and upgrade the NVIDIA driver instead")
@@ -88,7 +88,7 @@ def compat_older(p: DriverProbe, wanted: bool) -> Optional[Seen]:
     if p.cu_init != 803 and not (compat and not p.answered and _older(p.libcuda_version, p.kernel_module)):
         return None
     return Seen(f"the libcuda {p.libcuda_version or p.libcuda or ''} is not the installed driver's "
-                f"{p.kernel_module or ''} ({cuda_error(803)}): a forward-compatibility libcuda older than the "
+                f"{p.kernel_module or ''} ({cuda_code(803)}): a forward-compatibility libcuda older than the "
                 "kernel driver".replace("  ", " "),
                 f"remove {_libdir(p) or 'the cuda-compat directory'} from LD_LIBRARY_PATH and /etc/ld.so.conf.d: "
                 "the installed driver is newer than the compat package")
@@ -112,7 +112,7 @@ def version_mismatch(p: DriverProbe, wanted: bool) -> Optional[Seen]:
         return None
     what = (f"kernel module {km} and user-space driver {user} differ" if differ else
             f"NVML's library ({p.nvml_lib or 'libnvidia-ml.so.1'}) does not match the kernel module {km or '?'} "
-            f"({nvml_error(18)})")
+            f"({nvml_code(18)})")
     if not _linux(p):
         return Seen(f"{what} (\"Failed to initialize NVML: Driver/library version mismatch\")",
                     "reboot after the driver upgrade; if it persists, " + _WINDOWS_DRIVER_FIX)
@@ -188,7 +188,7 @@ def libcuda_missing(p: DriverProbe, wanted: bool) -> Optional[Seen]:
 def fabric_manager(p: DriverProbe, wanted: bool) -> Optional[Seen]:
     if p.cu_init != 802 or not _linux(p):
         return None
-    return Seen(f"CUDA is not ready ({cuda_error(802)}): on an NVSwitch system (HGX/DGX A100, H100, H200, B200) the "
+    return Seen(f"CUDA is not ready ({cuda_code(802)}): on an NVSwitch system (HGX/DGX A100, H100, H200, B200) the "
                 f"NVIDIA Fabric Manager is not running, or its version is not the driver's "
                 f"{p.user_space or ''}".rstrip(),
                 "start it: `sudo systemctl enable --now nvidia-fabricmanager`; it must be the same version as the "
@@ -220,7 +220,7 @@ def gpu_unavailable(p: DriverProbe, wanted: bool) -> Optional[Seen]:
            "it: stop it, or choose another GPU with CUDA_VISIBLE_DEVICES; an administrator can allow sharing with "
            f"{admin} -i {busy[0][0]} -c DEFAULT`")
     return Seen(f"{'every GPU is' if all_busy else 'some GPUs are'} unavailable to new processes "
-                f"({cuda_error(46)}): {modes}", fix, "problem" if all_busy else "warning")
+                f"({cuda_code(46)}): {modes}", fix, "problem" if all_busy else "warning")
 
 
 def no_gpu(p: DriverProbe, wanted: bool) -> Optional[Seen]:
@@ -230,7 +230,7 @@ def no_gpu(p: DriverProbe, wanted: bool) -> Optional[Seen]:
     hidden = "unset CUDA_VISIBLE_DEVICES if it hides every GPU"
     fix = ("check `nvidia-smi` and `lspci | grep -i nvidia`; in a VM or container, pass the GPU through; " + hidden
            if _linux(p) else "check Device Manager (Display adapters) and `nvidia-smi`; " + hidden)
-    return Seen(f"the driver{' ' + version if version else ''} is loaded but sees no GPU ({cuda_error(100)})", fix)
+    return Seen(f"the driver{' ' + version if version else ''} is loaded but sees no GPU ({cuda_code(100)})", fix)
 
 
 def wsl_no_driver(p: DriverProbe, wanted: bool) -> Optional[Seen]:

@@ -13,7 +13,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Optional, Tuple
 
-__all__ = ["CUDA_ERRORS", "NVML_ERRORS", "COMPUTE_MODES", "cuda_error", "nvml_error", "cuda_version",
+__all__ = ["CUDA_ERRORS", "NVML_ERRORS", "COMPUTE_MODES", "cuda_error", "nvml_error", "cuda_code", "nvml_code",
+           "cuda_version",
            "cuda_version_text"]
 
 #: cuda.h, ``enum cudaError_enum``: the codes ``cuInit``, ``cuDeviceGetCount``
@@ -75,6 +76,18 @@ def nvml_error(code: Optional[int]) -> str:
         return "not called"
     name = NVML_ERRORS.get(code)
     return f"{name} ({code})" if name else f"code {code}"
+
+
+def cuda_code(code: int) -> str:
+    """``"CUDA_ERROR_NO_DEVICE, 100"``: a code named inside parentheses of a sentence."""
+    name = CUDA_ERRORS.get(code)
+    return f"{name}, {code}" if name else f"code {code}"
+
+
+def nvml_code(code: int) -> str:
+    """``"NVML_ERROR_DRIVER_NOT_LOADED, 9"``: a code named inside parentheses of a sentence."""
+    name = NVML_ERRORS.get(code)
+    return f"{name}, {code}" if name else f"code {code}"
 
 
 def cuda_version(value: Optional[int]) -> Optional[Tuple[int, int]]:
