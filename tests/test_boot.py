@@ -69,9 +69,9 @@ def test_warnings_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -
 
 
 def test_report_is_immutable() -> None:
-    r = boot.EnsureReport(_driver.DriverInfo(False, "x"))
+    r = boot.EnsureReport(driver=_driver.DriverInfo(present=False, evidence="x"))
     with pytest.raises(AttributeError):
         r.driver = None  # type: ignore[misc]
-    assert r == boot.EnsureReport(_driver.DriverInfo(False, "x"))
+    assert r == boot.EnsureReport(driver=_driver.DriverInfo(present=False, evidence="x"))
     assert "no NVIDIA driver" in r.summary()
     assert json.dumps(repr(r))

@@ -82,7 +82,8 @@ def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pyt
     from gpuboot._gpus import driver as _driver
     from gpuboot._gpus import nvml, probe
 
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present, "injected"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=present,
+                                                                                           evidence="injected"))
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     answer = healthy() if present else empty()  # a host whose driver answers CUDA, or one with nothing NVIDIA
     monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
@@ -119,7 +120,8 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
     from gpuboot._gpus import driver as _driver
 
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
+                                                                                           evidence="faked"))
     from gpuboot._gpus import probe
 
     answer = healthy(count=2)  # the driver answers CUDA with both GPUs; it cannot say their PCI order

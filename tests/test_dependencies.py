@@ -250,7 +250,8 @@ def test_cli_fallback_lines_are_log_records(monkeypatch: pytest.MonkeyPatch) -> 
     from gpuboot._gpus import nvml, probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
+                                                                                           evidence="faked"))
     answer = healthy()  # the driver probe says CUDA answered, so the GPU is chosen; CTranslate2 then fails for real
     monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     out, err = io.StringIO(), io.StringIO()

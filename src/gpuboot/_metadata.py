@@ -37,14 +37,10 @@ class Distribution(Record):
         path: the ``.dist-info`` directory, or ``None`` when the finder gives none.
     """
 
-    __slots__ = ("name", "version", "requires", "path")
     name: str
     version: str
-    requires: Tuple[str, ...]
-    path: Optional[str]
-
-    def __init__(self, name: str, version: str, requires: Tuple[str, ...] = (), path: Optional[str] = None) -> None:
-        self._set(name=name, version=version, requires=requires, path=path)
+    requires: Tuple[str, ...] = ()
+    path: Optional[str] = None
 
 
 class Malformed(Record):
@@ -57,13 +53,9 @@ class Malformed(Record):
         why: what is wrong (``"no Version"``, ``"METADATA is not UTF-8"``, ...).
     """
 
-    __slots__ = ("name", "path", "why")
     name: str
     path: Optional[str]
     why: str
-
-    def __init__(self, name: str, path: Optional[str], why: str) -> None:
-        self._set(name=name, path=path, why=why)
 
 
 def valid_name(name: object) -> Optional[str]:
@@ -97,30 +89,31 @@ def _check(dist: object) -> Union[Distribution, Malformed]:
             if text is not None:
                 break
     except UnicodeDecodeError:
-        return Malformed(guess, where, "METADATA is not UTF-8")
+        return Malformed(name=guess, path=where, why="METADATA is not UTF-8")
     except (OSError, ValueError) as exc:
-        return Malformed(guess, where, f"METADATA cannot be read ({type(exc).__name__})")
+        return Malformed(name=guess, path=where, why=f"METADATA cannot be read ({type(exc).__name__})")
     if text is None:
-        return Malformed(guess, where, "no readable METADATA file (missing, or not a file)")
+        return Malformed(name=guess, path=where, why="no readable METADATA file (missing, or not a file)")
     msg = message_from_string(text)
     raw_name, raw_version = msg.get("Name"), msg.get("Version")
     name = valid_name(raw_name.strip() if isinstance(raw_name, str) else raw_name)
     if name is None:
-        return Malformed(guess, where, "no Name" if raw_name is None else f"invalid Name {_shown(str(raw_name))!r}")
+        return Malformed(name=guess, path=where,
+                         why="no Name" if raw_name is None else f"invalid Name {_shown(str(raw_name))!r}")
     if raw_version is None:
-        return Malformed(name, where, "no Version")
+        return Malformed(name=name, path=where, why="no Version")
     version = str(raw_version).strip()
     try:
         Version(version)
     except InvalidVersion:
-        return Malformed(name, where, f"invalid Version {_shown(version)!r}")
+        return Malformed(name=name, path=where, why=f"invalid Version {_shown(version)!r}")
     requires = []
     for line in msg.get_all("Requires-Dist") or []:
         try:
             requires.append(str(Requirement(str(line))))
         except InvalidRequirement:
-            return Malformed(name, where, f"invalid Requires-Dist {_shown(str(line))!r}")
-    return Distribution(name, version, tuple(requires), where)
+            return Malformed(name=name, path=where, why=f"invalid Requires-Dist {_shown(str(line))!r}")
+    return Distribution(name=name, version=version, requires=tuple(requires), path=where)
 
 
 def read_distribution(name: str, path: Optional[List[str]] = None) -> Tuple[Optional[Distribution], List[Malformed]]:
@@ -141,7 +134,8 @@ def read_distribution(name: str, path: Optional[List[str]] = None) -> Tuple[Opti
         found: Iterable[object] = list(metadata.distributions(name=name, path=path) if path else
                                        metadata.distributions(name=name))
     except Exception as exc:  # a finder on sys.path that fails: not a distribution gpuboot can read
-        return None, [Malformed(wanted, None, f"the metadata finders failed: {type(exc).__name__}: {exc}")]
+        return None, [Malformed(name=wanted, path=None,
+                                why=f"the metadata finders failed: {type(exc).__name__}: {exc}")]
     for dist in found:
         checked = _check(dist)
         if isinstance(checked, Distribution):
@@ -159,7 +153,7 @@ def scan_distributions(path: Optional[List[str]] = None) -> Tuple[List[Distribut
     try:
         found = list(metadata.distributions(path=path) if path else metadata.distributions())
     except Exception as exc:
-        return good, [Malformed("?", None, f"the metadata finders failed: {type(exc).__name__}: {exc}")]
+        return good, [Malformed(name="?", path=None, why=f"the metadata finders failed: {type(exc).__name__}: {exc}")]
     for dist in found:
         checked = _check(dist)
         (good if isinstance(checked, Distribution) else bad).append(checked)  # type: ignore[arg-type]

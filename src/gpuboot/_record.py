@@ -1,21 +1,43 @@
-"""``Record``: a small immutable value class that costs nothing to define.
+"""``Record``: a small immutable value class whose fields are written once, as annotations.
 
 ``dataclasses`` generates and ``exec``s code for every class it decorates
 (about 1 ms each); gpuboot's start-up path defines a dozen value types, so
-they derive from ``Record`` instead: ``__slots__``, an explicit ``__init__``,
-equality, hashing and ``repr`` over every attribute, and pickling/copying
-(a Ray task or a process pool can return them).
+they derive from ``Record`` instead.  A subclass lists its fields once, as
+annotations with their defaults::
+
+    class DriverInfo(Record):
+        present: bool
+        evidence: str = ""
+
+and the metaclass turns them into ``__slots__`` (no ``exec``, no generated
+source).  Construction is by keyword only (``DriverInfo(present=True,
+evidence="/dev/nvidiactl")``): a missing field without a default, an unknown
+name or a positional argument is a ``TypeError``.  ``==``, ``hash`` and
+``repr`` cover every field except those named in ``_not_values`` (a lookup
+service whose answer is a function of the other fields); instances are
+immutable; pickle, ``copy`` and ``deepcopy`` rebuild the same value without
+running ``__init__`` (a Ray task or a process pool can return them), and
+``_pickle_state`` lets a subclass turn a service into a value first.  Type
+checkers read the fields through PEP 681 (``dataclass_transform``).
 """
 
 from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Callable, Dict, Tuple, TypeVar
+    from typing import Any, Callable, ClassVar, Dict, Mapping, Tuple, TypeVar
+
+    from typing_extensions import dataclass_transform
 
     _R = TypeVar("_R", bound="Record")
+else:
+    def dataclass_transform(**_kwargs: object) -> object:
+        """PEP 681's marker is for type checkers only; at run time it changes nothing."""
+        return lambda cls: cls
 
 __all__ = ["Record"]
+
+_MISSING = object()
 
 
 def _rebuild(cls: type, state: Tuple[Tuple[str, Any], ...]) -> Any:
@@ -39,32 +61,48 @@ def _frozen(value: Any) -> Any:
     return value
 
 
-class Record:
-    """Base of gpuboot's value types: immutable after ``__init__``.
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+class _Fields(type):
+    """Reads a Record subclass's annotated fields (and their defaults) into ``__slots__``."""
 
-    A subclass lists its attributes in ``__slots__`` and sets them in
-    ``__init__`` with ``self._set(...)``.  ``==``, ``hash`` and ``repr`` cover
-    every slot (``_fields``, gathered once per class) except those named in
-    ``_not_values``: attributes that are services rather than values (a lazy
-    lookup whose answer is a function of the other fields).  Pickle, ``copy``
-    and ``deepcopy`` rebuild the same value without running ``__init__``;
-    ``_pickle_state`` lets a subclass turn a service into a value first.
-    """
+    def __new__(mcs, name: str, bases: Tuple[type, ...], ns: Dict[str, Any], **kwargs: Any) -> _Fields:
+        own = [k for k in ns.get("__annotations__", {}) if not k.startswith("_")]
+        defaults = {k: ns.pop(k) for k in own if k in ns}
+        ns.setdefault("__slots__", tuple(own))
+        cls = super().__new__(mcs, name, bases, ns, **kwargs)
+        fields: list[str] = []
+        merged: Dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            fields += [f for f in getattr(klass, "_own_fields", ()) if f not in fields]
+            merged.update(getattr(klass, "_own_defaults", {}))
+        fields += [f for f in own if f not in fields]
+        merged.update(defaults)
+        cls._own_fields = tuple(own)  # type: ignore[attr-defined]
+        cls._own_defaults = defaults  # type: ignore[attr-defined]
+        cls._all_slots = tuple(fields)  # type: ignore[attr-defined]
+        cls._defaults = merged  # type: ignore[attr-defined]
+        cls._fields = tuple(f for f in fields if f not in getattr(cls, "_not_values", ()))  # type: ignore[attr-defined]
+        return cls
+
+
+class Record(metaclass=_Fields):
+    """Base of gpuboot's value types: fields as annotations, keyword construction, immutable."""
 
     __slots__ = ()
-    _fields: Tuple[str, ...] = ()
-    _not_values: Tuple[str, ...] = ()
+    _fields: ClassVar[Tuple[str, ...]] = ()
+    _all_slots: ClassVar[Tuple[str, ...]] = ()
+    _defaults: ClassVar[Mapping[str, Any]] = {}
+    _not_values: ClassVar[Tuple[str, ...]] = ()
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        slots: list[str] = []
-        for klass in reversed(cls.__mro__):
-            own = klass.__dict__.get("__slots__", ())
-            for s in (own,) if isinstance(own, str) else own:
-                if s not in slots:
-                    slots.append(s)
-        cls._all_slots = tuple(slots)  # type: ignore[attr-defined]
-        cls._fields = tuple(s for s in slots if s not in cls._not_values)
+    def __init__(self, **values: Any) -> None:
+        cls = type(self)
+        for name in cls._all_slots:
+            value = values.pop(name, cls._defaults.get(name, _MISSING))
+            if value is _MISSING:
+                raise TypeError(f"{cls.__name__}() needs the keyword argument {name!r}")
+            object.__setattr__(self, name, value)
+        if values:
+            raise TypeError(f"{cls.__name__}() has no field(s) {', '.join(sorted(values))}")
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -72,17 +110,13 @@ class Record:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
-    def _set(self, **values: Any) -> None:
-        for k, v in values.items():
-            object.__setattr__(self, k, v)
-
     def _replace(self: _R, **changes: Any) -> _R:
         """A copy with ``changes`` applied (``dataclasses.replace`` for Records).
 
         Raises:
             TypeError: a name that is not one of this type's attributes.
         """
-        unknown = set(changes) - set(self._all_slots)  # type: ignore[attr-defined]
+        unknown = set(changes) - set(self._all_slots)
         if unknown:
             raise TypeError(f"{type(self).__name__} has no attribute(s) {', '.join(sorted(unknown))}")
         state = Record._pickle_state(self)  # raw values (a subclass may resolve services when pickling)
@@ -93,7 +127,7 @@ class Record:
         return tuple(getattr(self, f) for f in self._fields)
 
     def _pickle_state(self) -> Dict[str, Any]:
-        return {s: getattr(self, s) for s in self._all_slots if hasattr(self, s)}  # type: ignore[attr-defined]
+        return {s: getattr(self, s) for s in self._all_slots if hasattr(self, s)}
 
     def __reduce__(self) -> Tuple[Callable[..., Any], Tuple[Any, ...]]:
         return _rebuild, (type(self), tuple(self._pickle_state().items()))

@@ -40,21 +40,14 @@ class EnsureReport(Record):
         elapsed_ms: time the work took, milliseconds.
     """
 
-    __slots__ = ("driver", "needs", "libraries", "missing", "warnings", "elapsed_ms", "cuda_majors")
     driver: DriverInfo
-    needs: Tuple[Need, ...]
-    libraries: Tuple[LoadedLibrary, ...]
-    missing: Tuple[MissingLibrary, ...]
-    warnings: Tuple[str, ...]
-    elapsed_ms: float
-    cuda_majors: Tuple[int, ...]
+    needs: Tuple[Need, ...] = ()
+    libraries: Tuple[LoadedLibrary, ...] = ()
+    missing: Tuple[MissingLibrary, ...] = ()
+    warnings: Tuple[str, ...] = ()
+    elapsed_ms: float = 0.0
+    cuda_majors: Tuple[int, ...] = ()
 
-    def __init__(self, driver: DriverInfo, needs: Tuple[Need, ...] = (),
-                 libraries: Tuple[LoadedLibrary, ...] = (), missing: Tuple[MissingLibrary, ...] = (),
-                 warnings: Tuple[str, ...] = (), elapsed_ms: float = 0.0,
-                 cuda_majors: Tuple[int, ...] = ()) -> None:
-        self._set(driver=driver, needs=needs, libraries=libraries, missing=missing,
-                  warnings=warnings, elapsed_ms=elapsed_ms, cuda_majors=cuda_majors)
 
     @property
     def ok(self) -> bool:
@@ -141,13 +134,14 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None,
 def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str]],
          platform: Optional[str], driver: Optional[bool], windows_api: object) -> EnsureReport:
     t0 = time.perf_counter()
-    info = _driver.detect_driver(platform) if driver is None else DriverInfo(driver, "given by the caller")
+    info = _driver.detect_driver(platform) if driver is None else DriverInfo(present=driver,
+                                                                             evidence="given by the caller")
     if not info.present:
         if "logging" in sys.modules:  # unconfigured logging would drop a debug record anyway
             from ._log import log
 
             log.debug("no NVIDIA driver (%s); loading nothing", info.evidence)
-        return EnsureReport(info, elapsed_ms=(time.perf_counter() - t0) * 1e3)
+        return EnsureReport(driver=info, elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
     from ._libs.needs import resolve_needs
     from ._log import log
@@ -166,8 +160,9 @@ def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str
                             f"not from {r.library.path}")
     for w in warnings:
         log.warning("%s", w)
-    report = EnsureReport(info, plan.needs, tuple(results), plan.missing, tuple(warnings),
-                          (time.perf_counter() - t0) * 1e3, plan.cuda_majors)
+    report = EnsureReport(driver=info, needs=plan.needs, libraries=tuple(results), missing=plan.missing,
+                          warnings=tuple(warnings),
+                          elapsed_ms=(time.perf_counter() - t0) * 1e3, cuda_majors=plan.cuda_majors)
     log.debug("%s in %.1f ms", report.summary(), report.elapsed_ms)
     return report
 

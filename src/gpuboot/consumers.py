@@ -29,61 +29,50 @@ class Need(Record):
         source: where the fact comes from.
     """
 
-    __slots__ = ("consumer", "version", "cuda_major", "libraries", "optional", "cudnn_major", "source")
     consumer: str
     version: str
     cuda_major: int
     libraries: Tuple[str, ...]
-    optional: Tuple[str, ...]
-    cudnn_major: Optional[int]
-    source: str
-
-    def __init__(self, consumer: str, version: str, cuda_major: int, libraries: Tuple[str, ...],
-                 optional: Tuple[str, ...] = (), cudnn_major: Optional[int] = None, source: str = "") -> None:
-        self._set(consumer=consumer, version=version, cuda_major=cuda_major, libraries=libraries,
-                  optional=optional, cudnn_major=cudnn_major, source=source)
+    optional: Tuple[str, ...] = ()
+    cudnn_major: Optional[int] = None
+    source: str = ""
 
 
 class Rule(Record):
     """One row of a consumer's compatibility table; ``specifier`` is a PEP 440
     specifier on the consumer's version."""
 
-    __slots__ = ("specifier", "cuda_major", "libraries", "optional", "cudnn_major", "source")
     specifier: str
     cuda_major: int
     libraries: Tuple[str, ...]
-    optional: Tuple[str, ...]
-    cudnn_major: Optional[int]
-    source: str
-
-    def __init__(self, specifier: str, cuda_major: int, libraries: Tuple[str, ...], optional: Tuple[str, ...] = (),
-                 cudnn_major: Optional[int] = None, source: str = "") -> None:
-        self._set(specifier=specifier, cuda_major=cuda_major, libraries=libraries, optional=optional,
-                  cudnn_major=cudnn_major, source=source)
+    optional: Tuple[str, ...] = ()
+    cudnn_major: Optional[int] = None
+    source: str = ""
 
 
 # CTranslate2 CHANGELOG and faster-whisper README ("GPU" section). cudart is
 # linked statically into libctranslate2 (its ELF NEEDED list has no cudart; it
 # dlopens libcublas.so.12 by name, and cuBLAS loads lazily at the first GEMM).
 CTRANSLATE2_RULES: Tuple[Rule, ...] = (
-    Rule("<4.0.0", 11, ("cublas", "cudnn"), cudnn_major=8,
+    Rule(specifier="<4.0.0", cuda_major=11, libraries=("cublas", "cudnn"), cudnn_major=8,
          source="CTranslate2 CHANGELOG 4.0.0: 'CUDA 12 is now the default'; 3.x used CUDA 11 + cuDNN 8"),
-    Rule(">=4.0.0,<4.5.0", 12, ("cublas", "cudnn"), cudnn_major=8,
+    Rule(specifier=">=4.0.0,<4.5.0", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=8,
          source="CTranslate2 CHANGELOG 4.0.0: CUDA 12 + cuDNN 8"),
-    Rule(">=4.5.0,<4.6.3", 12, ("cublas", "cudnn"), cudnn_major=9,
+    Rule(specifier=">=4.5.0,<4.6.3", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=9,
          source="CTranslate2 CHANGELOG 4.5.0: cuDNN 9"),
-    Rule(">=4.6.3", 12, ("cublas",), optional=("cudnn",), cudnn_major=9,
+    Rule(specifier=">=4.6.3", cuda_major=12, libraries=("cublas",), optional=("cudnn",), cudnn_major=9,
          source="CTranslate2 CHANGELOG 4.6.3: cuDNN optional (pure-CUDA Conv1d)"),
 )
 
 # onnxruntime-gpu: CUDA Execution Provider requirements table
 # (onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html).
 ONNXRUNTIME_RULES: Tuple[Rule, ...] = (
-    Rule(">=1.19.0", 12, ("cudart", "cublas", "cufft", "cudnn"), optional=("curand",), cudnn_major=9,
+    Rule(specifier=">=1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"), optional=("curand",),
+         cudnn_major=9,
          source="onnxruntime CUDA EP requirements: 1.19+ default build is CUDA 12.x + cuDNN 9"),
-    Rule(">=1.17.0,<1.19.0", 12, ("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
+    Rule(specifier=">=1.17.0,<1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
          source="onnxruntime CUDA EP requirements: 1.17-1.18 default CUDA 12 builds use cuDNN 8"),
-    Rule("<1.17.0", 11, ("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
+    Rule(specifier="<1.17.0", cuda_major=11, libraries=("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
          source="onnxruntime CUDA EP requirements: up to 1.16 CUDA 11.x + cuDNN 8"),
 )
 
@@ -102,8 +91,9 @@ def _match_rules(consumer: str, version: str, rules: Sequence[Rule]) -> Optional
         return None
     for rule in rules:
         if SpecifierSet(rule.specifier).contains(v, prereleases=True):
-            return Need(consumer, version, rule.cuda_major, rule.libraries, rule.optional,
-                        rule.cudnn_major, rule.source)
+            return Need(consumer=consumer, version=version, cuda_major=rule.cuda_major, libraries=rule.libraries,
+                        optional=rule.optional,
+                        cudnn_major=rule.cudnn_major, source=rule.source)
     return None
 
 
@@ -165,9 +155,12 @@ def _torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
             pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
             major = re.match(r"(\d+)", pins[0]) if pins else None
             cudnn = int(major.group(1)) if major else cudnn
-    return Need("torch", version, cuda, ("cudart", "cublas"), ("cudnn", "nvrtc", "cufft", "curand",
+    return Need(consumer="torch", version=version, cuda_major=cuda, libraries=("cudart", "cublas"), optional=("cudnn",
+                                                                                                              "nvrtc",
+                                                                                                              "cufft",
+                                                                                                              "curand",
                                                                "cusparse", "cusolver", "nccl"),
-                cudnn, src)
+                cudnn_major=cudnn, source=src)
 
 
 def needs_of(consumer: str, version: str, requires: Sequence[str] = ()) -> Optional[Need]:
@@ -227,7 +220,6 @@ class Pairing(Record):
     ``other_fix`` for the other side.
     """
 
-    __slots__ = ("library", "major", "consumer", "pinned_by", "pinned_spec", "consumer_fix", "other_fix", "source")
     library: str
     major: int
     consumer: str
@@ -237,19 +229,15 @@ class Pairing(Record):
     other_fix: str
     source: str
 
-    def __init__(self, library: str, major: int, consumer: str, pinned_by: str, pinned_spec: str,
-                 consumer_fix: str, other_fix: str, source: str) -> None:
-        self._set(library=library, major=major, consumer=consumer, pinned_by=pinned_by, pinned_spec=pinned_spec,
-                  consumer_fix=consumer_fix, other_fix=other_fix, source=source)
-
 
 #: torch < 2.4 pins cuDNN 8 (torch 2.3.1: ``nvidia-cudnn-cu12==8.9.2.26``);
 #: ctranslate2 4.5.0-4.6.2 needs cuDNN 9; ctranslate2 4.4.0 is the last on
 #: cuDNN 8 and torch 2.4 the first on cuDNN 9 (faster-whisper #1086;
 #: CTranslate2 CHANGELOG 4.5.0; torch 2.4.0 Requires-Dist).
 PAIRINGS: Tuple[Pairing, ...] = (
-    Pairing("nvidia-cudnn-cu12", 9, "ctranslate2", "torch", "<2.4", "ctranslate2==4.4.0", "torch>=2.4",
-            "faster-whisper #1086; CTranslate2 CHANGELOG 4.5.0 (cuDNN 9)"),
+    Pairing(library="nvidia-cudnn-cu12", major=9, consumer="ctranslate2", pinned_by="torch", pinned_spec="<2.4",
+            consumer_fix="ctranslate2==4.4.0", other_fix="torch>=2.4",
+            source="faster-whisper #1086; CTranslate2 CHANGELOG 4.5.0 (cuDNN 9)"),
 )
 
 #: (name, version, Requires-Dist) of every installed distribution.

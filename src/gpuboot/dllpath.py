@@ -114,17 +114,21 @@ def _load_one(lib: Library, loader: Loader) -> LoadedLibrary:
         # The already-loaded query failed (a Windows API error, a ctypes
         # conversion): report it as this library's failure, never raise it.
         message = f"cannot ask the loader whether {lib.loader_name} is loaded: {type(exc).__name__}: {exc}"
-        return LoadedLibrary(lib, None, False, message, (time.perf_counter() - t0) * 1e3)
+        return LoadedLibrary(library=lib, loaded_path=None, already_loaded=False, error=message,
+                             elapsed_ms=(time.perf_counter() - t0) * 1e3)
     if already is not None:
         if str(already) != str(lib.path):
             log.debug("%s already loaded from %s", lib.loader_name, already)
-        return LoadedLibrary(lib, already, True, None, (time.perf_counter() - t0) * 1e3)
+        return LoadedLibrary(library=lib, loaded_path=already, already_loaded=True, error=None,
+                             elapsed_ms=(time.perf_counter() - t0) * 1e3)
     try:
         loader.load(lib.path)
     except OSError as exc:
         message = loader.explain(lib.path, str(exc) or exc.__class__.__name__)
-        return LoadedLibrary(lib, None, False, message, (time.perf_counter() - t0) * 1e3)
-    return LoadedLibrary(lib, lib.path, False, None, (time.perf_counter() - t0) * 1e3)
+        return LoadedLibrary(library=lib, loaded_path=None, already_loaded=False, error=message,
+                             elapsed_ms=(time.perf_counter() - t0) * 1e3)
+    return LoadedLibrary(library=lib, loaded_path=lib.path, already_loaded=False, error=None,
+                         elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
 
 def preload(libraries: Sequence[Library], *, platform: Optional[str] = None) -> List[LoadedLibrary]:

@@ -32,14 +32,11 @@ class MemoryInfo(Record):
             reservations hold.
     """
 
-    __slots__ = ("gpu", "total", "used", "free")
     gpu: Device
     total: int
     used: int
     free: int
 
-    def __init__(self, gpu: Device, total: int, used: int, free: int) -> None:
-        self._set(gpu=gpu, total=total, used=used, free=free)
 
     @property
     def device(self) -> Device:
@@ -70,7 +67,8 @@ def memory_info(cuda_ordinal: int = 0, *, nvml: Any = None, environ: Optional[Ma
     inv = discover(nvml=nvml, environ=environ)
     for d in inv.visible:
         if d.cuda_ordinal == cuda_ordinal:
-            return MemoryInfo(d, d.total_memory, max(0, d.total_memory - d.free_memory), d.free_memory)
+            return MemoryInfo(gpu=d, total=d.total_memory, used=max(0, d.total_memory - d.free_memory),
+                              free=d.free_memory)
     seen = ", ".join(f"cuda:{d.cuda_ordinal}" for d in inv.visible) or "none"
     why = f" ({inv.error})" if inv.error else ""
     raise LookupError(f"no visible GPU has CUDA ordinal {cuda_ordinal}; visible: {seen}{why}")
@@ -87,16 +85,12 @@ class MemoryPressure(Record):
         reason: one sentence with the numbers.
     """
 
-    __slots__ = ("ok", "used_fraction", "threshold", "info", "reason")
     ok: bool
     used_fraction: float
     threshold: float
     info: Optional[MemoryInfo]
     reason: str
 
-    def __init__(self, ok: bool, used_fraction: float, threshold: float, info: Optional[MemoryInfo],
-                 reason: str) -> None:
-        self._set(ok=ok, used_fraction=used_fraction, threshold=threshold, info=info, reason=reason)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -120,14 +114,14 @@ def check_pressure(cuda_ordinal: int = 0, *, threshold: float = DEFAULT_THRESHOL
     try:
         info = memory_info(cuda_ordinal, nvml=nvml, environ=environ)
     except LookupError as exc:
-        return MemoryPressure(False, 1.0, threshold, None, str(exc))
+        return MemoryPressure(ok=False, used_fraction=1.0, threshold=threshold, info=None, reason=str(exc))
     after = (info.used + need_bytes) / info.total if info.total else 1.0
     ok = after <= threshold
     verb = "admit" if ok else "refuse"
     reason = (f"{verb}: cuda:{cuda_ordinal} {info.used / 2**30:.2f} of {info.total / 2**30:.2f} GiB in use "
               f"({info.used_fraction:.0%})" + (f", {after:.0%} with {need_bytes / 2**30:.2f} GiB more" if need_bytes
                                                 else "") + f"; threshold {threshold:.0%}")
-    return MemoryPressure(ok, info.used_fraction, threshold, info, reason)
+    return MemoryPressure(ok=ok, used_fraction=info.used_fraction, threshold=threshold, info=info, reason=reason)
 
 
 # --------------------------------------------------------------------------- will it fit
@@ -136,14 +130,11 @@ def check_pressure(cuda_ordinal: int = 0, *, threshold: float = DEFAULT_THRESHOL
 class MemoryCheck(Record):
     """``check_memory`` result; true when it fits."""
 
-    __slots__ = ("ok", "required_bytes", "free_bytes", "reason")
     ok: bool
     required_bytes: int
     free_bytes: int
     reason: str
 
-    def __init__(self, ok: bool, required_bytes: int, free_bytes: int, reason: str) -> None:
-        self._set(ok=ok, required_bytes=required_bytes, free_bytes=free_bytes, reason=reason)
 
     def __bool__(self) -> bool:
         return self.ok
@@ -162,5 +153,5 @@ def check_memory(required_bytes: int, device: Optional[Device]) -> MemoryCheck:
     where = device.describe() if device is not None else "CPU RAM"
     ok = required_bytes <= free
     verb = "fits in" if ok else "does not fit in"
-    return MemoryCheck(ok, required_bytes, free,
-                       f"{required_bytes / 2**30:.2f} GiB {verb} {free / 2**30:.2f} GiB free ({where})")
+    return MemoryCheck(ok=ok, required_bytes=required_bytes, free_bytes=free,
+                       reason=f"{required_bytes / 2**30:.2f} GiB {verb} {free / 2**30:.2f} GiB free ({where})")

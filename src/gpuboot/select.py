@@ -61,8 +61,6 @@ class DeviceChoice(Record):
         warnings: e.g. the ``CUDA_DEVICE_ORDER`` ambiguity.
     """
 
-    __slots__ = ("kind", "cuda_ordinal", "gpu", "torch_dtype", "compute_type", "ct2_device", "cpu_threads",
-                 "reason", "candidates", "warnings", "driver_cuda_version")
     kind: DeviceKind
     cuda_ordinal: Optional[int]
     gpu: Optional[Device]
@@ -71,18 +69,10 @@ class DeviceChoice(Record):
     ct2_device: Ct2Device
     cpu_threads: int
     reason: str
-    candidates: Tuple[Device, ...]
-    warnings: Tuple[str, ...]
-    driver_cuda_version: Optional[Tuple[int, int]]
+    candidates: Tuple[Device, ...] = ()
+    warnings: Tuple[str, ...] = ()
+    driver_cuda_version: Optional[Tuple[int, int]] = None
 
-    def __init__(self, kind: DeviceKind, cuda_ordinal: Optional[int], gpu: Optional[Device],
-                 torch_dtype: TorchDtype, compute_type: ComputeType, ct2_device: Ct2Device, cpu_threads: int,
-                 reason: str,
-                 candidates: Tuple[Device, ...] = (), warnings: Tuple[str, ...] = (),
-                 driver_cuda_version: Optional[Tuple[int, int]] = None) -> None:
-        self._set(kind=kind, cuda_ordinal=cuda_ordinal, gpu=gpu, torch_dtype=torch_dtype,
-                  compute_type=compute_type, ct2_device=ct2_device, cpu_threads=cpu_threads, reason=reason,
-                  candidates=candidates, warnings=warnings, driver_cuda_version=driver_cuda_version)
 
     @property
     def device(self) -> Optional[Device]:
@@ -261,14 +251,18 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
             ctype, ct_why = compute_type_for(None, prefer)
             reason = (f"CUDA {chosen.describe()}: {why}; CTranslate2 on the CPU: {too_old}; {ct_why}; "
                       f"torch {dtype}")
-            return DeviceChoice("cuda", chosen.cuda_ordinal, chosen, dtype, ctype, "cpu", threads, reason,
-                                tuple(visible), (*warnings, too_old), inv.cuda_driver_version)
+            return DeviceChoice(kind="cuda", cuda_ordinal=chosen.cuda_ordinal, gpu=chosen, torch_dtype=dtype,
+                                compute_type=ctype, ct2_device="cpu", cpu_threads=threads, reason=reason,
+                                candidates=tuple(visible), warnings=(*warnings, too_old),
+                                driver_cuda_version=inv.cuda_driver_version)
         supported = ct2_supported(chosen.cuda_ordinal) if reconcile else None
         ctype, ct_why = compute_type_for(chosen, prefer, ct2_version=ct2_version, supported=supported,
                                          environ=env)
         reason = f"CUDA {chosen.describe()}: {why}; CTranslate2 {ct_why}; torch {dtype}"
-        return DeviceChoice("cuda", chosen.cuda_ordinal, chosen, dtype, ctype, "cuda", threads, reason,
-                            tuple(visible), tuple(warnings), inv.cuda_driver_version)
+        return DeviceChoice(kind="cuda", cuda_ordinal=chosen.cuda_ordinal, gpu=chosen, torch_dtype=dtype,
+                            compute_type=ctype, ct2_device="cuda", cpu_threads=threads, reason=reason,
+                            candidates=tuple(visible), warnings=tuple(warnings),
+                            driver_cuda_version=inv.cuda_driver_version)
 
     if cuda_says is not None:
         gpu_why = f"NVML answers, CUDA does not: {cuda_says}"
@@ -285,13 +279,18 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
         gpu_why = "no GPU found"
     ctype, ct_why = compute_type_for(None, prefer)
     if _mps_available():
-        return DeviceChoice("mps", None, None, "float32" if prefer == "accuracy" else "float16", ctype, "cpu",
-                            threads, f"MPS (Apple GPU): {gpu_why}; CTranslate2 has no MPS backend, so "
-                            f"Whisper runs on the CPU: {ct_why}", tuple(visible), tuple(warnings),
-                            inv.cuda_driver_version)
-    return DeviceChoice("cpu", None, None, "float32", ctype, "cpu", threads,
-                        f"CPU ({threads} threads): {gpu_why}; {ct_why}", tuple(visible), tuple(warnings),
-                        inv.cuda_driver_version)
+        return DeviceChoice(kind="mps", cuda_ordinal=None, gpu=None,
+                            torch_dtype="float32" if prefer == "accuracy" else "float16", compute_type=ctype,
+                            ct2_device="cpu",
+                            cpu_threads=threads,
+                            reason=f"MPS (Apple GPU): {gpu_why}; CTranslate2 has no MPS backend, so "
+                            f"Whisper runs on the CPU: {ct_why}", candidates=tuple(visible), warnings=tuple(warnings),
+                            driver_cuda_version=inv.cuda_driver_version)
+    return DeviceChoice(kind="cpu", cuda_ordinal=None, gpu=None, torch_dtype="float32", compute_type=ctype,
+                        ct2_device="cpu", cpu_threads=threads,
+                        reason=f"CPU ({threads} threads): {gpu_why}; {ct_why}", candidates=tuple(visible),
+                        warnings=tuple(warnings),
+                        driver_cuda_version=inv.cuda_driver_version)
 
 
 def _cuda_verdict(probe: Any) -> Optional[str]:
@@ -329,8 +328,6 @@ def _driver_cause(error: str, probe: Any, real: bool, env: Mapping[str, str]) ->
     from ._gpus.causes import cause_line
 
     return cause_line(probe) or error
-
-
 
 
 def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optional[str]) -> Optional[str]:

@@ -49,7 +49,8 @@ try:
 except ImportError:
     pass
 else:
-    _driver.detect_driver = lambda platform=None, **kw: _driver.DriverInfo(True, "test host with a GPU (injected)")
+    _driver.detect_driver = lambda platform=None, **kw: _driver.DriverInfo(present=True,
+                                                                           evidence="test host with a GPU (injected)")
 
     def _probe(module):  # type: ignore[no-untyped-def]
         answer = module.DriverProbe(libcuda="/usr/lib/x86_64-linux-gnu/libcuda.so.550.54.14",

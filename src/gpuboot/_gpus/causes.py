@@ -79,7 +79,6 @@ class Cause(Record):
         source: where the rule comes from.
     """
 
-    __slots__ = ("id", "layer", "severity", "title", "evidence", "fix", "source")
     id: str
     layer: str
     severity: str
@@ -88,9 +87,6 @@ class Cause(Record):
     fix: str
     source: str
 
-    def __init__(self, id: str, layer: str, severity: str, title: str, evidence: Tuple[str, ...], fix: str,
-                 source: str) -> None:
-        self._set(id=id, layer=layer, severity=severity, title=title, evidence=evidence, fix=fix, source=source)
 
     def line(self) -> str:
         """``layer: title -- fix: ...``, the one line a reason or a trail carries."""
@@ -196,7 +192,8 @@ def driver_causes(p: DriverProbe, *, gpu_expected: bool = False) -> List[Cause]:
         if seen is None:
             continue
         evidence = _evidence(p) if evidence is None else evidence
-        out.append(Cause(row.id, row.layer, seen.severity, seen.title, evidence, seen.fix, row.source))
+        out.append(Cause(id=row.id, layer=row.layer, severity=seen.severity, title=seen.title, evidence=evidence,
+                         fix=seen.fix, source=row.source))
         if not row.then:
             break
     return out

@@ -34,9 +34,6 @@ class Device(Record):
             (``MIG-<GPU-UUID>/<GI>/<CI>`` in ``CUDA_VISIBLE_DEVICES``).
     """
 
-    __slots__ = ("nvml_index", "cuda_ordinal", "uuid", "name", "pci_bus_id", "compute_capability", "total_memory",
-                 "free_memory", "mig_enabled", "mig_instances", "is_mig", "parent_uuid", "mig_profile",
-                 "pci_device_id", "gpu_instance_id", "compute_instance_id")
     nvml_index: int
     cuda_ordinal: Optional[int]
     uuid: str
@@ -45,26 +42,15 @@ class Device(Record):
     compute_capability: Tuple[int, int]
     total_memory: int
     free_memory: int
-    mig_enabled: Optional[bool]
-    mig_instances: Tuple[Device, ...]
-    is_mig: bool
-    parent_uuid: Optional[str]
-    mig_profile: Optional[str]
-    pci_device_id: Optional[int]
-    gpu_instance_id: Optional[int]
-    compute_instance_id: Optional[int]
+    mig_enabled: Optional[bool] = False
+    mig_instances: Tuple[Device, ...] = ()
+    is_mig: bool = False
+    parent_uuid: Optional[str] = None
+    mig_profile: Optional[str] = None
+    pci_device_id: Optional[int] = None
+    gpu_instance_id: Optional[int] = None
+    compute_instance_id: Optional[int] = None
 
-    def __init__(self, nvml_index: int, cuda_ordinal: Optional[int], uuid: str, name: str, pci_bus_id: str,
-                 compute_capability: Tuple[int, int], total_memory: int, free_memory: int,
-                 mig_enabled: Optional[bool] = False, mig_instances: Tuple[Device, ...] = (), is_mig: bool = False,
-                 parent_uuid: Optional[str] = None, mig_profile: Optional[str] = None,
-                 pci_device_id: Optional[int] = None, gpu_instance_id: Optional[int] = None,
-                 compute_instance_id: Optional[int] = None) -> None:
-        self._set(nvml_index=nvml_index, cuda_ordinal=cuda_ordinal, uuid=uuid, name=name, pci_bus_id=pci_bus_id,
-                  compute_capability=compute_capability, total_memory=total_memory, free_memory=free_memory,
-                  mig_enabled=mig_enabled, mig_instances=mig_instances, is_mig=is_mig, parent_uuid=parent_uuid,
-                  mig_profile=mig_profile, pci_device_id=pci_device_id, gpu_instance_id=gpu_instance_id,
-                  compute_instance_id=compute_instance_id)
 
     @property
     def cc(self) -> float:
@@ -95,18 +81,11 @@ class Inventory(Record):
         warnings: e.g. the ``CUDA_DEVICE_ORDER`` ambiguity.
     """
 
-    __slots__ = ("devices", "visible", "skipped", "driver_version", "cuda_driver_version", "error", "warnings")
-    devices: Tuple[Device, ...]
-    visible: Tuple[Device, ...]
-    skipped: Tuple[Tuple[int, str], ...]
-    driver_version: Optional[str]
-    cuda_driver_version: Optional[Tuple[int, int]]
-    error: Optional[str]
-    warnings: Tuple[str, ...]
+    devices: Tuple[Device, ...] = ()
+    visible: Tuple[Device, ...] = ()
+    skipped: Tuple[Tuple[int, str], ...] = ()
+    driver_version: Optional[str] = None
+    cuda_driver_version: Optional[Tuple[int, int]] = None
+    error: Optional[str] = None
+    warnings: Tuple[str, ...] = ()
 
-    def __init__(self, devices: Tuple[Device, ...] = (), visible: Tuple[Device, ...] = (),
-                 skipped: Tuple[Tuple[int, str], ...] = (), driver_version: Optional[str] = None,
-                 cuda_driver_version: Optional[Tuple[int, int]] = None, error: Optional[str] = None,
-                 warnings: Tuple[str, ...] = ()) -> None:
-        self._set(devices=devices, visible=visible, skipped=skipped, driver_version=driver_version,
-                  cuda_driver_version=cuda_driver_version, error=error, warnings=warnings)

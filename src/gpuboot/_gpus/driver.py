@@ -23,12 +23,8 @@ class DriverInfo(Record):
     ``/usr/lib/wsl/lib/libcuda.so.1``; Windows ``System32\\nvcuda.dll``.
     """
 
-    __slots__ = ("present", "evidence")
     present: bool
     evidence: str
-
-    def __init__(self, present: bool, evidence: str) -> None:
-        self._set(present=present, evidence=evidence)
 
 
 def detect_driver(platform: Optional[str] = None, *, root: str = "/") -> DriverInfo:
@@ -46,12 +42,12 @@ def detect_driver(platform: Optional[str] = None, *, root: str = "/") -> DriverI
     if plat == "win32":
         system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")
         if os.path.exists(system):
-            return DriverInfo(True, system)
-        return DriverInfo(False, f"{system} not found")
+            return DriverInfo(present=True, evidence=system)
+        return DriverInfo(present=False, evidence=f"{system} not found")
     for path in ("/proc/driver/nvidia/version", "/dev/nvidiactl"):
         if os.path.exists(os.path.join(root, path[1:])):
-            return DriverInfo(True, path)
+            return DriverInfo(present=True, evidence=path)
     wsl_libcuda = os.path.join(root, "usr/lib/wsl/lib/libcuda.so.1")
     if os.path.exists(os.path.join(root, "dev/dxg")) and os.path.exists(wsl_libcuda):
-        return DriverInfo(True, "/usr/lib/wsl/lib/libcuda.so.1 (WSL2)")
-    return DriverInfo(False, "no /proc/driver/nvidia/version, /dev/nvidiactl or WSL /dev/dxg")
+        return DriverInfo(present=True, evidence="/usr/lib/wsl/lib/libcuda.so.1 (WSL2)")
+    return DriverInfo(present=False, evidence="no /proc/driver/nvidia/version, /dev/nvidiactl or WSL /dev/dxg")

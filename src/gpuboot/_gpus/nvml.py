@@ -71,10 +71,16 @@ def _read_device(nvml: Any, index: int, handle: Any) -> Device:
             m_name = _text(nvml.nvmlDeviceGetName(mh))
             prof = _MIG_PROFILE.search(m_name)
             gi, ci = _instance_ids(nvml, mh)
-            instances.append(Device(index, None, _text(nvml.nvmlDeviceGetUUID(mh)), m_name, pci,
-                                    (int(major), int(minor)), m_total, m_free, None, (), True, uuid,
-                                    prof.group(1) if prof else None, device_id, gi, ci))
-    return Device(index, None, uuid, name, pci, (int(major), int(minor)), total, free, mig, tuple(instances),
+            instances.append(Device(nvml_index=index, cuda_ordinal=None, uuid=_text(nvml.nvmlDeviceGetUUID(mh)),
+                                    name=m_name, pci_bus_id=pci,
+                                    compute_capability=(int(major), int(minor)), total_memory=m_total,
+                                    free_memory=m_free, mig_enabled=None, mig_instances=(), is_mig=True,
+                                    parent_uuid=uuid,
+                                    mig_profile=prof.group(1) if prof else None, pci_device_id=device_id,
+                                    gpu_instance_id=gi, compute_instance_id=ci))
+    return Device(nvml_index=index, cuda_ordinal=None, uuid=uuid, name=name, pci_bus_id=pci,
+                  compute_capability=(int(major), int(minor)), total_memory=total, free_memory=free, mig_enabled=mig,
+                  mig_instances=tuple(instances),
                   pci_device_id=device_id)
 
 
@@ -160,8 +166,9 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None,
                                                   for m in d.mig_instances)) for d in devices]
         if env.get("CUDA_VISIBLE_DEVICES") is not None and devices and not visible:
             warnings.append(f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU")
-        return Inventory(tuple(devices), tuple(visible), tuple(skipped), driver_version, cuda_v, None,
-                         tuple(warnings))
+        return Inventory(devices=tuple(devices), visible=tuple(visible), skipped=tuple(skipped),
+                         driver_version=driver_version, cuda_driver_version=cuda_v, error=None,
+                         warnings=tuple(warnings))
     finally:
         try:
             nvml.nvmlShutdown()

@@ -87,57 +87,31 @@ class DriverProbe(Record):
         elapsed_ms: the child process's wall time, milliseconds.
     """
 
-    __slots__ = ("platform", "libcuda", "libcuda_error", "libcuda_version", "cuda_driver_version", "cu_init",
-                 "device_count", "nvml_lib", "nvml_error", "nvml_init", "nvml_driver_version", "nvml_cuda_version",
-                 "kernel_module", "device_nodes", "container", "nvidia_visible_devices",
-                 "nvidia_driver_capabilities", "wsl", "wsl_libcuda", "library_path_dirs", "restricted_devices",
-                 "init_skipped", "error", "elapsed_ms")
-    platform: str
-    libcuda: Optional[str]
-    libcuda_error: Optional[str]
-    libcuda_version: Optional[str]
-    cuda_driver_version: Optional[int]
-    cu_init: Optional[int]
-    device_count: Optional[int]
-    nvml_lib: Optional[str]
-    nvml_error: Optional[str]
-    nvml_init: Optional[int]
-    nvml_driver_version: Optional[str]
-    nvml_cuda_version: Optional[int]
-    kernel_module: Optional[str]
-    device_nodes: Tuple[str, ...]
-    container: Optional[str]
-    nvidia_visible_devices: Optional[str]
-    nvidia_driver_capabilities: Optional[str]
-    wsl: bool
-    wsl_libcuda: Optional[str]
-    library_path_dirs: Tuple[str, ...]
-    restricted_devices: Tuple[Tuple[int, int, Optional[int]], ...]
-    init_skipped: Optional[str]
-    error: Optional[str]
-    elapsed_ms: float
+    platform: str = "linux"
+    libcuda: Optional[str] = None
+    libcuda_error: Optional[str] = None
+    libcuda_version: Optional[str] = None
+    cuda_driver_version: Optional[int] = None
+    cu_init: Optional[int] = None
+    device_count: Optional[int] = None
+    nvml_lib: Optional[str] = None
+    nvml_error: Optional[str] = None
+    nvml_init: Optional[int] = None
+    nvml_driver_version: Optional[str] = None
+    nvml_cuda_version: Optional[int] = None
+    kernel_module: Optional[str] = None
+    device_nodes: Tuple[str, ...] = ()
+    container: Optional[str] = None
+    nvidia_visible_devices: Optional[str] = None
+    nvidia_driver_capabilities: Optional[str] = None
+    wsl: bool = False
+    wsl_libcuda: Optional[str] = None
+    library_path_dirs: Tuple[str, ...] = ()
+    restricted_devices: Tuple[Tuple[int, int, Optional[int]], ...] = ()
+    init_skipped: Optional[str] = None
+    error: Optional[str] = None
+    elapsed_ms: float = 0.0
 
-    def __init__(self, platform: str = "linux", libcuda: Optional[str] = None, libcuda_error: Optional[str] = None,
-                 libcuda_version: Optional[str] = None, cuda_driver_version: Optional[int] = None,
-                 cu_init: Optional[int] = None, device_count: Optional[int] = None, nvml_lib: Optional[str] = None,
-                 nvml_error: Optional[str] = None, nvml_init: Optional[int] = None,
-                 nvml_driver_version: Optional[str] = None, nvml_cuda_version: Optional[int] = None,
-                 kernel_module: Optional[str] = None, device_nodes: Tuple[str, ...] = (),
-                 container: Optional[str] = None, nvidia_visible_devices: Optional[str] = None,
-                 nvidia_driver_capabilities: Optional[str] = None, wsl: bool = False,
-                 wsl_libcuda: Optional[str] = None, library_path_dirs: Tuple[str, ...] = (),
-                 restricted_devices: Tuple[Tuple[int, int, Optional[int]], ...] = (),
-                 init_skipped: Optional[str] = None, error: Optional[str] = None, elapsed_ms: float = 0.0) -> None:
-        self._set(platform=platform, libcuda=libcuda, libcuda_error=libcuda_error, libcuda_version=libcuda_version,
-                  cuda_driver_version=cuda_driver_version, cu_init=cu_init, device_count=device_count,
-                  nvml_lib=nvml_lib, nvml_error=nvml_error, nvml_init=nvml_init,
-                  nvml_driver_version=nvml_driver_version, nvml_cuda_version=nvml_cuda_version,
-                  kernel_module=kernel_module, device_nodes=device_nodes, container=container,
-                  nvidia_visible_devices=nvidia_visible_devices,
-                  nvidia_driver_capabilities=nvidia_driver_capabilities, wsl=wsl, wsl_libcuda=wsl_libcuda,
-                  library_path_dirs=library_path_dirs, restricted_devices=restricted_devices,
-                  init_skipped=init_skipped, error=error,
-                  elapsed_ms=elapsed_ms)
 
     @property
     def answered(self) -> bool:
@@ -233,14 +207,21 @@ def probe_driver(*, root: str = "/", environ: Optional[Mapping[str, str]] = None
     if libcuda:
         m = re.search(r"libcuda\.so\.(\d+\.\d+(?:\.\d+)?)$", os.path.realpath(libcuda) if plat == "linux" else "")
         version = m.group(1) if m else None
-    probe = DriverProbe(plat, libcuda, answers.get("libcuda_error"), version, answers.get("cuda_driver_version"),
-                        answers.get("cu_init"), answers.get("device_count"), answers.get("nvml_lib"),
-                        answers.get("nvml_error"), answers.get("nvml_init"), answers.get("nvml_driver_version"),
-                        answers.get("nvml_cuda_version"), facts["kernel_module"], facts["device_nodes"],
-                        facts["container"], env.get("NVIDIA_VISIBLE_DEVICES"),
-                        env.get("NVIDIA_DRIVER_CAPABILITIES"), facts["wsl"], facts["wsl_libcuda"],
-                        facts["library_path_dirs"], _restricted(answers.get("restricted_devices")), skipped, error,
-                        round(elapsed, 1))
+    probe = DriverProbe(platform=plat, libcuda=libcuda, libcuda_error=answers.get("libcuda_error"),
+                        libcuda_version=version, cuda_driver_version=answers.get("cuda_driver_version"),
+                        cu_init=answers.get("cu_init"), device_count=answers.get("device_count"),
+                        nvml_lib=answers.get("nvml_lib"),
+                        nvml_error=answers.get("nvml_error"), nvml_init=answers.get("nvml_init"),
+                        nvml_driver_version=answers.get("nvml_driver_version"),
+                        nvml_cuda_version=answers.get("nvml_cuda_version"), kernel_module=facts["kernel_module"],
+                        device_nodes=facts["device_nodes"],
+                        container=facts["container"], nvidia_visible_devices=env.get("NVIDIA_VISIBLE_DEVICES"),
+                        nvidia_driver_capabilities=env.get("NVIDIA_DRIVER_CAPABILITIES"), wsl=facts["wsl"],
+                        wsl_libcuda=facts["wsl_libcuda"],
+                        library_path_dirs=facts["library_path_dirs"],
+                        restricted_devices=_restricted(answers.get("restricted_devices")), init_skipped=skipped,
+                        error=error,
+                        elapsed_ms=round(elapsed, 1))
     with _LOCK:
         _CACHE[key] = probe
     return probe

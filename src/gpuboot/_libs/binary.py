@@ -37,15 +37,11 @@ class BinaryInfo(Record):
         machine: ELF ``e_machine`` / PE ``Machine`` (62 / 0x8664: x86-64).
     """
 
-    __slots__ = ("kind", "soname", "needed", "bits", "machine")
     kind: str
     soname: Optional[str]
     needed: Tuple[str, ...]
     bits: int
     machine: int
-
-    def __init__(self, kind: str, soname: Optional[str], needed: Tuple[str, ...], bits: int, machine: int) -> None:
-        self._set(kind=kind, soname=soname, needed=needed, bits=bits, machine=machine)
 
 
 _CACHE: Dict[Tuple[int, int, int, int, bool], Optional[BinaryInfo]] = {}
@@ -114,7 +110,7 @@ def _elf(f: BinaryIO, head: bytes, with_needed: bool = True) -> Optional[BinaryI
         phentsize, phnum = struct.unpack_from(order + "HH", head, 42)
         ph_fmt, dyn_fmt = order + "IIIIII", order + "iI"  # type, offset, vaddr, paddr, filesz, memsz
     if not phoff or not phnum or phnum > 4096:
-        return BinaryInfo("elf", None, (), bits, machine)
+        return BinaryInfo(kind="elf", soname=None, needed=(), bits=bits, machine=machine)
     f.seek(phoff)
     table = f.read(phentsize * phnum)
     loads: List[Tuple[int, int, int]] = []  # vaddr, offset, filesz
@@ -130,7 +126,7 @@ def _elf(f: BinaryIO, head: bytes, with_needed: bool = True) -> Optional[BinaryI
         elif p_type == 2:  # PT_DYNAMIC
             dynamic = (p_offset, p_filesz)
     if dynamic is None:
-        return BinaryInfo("elf", None, (), bits, machine)
+        return BinaryInfo(kind="elf", soname=None, needed=(), bits=bits, machine=machine)
     f.seek(dynamic[0])
     raw = f.read(min(dynamic[1], 1 << 20))
     step = struct.calcsize(dyn_fmt)
@@ -148,13 +144,13 @@ def _elf(f: BinaryIO, head: bytes, with_needed: bool = True) -> Optional[BinaryI
         elif tag == 14:  # DT_SONAME
             soname_off = val
     if strtab is None:
-        return BinaryInfo("elf", None, (), bits, machine)
+        return BinaryInfo(kind="elf", soname=None, needed=(), bits=bits, machine=machine)
     base = next((off + strtab - vaddr for vaddr, off, size in loads if vaddr <= strtab < vaddr + size), None)
     if base is None:
-        return BinaryInfo("elf", None, (), bits, machine)
+        return BinaryInfo(kind="elf", soname=None, needed=(), bits=bits, machine=machine)
     soname = _cstring(f, base + soname_off) if soname_off is not None else None
     needed = tuple(_cstring(f, base + off) for off in needed_offs) if with_needed else ()
-    return BinaryInfo("elf", soname, needed, bits, machine)
+    return BinaryInfo(kind="elf", soname=soname, needed=needed, bits=bits, machine=machine)
 
 
 def _pe(f: BinaryIO, head: bytes) -> Optional[BinaryInfo]:
@@ -202,4 +198,4 @@ def _pe(f: BinaryIO, head: bytes) -> Optional[BinaryInfo]:
                 break
             needed.append(_cstring(f, offset(struct.unpack_from("<I", desc, 12)[0])))
             pos += 20
-    return BinaryInfo("pe", soname, tuple(needed), bits, machine)
+    return BinaryInfo(kind="pe", soname=soname, needed=tuple(needed), bits=bits, machine=machine)

@@ -56,16 +56,11 @@ class Variant(Record):
     (``cupti64_2025.2.1.dll``).  The first name is the one a consumer loads.
     """
 
-    __slots__ = ("linux", "windows", "wheels")
-    linux: tuple[str, ...]
-    windows: tuple[str, ...]
+    linux: tuple[str, ...] = ()
+    windows: tuple[str, ...] = ()
     #: pip requirement that installs this variant, for each CUDA major where it
     #: differs; key 0 means "any CUDA major".
-    wheels: Mapping[int, str]
-
-    def __init__(self, linux: tuple[str, ...] = (), windows: tuple[str, ...] = (),
-                 wheels: Mapping[int, str] | None = None) -> None:
-        self._set(linux=linux, windows=windows, wheels=dict(wheels or {}))
+    wheels: Mapping[int, str] = {}
 
 
 class LibrarySpec(Record):
@@ -84,19 +79,14 @@ class LibrarySpec(Record):
             (cuDNN 9 and nvrtc: runtime-compiled engines).
     """
 
-    __slots__ = ("name", "component", "key", "variants", "depends", "parts", "optional")
     name: str
     component: str
     key: str
     variants: Mapping[int, Variant]
-    depends: tuple[str, ...]
-    parts: tuple[str, ...]
-    optional: tuple[str, ...]
+    depends: tuple[str, ...] = ()
+    parts: tuple[str, ...] = ()
+    optional: tuple[str, ...] = ()
 
-    def __init__(self, name: str, component: str, key: str, variants: Mapping[int, Variant],
-                 depends: tuple[str, ...] = (), parts: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> None:
-        self._set(name=name, component=component, key=key, variants=variants, depends=depends, parts=parts,
-                  optional=optional)
 
     def filenames(self, platform: str, version: int) -> tuple[str, ...]:
         variant = self.variants.get(version)
@@ -134,8 +124,8 @@ def _cuda(
 def _spec(name: str, component: str, linux: Mapping[int, str | tuple[str, ...]],
           windows: Mapping[int, str | tuple[str, ...]], wheel: str | Mapping[int, str],
           depends: tuple[str, ...] = ()) -> LibrarySpec:
-    return LibrarySpec(name, component, KEY_CUDA,
-                       _cuda(linux, windows, wheel), depends)
+    return LibrarySpec(name=name, component=component, key=KEY_CUDA,
+                       variants=_cuda(linux, windows, wheel), depends=depends)
 
 
 def _cudnn_part(name: str, linux8: str | None, win8: str | None,
@@ -148,7 +138,7 @@ def _cudnn_part(name: str, linux8: str | None, win8: str | None,
     if linux9 or win9:
         variants[9] = Variant(linux=(linux9,) if linux9 else (),
                               windows=(win9,) if win9 else (), wheels=_CUDNN_WHEELS[9])
-    return LibrarySpec(name, "cudnn", KEY_CUDNN, variants, depends)
+    return LibrarySpec(name=name, component="cudnn", key=KEY_CUDNN, variants=variants, depends=depends)
 
 
 # cuDNN wheels carry the CUDA major in their name for every CUDA major.
@@ -297,9 +287,9 @@ _SPECS: tuple[LibrarySpec, ...] = (
     _cudnn_part("cudnn_adv_train", "libcudnn_adv_train.so.8", "cudnn_adv_train64_8.dll", None, None,
                 depends=("cudnn_ops_infer", "cudnn_ops_train", "cudnn_adv_infer")),
     LibrarySpec(
-        "cudnn", "cudnn", KEY_CUDNN,
-        {8: Variant(("libcudnn.so.8",), ("cudnn64_8.dll",), _CUDNN_WHEELS[8]),
-         9: Variant(("libcudnn.so.9",), ("cudnn64_9.dll",), _CUDNN_WHEELS[9])},
+        name="cudnn", component="cudnn", key=KEY_CUDNN,
+        variants={8: Variant(linux=("libcudnn.so.8",), windows=("cudnn64_8.dll",), wheels=_CUDNN_WHEELS[8]),
+         9: Variant(linux=("libcudnn.so.9",), windows=("cudnn64_9.dll",), wheels=_CUDNN_WHEELS[9])},
         parts=_CUDNN9_PARTS + _CUDNN8_PARTS,
         # cuDNN uses cuBLASLt for matmul engines and nvrtc for runtime-compiled
         # engines (cuda-pathfinder 1.9 descriptor catalog: dependencies cublasLt,
@@ -307,12 +297,14 @@ _SPECS: tuple[LibrarySpec, ...] = (
         depends=("cublasLt",), optional=("nvrtc",),
     ),
     # NCCL ships for Linux only; its CUDA major is in the wheel name.
-    LibrarySpec("nccl", "nccl", KEY_NCCL,
-                {2: Variant(("libnccl.so.2",), (), {12: "nvidia-nccl-cu12", 13: "nvidia-nccl-cu13"})}),
+    LibrarySpec(name="nccl", component="nccl", key=KEY_NCCL,
+                variants={2: Variant(linux=("libnccl.so.2",), windows=(), wheels={12: "nvidia-nccl-cu12",
+                                                                                  13: "nvidia-nccl-cu13"})}),
     # Driver libraries: installed with the NVIDIA driver, never by pip.
-    LibrarySpec("cuda", "", KEY_DRIVER, {1: Variant(("libcuda.so.1",), ("nvcuda.dll",))}),
-    LibrarySpec("nvml", "", KEY_DRIVER,
-                {1: Variant(("libnvidia-ml.so.1",), ("nvml.dll",))}),
+    LibrarySpec(name="cuda", component="", key=KEY_DRIVER, variants={1: Variant(linux=("libcuda.so.1",),
+                                                                                windows=("nvcuda.dll",))}),
+    LibrarySpec(name="nvml", component="", key=KEY_DRIVER,
+                variants={1: Variant(linux=("libnvidia-ml.so.1",), windows=("nvml.dll",))}),
 )
 
 #: name -> spec, in catalog order.

@@ -25,15 +25,10 @@ class NeedsPlan(Record):
         cuda_majors: the CUDA majors the groups resolved to.
     """
 
-    __slots__ = ("needs", "libraries", "missing", "cuda_majors")
     needs: Tuple[Need, ...]
     libraries: Tuple[Library, ...]
     missing: Tuple[MissingLibrary, ...]
     cuda_majors: Tuple[int, ...]
-
-    def __init__(self, needs: Tuple[Need, ...], libraries: Tuple[Library, ...],
-                 missing: Tuple[MissingLibrary, ...], cuda_majors: Tuple[int, ...]) -> None:
-        self._set(needs=needs, libraries=libraries, missing=missing, cuda_majors=cuda_majors)
 
 
 def resolve_need(need: Need, *, with_optional: bool = True, search_paths: Optional[Sequence[str]] = None,
@@ -74,4 +69,4 @@ def resolve_needs(needs: Sequence[Need], *, search_paths: Optional[Sequence[str]
             majors.append(res.cuda_major)
         libraries.extend(lib for lib in res.libraries if all(lib.path != o.path for o in libraries))
         missing.extend(res.missing)
-    return NeedsPlan(tuple(needs), tuple(libraries), tuple(missing), tuple(majors))
+    return NeedsPlan(needs=tuple(needs), libraries=tuple(libraries), missing=tuple(missing), cuda_majors=tuple(majors))

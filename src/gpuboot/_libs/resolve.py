@@ -93,10 +93,13 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
             continue
         others = tuple(c.library for c in cands[n])
         major = chosen_cudnn if n.startswith("cudnn") else chosen_cuda
-        missing.append(MissingLibrary(n, chosen_cuda, major, install_command(n, chosen_cuda, major, plat), others,
-                                      install_requirement(n, chosen_cuda, major)))
+        missing.append(MissingLibrary(name=n, cuda_major=chosen_cuda, major=major, fix=install_command(n, chosen_cuda,
+                                                                                                       major, plat),
+                                                                                                       other_versions=others,
+                                      requirement=install_requirement(n, chosen_cuda, major)))
     ordered = [picked[n] for n in all_names if n in picked]
-    return Resolution(tuple(_load_order(ordered)), tuple(missing), chosen_cuda, chosen_cudnn)
+    return Resolution(libraries=tuple(_load_order(ordered)), missing=tuple(missing), cuda_major=chosen_cuda,
+                      cudnn_major=chosen_cudnn)
 
 
 def _load_order(libs: List[Library]) -> List[Library]:

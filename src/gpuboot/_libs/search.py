@@ -32,13 +32,9 @@ class Candidate(Record):
     """A found file: the ``Library``, its place in search order (lower first)
     and the CUDA majors it can serve."""
 
-    __slots__ = ("library", "order", "majors")
     library: Library
     order: int
     majors: Tuple[int, ...]
-
-    def __init__(self, library: Library, order: int, majors: Tuple[int, ...]) -> None:
-        self._set(library=library, order=order, majors=majors)
 
 
 def _name_matches(filename: str, pattern: str) -> bool:
@@ -154,7 +150,8 @@ def identify(spec: cat.LibrarySpec, platform: Platform, path: Path, filename: st
         return None
     cuda, majors = _majors_for(spec, keys, layout_major, owners, path)
     major = cuda if spec.key == cat.KEY_CUDA and cuda is not None else keys[0]
-    return Candidate(Library(spec.name, path, filename, cuda, major, source, root, owners, soname), 0, majors)
+    return Candidate(library=Library(name=spec.name, path=path, filename=filename, cuda_major=cuda, major=major,
+                                     source=source, root=root, owner=owners, soname=soname), order=0, majors=majors)
 
 
 class Search:
@@ -206,7 +203,7 @@ class Search:
                     continue  # a broken symlink or a directory is no library
                 cand = identify(s, self.platform, path, filename, source, root, layout_major, owners)
                 if cand is not None:
-                    out[s.name].append(Candidate(cand.library, order, cand.majors))
+                    out[s.name].append(Candidate(library=cand.library, order=order, majors=cand.majors))
                     order += 1
         return order
 
@@ -241,7 +238,7 @@ class Search:
                 for filename in _match(s, self.platform, listing):
                     cand = identify(s, self.platform, directory / filename, filename, "system", directory)
                     if cand is not None:
-                        out.append((s, Candidate(cand.library, order, cand.majors)))
+                        out.append((s, Candidate(library=cand.library, order=order, majors=cand.majors)))
                         order += 1
             return out
         cache = ldconfig_cache()
@@ -262,7 +259,8 @@ class Search:
                     kept = by_file.get(real)
                     if kept is None or (kept.library.filename != kept.library.soname
                                         and cand.library.filename == cand.library.soname):
-                        by_file[real] = Candidate(cand.library, kept.order if kept else order, cand.majors)
+                        by_file[real] = Candidate(library=cand.library, order=kept.order if kept else order,
+                                                  majors=cand.majors)
                         if kept is None:
                             order += 1
             out.extend((s, c) for c in sorted(by_file.values(), key=lambda c: c.order))

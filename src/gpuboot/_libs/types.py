@@ -22,12 +22,9 @@ class KnownOwner(Record):
     """An owner already looked up: the distribution and version of one file
     (what a ``Library`` carries after a pickle round trip)."""
 
-    __slots__ = ("distribution", "version")
     distribution: Optional[str]
     version: Optional[str]
 
-    def __init__(self, distribution: Optional[str], version: Optional[str]) -> None:
-        self._set(distribution=distribution, version=version)
 
     def lookup(self, path: Path) -> Tuple[Optional[str], Optional[str]]:
         return self.distribution, self.version
@@ -60,7 +57,6 @@ class Library(Record):
             not a readable ELF/PE file.  ``cuda_major`` and ``major`` follow it.
     """
 
-    __slots__ = ("name", "path", "filename", "cuda_major", "major", "source", "root", "owner", "soname")
     #: ``owner`` is a lookup service, not a value: its answer is a function of
     #: ``path``, so two Libraries at one path are equal whoever found them.
     _not_values = ("owner",)
@@ -71,21 +67,17 @@ class Library(Record):
     major: int
     source: Source
     root: Path
-    owner: Optional[OwnerLookup]
-    soname: Optional[str]
+    owner: Optional[OwnerLookup] = None
+    soname: Optional[str] = None
 
-    def __init__(self, name: str, path: Path, filename: str, cuda_major: Optional[int], major: int,
-                 source: Source, root: Path, owner: Optional[OwnerLookup] = None,
-                 soname: Optional[str] = None) -> None:
-        self._set(name=name, path=path, filename=filename, cuda_major=cuda_major, major=major, source=source,
-                  root=root, owner=owner, soname=soname)
 
     def _pickle_state(self) -> Dict[str, Any]:
         # The owner travels as its answer (a Ray worker on another host cannot
         # read this site directory's RECORD files).
         state = super()._pickle_state()
         if self.owner is not None and not isinstance(self.owner, KnownOwner):
-            state["owner"] = KnownOwner(*self.owner.lookup(self.path))
+            distribution, version = self.owner.lookup(self.path)
+            state["owner"] = KnownOwner(distribution=distribution, version=version)
         return state
 
     @property
@@ -118,7 +110,6 @@ class Library(Record):
         return self.path.parent
 
 
-
 class MissingLibrary(Record):
     """A library that was asked for and not found at the wanted version.
 
@@ -128,18 +119,13 @@ class MissingLibrary(Record):
     requirement that provides it (``"nvidia-cudnn-cu12==9.*"``), or ``None``.
     """
 
-    __slots__ = ("name", "cuda_major", "major", "fix", "other_versions", "requirement")
     name: str
     cuda_major: Optional[int]
     major: Optional[int]
     fix: str
-    other_versions: Tuple[Library, ...]
-    requirement: Optional[str]
+    other_versions: Tuple[Library, ...] = ()
+    requirement: Optional[str] = None
 
-    def __init__(self, name: str, cuda_major: Optional[int], major: Optional[int], fix: str,
-                 other_versions: Tuple[Library, ...] = (), requirement: Optional[str] = None) -> None:
-        self._set(name=name, cuda_major=cuda_major, major=major, fix=fix, other_versions=other_versions,
-                  requirement=requirement)
 
     def describe(self) -> str:
         want = f"CUDA {self.cuda_major}" if self.cuda_major else "any CUDA"
@@ -167,17 +153,12 @@ class LoadedLibrary(Record):
         elapsed_ms: time spent in the loader, milliseconds.
     """
 
-    __slots__ = ("library", "loaded_path", "already_loaded", "error", "elapsed_ms")
     library: Library
     loaded_path: Optional[Path]
     already_loaded: bool
-    error: Optional[str]
-    elapsed_ms: float
+    error: Optional[str] = None
+    elapsed_ms: float = 0.0
 
-    def __init__(self, library: Library, loaded_path: Optional[Path], already_loaded: bool,
-                 error: Optional[str] = None, elapsed_ms: float = 0.0) -> None:
-        self._set(library=library, loaded_path=loaded_path, already_loaded=already_loaded, error=error,
-                  elapsed_ms=elapsed_ms)
 
     @property
     def ok(self) -> bool:
@@ -208,15 +189,11 @@ class Resolution(Record):
         cudnn_major: the cuDNN major chosen, where cuDNN was asked for.
     """
 
-    __slots__ = ("libraries", "missing", "cuda_major", "cudnn_major")
     libraries: Tuple[Library, ...]
     missing: Tuple[MissingLibrary, ...]
     cuda_major: Optional[int]
-    cudnn_major: Optional[int]
+    cudnn_major: Optional[int] = None
 
-    def __init__(self, libraries: Tuple[Library, ...], missing: Tuple[MissingLibrary, ...],
-                 cuda_major: Optional[int], cudnn_major: Optional[int] = None) -> None:
-        self._set(libraries=libraries, missing=missing, cuda_major=cuda_major, cudnn_major=cudnn_major)
 
     @property
     def ok(self) -> bool:

@@ -59,15 +59,11 @@ class Action(Record):
         text: the instruction of a ``host`` step.
     """
 
-    __slots__ = ("kind", "args", "options", "text")
     kind: ActionKind
-    args: Tuple[str, ...]
-    options: Tuple[str, ...]
-    text: str
+    args: Tuple[str, ...] = ()
+    options: Tuple[str, ...] = ()
+    text: str = ""
 
-    def __init__(self, kind: ActionKind, args: Tuple[str, ...] = (), options: Tuple[str, ...] = (),
-                 text: str = "") -> None:
-        self._set(kind=kind, args=args, options=options, text=text)
 
     def words(self) -> Tuple[str, ...]:
         """The command as argv words, without the interpreter (``("pip", "install", ...)``); ``()`` for a host step."""
@@ -114,7 +110,7 @@ def pip_install(*requirements: str, upgrade: bool = False, force_reinstall: bool
         if torch_index not in {tag for tag, _, _ in TORCH_INDEXES}:
             raise InvalidAction(f"unknown PyTorch index {torch_index!r}")
         options += ["--index-url", _TORCH_INDEX_URL.format(tag=torch_index)]
-    return Action("pip-install", tuple(_requirement(r) for r in requirements), tuple(options))
+    return Action(kind="pip-install", args=tuple(_requirement(r) for r in requirements), options=tuple(options))
 
 
 def pip_uninstall(*names: str) -> Action:
@@ -133,7 +129,7 @@ def pip_uninstall(*names: str) -> Action:
         if canonical is None:
             raise InvalidAction(f"not a distribution name: {name!r}")
         out.append(canonical)
-    return Action("pip-uninstall", tuple(out))
+    return Action(kind="pip-uninstall", args=tuple(out))
 
 
 def remove_link(path: str) -> Action:
@@ -144,12 +140,12 @@ def remove_link(path: str) -> Action:
     """
     if not os.path.isabs(path):
         raise InvalidAction(f"not an absolute path: {path!r}")
-    return Action("remove-link", (os.path.normpath(path),))
+    return Action(kind="remove-link", args=(os.path.normpath(path),))
 
 
 def host(text: str) -> Action:
     """A step only a person (or an administrator) can take: explained, never run."""
-    return Action("host", text=text)
+    return Action(kind="host", text=text)
 
 
 def remedy_text(actions: Sequence[Action], platform: str) -> str:

@@ -41,14 +41,18 @@ def check_driver(ctx: Context) -> List[Finding]:
     nvml_answered = ctx.driver_present and inv.error is None
     if probe is None:  # a Context built without asking the driver: say what was not asked
         if nvml_answered:
-            return [Finding("driver-not-asked", "info",
-                            f"NVIDIA driver {inv.driver_version or '?'} answers NVML; CUDA was not asked",
-                            (ctx.driver_evidence,), "`gpuboot doctor` asks CUDA itself (cuInit, in a child process)")]
+            return [Finding(id="driver-not-asked", severity="info",
+                            title=f"NVIDIA driver {inv.driver_version or '?'} answers NVML; CUDA was not asked",
+                            evidence=(ctx.driver_evidence,),
+                            remedy="`gpuboot doctor` asks CUDA itself (cuInit, in a child process)")]
         if ctx.driver_present:
-            return [Finding("driver-not-answering", "problem", f"the NVIDIA driver did not answer NVML: {inv.error}",
-                            (ctx.driver_evidence,), "run `nvidia-smi` for the driver's own message")]
-        return [Finding("no-driver", "info", "NVIDIA driver: not found", (ctx.driver_evidence,),
-                        "install the NVIDIA driver to use a GPU (https://www.nvidia.com/drivers)"), *_spare_wheels(ctx)]
+            return [Finding(id="driver-not-answering", severity="problem",
+                            title=f"the NVIDIA driver did not answer NVML: {inv.error}",
+                            evidence=(ctx.driver_evidence,), remedy="run `nvidia-smi` for the driver's own message")]
+        return [Finding(id="no-driver", severity="info", title="NVIDIA driver: not found",
+                        evidence=(ctx.driver_evidence,),
+                        remedy="install the NVIDIA driver to use a GPU (https://www.nvidia.com/drivers)"),
+                        *_spare_wheels(ctx)]
     causes = driver_causes(probe, gpu_expected=_gpu_expected(ctx))
     out: List[Finding] = []
     if probe.answered and not any(c.severity == "problem" for c in causes):
@@ -57,16 +61,17 @@ def check_driver(ctx: Context) -> List[Finding]:
                 cuda_version_text(probe.nvml_cuda_version or probe.cuda_driver_version))
         evidence = (ctx.driver_evidence, *([f"libcuda: {probe.libcuda}"] if probe.libcuda else []),
                     f"cuInit: 0, {probe.device_count} GPU(s)")
-        out.append(Finding("driver", "ok", f"NVIDIA driver {version} (supports up to {cuda})", evidence))
+        out.append(Finding(id="driver", severity="ok", title=f"NVIDIA driver {version} (supports up to {cuda})",
+                           evidence=evidence))
     nvml_only = (nvml_answered or probe.nvml_answered) and not probe.answered and probe.anything
     for c in causes:
         severity: Severity = ("problem" if c.severity == "problem" else
                               "warning" if c.severity == "warning" else "info")
         title = c.title if c.id in ("no-driver",) else f"{c.layer}: {c.title}"
-        out.append(Finding(c.id, severity, (_NVML_ONLY + title) if nvml_only else title,
-                           ((ctx.driver_evidence,) if c.id == "no-driver" else ()) + (*c.evidence,
+        out.append(Finding(id=c.id, severity=severity, title=(_NVML_ONLY + title) if nvml_only else title,
+                           evidence=((ctx.driver_evidence,) if c.id == "no-driver" else ()) + (*c.evidence,
                                                                                        f"source: {c.source}"),
-                           c.fix))
+                           remedy=c.fix))
     if not probe.anything and not ctx.driver_present and all(c.severity != "problem" for c in causes):
         out.extend(_spare_wheels(ctx))  # nothing NVIDIA here, and nothing says a GPU is wanted
     return out
@@ -98,6 +103,6 @@ def _spare_wheels(ctx: Context) -> List[Finding]:
             out.append(Finding.fixed_by("wheels-without-driver", "warning", title, evidence, ctx.platform,
                                         pip_uninstall(*valid)))
         else:
-            out.append(Finding("wheels-without-driver", "warning", title, evidence,
-                               "remove the NVIDIA wheels or install a driver"))
+            out.append(Finding(id="wheels-without-driver", severity="warning", title=title, evidence=evidence,
+                               remedy="remove the NVIDIA wheels or install a driver"))
     return out

@@ -25,12 +25,12 @@ def check_driver_age(ctx: Context) -> List[Finding]:
         if cuda_v[0] < n.cuda_major:
             minimum = DRIVER_MINIMUMS.get(n.cuda_major, {}).get(ctx.platform, "?")
             out.append(Finding(
-                "driver-too-old", "problem",
-                f"{n.consumer} {n.version} needs CUDA {n.cuda_major}, but the driver supports only up to "
+                id="driver-too-old", severity="problem",
+                title=f"{n.consumer} {n.version} needs CUDA {n.cuda_major}, but the driver supports only up to "
                 f"CUDA {cuda_v[0]}.{cuda_v[1]}",
-                (f"driver {ctx.inventory.driver_version or (ctx.probe.user_space if ctx.probe else None)}",
+                evidence=(f"driver {ctx.inventory.driver_version or (ctx.probe.user_space if ctx.probe else None)}",
                  f"source: {n.source}"),
-                f"upgrade the NVIDIA driver to >= {minimum} (CUDA {n.cuda_major} minimum on "
+                remedy=f"upgrade the NVIDIA driver to >= {minimum} (CUDA {n.cuda_major} minimum on "
                 f"{'Windows' if ctx.platform == 'win32' else 'Linux'})"))
     return out
 
@@ -39,32 +39,35 @@ def check_devices(ctx: Context) -> List[Finding]:
     inv = ctx.inventory
     out: List[Finding] = []
     for d in inv.devices:
-        out.append(Finding("gpu", "ok", f"GPU {d.describe()}", (d.uuid,)))
+        out.append(Finding(id="gpu", severity="ok", title=f"GPU {d.describe()}", evidence=(d.uuid,)))
     for index, reason in inv.skipped:
-        out.append(Finding("gpu-unreadable", "warning", f"GPU NVML {index} could not be read: {reason}", (),
-                           "check permissions on /dev/nvidia* (run `ls -l /dev/nvidia*`) or the GPU's health "
+        out.append(Finding(id="gpu-unreadable", severity="warning",
+                           title=f"GPU NVML {index} could not be read: {reason}", evidence=(),
+                           remedy="check permissions on /dev/nvidia* (run `ls -l /dev/nvidia*`) or the GPU's health "
                            "(`nvidia-smi -q`)"))
     visible = ctx.environ.get("CUDA_VISIBLE_DEVICES")
     if inv.devices and not inv.visible and visible is not None:
-        out.append(Finding("visible-devices-hide-all", "problem",
-                           f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU: CUDA sees none",
-                           tuple(f"NVML {d.nvml_index}: {d.uuid}" for d in inv.devices),
-                           "unset CUDA_VISIBLE_DEVICES, or list devices that exist (e.g. "
+        out.append(Finding(id="visible-devices-hide-all", severity="problem",
+                           title=f"CUDA_VISIBLE_DEVICES={visible!r} hides every GPU: CUDA sees none",
+                           evidence=tuple(f"NVML {d.nvml_index}: {d.uuid}" for d in inv.devices),
+                           remedy="unset CUDA_VISIBLE_DEVICES, or list devices that exist (e.g. "
                            f"CUDA_VISIBLE_DEVICES=0 or ={inv.devices[0].uuid})"))
     migs = [d for d in inv.devices if d.mig_enabled]
     if migs:
-        out.append(Finding("mig-enabled", "info",
-                           f"MIG is enabled on {len(migs)} GPU(s): a CUDA process uses at most one MIG instance",
-                           tuple(f"{m.uuid}: {len(m.mig_instances)} instance(s)" for m in migs),
-                           "choose an instance with CUDA_VISIBLE_DEVICES=MIG-<uuid> (see `nvidia-smi -L`)"))
+        out.append(Finding(id="mig-enabled", severity="info",
+                           title=f"MIG is enabled on {len(migs)} GPU(s): a CUDA process uses at most one MIG instance",
+                           evidence=tuple(f"{m.uuid}: {len(m.mig_instances)} instance(s)" for m in migs),
+                           remedy="choose an instance with CUDA_VISIBLE_DEVICES=MIG-<uuid> (see `nvidia-smi -L`)"))
     for w in inv.warnings:
         if "CUDA_DEVICE_ORDER" in w:
-            out.append(Finding("device-order", "warning", "CUDA ordinals of mixed GPUs are a heuristic", (w,),
-                               "export CUDA_DEVICE_ORDER=PCI_BUS_ID"))
+            out.append(Finding(id="device-order", severity="warning",
+                               title="CUDA ordinals of mixed GPUs are a heuristic", evidence=(w,),
+                               remedy="export CUDA_DEVICE_ORDER=PCI_BUS_ID"))
     if ctx.wsl:
-        out.append(Finding("wsl", "info", "WSL2: the driver is Windows'; libcuda is /usr/lib/wsl/lib/libcuda.so.1",
-                           ("/usr/lib/wsl/lib",),
-                           "do not install a Linux NVIDIA driver inside WSL; update the Windows driver instead"))
+        out.append(Finding(id="wsl", severity="info",
+                           title="WSL2: the driver is Windows'; libcuda is /usr/lib/wsl/lib/libcuda.so.1",
+                           evidence=("/usr/lib/wsl/lib",),
+                           remedy="do not install a Linux NVIDIA driver inside WSL; update the Windows driver instead"))
     return out
 
 
@@ -75,9 +78,9 @@ def check_choice(ctx: Context) -> List[Finding]:
     ct2 = ctx.metadata("ctranslate2")
     c = select_device(inventory=ctx.inventory, environ=ctx.environ, reconcile=False,
                       ct2_version=ct2[0] if ct2 else "", cpu_threads=ctx.cpu_threads, probe=ctx.probe)
-    return [Finding("device-choice", "info",
-                    f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
-                    (c.reason, *c.warnings))]
+    return [Finding(id="device-choice", severity="info",
+                    title=f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
+                    evidence=(c.reason, *c.warnings))]
 
 
 #: cuBLAS supports compute capability 12.0 (Blackwell: RTX 50xx, RTX PRO 6000)

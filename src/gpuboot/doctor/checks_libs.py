@@ -39,8 +39,9 @@ def check_libraries(ctx: Context) -> List[Finding]:
             head += f" + cuDNN {n.cudnn_major}"
         if not res.missing:
             found = [lib for lib in res.libraries if lib.name in n.libraries]
-            out.append(Finding("consumer-ready", "ok", f"{head}: found",
-                               (*tuple(f"{lib.filename}: {lib.path}" for lib in found), f"source: {n.source}")))
+            out.append(Finding(id="consumer-ready", severity="ok", title=f"{head}: found",
+                               evidence=(*tuple(f"{lib.filename}: {lib.path}" for lib in found),
+                                         f"source: {n.source}")))
         absent: Dict[str, Tuple[List[str], MissingLibrary]] = {}  # one finding per fix command
         wrong: Dict[str, Tuple[List[str], List[str], Set[int], MissingLibrary]] = {}
         for m in res.missing:
@@ -94,7 +95,7 @@ def _remedied(ctx: Context, fid: str, severity: Severity, title: str, evidence: 
     if actions is None:
         actions = (pip_install(missing.requirement),) if missing.requirement else ()
     if not actions:
-        return Finding(fid, severity, title, evidence, missing.fix)
+        return Finding(id=fid, severity=severity, title=title, evidence=evidence, remedy=missing.fix)
     return Finding.fixed_by(fid, severity, title, evidence, ctx.platform, *actions)
 
 
@@ -157,19 +158,19 @@ def check_shadowed(ctx: Context) -> List[Finding]:
         for lib in res.libraries:
             loaded = view.loaded(lib.loader_name)
             if loaded and loaded != os.path.realpath(lib.path):
-                out.append(Finding("shadowed-library", "warning",
-                                   f"{lib.filename} is already loaded from {loaded}, not from the wheel",
-                                   (f"loaded: {loaded}", f"wheel: {lib.path}"),
-                                   "call gpuboot.ensure() before anything loads CUDA libraries, and remove "
+                out.append(Finding(id="shadowed-library", severity="warning",
+                                   title=f"{lib.filename} is already loaded from {loaded}, not from the wheel",
+                                   evidence=(f"loaded: {loaded}", f"wheel: {lib.path}"),
+                                   remedy="call gpuboot.ensure() before anything loads CUDA libraries, and remove "
                                    f"{os.path.dirname(loaded)} from LD_LIBRARY_PATH / LD_PRELOAD"))
             for d in ld_dirs:
                 candidate = os.path.join(d, lib.filename)
                 if os.path.exists(candidate) and os.path.realpath(candidate) != os.path.realpath(lib.path):
-                    out.append(Finding("ld-library-path-shadows", "warning",
-                                       f"LD_LIBRARY_PATH puts another {lib.filename} before the wheel's "
+                    out.append(Finding(id="ld-library-path-shadows", severity="warning",
+                                       title=f"LD_LIBRARY_PATH puts another {lib.filename} before the wheel's "
                                        "(child processes and anything loaded before ensure() get it)",
-                                       (f"{candidate}", f"wheel: {lib.path}"),
-                                       f"remove {d} from LD_LIBRARY_PATH, or use `eval \"$(gpuboot env)\"`"))
+                                       evidence=(f"{candidate}", f"wheel: {lib.path}"),
+                                       remedy=f"remove {d} from LD_LIBRARY_PATH, or use `eval \"$(gpuboot env)\"`"))
                     break
     return out
 
@@ -205,11 +206,11 @@ def check_ld_library_path(ctx: Context) -> List[Finding]:
     then = ctx.initial_environ.get("LD_LIBRARY_PATH")
     if now == then:
         return []
-    return [Finding("ld-library-path-changed", "warning",
-                    "LD_LIBRARY_PATH was changed after the process started: the loader read it at start, so the "
+    return [Finding(id="ld-library-path-changed", severity="warning",
+                    title="LD_LIBRARY_PATH was changed after the process started: the loader read it at start, so the "
                     "change does nothing in this process",
-                    (f"at start: {then!r}", f"now: {now!r}"),
-                    "call gpuboot.ensure() instead (it preloads by absolute path), or set it before the process "
+                    evidence=(f"at start: {then!r}", f"now: {now!r}"),
+                    remedy="call gpuboot.ensure() instead (it preloads by absolute path), or set it before the process "
                     "starts: eval \"$(gpuboot env)\"")]
 
 
@@ -248,13 +249,13 @@ def check_torch(ctx: Context) -> List[Finding]:
     if how == "upgrade-driver" and tag:
         cuda_needed = index_cuda(tag)
         minimum = DRIVER_MINIMUMS.get(cuda_needed[0], {}).get(ctx.platform, "?")
-        return [Finding("cpu-only-torch", "problem", title, evidence,
-                        f"torch {public}'s CUDA builds need CUDA {cuda_needed[0]}.{cuda_needed[1]} ({tag}): upgrade "
-                        f"the NVIDIA driver (CUDA {cuda_needed[0]}: >= {minimum}), then `"
+        return [Finding(id="cpu-only-torch", severity="problem", title=title, evidence=evidence,
+                        remedy=f"torch {public}'s CUDA builds need CUDA {cuda_needed[0]}.{cuda_needed[1]} ({tag}): "
+                        f"upgrade the NVIDIA driver (CUDA {cuda_needed[0]}: >= {minimum}), then `"
                         + command_line(("pip", "install", "--force-reinstall", f"torch=={public}", "--index-url",
                                         f"https://download.pytorch.org/whl/{tag}"), ctx.platform) + "`")]
-    return [Finding("cpu-only-torch", "problem", title, evidence,
-                    "upgrade the NVIDIA driver: no PyTorch CUDA build runs on it")]
+    return [Finding(id="cpu-only-torch", severity="problem", title=title, evidence=evidence,
+                    remedy="upgrade the NVIDIA driver: no PyTorch CUDA build runs on it")]
 
 
 def check_windows_path(ctx: Context) -> List[Finding]:
@@ -276,12 +277,12 @@ def check_windows_path(ctx: Context) -> List[Finding]:
             if os.path.normcase(d.rstrip("\\/")) not in norm and d not in missing_dirs:
                 missing_dirs.append(d)
         if missing_dirs:
-            out.append(Finding("windows-dll-dirs-not-on-path", "problem",
-                               f"{n.consumer} loads {res.libraries[-1].filename if res.libraries else 'cuBLAS'} "
+            out.append(Finding(id="windows-dll-dirs-not-on-path", severity="problem",
+                               title=f"{n.consumer} loads {res.libraries[-1].filename if res.libraries else 'cuBLAS'} "
                                "with plain LoadLibraryA, which searches PATH, and the wheel's DLL directory is "
-                               "not on PATH", tuple(missing_dirs),
-                               "call gpuboot.ensure() before importing ctranslate2 (it prepends them to PATH), or "
-                               "put them on PATH for every process: `gpuboot env --shell powershell` (or "
+                               "not on PATH", evidence=tuple(missing_dirs),
+                               remedy="call gpuboot.ensure() before importing ctranslate2 (it prepends them to "
+                               "PATH), or put them on PATH for every process: `gpuboot env --shell powershell` (or "
                                f"`--shell cmd`): set \"PATH={';'.join(missing_dirs)};%PATH%\""))
     cudnn_dirs = []
     for e in path_entries:
@@ -292,8 +293,8 @@ def check_windows_path(ctx: Context) -> List[Finding]:
         if any(re.fullmatch(r"cudnn(_ops)?64_\d+\.dll", x, re.IGNORECASE) for x in names):
             cudnn_dirs.append(e)
     if len(cudnn_dirs) > 1:
-        out.append(Finding("windows-two-cudnn-on-path", "warning",
-                           f"{len(cudnn_dirs)} directories on PATH hold cuDNN DLLs: the first one wins for every "
-                           "consumer, whatever version it is", tuple(cudnn_dirs),
-                           f"remove all but one from PATH (keep the wheel's: {cudnn_dirs[0]})"))
+        out.append(Finding(id="windows-two-cudnn-on-path", severity="warning",
+                           title=f"{len(cudnn_dirs)} directories on PATH hold cuDNN DLLs: the first one wins for every "
+                           "consumer, whatever version it is", evidence=tuple(cudnn_dirs),
+                           remedy=f"remove all but one from PATH (keep the wheel's: {cudnn_dirs[0]})"))
     return out

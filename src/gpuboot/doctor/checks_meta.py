@@ -23,10 +23,10 @@ def check_metadata(ctx: Context) -> List[Finding]:
         consumer = bad.name in CONSUMERS
         reinstall = command_line(("pip", "install", "--force-reinstall", "--no-deps", bad.name), ctx.platform)
         out.append(Finding(
-            "malformed-metadata", "problem" if consumer else "warning",
-            f"the metadata of {bad.name} is malformed: {bad.why}",
-            (f"{shown}", "its name, version and requirements are not used by gpuboot, and no command is built "
+            id="malformed-metadata", severity="problem" if consumer else "warning",
+            title=f"the metadata of {bad.name} is malformed: {bad.why}",
+            evidence=(f"{shown}", "its name, version and requirements are not used by gpuboot, and no command is built "
              "from them", *(["gpuboot cannot tell which CUDA libraries it needs"] if consumer else [])),
-            f"if {shown} is inside a project you run from (it is on sys.path as the current directory), move it out; "
-            f"if it is in site-packages, reinstall the distribution ({reinstall}) or delete that directory"))
+            remedy=f"if {shown} is inside a project you run from (it is on sys.path as the current directory), move it "
+            f"out; if it is in site-packages, reinstall the distribution ({reinstall}) or delete that directory"))
     return out

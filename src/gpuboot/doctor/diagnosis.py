@@ -53,10 +53,12 @@ def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None, *
         try:
             findings.extend(check(ctx))
         except Exception as exc:  # a broken check must not hide the others
-            findings.append(Finding("check-failed", "warning", f"{check.__name__} failed: {exc!r}", (),
-                                    "report this at the gpuboot issue tracker with `gpuboot doctor --json`"))
+            findings.append(Finding(id="check-failed", severity="warning", title=f"{check.__name__} failed: {exc!r}",
+                                    evidence=(),
+                                    remedy="report this at the gpuboot issue tracker with `gpuboot doctor --json`"))
     if consumer is not None and not ctx.needs:
-        findings.append(Finding("consumer-not-installed", "info",
-                                f"{CONSUMER_ALIASES[consumer]} is not installed (or is a CPU-only build)", (),
-                                None))
-    return Report(tuple(findings), ctx)
+        findings.append(Finding(id="consumer-not-installed", severity="info",
+                                title=f"{CONSUMER_ALIASES[consumer]} is not installed (or is a CPU-only build)",
+                                evidence=(),
+                                remedy=None))
+    return Report(findings=tuple(findings), context=ctx)

@@ -55,7 +55,7 @@ def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str]
     plat = check_platform(platform)
     env = dict(os.environ if environ is None else environ)
     meta = metadata or read_metadata
-    info = detect_driver(plat) if driver is None else DriverInfo(driver, "given by the caller")
+    info = detect_driver(plat) if driver is None else DriverInfo(present=driver, evidence="given by the caller")
     present, evidence = info.present, info.evidence
     names = CONSUMERS if consumers is None else tuple(consumers)
     needs = installed_needs(names, meta)

@@ -35,16 +35,11 @@ class Step(Record):
             before it runs (pip older than 22.2), else ``None``.
     """
 
-    __slots__ = ("finding", "kind", "display", "argv", "unchecked")
     finding: str
     kind: str
     display: str
-    argv: Tuple[str, ...]
-    unchecked: Optional[str]
-
-    def __init__(self, finding: str, kind: str, display: str, argv: Tuple[str, ...] = (),
-                 unchecked: Optional[str] = None) -> None:
-        self._set(finding=finding, kind=kind, display=display, argv=argv, unchecked=unchecked)
+    argv: Tuple[str, ...] = ()
+    unchecked: Optional[str] = None
 
 
 def _inside(path: str, prefix: str) -> bool:
@@ -70,9 +65,9 @@ def _steps(fid: str, actions: Sequence[Action], python: str, prefix: str, pip_ar
         if action.kind in ("pip-install", "pip-uninstall"):
             extra = list(pip_args) if action.kind == "pip-install" else []
             argv = (python, "-I", "-m", *words, *extra)
-            steps.append(Step(fid, "pip", command_line(argv, _platform()), argv))
+            steps.append(Step(finding=fid, kind="pip", display=command_line(argv, _platform()), argv=argv))
         elif action.kind == "remove-link" and os.path.islink(action.args[0]) and _inside(action.args[0], prefix):
-            steps.append(Step(fid, "remove", command_line(words, _platform()), words))
+            steps.append(Step(finding=fid, kind="remove", display=command_line(words, _platform()), argv=words))
         else:
             return None
     return steps
@@ -97,7 +92,7 @@ def plan_fix(report: Report, *, python: str = sys.executable, prefix: str = sys.
         if not steps:
             if f.remedy not in seen:
                 seen.add(f.remedy)
-                host_steps.append(Step(f.id, "host", f.remedy))
+                host_steps.append(Step(finding=f.id, kind="host", display=f.remedy))
             continue
         for step in steps:
             if step.argv not in seen:

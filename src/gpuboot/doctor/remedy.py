@@ -46,13 +46,9 @@ __all__ = ["Step", "Applied", "FixResult", "plan_fix", "fix", "environment_refus
 class Applied(Record):
     """A step that ran: its exit code and the last lines of its output."""
 
-    __slots__ = ("step", "exit_code", "output_tail")
     step: Step
     exit_code: int
     output_tail: str
-
-    def __init__(self, step: Step, exit_code: int, output_tail: str) -> None:
-        self._set(step=step, exit_code=exit_code, output_tail=output_tail)
 
 
 class FixResult(Record):
@@ -73,7 +69,6 @@ class FixResult(Record):
 
     #: Not hashable: its reports hold the mutable ``Context`` the checks read.
     __hash__ = None  # type: ignore[assignment]
-    __slots__ = ("plan", "explained", "refused", "skipped", "applied", "before", "after", "still_broken")
     plan: Tuple[Step, ...]
     explained: Tuple[Step, ...]
     refused: Optional[str]
@@ -81,13 +76,8 @@ class FixResult(Record):
     applied: Tuple[Applied, ...]
     before: Report
     after: Optional[Report]
-    still_broken: Tuple[str, ...]
+    still_broken: Tuple[str, ...] = ()
 
-    def __init__(self, plan: Tuple[Step, ...], explained: Tuple[Step, ...], refused: Optional[str],
-                 skipped: Tuple[Tuple[str, str], ...], applied: Tuple[Applied, ...], before: Report,
-                 after: Optional[Report], still_broken: Tuple[str, ...] = ()) -> None:
-        self._set(plan=plan, explained=explained, refused=refused, skipped=skipped, applied=applied, before=before,
-                  after=after, still_broken=still_broken)
 
     @property
     def exit_code(self) -> int:
@@ -189,7 +179,8 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
             env_steps = [st._replace(unchecked=unchecked) if st.kind == "pip" and st.argv[4:5] == ("install",)
                          else st for st in env_steps]
     if not apply or not env_steps or why:
-        return FixResult(tuple(env_steps), tuple(host_steps), why if env_steps else None, (), (), before, None)
+        return FixResult(plan=tuple(env_steps), explained=tuple(host_steps), refused=why if env_steps else None,
+                         skipped=(), applied=(), before=before, after=None)
     applied: List[Applied] = []
     skipped: List[Tuple[str, str]] = []
     failed = False
@@ -210,19 +201,21 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
                 continue
             try:
                 os.unlink(step.argv[1])
-                applied.append(Applied(step, 0, f"removed {step.argv[1]}"))
+                applied.append(Applied(step=step, exit_code=0, output_tail=f"removed {step.argv[1]}"))
             except OSError as exc:
-                applied.append(Applied(step, 1, str(exc)))
+                applied.append(Applied(step=step, exit_code=1, output_tail=str(exc)))
                 failed = True
             continue
         proc = runner(list(step.argv), capture_output=True, text=True)
-        applied.append(Applied(step, proc.returncode, _tail((proc.stdout or "") + (proc.stderr or ""))))
+        applied.append(Applied(step=step, exit_code=proc.returncode,
+                               output_tail=_tail((proc.stdout or "") + (proc.stderr or ""))))
         failed = proc.returncode != 0
     _forget_caches()
     after = again()
     fixed_ids = {a.step.finding for a in applied if a.exit_code == 0}
     still = tuple(sorted(fixed_ids & {f.id for f in after.problems}))
-    return FixResult(tuple(env_steps), tuple(host_steps), None, tuple(skipped), tuple(applied), before, after, still)
+    return FixResult(plan=tuple(env_steps), explained=tuple(host_steps), refused=None, skipped=tuple(skipped),
+                     applied=tuple(applied), before=before, after=after, still_broken=still)
 
 
 def _forget_caches() -> None:

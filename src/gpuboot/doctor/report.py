@@ -45,23 +45,20 @@ class Finding(Record):
             when the remedy is an instruction only.
     """
 
-    __slots__ = ("id", "severity", "title", "evidence", "remedy", "actions")
     id: str
     severity: Severity
     title: str
-    evidence: Tuple[str, ...]
-    remedy: Optional[str]
-    actions: Tuple[Action, ...]
+    evidence: Tuple[str, ...] = ()
+    remedy: Optional[str] = None
+    actions: Tuple[Action, ...] = ()
 
-    def __init__(self, id: str, severity: Severity, title: str, evidence: Tuple[str, ...] = (),
-                 remedy: Optional[str] = None, actions: Tuple[Action, ...] = ()) -> None:
-        self._set(id=id, severity=severity, title=title, evidence=evidence, remedy=remedy, actions=actions)
 
     @classmethod
     def fixed_by(cls, id: str, severity: Severity, title: str, evidence: Tuple[str, ...], platform: str,
                  *actions: Action) -> Finding:
         """A finding whose remedy is ``actions``; its text is those steps quoted for ``platform``'s shell."""
-        return cls(id, severity, title, evidence, remedy_text(actions, platform) if actions else None, actions)
+        return cls(id=id, severity=severity, title=title, evidence=evidence,
+                   remedy=remedy_text(actions, platform) if actions else None, actions=actions)
 
 
 def no_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
@@ -101,12 +98,9 @@ class Context:
 class Report(Record):
     #: Not hashable: it holds the mutable ``Context`` the checks read.
     __hash__ = None  # type: ignore[assignment]
-    __slots__ = ("findings", "context")
     findings: Tuple[Finding, ...]
     context: Context
 
-    def __init__(self, findings: Tuple[Finding, ...], context: Context) -> None:
-        self._set(findings=findings, context=context)
 
     @property
     def problems(self) -> List[Finding]:

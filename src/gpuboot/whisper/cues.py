@@ -37,15 +37,11 @@ class Cue(Record):
         words: ``(start, end, word)`` of each word, when word timings were given.
     """
 
-    __slots__ = ("start", "end", "lines", "words")
     start: float
     end: float
     lines: Tuple[str, ...]
-    words: Tuple[Tuple[float, float, str], ...]
+    words: Tuple[Tuple[float, float, str], ...] = ()
 
-    def __init__(self, start: float, end: float, lines: Tuple[str, ...],
-                 words: Tuple[Tuple[float, float, str], ...] = ()) -> None:
-        self._set(start=start, end=end, lines=lines, words=words)
 
     @property
     def text(self) -> str:
@@ -185,7 +181,8 @@ def make_cues(segments: Iterable[Any], *, max_line_width: int = MAX_LINE_WIDTH, 
         for part in _split(sentence, max_line_width, max_line_count, max_cue_duration):
             texts = [w[2] for w in part]
             lines = wrap(texts, max_line_width, max_line_count) or [" ".join(texts)]
-            cues.append(Cue(part[0][0], max(part[-1][1], part[0][0]), tuple(lines), tuple(part) if timed else ()))
+            cues.append(Cue(start=part[0][0], end=max(part[-1][1], part[0][0]), lines=tuple(lines),
+                            words=tuple(part) if timed else ()))
     for i in range(len(cues) - 1):  # never overlap the next cue
         if cues[i].end > cues[i + 1].start:
             cues[i] = cues[i]._replace(end=max(cues[i].start, cues[i + 1].start))

@@ -43,18 +43,13 @@ PROBE_SAMPLES = 16000
 class Attempt(Record):
     """One try at constructing and verifying the model."""
 
-    __slots__ = ("device", "compute_type", "ok", "error", "elapsed_ms", "cuda_ordinal")
     device: str
     compute_type: str
     ok: bool
-    error: Optional[str]
-    elapsed_ms: float
-    cuda_ordinal: int  # the CUDA ordinal tried (0 on the CPU)
+    error: Optional[str] = None
+    elapsed_ms: float = 0.0
+    cuda_ordinal: int  # the CUDA ordinal tried (0 on the CPU) = 0
 
-    def __init__(self, device: str, compute_type: str, ok: bool, error: Optional[str] = None,
-                 elapsed_ms: float = 0.0, cuda_ordinal: int = 0) -> None:
-        self._set(device=device, compute_type=compute_type, ok=ok, error=error, elapsed_ms=elapsed_ms,
-                  cuda_ordinal=cuda_ordinal)
 
     def describe(self) -> str:
         state = "ok" if self.ok else f"failed: {self.error}"
@@ -82,8 +77,6 @@ class WhisperLoad(Record):
         source: the model directory loaded (a size name resolved in the cache).
     """
 
-    __slots__ = ("model", "device", "cuda_ordinal", "compute_type", "reason", "trail", "load_ms", "probe_ms",
-                 "batched", "batch_size", "cpu_threads", "num_workers", "throughput", "source")
     model: str
     device: str
     cuda_ordinal: int
@@ -92,20 +85,13 @@ class WhisperLoad(Record):
     trail: Tuple[Attempt, ...]
     load_ms: float
     probe_ms: float
-    batched: bool
-    batch_size: int
-    cpu_threads: int
-    num_workers: int
-    throughput: str
-    source: str
+    batched: bool = False
+    batch_size: int = 1
+    cpu_threads: int = 0
+    num_workers: int = 1
+    throughput: str = ""
+    source: str = ""
 
-    def __init__(self, model: str, device: str, cuda_ordinal: int, compute_type: str, reason: str,
-                 trail: Tuple[Attempt, ...], load_ms: float, probe_ms: float, batched: bool = False,
-                 batch_size: int = 1, cpu_threads: int = 0, num_workers: int = 1, throughput: str = "",
-                 source: str = "") -> None:
-        self._set(model=model, device=device, cuda_ordinal=cuda_ordinal, compute_type=compute_type, reason=reason,
-                  trail=trail, load_ms=load_ms, probe_ms=probe_ms, batched=batched, batch_size=batch_size,
-                  cpu_threads=cpu_threads, num_workers=num_workers, throughput=throughput, source=source)
 
     @property
     def device_index(self) -> int:
@@ -266,18 +252,23 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
             t2 = time.perf_counter()
         except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError; keep going
             err = f"{type(exc).__name__}: {exc}".strip()
-            trail.append(Attempt(dev, ctype, False, err, (time.perf_counter() - t0) * 1e3, index))
+            trail.append(Attempt(device=dev, compute_type=ctype, ok=False, error=err,
+                                 elapsed_ms=(time.perf_counter() - t0) * 1e3, cuda_ordinal=index))
             log.warning("Whisper on %s/%s failed (%s); trying the next choice", dev, ctype, err)
             continue
-        trail.append(Attempt(dev, ctype, True, None, (t2 - t0) * 1e3, index))
+        trail.append(Attempt(device=dev, compute_type=ctype, ok=True, error=None, elapsed_ms=(t2 - t0) * 1e3,
+                             cuda_ordinal=index))
         if len(trail) > 1:
             label = "CPU" if dev == "cpu" else "CUDA"
             reason = f"{label} {ctype}: fell back after " + "; ".join(
                 a.describe() for a in trail[:-1]) + _cuda_cause(trail)
-        info = WhisperLoad(name, dev, ordinal if dev == "cuda" else 0, ctype, reason,
-                           tuple(trail), (t1 - t0) * 1e3, (t2 - t1) * 1e3, throughput.batched,
-                           throughput.batch_size, int(args["cpu_threads"]), int(args["num_workers"]),
-                           throughput.reason, source)
+        info = WhisperLoad(model=name, device=dev, cuda_ordinal=ordinal if dev == "cuda" else 0, compute_type=ctype,
+                           reason=reason,
+                           trail=tuple(trail), load_ms=(t1 - t0) * 1e3, probe_ms=(t2 - t1) * 1e3,
+                           batched=throughput.batched,
+                           batch_size=throughput.batch_size, cpu_threads=int(args["cpu_threads"]),
+                           num_workers=int(args["num_workers"]),
+                           throughput=throughput.reason, source=source)
         instance.gpuboot = info
         log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
         return instance

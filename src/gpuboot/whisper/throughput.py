@@ -49,16 +49,11 @@ class ThroughputPlan(Record):
         reason: why, with the figures used.
     """
 
-    __slots__ = ("batched", "batch_size", "cpu_threads", "num_workers", "reason")
     batched: bool
     batch_size: int
     cpu_threads: int
     num_workers: int
     reason: str
-
-    def __init__(self, batched: bool, batch_size: int, cpu_threads: int, num_workers: int, reason: str) -> None:
-        self._set(batched=batched, batch_size=batch_size, cpu_threads=cpu_threads, num_workers=num_workers,
-                  reason=reason)
 
 
 def per_item_bytes(model_bytes: int) -> int:
@@ -98,7 +93,8 @@ def plan_throughput(device: str, *, cores: int, model_bytes: int, free_bytes: Op
     threads = max(1, threads // streams) if device == "cpu" else threads
     use_batch = batched is True or (batched == "auto")
     if not use_batch:
-        return ThroughputPlan(False, 1, threads, streams, f"sequential decoding (batched={batched!r}); "
+        return ThroughputPlan(batched=False, batch_size=1, cpu_threads=threads, num_workers=streams,
+                              reason=f"sequential decoding (batched={batched!r}); "
                               f"{threads} CPU thread(s), {streams} worker(s)")
     item = per_item_bytes(model_bytes)
     if isinstance(batch_size, int):
@@ -121,5 +117,5 @@ def plan_throughput(device: str, *, cores: int, model_bytes: int, free_bytes: Op
             why += f"; {size} fit(s) in {free_bytes / 2**30:.2f} GiB available RAM"
     source = ("batched decoding is 3.7x faster on a GPU (faster-whisper README)" if device == "cuda" else
               "batched decoding measured 2.2x faster than sequential on a 2-core CPU (docs/benchmarks.md)")
-    return ThroughputPlan(True, size, threads, streams,
-                          f"{why}; {source}; {threads} CPU thread(s), {streams} worker(s)")
+    return ThroughputPlan(batched=True, batch_size=size, cpu_threads=threads, num_workers=streams,
+                          reason=f"{why}; {source}; {threads} CPU thread(s), {streams} worker(s)")
