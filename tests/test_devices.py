@@ -40,9 +40,9 @@ def test_a100_mig_slice() -> None:
     (mig,) = parent.mig_instances
     assert (mig.is_mig, mig.mig_profile, mig.cuda_ordinal, mig.parent_uuid) == (True, "1g.10gb", 0, parent.uuid)
     c = choose([a100_with_mig(0)])
-    assert c.device is not None and c.device.uuid == mig.uuid
+    assert c.gpu is not None and c.gpu.uuid == mig.uuid
     assert (c.cuda_ordinal, c.torch_dtype, c.compute_type) == (0, "bfloat16", "float16")
-    assert c.device.total_memory == 9728 * MiB
+    assert c.gpu.total_memory == 9728 * MiB
 
 
 def test_only_one_mig_instance_is_enumerated() -> None:
@@ -101,7 +101,7 @@ def test_one_unreadable_gpu_is_skipped_with_its_reason(fn: str, code: int) -> No
     inv = discover(nvml=FakeNVML([bad, gpu(RTX_3090, 1)]), environ=NO_ENV)
     assert [d.name for d in inv.devices] == [RTX_3090[0]]
     assert inv.skipped[0][0] == 0 and type(pynvml.NVMLError(code)).__name__ in inv.skipped[0][1]
-    assert choose([gpu(RTX_4090, 0, errors={fn: code}), gpu(RTX_3090, 1)]).device.name == RTX_3090[0]  # type: ignore[union-attr]
+    assert choose([gpu(RTX_4090, 0, errors={fn: code}), gpu(RTX_3090, 1)]).gpu.name == RTX_3090[0]  # type: ignore[union-attr]
 
 
 def test_memory_info_v2_missing_falls_back_to_v1_free() -> None:

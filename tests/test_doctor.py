@@ -243,7 +243,7 @@ def test_json_validates_against_the_documented_schema(tmp_path: Path, scenario: 
         install(site, wheel("nvidia-cublas-cu12"))
     r = run(site, driver=scenario != "no-driver", gpus=[a100_with_mig(0)] if scenario == "mig" else None,
             platform="win32" if scenario == "windows" else "linux")
-    data = json.loads(json.dumps(r.to_json()))
+    data = json.loads(json.dumps(r.to_dict()))
     jsonschema.validate(data, SCHEMA)
     assert data["exit_code"] == r.exit_code
 

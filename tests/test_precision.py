@@ -117,13 +117,13 @@ def test_a_driver_too_old_for_ctranslate2_keeps_it_on_the_cpu() -> None:
     assert (ct2_3.ct2_device, ct2_3.compute_type) == ("cuda", "float16")
 
 
-def test_an_explicit_device_index_runs_the_rules_for_that_gpu() -> None:
+def test_an_explicit_cuda_ordinal_runs_the_rules_for_that_gpu() -> None:
     gpus = [gpu(GTX_1080, 0), gpu(RTX_3070, 1)]
     env = {"CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
     best = choose(gpus, env=env)
     assert (best.cuda_ordinal, best.compute_type) == (1, "float16")
-    pascal = choose(gpus, env=env, device_index=0)
+    pascal = choose(gpus, env=env, cuda_ordinal=0)
     assert (pascal.cuda_ordinal, pascal.compute_type, pascal.torch_dtype) == (0, "int8", "float32")
     assert "CUDA ordinal 0 as asked" in pascal.reason
     with pytest.raises(ValueError, match="no visible GPU has that CUDA ordinal"):
-        choose(gpus, env=env, device_index=5)
+        choose(gpus, env=env, cuda_ordinal=5)

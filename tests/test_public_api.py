@@ -146,37 +146,6 @@ def test_the_command_names_flags_where_the_library_names_keywords() -> None:
         "pass --model DIR, or --device auto"
 
 
-def test_old_spellings_still_work_with_a_deprecation_warning() -> None:
-    """One name per idea (cuda_ordinal, gpu, compute_capability, one memory
-    module, to_dict); the names users may already call still work, and warn."""
-    from fake_nvml import RTX_3070, FakeNVML, gpu
-
-    import gpuboot.memory
-    import gpuboot.select as select_module
-    from gpuboot.doctor import diagnose, gather
-
-    nvml = FakeNVML([gpu(RTX_3070, 0)])
-    common: dict = {"nvml": nvml, "environ": {}, "reconcile": False, "ct2_version": "4.8.5", "cpu_threads": 2}
-    new = gpuboot.select_device(cuda_ordinal=0, **common)
-    with pytest.warns(DeprecationWarning, match=r"select_device\(cuda_ordinal=\)"):
-        assert gpuboot.select_device(device_index=0, **common) == new
-    assert new.gpu is not None
-    with pytest.warns(DeprecationWarning, match="DeviceChoice.gpu"):
-        assert new.device == new.gpu
-    with pytest.warns(DeprecationWarning, match="Device.compute_capability"):
-        assert new.gpu.cc == 8.6 and new.gpu.compute_capability == (8, 6)
-    info = gpuboot.memory_info(0, nvml=nvml, environ={})
-    with pytest.warns(DeprecationWarning, match="MemoryInfo.gpu"):
-        assert info.device == info.gpu
-    for name in ("check_memory", "MemoryCheck"):
-        with pytest.warns(DeprecationWarning, match=f"gpuboot.memory.{name}"):
-            assert getattr(select_module, name) is getattr(gpuboot.memory, name) is getattr(gpuboot, name)
-    report = diagnose(gather(consumers=[], platform="linux", environ={}, search_paths=[], nvml=nvml, driver=True,
-                             loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
-    with pytest.warns(DeprecationWarning, match=r"Report.to_dict\(\)"):
-        assert report.to_json() == report.to_dict()
-
-
 STRING_OPTIONS = """
 import gpuboot
 

@@ -20,7 +20,8 @@ from fake_nvml import (
 from helpers import choose
 
 from gpuboot.devices import discover, list_devices
-from gpuboot.select import DeviceAssigner, check_memory
+from gpuboot.memory import check_memory
+from gpuboot.select import DeviceAssigner
 
 NO_ENV: Dict[str, str] = {}
 
@@ -28,7 +29,7 @@ NO_ENV: Dict[str, str] = {}
 def test_mixed_pair_prefers_tensor_cores_and_warns_about_order() -> None:
     gpus = [gpu(GTX_1080, 0), gpu(RTX_3090, 1)]
     c = choose(gpus)
-    assert c.device is not None and c.device.name == RTX_3090[0]
+    assert c.gpu is not None and c.gpu.name == RTX_3090[0]
     # FASTEST_FIRST: the 3090 (newer CC) is ordinal 0, and the ambiguity is reported.
     assert c.cuda_ordinal == 0
     assert any("PCI_BUS_ID" in w for w in c.warnings)
@@ -64,7 +65,7 @@ def test_ray_style_visible_devices_need_no_special_code() -> None:
     gpus = [gpu(A100, i, uuid=f"GPU-{i}000") for i in range(4)]
     for assigned in ("0", "1", "2", "3"):
         c = choose(gpus, env={"CUDA_VISIBLE_DEVICES": assigned})
-        assert c.cuda_ordinal == 0 and c.device is not None and c.device.nvml_index == int(assigned)
+        assert c.cuda_ordinal == 0 and c.gpu is not None and c.gpu.nvml_index == int(assigned)
 
 
 def test_assigner_is_balanced_under_contention() -> None:

@@ -191,7 +191,7 @@ def test_memory_info_and_pressure_through_nvml() -> None:
     nvml = FakeNVML([gpu(RTX_3070, 0, free=2 * GiB), gpu(A100, 1, free=70 * GiB)])
     env = {"CUDA_VISIBLE_DEVICES": "1,0"}  # ordinal 0 is the A100 (NVML index 1)
     info = gpuboot.memory_info(0, nvml=nvml, environ=env)
-    assert (info.device.name, info.total, info.free, info.used) == (A100[0], 80 * GiB, 70 * GiB, 10 * GiB)
+    assert (info.gpu.name, info.total, info.free, info.used) == (A100[0], 80 * GiB, 70 * GiB, 10 * GiB)
     busy = gpuboot.check_pressure(1, nvml=nvml, environ=env)  # the 3070: 6 of 8 GiB used = 75 %
     assert busy.ok and busy.used_fraction == pytest.approx(0.75) and "admit" in busy.reason
     refused = gpuboot.check_pressure(1, need_bytes=1 * GiB, nvml=nvml, environ=env)  # 87.5 % > 85 %

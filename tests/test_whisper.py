@@ -195,12 +195,4 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
     assert cuda and {a.cuda_ordinal for a in cuda} == {0}, trail
     with pytest.raises(ValueError, match="cuda_ordinal=5: no visible GPU has that CUDA ordinal"):
         gpuboot.load_whisper(model_dir, device="cuda", cuda_ordinal=5)
-    with pytest.warns(DeprecationWarning, match=r"load_whisper\(cuda_ordinal=\)"), \
-            pytest.raises(ValueError, match="cuda_ordinal=5"):
-        gpuboot.load_whisper(model_dir, device="cuda", device_index=5)  # the old spelling still works
 
-
-def test_whisper_load_device_index_is_the_old_spelling_of_cuda_ordinal(model_dir: str) -> None:
-    info = load_info(gpuboot.load_whisper(model_dir, device="cpu"))
-    with pytest.warns(DeprecationWarning, match="WhisperLoad.cuda_ordinal"):
-        assert info.device_index == info.cuda_ordinal == 0

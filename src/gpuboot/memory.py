@@ -39,14 +39,6 @@ class MemoryInfo(Record):
 
 
     @property
-    def device(self) -> Device:
-        """Deprecated: ``gpu`` ("device" is the string ``"cuda"``/``"cpu"`` everywhere else)."""
-        from ._compat import renamed
-
-        renamed("MemoryInfo.device", "MemoryInfo.gpu")
-        return self.gpu
-
-    @property
     def used_fraction(self) -> float:
         """``used / total`` (0.0 for a device that reports no memory)."""
         return self.used / self.total if self.total else 0.0

@@ -75,14 +75,6 @@ class DeviceChoice(Record):
 
 
     @property
-    def device(self) -> Optional[Device]:
-        """Deprecated: ``gpu`` ("device" is the string ``"cuda"``/``"cpu"`` everywhere else)."""
-        from ._compat import renamed
-
-        renamed("DeviceChoice.device", "DeviceChoice.gpu")
-        return self.gpu
-
-    @property
     def torch_device(self) -> str:
         """``"cuda:1"``, ``"mps"`` or ``"cpu"``."""
         return f"cuda:{self.cuda_ordinal}" if self.kind == "cuda" else self.kind
@@ -152,7 +144,7 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
                   environ: Optional[Mapping[str, str]] = None, reconcile: bool = True,
                   ct2_version: Optional[str] = None, driver: Optional[DriverInfo] = None,
                   cuda_ordinal: Optional[int] = None, cpu_threads: Optional[int] = None,
-                  probe: Any = None, device_index: Optional[int] = None) -> DeviceChoice:
+                  probe: Any = None) -> DeviceChoice:
     """Choose the device and precisions for this process.
 
     Among the GPUs CUDA will see (``CUDA_VISIBLE_DEVICES`` applied -- Ray sets
@@ -186,7 +178,6 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
             when no GPU is usable and a driver, or a user-space ``libcuda``, is
             on the machine, to explain why.  GPUs a context cannot be made on
             (exclusive-process mode, held by another process) are skipped.
-        device_index: deprecated spelling of ``cuda_ordinal``.
 
     Returns:
         A ``DeviceChoice``.  Never raises for a missing GPU or driver.
@@ -195,11 +186,6 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
         ValueError: unknown ``prefer``, negative ``worker`` or
             ``min_free_bytes``, or a ``cuda_ordinal`` no visible GPU has.
     """
-    if device_index is not None:
-        from ._compat import renamed
-
-        renamed("select_device(device_index=)", "select_device(cuda_ordinal=)")
-        cuda_ordinal = device_index if cuda_ordinal is None else cuda_ordinal
     if prefer not in PREFERENCES:
         raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}, not {prefer!r}")
     if min_free_bytes is not None and min_free_bytes < 0:
@@ -344,14 +330,3 @@ def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optiona
     return (f"the driver supports CUDA {driver_cuda[0]}.{driver_cuda[1]}, but ctranslate2 {ct2_version} is built "
             f"for CUDA {need.cuda_major} ({need.source}): update the NVIDIA driver (`gpuboot doctor` names the "
             "minimum)")
-
-
-def __getattr__(name: str) -> Any:
-    """``check_memory`` and ``MemoryCheck`` moved to ``gpuboot.memory`` (one memory module)."""
-    if name in ("check_memory", "MemoryCheck"):
-        from . import memory
-        from ._compat import renamed
-
-        renamed(f"gpuboot.select.{name}", f"gpuboot.memory.{name} (or gpuboot.{name})")
-        return getattr(memory, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

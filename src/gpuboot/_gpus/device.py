@@ -52,14 +52,6 @@ class Device(Record):
     compute_instance_id: Optional[int] = None
 
 
-    @property
-    def cc(self) -> float:
-        """Deprecated: ``compute_capability`` (a ``(major, minor)`` tuple, which compares correctly)."""
-        from .._compat import renamed
-
-        renamed("Device.cc", "Device.compute_capability")
-        return self.compute_capability[0] + self.compute_capability[1] / 10
-
     def describe(self) -> str:
         gib = self.free_memory / 2**30
         where = f"cuda:{self.cuda_ordinal}" if self.cuda_ordinal is not None else "hidden"

@@ -125,13 +125,6 @@ class Report(Record):
         """0 healthy (warnings allowed), 1 when a problem was found."""
         return 1 if self.problems else 0
 
-    def to_json(self) -> Dict[str, Any]:
-        """Deprecated: ``to_dict()`` (it returns a dict, not JSON text)."""
-        from .._compat import renamed
-
-        renamed("Report.to_json()", "Report.to_dict()")
-        return self.to_dict()
-
     def to_dict(self) -> Dict[str, Any]:
         """The report as ``gpuboot doctor --json`` prints it (``doctor-schema.json``): a JSON-able dict."""
         inv = self.context.inventory

@@ -62,8 +62,7 @@ class WhisperLoad(Record):
     Attributes:
         model: the size name or directory that was loaded.
         device: ``"cuda"`` or ``"cpu"``.
-        cuda_ordinal: the CUDA ordinal (0 on CPU); ``device_index`` is its
-            deprecated spelling.
+        cuda_ordinal: the CUDA ordinal (0 on CPU).
         compute_type: the CTranslate2 compute type in use.
         reason: why this device and type were chosen.
         trail: every attempt in order, failures first.
@@ -91,15 +90,6 @@ class WhisperLoad(Record):
     num_workers: int = 1
     throughput: str = ""
     source: str = ""
-
-
-    @property
-    def device_index(self) -> int:
-        """Deprecated: ``cuda_ordinal`` (one name for the CUDA ordinal across gpuboot)."""
-        from .._compat import renamed
-
-        renamed("WhisperLoad.device_index", "WhisperLoad.cuda_ordinal")
-        return self.cuda_ordinal
 
 
 def _plan(device: str, compute_type: str, choice: Any) -> Tuple[List[Tuple[str, str]], str]:
@@ -147,7 +137,7 @@ def _probe(model: Any) -> None:
 
 def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", compute_type: ComputeType = "auto",
                  cuda_ordinal: Optional[int] = None, prefer: Preference = "auto", batched: Union[str, bool] = "auto",
-                 batch_size: Union[str, int] = "auto", streams: int = 1, device_index: Optional[int] = None,
+                 batch_size: Union[str, int] = "auto", streams: int = 1,
                  **kwargs: Any) -> WhisperModel:
     """Return a verified ``faster_whisper.WhisperModel``.
 
@@ -170,7 +160,6 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
             chosen for that GPU.  Default: the GPU ``select_device`` chose.
             One that names no visible GPU: with ``device="auto"`` a warning
             and the automatic choice, with ``device="cuda"`` a ``ValueError``.
-            ``device_index`` is its deprecated spelling.
         prefer: ``"auto"``, ``"speed"``, ``"accuracy"`` or ``"memory"``, as
             for ``select_device``.
         batched: ``"auto"`` (faster-whisper's ``BatchedInferencePipeline``
@@ -201,11 +190,6 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         ValueError: unknown ``device`` or ``compute_type``.
         ModelLoadError: every attempt failed; ``trail`` has the reasons.
     """
-    if device_index is not None:
-        from .._compat import renamed
-
-        renamed("load_whisper(device_index=)", "load_whisper(cuda_ordinal=)")
-        cuda_ordinal = device_index if cuda_ordinal is None else cuda_ordinal
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(DEVICES)}, not {device!r}")
     if compute_type not in COMPUTE_TYPES:
