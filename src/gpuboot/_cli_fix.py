@@ -24,7 +24,8 @@ def _summary(findings: Sequence[Any]) -> Dict[str, str]:
 def run(args: argparse.Namespace, pip_args: Sequence[str], out: TextIO, err: TextIO, stdin: Any = None) -> int:
     """Plan, confirm, apply, re-check; returns the exit code (0 only when no problem remains)."""
     from .doctor import diagnose
-    from .doctor.remedy import environment_refusal, fix
+    from .doctor.remedy import _fix as fix
+    from .doctor.remedy import environment_refusal
 
     stdin = sys.stdin if stdin is None else stdin
     before = diagnose(consumer=args.consumer)

@@ -63,7 +63,7 @@ def _ram_fit(settings: Any) -> Optional[int]:
     """How many CPU workers' models fit in the available RAM (each: its
     weights plus the same again for activations at the planned batch, with
     ``HEADROOM``), or ``None`` when the model cannot be found yet."""
-    from ._gpus.host import available_ram
+    from ._host import available_ram
     from .whisper.model_memory import HEADROOM
     from .whisper.models import _model_bytes, embedded_model
 
@@ -100,11 +100,11 @@ def _worker(spec: WorkerSpec, settings: Any, tasks: Any, results: Any) -> None:
     from ._cli_job import json_item, transcribe_one
     from .boot import ensure
     from .errors import AudioError
-    from .select import select_device
+    from .select import _select
     from .whisper.audio import decode
 
     ensure()
-    choice = select_device(worker=spec.rank, reconcile=False)
+    choice = _select(worker=spec.rank, reconcile=False)
     about = {"worker": spec.rank, "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
              "worker_device": choice.torch_device, "worker_gpu": choice.gpu.uuid if choice.gpu else None}
     model = None
@@ -199,7 +199,7 @@ def run_parallel(paths: Sequence[str], settings: Any, args: argparse.Namespace, 
         return _run_ray(order, paths, settings, args, out, err)
     import multiprocessing
 
-    from ._gpus.host import cpu_threads
+    from ._host import cpu_threads
     from .devices import discover
 
     gpus = [d.uuid for d in discover().visible]
@@ -247,10 +247,10 @@ class _RayTranscriber:
 
     def __init__(self, settings: Any, rank: int, threads: int) -> None:
         from .boot import ensure
-        from .select import select_device
+        from .select import _select
 
         ensure()
-        self.choice = select_device(worker=rank, reconcile=False)  # Ray set CUDA_VISIBLE_DEVICES for this actor
+        self.choice = _select(worker=rank, reconcile=False)  # Ray set CUDA_VISIBLE_DEVICES for this actor
         self.settings, self.rank, self.threads = settings, rank, threads
         self.model: Any = None
 

@@ -15,6 +15,7 @@ import time
 
 from ._gpus import driver as _driver
 from ._gpus.driver import DriverInfo
+from ._host import current
 from ._record import Record
 
 TYPE_CHECKING = False
@@ -72,6 +73,7 @@ class EnsureReport(Record):
 
 _LOCK = _thread.allocate_lock()
 _REPORTS: Dict[Hashable, EnsureReport] = {}
+_HOSTS: Dict[int, object] = {}
 _LAST: List[EnsureReport] = []
 
 
@@ -80,9 +82,7 @@ def last_report() -> Optional[EnsureReport]:
     return _LAST[-1] if _LAST else None
 
 
-def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None,
-           search_paths: Optional[Sequence[str]] = None, platform: Optional[str] = None,
-           driver: Optional[bool] = None, windows_api: object = None) -> EnsureReport:
+def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -> EnsureReport:
     """Make the NVIDIA libraries that installed consumers need loadable.
 
     Works out, from package metadata only (nothing imported), what the
@@ -94,17 +94,14 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None,
 
     Without an NVIDIA driver it returns at once having loaded nothing (a few
     ``stat`` calls).  Idempotent and thread-safe: the first call does the
-    work under a lock, later calls with the same arguments return the same
-    report.  Problems are logged on ``logging.getLogger("gpuboot")``.
+    work under a lock, later calls with the same arguments (on the same
+    ``_host.Host``) return the same report.  Problems are logged on ``logging.getLogger("gpuboot")``.
 
     Args:
         strict: raise instead of warn when a needed library is missing or
             fails to load.
         consumers: distribution names to provide for (default: every consumer
             gpuboot knows that is installed).
-        search_paths, platform: as for ``locate()`` (tests).
-        driver: ``True``/``False`` to skip driver detection (tests).
-        windows_api: a stand-in for the Windows API calls (tests).
 
     Returns:
         An ``EnsureReport``.
@@ -114,16 +111,17 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None,
             message names it and the exact ``pip install`` command.
         LibraryLoadError: ``strict`` and a library could not be loaded.
     """
-    key = (tuple(consumers) if consumers is not None else None,
-           tuple(search_paths) if search_paths is not None else None, platform, driver,
-           id(windows_api) if windows_api is not None else None)
+    # The host is part of the key; the cache holds it, so its id cannot be reused while cached.
+    host = current()
+    key = (tuple(consumers) if consumers is not None else None, id(host))
     report = _REPORTS.get(key)
     if report is None:
         with _LOCK:
             report = _REPORTS.get(key)
             if report is None:
-                report = _run(consumers, search_paths, platform, driver, windows_api)
+                report = _run(consumers)
                 _REPORTS[key] = report
+                _HOSTS[id(host)] = host
                 _LAST.append(report)
                 del _LAST[:-1]
     if strict:
@@ -131,11 +129,9 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None,
     return report
 
 
-def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str]],
-         platform: Optional[str], driver: Optional[bool], windows_api: object) -> EnsureReport:
+def _run(consumers: Optional[Sequence[str]]) -> EnsureReport:
     t0 = time.perf_counter()
-    info = _driver.detect_driver(platform) if driver is None else DriverInfo(present=driver,
-                                                                             evidence="given by the caller")
+    info = _driver.detect_driver()
     if not info.present:
         if "logging" in sys.modules:  # unconfigured logging would drop a debug record anyway
             from ._log import log
@@ -149,8 +145,8 @@ def _run(consumers: Optional[Sequence[str]], search_paths: Optional[Sequence[str
     from .dllpath import get_loader, load_all
 
     needs = installed_needs(tuple(consumers) if consumers is not None else CONSUMERS)
-    plan = resolve_needs(needs, search_paths=search_paths, platform=platform)
-    results = load_all(plan.libraries, get_loader(platform, windows_api=windows_api))
+    plan = resolve_needs(needs)
+    results = load_all(plan.libraries, get_loader())
     warnings: List[str] = [f"{m.describe()}. Fix: {m.fix}" for m in plan.missing]
     for r in results:
         if r.error:
@@ -185,4 +181,5 @@ def _reset_for_tests() -> None:
     """Forget cached reports (the loaded libraries stay loaded)."""
     with _LOCK:
         _REPORTS.clear()
+        _HOSTS.clear()
         _LAST.clear()

@@ -189,17 +189,21 @@ def read_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
     ``name`` whose metadata is valid (``_metadata``), or ``None``.  Never raises
     for what the metadata says: a malformed one is skipped here and reported by
     ``malformed_distributions()`` (doctor's ``malformed-metadata``)."""
+    from ._host import current
     from ._metadata import read_distribution
 
+    given = current().metadata
+    if given is not None:
+        return given(name)
     dist, _bad = read_distribution(name)
     return (dist.version, list(dist.requires)) if dist is not None else None
 
 
-def installed_needs(consumers: Sequence[str] = CONSUMERS, metadata: Metadata = read_metadata) -> List[Need]:
+def installed_needs(consumers: Sequence[str] = CONSUMERS) -> List[Need]:
     """``Need``s of the consumers installed in this environment."""
     out: List[Need] = []
     for name in consumers:
-        found = metadata(name)
+        found = read_metadata(name)
         if found is None:
             continue
         need = needs_of(name, found[0], found[1])
@@ -247,16 +251,24 @@ Installed = Sequence[Tuple[str, str, Sequence[str]]]
 def installed_distributions() -> List[Tuple[str, str, Sequence[str]]]:
     """``(name, version, Requires-Dist)`` of every distribution on ``sys.path``
     whose metadata is valid (``_metadata.scan_distributions``)."""
+    from ._host import current
     from ._metadata import scan_distributions
 
+    given = current().distributions
+    if given is not None:
+        return list(given())
     good, _bad = scan_distributions()
     return [(d.name, d.version, list(d.requires)) for d in good]
 
 
 def malformed_distributions() -> List[Any]:
     """Every distribution on ``sys.path`` whose metadata is malformed (``_metadata.Malformed``)."""
+    from ._host import current
     from ._metadata import scan_distributions
 
+    given = current().malformed
+    if given is not None:
+        return list(given())
     return list(scan_distributions()[1])
 
 

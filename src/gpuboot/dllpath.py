@@ -19,11 +19,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, MutableMapping, Optional, Sequence, Tuple, cast
 
+from . import _host
 from ._libs.loader import Loader, prepend_path
 from ._libs.pathsafety import safe_directory
-from ._libs.platform import current_platform, library_path_variable
+from ._libs.platform import check_platform, library_path_variable
 from ._libs.types import Library, LoadedLibrary
 from ._log import log
 
@@ -46,13 +47,14 @@ def preloaded() -> List[Library]:
         return list(_PRELOADED)
 
 
-def get_loader(platform: Optional[str] = None, *, windows_api: object = None) -> Loader:
-    """The loader for ``platform`` (default: this host), created once.
+def get_loader(platform: Optional[str] = None) -> Loader:
+    """The loader for ``platform`` (default: the current host's), created once.
 
-    ``windows_api`` replaces the Windows API calls (tests on Linux); a loader
-    made with one is not cached.
+    Where the current host names its Windows API calls (``_host.Host.windows_api``:
+    tests on Linux), a loader made with them is not cached.
     """
-    plat: Platform = current_platform() if platform is None else platform  # type: ignore[assignment]
+    plat: Platform = check_platform(platform)
+    windows_api = _host.current().windows_api
     if windows_api is not None:
         from ._libs.windows import WindowsLoader
 
@@ -84,7 +86,9 @@ def load_all(libraries: Sequence[Library], loader: Loader,
     here provides is not tried again.  Each result carries the loader's message.
     """
     with _LOCK:
-        loader.prepare(_directories(libraries), os.environ if environ is None else environ)
+        given = _host.current().environ  # a stand-in environment is a dict the loader may change (PATH)
+        loader.prepare(_directories(libraries), environ if environ is not None else
+                       (os.environ if given is None else cast(MutableMapping[str, str], given)))
         results = [_load_one(lib, loader) for lib in libraries]
         provided = {r.library.loader_name for r in results if r.ok}
         for i, res in enumerate(results):
@@ -131,7 +135,7 @@ def _load_one(lib: Library, loader: Loader) -> LoadedLibrary:
                          elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
 
-def preload(libraries: Sequence[Library], *, platform: Optional[str] = None) -> List[LoadedLibrary]:
+def preload(libraries: Sequence[Library]) -> List[LoadedLibrary]:
     """Load ``libraries`` into this process, in the order given (``locate()``
     returns load order), so later loads by name find them.
 
@@ -146,7 +150,7 @@ def preload(libraries: Sequence[Library], *, platform: Optional[str] = None) -> 
         LibraryLoadError: one or more libraries could not be loaded; the
             others were loaded.  ``failures`` maps path -> loader message.
     """
-    results = load_all(libraries, get_loader(platform))
+    results = load_all(libraries, get_loader())
     failures = {str(r.library.path): r.error for r in results if r.error}
     if failures:
         from .errors import LibraryLoadError
@@ -167,8 +171,7 @@ def _directories(libraries: Iterable[Library]) -> List[Path]:
 
 
 def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
-                   libraries: Optional[Sequence[Library]] = None,
-                   platform: Optional[str] = None) -> Dict[str, str]:
+                   libraries: Optional[Sequence[Library]] = None) -> Dict[str, str]:
     """An environment for child processes that finds the wheel libraries.
 
     ``LD_LIBRARY_PATH`` (Windows: ``PATH``) gets the directories of
@@ -183,13 +186,12 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
     Args:
         base: the environment to start from; default ``os.environ``.
         libraries: whose directories to add.
-        platform: ``"linux"`` or ``"win32"``; default: this host.
 
     Returns:
         A new ``dict[str, str]``; ``base`` is not changed.
     """
-    plat = current_platform() if platform is None else platform
-    env = dict(os.environ if base is None else base)
+    plat = check_platform()
+    env = dict(_host.environ() if base is None else base)
     if libraries is None:
         libraries = _default_libraries(plat)
     dirs = [str(d) for d in _directories(libraries) if safe_directory(d)]

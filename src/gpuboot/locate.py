@@ -47,7 +47,7 @@ __all__ = ["locate", "resolve", "Resolution", "Library", "MissingLibrary"]
 
 def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
             cudnn_major: Optional[int] = None, optional: Sequence[str] = (),
-            search_paths: Optional[Sequence[str]] = None, platform: Optional[str] = None,
+            search_paths: Optional[Sequence[str]] = None,
             environ: Optional[Mapping[str, str]] = None) -> Resolution:
     """Resolve ``names`` (and their dependencies) to files of ONE CUDA major.
 
@@ -65,7 +65,6 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
         cudnn_major: 8 or 9, or ``None`` to take the newest found.
         optional: names to include when found, never reported missing.
         search_paths: replaces ``sys.path`` as the list of wheel roots.
-        platform: ``"linux"`` or ``"win32"``; defaults to this host's.
         environ: the environment to read ``CONDA_PREFIX`` / ``CUDA_PATH`` from.
 
     Returns:
@@ -73,17 +72,15 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
 
     Raises:
         UnknownLibraryError: a name is not in the catalog.
-        ValueError: ``platform`` is neither ``"linux"`` nor ``"win32"``.
     """
     from ._libs import resolve as _resolve
 
     return _resolve.resolve(names, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional,
-                            search_paths=search_paths, platform=platform, environ=environ)
+                            search_paths=search_paths, environ=environ)
 
 
 def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] = None,
-           search_paths: Optional[Sequence[str]] = None, platform: Optional[str] = None,
-           cudnn_major: Optional[int] = None) -> List[Library]:
+           search_paths: Optional[Sequence[str]] = None, cudnn_major: Optional[int] = None) -> List[Library]:
     """Find NVIDIA libraries; never loads them.
 
     With ``names``, the set is resolved to one CUDA major (see ``resolve``)
@@ -100,8 +97,6 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
         cuda_major: accept only this CUDA major (11, 12 or 13).
         search_paths: replaces ``sys.path`` as the wheel roots (absolute paths;
             relative and empty entries are ignored).
-        platform: ``"linux"`` or ``"win32"`` to locate a Windows layout from a
-            Linux host (tests), default: this host.
         cudnn_major: accept only this cuDNN major (8 or 9).
 
     Returns:
@@ -109,12 +104,10 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
 
     Raises:
         UnknownLibraryError: a name is not in the catalog.
-        ValueError: an unknown ``platform``.
     """
     from ._libs import resolve as _resolve
 
-    return _resolve.locate(names, cuda_major=cuda_major, search_paths=search_paths, platform=platform,
-                           cudnn_major=cudnn_major)
+    return _resolve.locate(names, cuda_major=cuda_major, search_paths=search_paths, cudnn_major=cudnn_major)
 
 
 # The function carries the module's public names, and stands in for this

@@ -6,11 +6,11 @@ is taken, so a server can call ``check_pressure()`` before admitting every job.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Mapping, Optional
 
 from ._gpus.device import Device
-from ._gpus.host import available_ram
 from ._gpus.nvml import discover
+from ._host import available_ram
 from ._record import Record
 
 __all__ = ["MemoryInfo", "memory_info", "MemoryPressure", "check_pressure", "DEFAULT_THRESHOLD", "MemoryCheck",
@@ -44,19 +44,19 @@ class MemoryInfo(Record):
         return self.used / self.total if self.total else 0.0
 
 
-def memory_info(cuda_ordinal: int = 0, *, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -> MemoryInfo:
+def memory_info(cuda_ordinal: int = 0, *, environ: Optional[Mapping[str, str]] = None) -> MemoryInfo:
     """Total, used and free memory of the GPU CUDA numbers ``cuda_ordinal`` in
     this process (``CUDA_VISIBLE_DEVICES`` applied; not the NVML index).
 
     Args:
         cuda_ordinal: as for ``torch.device("cuda", i)`` / ``WhisperModel(device_index=i)``.
-        nvml, environ: stand-ins for ``pynvml`` and ``os.environ`` (tests).
+        environ: where ``CUDA_VISIBLE_DEVICES`` is read (default ``os.environ``).
 
     Raises:
         LookupError: no visible GPU has that ordinal (no driver, hidden, or
             out of range); the message says which GPUs are visible.
     """
-    inv = discover(nvml=nvml, environ=environ)
+    inv = discover(environ=environ)
     for d in inv.visible:
         if d.cuda_ordinal == cuda_ordinal:
             return MemoryInfo(gpu=d, total=d.total_memory, used=max(0, d.total_memory - d.free_memory),
@@ -89,7 +89,7 @@ class MemoryPressure(Record):
 
 
 def check_pressure(cuda_ordinal: int = 0, *, threshold: float = DEFAULT_THRESHOLD, need_bytes: int = 0,
-                   nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -> MemoryPressure:
+                   environ: Optional[Mapping[str, str]] = None) -> MemoryPressure:
     """May a job that needs ``need_bytes`` more start on this GPU without
     pushing it past ``threshold`` of its memory?  Reads NVML, never CUDA.
 
@@ -104,7 +104,7 @@ def check_pressure(cuda_ordinal: int = 0, *, threshold: float = DEFAULT_THRESHOL
     if need_bytes < 0:
         raise ValueError(f"need_bytes must be >= 0, not {need_bytes}")
     try:
-        info = memory_info(cuda_ordinal, nvml=nvml, environ=environ)
+        info = memory_info(cuda_ordinal, environ=environ)
     except LookupError as exc:
         return MemoryPressure(ok=False, used_fraction=1.0, threshold=threshold, info=None, reason=str(exc))
     after = (info.used + need_bytes) / info.total if info.total else 1.0

@@ -7,16 +7,15 @@ Whisper memory table is ``_whisper_memory.py``'s.
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import threading
 from typing import Any, Callable, Literal, Mapping, Optional, Tuple
 
-from ._gpus import host as _host
+from . import _host
 from ._gpus import precision as _precision
 from ._gpus.device import Device, Inventory
-from ._gpus.nvml import discover
+from ._gpus.nvml import _discover
 from ._gpus.precision import (
     ComputeType,
     Ct2Device,
@@ -94,7 +93,7 @@ def worker_rank(worker: Optional[int] = None, environ: Optional[Mapping[str, str
         if worker < 0:
             raise ValueError(f"worker must be >= 0, not {worker}")
         return worker
-    env = os.environ if environ is None else environ
+    env = _host.environ() if environ is None else environ
     raw = env.get("LOCAL_RANK", "").strip(" \t\n\r")
     # ASCII digits only: str.isdigit() is also true for '²' and other digits int() refuses.
     return int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
@@ -140,11 +139,8 @@ def _rank(d: Device) -> Tuple[int, int, Tuple[int, int]]:
 
 
 def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto",
-                  worker: Optional[int] = None, inventory: Optional[Inventory] = None, nvml: Any = None,
-                  environ: Optional[Mapping[str, str]] = None, reconcile: bool = True,
-                  ct2_version: Optional[str] = None, driver: Optional[DriverInfo] = None,
-                  cuda_ordinal: Optional[int] = None, cpu_threads: Optional[int] = None,
-                  probe: Any = None) -> DeviceChoice:
+                  worker: Optional[int] = None, cuda_ordinal: Optional[int] = None,
+                  environ: Optional[Mapping[str, str]] = None) -> DeviceChoice:
     """Choose the device and precisions for this process.
 
     Among the GPUs CUDA will see (``CUDA_VISIBLE_DEVICES`` applied -- Ray sets
@@ -154,30 +150,23 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
     in CUDA ordinal order instead, so that every worker computes the same
     assignment.  Then MPS (torch on Apple silicon), then the CPU.
 
+    A GPU is chosen only when CUDA itself answered: whenever NVML lists a
+    visible GPU, the driver probe is asked (once per process, a child process
+    of ~60 ms; ``cuInit`` 0 with a GPU counted).  When NVML answers and CUDA
+    does not, every CUDA consumer goes to the CPU and the reason names the
+    broken layer and its fix, as ``gpuboot doctor`` does; GPUs a context
+    cannot be made on (exclusive-process mode, held by another process) are
+    skipped.  The CTranslate2 type is checked with
+    ``ctranslate2.get_supported_compute_types`` where ctranslate2 is installed.
+
     Args:
         min_free_bytes: skip GPUs with less free memory (bytes).
         prefer: ``"auto"``, ``"speed"``, ``"accuracy"`` or ``"memory"``.
         worker: this worker's rank (``>= 0``).
-        inventory, nvml, environ: stand-ins for discovery (tests).
-        reconcile: check the CTranslate2 type with
-            ``ctranslate2.get_supported_compute_types`` where possible.
-        ct2_version: the ctranslate2 version the rules assume (default: the
-            installed one, from its metadata; ``""``: none installed).
-        driver: the driver check already made (``ensure()``'s), so that it
-            is not made again.
         cuda_ordinal: use the visible GPU with this CUDA ordinal; the
             precision rules run for that GPU.
-        cpu_threads: CPUs this process may use (default: its affinity mask
-            capped by the cgroup CPU quota, ``_host.cpu_threads()``).
-        probe: the driver probe's answer (``DriverProbe``).  Default: asked
-            (once per process, a child process of ~60 ms) whenever NVML lists
-            a visible GPU -- a GPU is chosen only when CUDA itself answered
-            (``cuInit`` 0 with a GPU counted); when NVML answers and CUDA does
-            not, every CUDA consumer goes to the CPU and the reason names the
-            broken layer and its fix, as ``gpuboot doctor`` does.  Also asked
-            when no GPU is usable and a driver, or a user-space ``libcuda``, is
-            on the machine, to explain why.  GPUs a context cannot be made on
-            (exclusive-process mode, held by another process) are skipped.
+        environ: where ``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER`` and
+            ``LOCAL_RANK`` are read (default ``os.environ``).
 
     Returns:
         A ``DeviceChoice``.  Never raises for a missing GPU or driver.
@@ -186,21 +175,33 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
         ValueError: unknown ``prefer``, negative ``worker`` or
             ``min_free_bytes``, or a ``cuda_ordinal`` no visible GPU has.
     """
+    return _select(min_free_bytes=min_free_bytes, prefer=prefer, worker=worker, cuda_ordinal=cuda_ordinal,
+                   environ=environ)
+
+
+def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto", worker: Optional[int] = None,
+            cuda_ordinal: Optional[int] = None, environ: Optional[Mapping[str, str]] = None,
+            inventory: Optional[Inventory] = None, reconcile: bool = True, ct2_version: Optional[str] = None,
+            driver: Optional[DriverInfo] = None, probe: Any = None) -> DeviceChoice:
+    """``select_device`` for gpuboot's own callers: ``inventory`` and ``probe`` already read (doctor's),
+    ``reconcile=False`` (never import ctranslate2: doctor, workers), ``ct2_version`` known (``""``: none
+    installed), the driver check ``ensure()`` made."""
     if prefer not in PREFERENCES:
         raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}, not {prefer!r}")
     if min_free_bytes is not None and min_free_bytes < 0:
         raise ValueError(f"min_free_bytes must be >= 0, not {min_free_bytes}")
-    env = os.environ if environ is None else environ
+    env = _host.environ() if environ is None else environ
     rank = worker_rank(worker, env)
-    inv = inventory if inventory is not None else discover(nvml=nvml, environ=env, driver=driver)
-    threads = _host.cpu_threads() if cpu_threads is None else cpu_threads
+    inv = inventory if inventory is not None else _discover(environ=env, driver=driver)
+    threads = _host.cpu_threads()
     visible = list(inv.visible)
     warnings = list(inv.warnings)
     usable = [d for d in visible if min_free_bytes is None or d.free_memory >= min_free_bytes]
     if ct2_version is None:
         ct2_version = _precision.ct2_version()
     ct2_version = ct2_version or None  # "": the caller knows none is installed
-    if probe is None and inventory is None and nvml is None and visible:
+    real_nvml = _host.current().nvml is None  # a stand-in NVML is a simulated machine: its probe is the host's
+    if probe is None and inventory is None and visible and (real_nvml or _host.current().probe is not None):
         from ._gpus.probe import probe_driver
 
         probe = probe_driver(environ=env)  # NVML lists GPUs: ask CUDA itself (cached; a child process)
@@ -260,7 +261,8 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
     elif inv.devices and not visible:
         gpu_why = f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU"
     elif inv.error:
-        gpu_why = f"no usable GPU ({_driver_cause(inv.error, probe, inventory is None and nvml is None, env)})"
+        asks = inventory is None and (real_nvml or _host.current().probe is not None)
+        gpu_why = f"no usable GPU ({_driver_cause(inv.error, probe, asks, env)})"
     else:
         gpu_why = "no GPU found"
     ctype, ct_why = compute_type_for(None, prefer)

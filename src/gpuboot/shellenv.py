@@ -64,5 +64,5 @@ def env_directories(platform: str) -> List[str]:
     from .dllpath import subprocess_env
 
     var, sep = library_path_variable(platform)
-    env = subprocess_env({}, platform=platform)
+    env = subprocess_env({})
     return [d for d in env.get(var, "").split(sep) if d]

@@ -9,7 +9,7 @@ from .._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Optional
+    pass
 
 __all__ = ["DriverInfo", "detect_driver"]
 
@@ -27,18 +27,22 @@ class DriverInfo(Record):
     evidence: str
 
 
-def detect_driver(platform: Optional[str] = None, *, root: str = "/") -> DriverInfo:
+def detect_driver(*, root: str = "/") -> DriverInfo:
     """Look for an NVIDIA driver with a few ``stat`` calls (no loading).
 
     Args:
-        platform: ``"linux"`` or ``"win32"`` (default: this host).
-        root: the file-system root the Linux paths are read under (``/``;
-            another directory in tests: a host with or without a driver).
+        root: the file-system root the Linux paths are read under (``/``; a
+            container's or a chroot's root file system to inspect another).
 
     Returns:
         A ``DriverInfo``; never raises.
     """
-    plat = platform or ("win32" if sys.platform == "win32" else "linux")
+    from .._host import current
+
+    host = current()
+    if host.driver is not None:
+        return DriverInfo(present=host.driver, evidence="given by the caller")
+    plat = host.platform or ("win32" if sys.platform == "win32" else "linux")
     if plat == "win32":
         system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")
         if os.path.exists(system):

@@ -9,9 +9,8 @@ CUDA ordinal.  No CUDA context is created and no GPU memory is taken.
 
 from __future__ import annotations
 
-import os
 import re
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from . import driver as _driver
 from .device import Device, Inventory
@@ -19,9 +18,21 @@ from .driver import DriverInfo
 from .order import cuda_order_from_driver
 from .visible import apply_visibility
 
+
+def _host_environ() -> Mapping[str, str]:
+    from .._host import environ
+
+    return environ()
+
 __all__ = ["discover", "list_devices"]
 
 def _nvml() -> Any:
+    """``pynvml``, or the current host's stand-in (``_host.Host.nvml``)."""
+    from .._host import current
+
+    given = current().nvml
+    if given is not None:
+        return given
     import pynvml
 
     return pynvml
@@ -91,28 +102,33 @@ def _instance_ids(nvml: Any, handle: Any) -> Tuple[Optional[int], Optional[int]]
         return None, None
 
 
-def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None,
-             driver: Optional[DriverInfo] = None,
-             order_probe: Optional[Callable[[], Optional[List[str]]]] = None) -> Inventory:
+def discover(*, environ: Optional[Mapping[str, str]] = None) -> Inventory:
     """Read every GPU through NVML and work out what CUDA will see.
 
     Never raises for NVML's sake: no driver (``detect_driver``: a few
     ``stat`` calls, checked before ``pynvml`` is even imported), no NVML
-    library or an NVML error on init gives an ``Inventory`` with ``error`` set; a GPU that cannot be read (no
-    permission, lost, not supported) is listed in ``skipped`` with the
-    reason, and the others are still read.
+    library or an NVML error on init gives an ``Inventory`` with ``error``
+    set; a GPU that cannot be read (no permission, lost, not supported) is
+    listed in ``skipped`` with the reason, and the others are still read.
+    Where GPUs of different models are visible and ``CUDA_DEVICE_ORDER`` is
+    not ``PCI_BUS_ID``, CUDA's own order is asked of the driver in a child
+    process (``cuda_order_from_driver``).
 
     Args:
-        nvml: the ``pynvml`` module, or a stand-in with its functions, error
-            classes and return types (tests).
         environ: where ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER`` are
             read (default ``os.environ``).
-        driver: a driver check already made (``ensure()``'s); default: check now.
-        order_probe: returns the CUDA driver's PCI bus order; asked only when
-            GPUs of different models are visible and the order is not
-            ``PCI_BUS_ID``.  Default with the real NVML: ``cuda_order_from_driver``.
     """
-    env = os.environ if environ is None else environ
+    return _discover(environ=environ)
+
+
+def _discover(*, environ: Optional[Mapping[str, str]] = None, driver: Optional[DriverInfo] = None) -> Inventory:
+    """``discover()``, with a driver check already made (``ensure()``'s) not made again."""
+    from .._host import current
+
+    host = current()
+    env = _host_environ() if environ is None else environ
+    nvml = host.nvml  # a stand-in is the machine's NVML: no driver file check, and no CUDA order unless given
+    order_probe = host.cuda_order
     if nvml is None and order_probe is None:
         order_probe = lambda: cuda_order_from_driver(env)  # noqa: E731
     if nvml is None:
@@ -176,8 +192,8 @@ def discover(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None,
             pass
 
 
-def list_devices(*, nvml: Any = None, environ: Optional[Mapping[str, str]] = None) -> List[Device]:
+def list_devices(*, environ: Optional[Mapping[str, str]] = None) -> List[Device]:
     """Every GPU NVML can read, NVML order, each with its CUDA ordinal
     (``None`` when hidden).  ``[]`` without a driver; see ``discover()`` for
     the reasons and the skipped devices."""
-    return list(discover(nvml=nvml, environ=environ).devices)
+    return list(discover(environ=environ).devices)

@@ -181,13 +181,11 @@ def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_vers
 
 
 def ct2_version() -> Optional[str]:
-    """The installed ctranslate2 version, from its metadata (not imported)."""
-    from importlib import metadata
+    """The installed ctranslate2 version, from its (validated) metadata; ctranslate2 is not imported."""
+    from ..consumers import read_metadata
 
-    try:
-        return metadata.version("ctranslate2")
-    except metadata.PackageNotFoundError:
-        return None
+    found = read_metadata("ctranslate2")
+    return found[0] if found else None
 
 
 def ct2_supported(ordinal: int) -> Optional[Set[str]]:

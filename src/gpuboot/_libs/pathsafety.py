@@ -41,12 +41,17 @@ def _ancestor_safe(path: str) -> bool:
 
 
 def search_roots(search_paths: Optional[Sequence[str]]) -> List[Path]:
-    """The wheel roots to search: ``search_paths``, or ``sys.path``, without
-    empty or relative entries (both mean the current directory), repeats, or
-    -- for ``sys.path`` -- the current directory itself (``python -m`` puts
-    it there: never a library path)."""
+    """The wheel roots to search: ``search_paths``, or the current host's
+    (``_host.Host.search_paths``), or ``sys.path``, without empty or relative
+    entries (both mean the current directory), repeats, or -- for ``sys.path``
+    -- the current directory itself (``python -m`` puts it there: never a
+    library path)."""
     import sys
 
+    if search_paths is None:
+        from .._host import current
+
+        search_paths = current().search_paths
     roots: List[Path] = []
     seen: Set[str] = set()
     cwd: Optional[Tuple[int, int]] = _identity(".") if search_paths is None else None

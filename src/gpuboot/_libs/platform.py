@@ -22,12 +22,16 @@ def current_platform() -> Platform:
     return "win32" if sys.platform == "win32" else "linux"
 
 
-def check_platform(platform: Optional[str]) -> Platform:
-    """``platform``, or this host's when ``None``.
+def check_platform(platform: Optional[str] = None) -> Platform:
+    """``platform``, or when ``None`` the current host's (``_host.Host.platform``, else this machine's).
 
     Raises:
         ValueError: neither ``"linux"`` nor ``"win32"``.
     """
+    if platform is None:
+        from .._host import current
+
+        platform = current().platform
     if platform is None:
         return current_platform()
     if platform in ("linux", "win32"):

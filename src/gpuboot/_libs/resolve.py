@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .. import _host
 from . import catalog as cat
 from .platform import check_platform
 from .search import Candidate, Search
@@ -61,7 +61,7 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
     parts = _expand(parts)
     all_names = required + [n for n in opt if n not in required] + [p for p in parts if p not in required + opt]
     specs = [cat.spec(n) for n in all_names]
-    search = Search(plat, search_paths, os.environ if environ is None else environ)
+    search = Search(plat, search_paths, _host.environ() if environ is None else environ)
     cands = search.candidates(specs, cuda_major)
 
     chosen_cuda = cuda_major
@@ -154,7 +154,7 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
                             search_paths=search_paths, platform=platform).libraries)
     plat = check_platform(platform)
     specs = [cat.spec(n) for n in cat.WHEEL_LIBRARIES]
-    cands = Search(plat, search_paths, os.environ).candidates(specs)
+    cands = Search(plat, search_paths, _host.environ()).candidates(specs)
     found = [c for n in cat.WHEEL_LIBRARIES for c in cands[n]
              if cuda_major is None or cuda_major in c.majors]
     return [c.library for c in sorted(found, key=lambda c: c.order)]

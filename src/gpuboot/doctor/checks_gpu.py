@@ -73,11 +73,11 @@ def check_devices(ctx: Context) -> List[Finding]:
 
 def check_choice(ctx: Context) -> List[Finding]:
     """The device and precisions ``select_device`` picks here, and why."""
-    from ..select import select_device
+    from ..select import _select
 
     ct2 = ctx.metadata("ctranslate2")
-    c = select_device(inventory=ctx.inventory, environ=ctx.environ, reconcile=False,
-                      ct2_version=ct2[0] if ct2 else "", cpu_threads=ctx.cpu_threads, probe=ctx.probe)
+    c = _select(inventory=ctx.inventory, environ=ctx.environ, reconcile=False, ct2_version=ct2[0] if ct2 else "",
+                probe=ctx.probe)
     return [Finding(id="device-choice", severity="info",
                     title=f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
                     evidence=(c.reason, *c.warnings))]

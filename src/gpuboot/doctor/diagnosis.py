@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Callable, List, Mapping, Optional, Tuple
 
 from .checks_driver import check_driver
 from .checks_gpu import check_choice, check_cublas_for_gpu, check_devices, check_driver_age
@@ -31,11 +31,11 @@ CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
 )
 
 
-def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None, **gather_kwargs: Any) -> Report:
+def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None) -> Report:
     """Run every check.
 
     Args:
-        ctx: a ``Context``; default ``gather(**gather_kwargs)``.
+        ctx: a ``Context``; default ``gather()``: this process and machine.
         consumer: ``"ctranslate2"``, ``"torch"`` or ``"onnxruntime"`` to check
             for that consumer only.
 
@@ -45,9 +45,8 @@ def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None, *
     if consumer is not None:
         if consumer not in CONSUMER_ALIASES:
             raise ValueError(f"consumer must be one of {', '.join(CONSUMER_ALIASES)}, not {consumer!r}")
-        gather_kwargs["consumers"] = [CONSUMER_ALIASES[consumer]]
     if ctx is None:
-        ctx = gather(**gather_kwargs)
+        ctx = gather(consumers=[CONSUMER_ALIASES[consumer]] if consumer is not None else None)
     findings: List[Finding] = []
     for check in CHECKS:
         try:

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
+from .. import _host
+from .._host import current
 from ..consumers import installed_distributions, malformed_distributions, read_metadata
 from .report import Context
 
 __all__ = ["gather"]
 
+
 def _initial_environ() -> Optional[Dict[str, str]]:
     """The environment this process started with (``/proc/self/environ``):
     what the dynamic loader read at start."""
+    given = current().initial_environ
+    if given is not None:
+        return dict(given)
     try:
         raw = Path("/proc/self/environ").read_bytes()
     except OSError:
@@ -26,53 +32,40 @@ def _initial_environ() -> Optional[Dict[str, str]]:
     return out
 
 
-def _loaded_objects() -> List[str]:
+def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
+    """This process and machine read into a ``Context`` (the current ``_host.Host``'s stand-ins, if any).
+
+    The driver is asked (``probe_driver()``: a child process, ~60 ms).
+
+    Args:
+        consumers: the distribution names checked (default: every consumer gpuboot knows).
+    """
+    from .._gpus.driver import detect_driver
+    from .._gpus.nvml import _discover
+    from .._gpus.probe import probe_of_host
     from .._libs.loaded import mapped_paths
-
-    return mapped_paths()
-
-
-def gather(*, consumers: Optional[Sequence[str]] = None, platform: Optional[str] = None,
-           environ: Optional[Mapping[str, str]] = None, search_paths: Optional[Sequence[str]] = None,
-           nvml: Any = None, driver: Optional[bool] = None,
-           metadata: Optional[Callable[[str], Optional[Tuple[str, Sequence[str]]]]] = None,
-           loaded: Optional[List[str]] = None, initial_environ: Optional[Mapping[str, str]] = None,
-           wsl: Optional[bool] = None, cpu_threads: Optional[int] = None, probe: Any = None,
-           distributions: Optional[Callable[[], Sequence[Tuple[str, str, Sequence[str]]]]] = None,
-           malformed: Optional[Callable[[], Sequence[Any]]] = None) -> Context:
-    """Read this process and machine into a ``Context``; every argument
-    replaces one source (tests).
-
-    ``probe`` is a ``DriverProbe`` (``_gpus.probe``); when the driver check is
-    not given (``driver=None``) and no probe is, the driver is asked
-    (``probe_driver()``: a child process, ~60 ms)."""
-    from .._gpus.driver import DriverInfo, detect_driver
-    from .._gpus.nvml import discover
     from .._libs.platform import check_platform
     from .._libs.resolve import locate
     from ..consumers import CONSUMERS, installed_needs
 
-    plat = check_platform(platform)
-    env = dict(os.environ if environ is None else environ)
-    meta = metadata or read_metadata
-    info = detect_driver(plat) if driver is None else DriverInfo(present=driver, evidence="given by the caller")
-    present, evidence = info.present, info.evidence
-    names = CONSUMERS if consumers is None else tuple(consumers)
-    needs = installed_needs(names, meta)
-    inv = discover(nvml=nvml, environ=env, driver=info)
-    installed = locate(search_paths=search_paths, platform=plat)
-    if probe is None and driver is None:
-        from .._gpus.probe import probe_driver
-
-        probe = probe_driver(environ=env, platform=plat)
+    host = current()
+    plat = check_platform()
+    env = dict(_host.environ())
+    info = detect_driver()
+    needs = installed_needs(CONSUMERS if consumers is None else tuple(consumers))
+    inv = _discover(environ=env, driver=info)
+    installed = locate()
+    probe = probe_of_host(env)
+    wsl = host.wsl
     if wsl is None:
         wsl = probe.wsl if probe is not None else (
             os.path.exists("/usr/lib/wsl/lib/libcuda.so.1") or "microsoft" in _read("/proc/version").lower())
-    return Context(plat, env, _initial_environ() if initial_environ is None and environ is None else initial_environ,
-                   present, evidence, inv, needs, installed,
-                   _loaded_objects() if loaded is None else loaded, search_paths, meta, wsl, cpu_threads, probe,
-                   installed_distributions if distributions is None else distributions,
-                   malformed_distributions if malformed is None else malformed)
+    return Context(platform=plat, environ=env,
+                   initial_environ=_initial_environ() if host.environ is None else host.initial_environ,
+                   driver_present=info.present, driver_evidence=info.evidence, inventory=inv, needs=needs,
+                   installed=installed, loaded=mapped_paths(), search_paths=host.search_paths,
+                   metadata=read_metadata, wsl=wsl, probe=probe, distributions=installed_distributions,
+                   malformed=malformed_distributions)
 
 
 def _read(path: str) -> str:

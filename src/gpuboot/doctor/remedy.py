@@ -141,8 +141,7 @@ def _resolver_conflicts(step: Step, runner: Callable[..., Any]) -> List[str]:
 
 
 def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Sequence[str] = (),
-        diagnose: Optional[Callable[[], Report]] = None, runner: Callable[..., Any] = subprocess.run,
-        python: str = sys.executable, refusal: Optional[str] = "check", allow_unchecked: bool = False) -> FixResult:
+        python: str = sys.executable, allow_unchecked: bool = False) -> FixResult:
     """Plan, and with ``apply=True`` apply, the environment fixes of ``report``, then check again.
 
     Args:
@@ -150,13 +149,9 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
         apply: run the environment steps; ``False`` only plans.
         pip_args: extra ``pip install`` options (``--find-links DIR``,
             ``--index-url URL``, ``--no-index``), passed to pip as given.
-        diagnose: how to diagnose again afterwards (default ``doctor.diagnose``).
-        runner: ``subprocess.run`` (tests may record the calls).
         python: the interpreter whose environment is changed: this one
             (``sys.executable``, or another path to the same environment);
             another environment is refused (``other_interpreter``).
-        refusal: ``"check"`` applies ``environment_refusal()``; a string
-            refuses with it; ``None`` skips the check (tests).
         allow_unchecked: run a ``pip install`` that pip's resolver cannot
             check first (pip older than 22.2); otherwise it is skipped with
             the reason and the pip upgrade that enables the check.
@@ -164,7 +159,19 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
     Returns:
         A ``FixResult``.  Never raises for a failing command: pip's exit code and
         last lines are in ``applied``, and the environment is as pip left it.
+        Refused (``FixResult.refused``) for another environment, root in the
+        system interpreter, or an externally managed environment (PEP 668).
     """
+    return _fix(report, apply=apply, pip_args=pip_args, python=python, allow_unchecked=allow_unchecked)
+
+
+def _fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Sequence[str] = (),
+         python: str = sys.executable, allow_unchecked: bool = False,
+         diagnose: Optional[Callable[[], Report]] = None, runner: Callable[..., Any] = subprocess.run,
+         refusal: Optional[str] = "check") -> FixResult:
+    """``fix()`` for the command and tests: ``diagnose`` (how to check again, e.g. for one consumer),
+    ``runner`` (``subprocess.run``), ``refusal`` (``"check"``: ``environment_refusal()``; a string refuses
+    with it; ``None``: the caller has checked)."""
     from .diagnosis import diagnose as _diagnose
 
     again = diagnose or _diagnose

@@ -196,7 +196,7 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, not {compute_type!r}")
     model_class = _deps.faster_whisper().WhisperModel
     from ..boot import ensure
-    from ..select import select_device
+    from ..select import _select
     from .model_memory import recommend_whisper_model
 
     verify_decoder()
@@ -207,13 +207,13 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
                                   "install the NVIDIA driver (https://www.nvidia.com/drivers), "
                                   "or use device='auto', which runs on the CPU")
     try:  # an explicit cuda_ordinal re-runs the precision rules for that GPU
-        choice = select_device(prefer=prefer, driver=report.driver, cuda_ordinal=cuda_ordinal)
+        choice = _select(prefer=prefer, driver=report.driver, cuda_ordinal=cuda_ordinal)
     except ValueError:
         if device == "cuda":
             raise
         log.warning("cuda_ordinal=%s is not a visible GPU; choosing automatically", cuda_ordinal)
         cuda_ordinal = None  # the automatic choice's ordinal, never the invalid one
-        choice = select_device(prefer=prefer, driver=report.driver)
+        choice = _select(prefer=prefer, driver=report.driver)
     if model == "auto":
         model = recommend_whisper_model(choice)
         log.info("model='auto' -> %s for %s", model, choice.torch_device)
@@ -279,7 +279,7 @@ def _cuda_cause(trail: List[Attempt]) -> str:
 
 def _throughput_for(dev: str, choice: Any, model_bytes: int, batched: Union[str, bool],
                     batch_size: Union[str, int], streams: int) -> Any:
-    from .._gpus.host import available_ram
+    from .._host import available_ram
     from .throughput import plan_throughput
 
     on_gpu = dev == "cuda" and choice.gpu is not None

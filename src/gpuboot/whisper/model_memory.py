@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Tuple
 
-from .._gpus.host import available_ram
+from .._host import available_ram
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -63,8 +63,7 @@ def peak_memory(model: str, compute_type: str) -> Optional[Tuple[int, str]]:
     return None
 
 
-def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM,
-                            free_bytes: Optional[int] = None) -> str:
+def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM) -> str:
     """The most accurate Whisper model whose measured peak memory, times
     ``headroom``, fits the chosen device's free memory (CPU: available RAM,
     and at most ``small``).  Falls back to ``"tiny"``.
@@ -72,11 +71,9 @@ def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM,
     Args:
         choice: from ``select_device``.
         headroom: factor over the measured peak (default 1.2).
-        free_bytes: override the free memory (tests).
     """
     on_gpu = choice.kind == "cuda" and choice.gpu is not None
-    if free_bytes is None:
-        free_bytes = choice.gpu.free_memory if on_gpu and choice.gpu is not None else available_ram()
+    free_bytes = choice.gpu.free_memory if on_gpu and choice.gpu is not None else available_ram()
     models: Iterable[str] = WHISPER_ORDER
     if not on_gpu:
         models = WHISPER_ORDER[WHISPER_ORDER.index(CPU_MAX_MODEL):]
