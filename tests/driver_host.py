@@ -222,8 +222,11 @@ REPORT = textwrap.dedent("""
     from gpuboot.select import select_device
     root = sys.argv[1]
     probe = probe_driver(root=root)
-    report = diagnose(gather(probe=probe, consumers=["ctranslate2"]))
-    choice = select_device(probe=probe, reconcile=False)
+    from gpuboot._host import injected
+    from gpuboot.select import _select
+    with injected(probe=probe):
+        report = diagnose(gather(consumers=["ctranslate2"]))
+        choice = _select(probe=probe, reconcile=False)
     print(json.dumps({"exit": report.exit_code, "answered": report.answered, "nvml_answered": report.nvml_answered,
                       "findings": [[f.id, f.severity, f.title, f.remedy] for f in report.findings],
                       "reason": choice.reason, "kind": choice.kind, "ct2_device": choice.ct2_device,

@@ -151,8 +151,7 @@ def no_driver(monkeypatch: Any, root: Path) -> None:
 
     real = _driver.detect_driver
     root.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setattr(_driver, "detect_driver",
-                        lambda platform=None, *, root_=str(root): real(platform, root=root_))
+    monkeypatch.setattr(_driver, "detect_driver", lambda *, root_=str(root): real(root=root_))
 
 
 def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
@@ -177,11 +176,39 @@ def require_real(what: str) -> None:
     pytest.skip(f"{what} not installed")
 
 
-def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: str = "4.8.5", **kw: Any) -> Any:
+def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: str = "4.8.5", *,
+           cpu_threads: Optional[int] = None, **kw: Any) -> Any:
     """``select_device`` over a fake NVML serving ``gpus`` (tests/fake_nvml.py),
     without CTranslate2's reconciliation and with a fixed ctranslate2 version."""
     from fake_nvml import FakeNVML
 
-    from gpuboot.select import select_device
+    from gpuboot._host import injected
+    from gpuboot.select import _select
 
-    return select_device(nvml=FakeNVML(gpus), environ=env or {}, reconcile=False, ct2_version=ct2, **kw)
+    with injected(nvml=FakeNVML(gpus), cpu_threads=cpu_threads):
+        return _select(environ=env or {}, reconcile=False, ct2_version=ct2, **kw)
+
+
+def gathered(consumers: Optional[Sequence[str]] = None, **host: Any) -> Any:
+    """doctor's ``Context`` of an injected machine: ``host`` names ``gpuboot._host.Host``'s stand-ins
+    (``nvml``, ``driver``, ``probe``, ``search_paths``, ``metadata``, ...), everything else is real."""
+    from gpuboot._host import injected
+    from gpuboot.doctor import gather
+
+    with injected(**host):
+        return gather(consumers=consumers)
+
+
+def hosted(function: Any, **host: Any) -> Any:
+    """``function`` called on an injected machine: ``hosted(discover, nvml=FakeNVML([...]))(environ={})``.
+    ``host`` names ``gpuboot._host.Host``'s stand-ins; ``order_probe`` is its ``cuda_order``."""
+    from gpuboot._host import injected
+
+    if "order_probe" in host:
+        host["cuda_order"] = host.pop("order_probe")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with injected(**host):
+            return function(*args, **kwargs)
+
+    return call

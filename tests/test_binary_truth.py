@@ -12,13 +12,13 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from helpers import compile_stub, install, require_real, run_child, wheel
+from helpers import compile_stub, gathered, install, require_real, run_child, wheel
 
 from gpuboot import locate, resolve
 from gpuboot._libs import catalog as cat
 from gpuboot._libs.binary import read_binary, soname_of
 from gpuboot._libs.loaded import LoadedView
-from gpuboot.doctor import diagnose, gather
+from gpuboot.doctor import diagnose
 
 CT2 = {"ctranslate2": ("4.8.5", [])}
 
@@ -144,7 +144,9 @@ def test_ensure_does_not_preload_the_hack_as_cuda_12(tmp_path: Path) -> None:
     site = cross_major_link_site(tmp_path)
     proc = run_child(f"""
         import json, gpuboot
-        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{str(site)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{str(site)!r}]):
+            r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps({{"loaded": [str(x.library.path) for x in r.loaded],
                           "missing": [m.name for m in r.missing], "majors": list(r.cuda_majors)}}))
     """)
@@ -155,7 +157,7 @@ def test_ensure_does_not_preload_the_hack_as_cuda_12(tmp_path: Path) -> None:
 
 def test_doctor_reports_the_link_and_the_missing_library(tmp_path: Path) -> None:
     site = cross_major_link_site(tmp_path)
-    report = diagnose(gather(search_paths=[str(site)], environ={}, driver=True, metadata=_meta(CT2),
+    report = diagnose(gathered(search_paths=[str(site)], environ={}, driver=True, metadata=_meta(CT2),
                              nvml=None, loaded=[], initial_environ={}, wsl=False, platform="linux"))
     ids = [f.id for f in report.findings]
     assert "consumer-ready" not in ids and "wrong-major" in ids
@@ -191,10 +193,13 @@ def test_loader_and_doctor_agree_on_a_toolkit_copy_loaded_first(tmp_path: Path) 
         ctypes.CDLL({str(toolkit / "libcublasLt.so.12")!r}, mode=os.RTLD_GLOBAL)
         ctypes.CDLL({str(toolkit / "libcublas.so.12")!r}, mode=os.RTLD_GLOBAL)
         view = LoadedView.of_this_process()
-        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{str(site)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{str(site)!r}]):
+            r = gpuboot.ensure(consumers=["ctranslate2"])
         shadowed = {{x.library.filename: os.path.realpath(x.loaded_path) for x in r.libraries if x.shadowed}}
-        rep = diagnose(gather(search_paths=[{str(site)!r}], driver=True, environ={{}}, initial_environ={{}},
-                              metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None, wsl=False))
+        with injected(search_paths=[{str(site)!r}], driver=True, environ={{}}, initial_environ={{}},
+                      metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None, wsl=False):
+            rep = diagnose(gather())
         print(json.dumps({{"view": view.loaded("libcublas.so.12"), "ensure": shadowed,
                           "doctor": [f.evidence[0] for f in rep.findings if f.id == "shadowed-library"]}}))
     """)

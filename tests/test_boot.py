@@ -11,6 +11,7 @@ from helpers import install, run_child, wheel
 import gpuboot
 from gpuboot import boot
 from gpuboot._gpus import driver as _driver
+from gpuboot._host import injected
 
 
 def test_without_a_driver_ensure_loads_nothing_and_imports_nothing_heavy() -> None:
@@ -36,14 +37,16 @@ def test_without_a_driver_ensure_loads_nothing_and_imports_nothing_heavy() -> No
 def test_strict_names_the_missing_library_and_the_exact_fix(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    report = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[str(empty)])
+    with injected(driver=True, search_paths=[str(empty)]):
+        report = gpuboot.ensure(consumers=["ctranslate2"])
     if not report.needs:
         pytest.skip("ctranslate2 is not installed")
     if not any(m.name == "cublas" for m in report.missing):
         pytest.skip("this machine has a system cuBLAS 12")
     assert any("pip install nvidia-cublas-cu12" in w for w in report.warnings)
     with pytest.raises(gpuboot.LibraryNotFoundError) as err:
-        gpuboot.ensure(strict=True, driver=True, consumers=["ctranslate2"], search_paths=[str(empty)])
+        with injected(driver=True, search_paths=[str(empty)]):
+            gpuboot.ensure(strict=True, consumers=["ctranslate2"])
     assert err.value.fix.startswith("pip install nvidia-cublas-cu12")
     assert "cublas" in str(err.value) and "fix: pip install nvidia-cublas-cu12" in str(err.value)
 
@@ -53,7 +56,9 @@ def test_ensure_without_consumers_loads_what_is_there(tmp_path: Path) -> None:
                    needed={"libcublas.so.12": ["libcublasLt.so.12"]})
     proc = run_child(f"""
         import json, gpuboot
-        r = gpuboot.ensure(driver=True, consumers=[], search_paths=[{str(site)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{str(site)!r}]):
+            r = gpuboot.ensure(consumers=[])
         print(json.dumps([[l.library.filename, l.ok] for l in r.libraries] + [r.ok, len(r.missing)]))
     """)
     assert json.loads(proc.stdout) == [["libcublasLt.so.12", True], ["libcublas.so.12", True], True, 0]
@@ -62,7 +67,8 @@ def test_ensure_without_consumers_loads_what_is_there(tmp_path: Path) -> None:
 def test_warnings_are_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"))
     with caplog.at_level("WARNING", logger="gpuboot"):
-        report = boot._run(["ctranslate2"], [str(site)], None, True, None)
+        with injected(search_paths=[str(site)], driver=True):
+            report = boot._run(["ctranslate2"])
     if not report.needs:
         pytest.skip("ctranslate2 is not installed")
     assert any("libcublas.so.11" in r.getMessage() and "different ABI" in r.getMessage() for r in caplog.records)

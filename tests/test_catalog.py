@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from helpers import WHEEL_LISTS, install
 
-from gpuboot import locate
 from gpuboot._libs import catalog as cat
+from gpuboot._libs.resolve import locate  # the private one: it takes a platform
 from gpuboot._libs.wheels import install_command
 from gpuboot.errors import UnknownLibraryError
 

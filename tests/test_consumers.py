@@ -6,6 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from gpuboot._host import injected
 from gpuboot.consumers import cuda_version_of_tag, installed_needs, needs_of
 
 
@@ -48,7 +49,8 @@ def test_cpu_builds_and_unknown_versions_need_nothing() -> None:
 
 def test_installed_needs_reads_metadata_only() -> None:
     fake = {"ctranslate2": ("4.5.0", []), "torch": ("2.13.0+cpu", [])}
-    needs = installed_needs(["ctranslate2", "torch", "onnxruntime-gpu"], metadata=fake.get)
+    with injected(metadata=fake.get):
+        needs = installed_needs(["ctranslate2", "torch", "onnxruntime-gpu"])
     assert [(n.consumer, n.cuda_major, n.cudnn_major) for n in needs] == [("ctranslate2", 12, 9)]
 
 

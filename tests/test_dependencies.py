@@ -229,7 +229,9 @@ def test_the_library_logs_nothing_unless_the_app_configures_logging(tmp_path: Pa
     proc = run_child(f"""
         import logging
         import gpuboot
-        report = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{str(tmp_path)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{str(tmp_path)!r}]):
+            report = gpuboot.ensure(consumers=["ctranslate2"])
         assert report.warnings, report
         assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("gpuboot").handlers)
         print(len(report.warnings))

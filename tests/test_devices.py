@@ -23,18 +23,18 @@ from fake_nvml import (
     a100_with_mig,
     gpu,
 )
-from helpers import choose
+from helpers import choose, hosted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gpuboot.devices import discover, list_devices, parse_visible_devices
-from gpuboot.select import select_device
+from gpuboot.select import _select
 
 NO_ENV: Dict[str, str] = {}
 
 
 def test_a100_mig_slice() -> None:
-    inv = discover(nvml=FakeNVML([a100_with_mig(0, slices=1)]), environ=NO_ENV)
+    inv = hosted(discover, nvml=FakeNVML([a100_with_mig(0, slices=1)]))(environ=NO_ENV)
     (parent,) = inv.devices
     assert parent.mig_enabled and parent.cuda_ordinal is None
     (mig,) = parent.mig_instances
@@ -46,27 +46,27 @@ def test_a100_mig_slice() -> None:
 
 
 def test_only_one_mig_instance_is_enumerated() -> None:
-    inv = discover(nvml=FakeNVML([a100_with_mig(0, slices=3)]), environ=NO_ENV)
+    inv = hosted(discover, nvml=FakeNVML([a100_with_mig(0, slices=3)]))(environ=NO_ENV)
     assert len(inv.visible) == 1 and inv.visible[0].uuid.startswith("MIG-")
     assert any("only one" in w for w in inv.warnings)
     third = inv.devices[0].mig_instances[2].uuid
-    inv = discover(nvml=FakeNVML([a100_with_mig(0, slices=3)]), environ={"CUDA_VISIBLE_DEVICES": third})
+    inv = hosted(discover, nvml=FakeNVML([a100_with_mig(0, slices=3)]))(environ={"CUDA_VISIBLE_DEVICES": third})
     assert [d.uuid for d in inv.visible] == [third]
 
 
 def test_visible_devices_remap_ordinals() -> None:
     gpus = [gpu(A100, 0), gpu(A100, 1), gpu(A100, 2)]
-    inv = discover(nvml=FakeNVML(gpus), environ={"CUDA_VISIBLE_DEVICES": "2,0"})
+    inv = hosted(discover, nvml=FakeNVML(gpus))(environ={"CUDA_VISIBLE_DEVICES": "2,0"})
     assert [(d.nvml_index, d.cuda_ordinal) for d in inv.visible] == [(2, 0), (0, 1)]
     assert [d.cuda_ordinal for d in inv.devices] == [1, None, 0]
 
 
 def test_visible_devices_by_uuid_prefix() -> None:
     gpus = [gpu(A100, 0, uuid="GPU-aaaa1111"), gpu(A100, 1, uuid="GPU-bbbb2222")]
-    inv = discover(nvml=FakeNVML(gpus), environ={"CUDA_VISIBLE_DEVICES": "GPU-bbbb"})
+    inv = hosted(discover, nvml=FakeNVML(gpus))(environ={"CUDA_VISIBLE_DEVICES": "GPU-bbbb"})
     assert [d.nvml_index for d in inv.visible] == [1]
     ambiguous = [gpu(A100, 0, uuid="GPU-aaaa1111"), gpu(A100, 1, uuid="GPU-aaaa2222")]
-    assert discover(nvml=FakeNVML(ambiguous), environ={"CUDA_VISIBLE_DEVICES": "GPU-aaaa"}).visible == ()
+    assert hosted(discover, nvml=FakeNVML(ambiguous))(environ={"CUDA_VISIBLE_DEVICES": "GPU-aaaa"}).visible == ()
 
 
 def test_hidden_every_gpu() -> None:
@@ -82,10 +82,10 @@ NVML_ERRORS = sorted(v for k, v in vars(pynvml).items() if k.startswith("NVML_ER
 
 @pytest.mark.parametrize("code", NVML_ERRORS)
 def test_nvml_init_failures_mean_no_gpus_with_the_reason(code: int) -> None:
-    inv = discover(nvml=FakeNVML([gpu(A100, 0)], init_error=code), environ=NO_ENV)
+    inv = hosted(discover, nvml=FakeNVML([gpu(A100, 0)], init_error=code))(environ=NO_ENV)
     assert inv.devices == () and inv.error is not None
     assert type(pynvml.NVMLError(code)).__name__ in inv.error
-    c = select_device(nvml=FakeNVML([gpu(A100, 0)], init_error=code), environ=NO_ENV, reconcile=False)
+    c = hosted(_select, nvml=FakeNVML([gpu(A100, 0)], init_error=code))(environ=NO_ENV, reconcile=False)
     assert c.kind == "cpu" and type(pynvml.NVMLError(code)).__name__ in c.reason
 
 
@@ -98,39 +98,40 @@ def test_nvml_init_failures_mean_no_gpus_with_the_reason(code: int) -> None:
 ])
 def test_one_unreadable_gpu_is_skipped_with_its_reason(fn: str, code: int) -> None:
     bad = gpu(RTX_4090, 0, errors={fn: code})
-    inv = discover(nvml=FakeNVML([bad, gpu(RTX_3090, 1)]), environ=NO_ENV)
+    inv = hosted(discover, nvml=FakeNVML([bad, gpu(RTX_3090, 1)]))(environ=NO_ENV)
     assert [d.name for d in inv.devices] == [RTX_3090[0]]
     assert inv.skipped[0][0] == 0 and type(pynvml.NVMLError(code)).__name__ in inv.skipped[0][1]
-    assert choose([gpu(RTX_4090, 0, errors={fn: code}), gpu(RTX_3090, 1)]).gpu.name == RTX_3090[0]  # type: ignore[union-attr]
+    assert choose([gpu(RTX_4090, 0, errors={fn: code}), gpu(RTX_3090,
+                                                            1)]).gpu.name == RTX_3090[0]  # type: ignore[union-attr]
 
 
 def test_memory_info_v2_missing_falls_back_to_v1_free() -> None:
     g = gpu(RTX_3070, 0, free=5 * GiB)
-    (d,) = list_devices(nvml=FakeNVML([g], memory_v2=False), environ=NO_ENV)
+    (d,) = hosted(list_devices, nvml=FakeNVML([g], memory_v2=False))(environ=NO_ENV)
     assert d.free_memory == 5 * GiB and d.total_memory == 8 * GiB
-    (d2,) = list_devices(nvml=FakeNVML([g]), environ=NO_ENV)
+    (d2,) = hosted(list_devices, nvml=FakeNVML([g]))(environ=NO_ENV)
     assert d2.free_memory == 5 * GiB
 
 
 def test_driver_and_cuda_versions() -> None:
-    inv = discover(nvml=FakeNVML([gpu(H100, 0)], driver="580.65.06", cuda_version=13000), environ=NO_ENV)
+    inv = hosted(discover, nvml=FakeNVML([gpu(H100, 0)], driver="580.65.06", cuda_version=13000))(environ=NO_ENV)
     assert inv.driver_version == "580.65.06" and inv.cuda_driver_version == (13, 0)
-    assert discover(nvml=FakeNVML([], cuda_version=12040), environ=NO_ENV).cuda_driver_version == (12, 4)
+    assert hosted(discover, nvml=FakeNVML([], cuda_version=12040))(environ=NO_ENV).cuda_driver_version == (12, 4)
 
 
 def test_nvml_is_shut_down_after_discovery() -> None:
     nvml = FakeNVML([gpu(A100, 0)])
-    discover(nvml=nvml, environ=NO_ENV)
+    hosted(discover, nvml=nvml)(environ=NO_ENV)
     assert nvml.initialised == 0
 
 
 def test_real_nvml_on_this_machine_never_raises() -> None:
     """The real pynvml module, asked directly (discover() skips it without a driver)."""
-    inv = discover(nvml=pynvml, environ=NO_ENV)
+    inv = hosted(discover, nvml=pynvml)(environ=NO_ENV)
     if inv.error is None:
         pytest.skip("this machine has a working NVML")
     assert inv.devices == () and "NVMLError" in inv.error
-    assert select_device(reconcile=False).kind in ("cpu", "mps")
+    assert _select(reconcile=False).kind in ("cpu", "mps")
 
 
 def test_without_a_driver_pynvml_is_not_even_imported() -> None:
@@ -203,7 +204,7 @@ def test_discovery_with_any_environment_never_raises(visible: str, order: Option
     env = {"CUDA_VISIBLE_DEVICES": visible}
     if order is not None:
         env["CUDA_DEVICE_ORDER"] = order
-    inv = discover(nvml=FakeNVML([gpu(A100, 0), gpu(RTX_3090, 1), gpu(T4, 2)]), environ=env)
+    inv = hosted(discover, nvml=FakeNVML([gpu(A100, 0), gpu(RTX_3090, 1), gpu(T4, 2)]))(environ=env)
     ordinals = [d.cuda_ordinal for d in inv.visible]
     assert ordinals == list(range(len(ordinals)))
     assert len({d.uuid for d in inv.visible}) == len(inv.visible)
@@ -218,7 +219,7 @@ def _visible(gpus: list, value: Optional[str], env: Optional[Dict[str, str]] = N
     environ = {**PCI, **(env or {})}
     if value is not None:
         environ["CUDA_VISIBLE_DEVICES"] = value
-    return [d.uuid for d in discover(nvml=FakeNVML(gpus), environ=environ).visible]
+    return [d.uuid for d in hosted(discover, nvml=FakeNVML(gpus))(environ=environ).visible]
 
 
 def test_integers_index_gpus_not_mig_instances() -> None:
@@ -357,7 +358,7 @@ def test_mixed_gpus_take_cudas_own_order_from_a_child_process(tmp_path: Path) ->
     gpus = [gpu(T4, 0), gpu(V100, 1)]
     env = {"LD_LIBRARY_PATH": str(lib), "GPUBOOT_STUB_BUS_IDS": "0000:02:00.0,0000:01:00.0",
            "PATH": os.environ.get("PATH", "")}
-    inv = discover(nvml=FakeNVML(gpus), environ=env, order_probe=partial(cuda_order_from_driver, env))
+    inv = hosted(discover, nvml=FakeNVML(gpus), order_probe=partial(cuda_order_from_driver, env))(environ=env)
     assert [(d.name, d.cuda_ordinal) for d in inv.visible] == [(V100[0], 0), (T4[0], 1)]
     assert not any("CUDA_DEVICE_ORDER" in w for w in inv.warnings)
     assert cuda_order_from_driver(env) == ["0000:02:00.0", "0000:01:00.0"]
@@ -371,7 +372,7 @@ def test_the_estimate_and_its_warning_only_when_the_driver_cannot_say(tmp_path: 
     lib = _stub_libcuda(tmp_path)
     env = {"LD_LIBRARY_PATH": str(lib)}  # no GPUBOOT_STUB_BUS_IDS: cuInit fails
     assert cuda_order_from_driver(env) is None
-    inv = discover(nvml=FakeNVML([gpu(T4, 0), gpu(V100, 1)]), environ=env,
-                   order_probe=partial(cuda_order_from_driver, env))
+    inv = hosted(discover, nvml=FakeNVML([gpu(T4, 0), gpu(V100, 1)]), order_probe=partial(cuda_order_from_driver,
+                                                                                          env))(environ=env)
     assert [d.name for d in inv.visible] == [T4[0], V100[0]]  # estimate: higher CC first
     assert any("CUDA_DEVICE_ORDER=PCI_BUS_ID" in w for w in inv.warnings)

@@ -9,9 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import compile_stub, install, run_child, wheel
+from helpers import compile_stub, hosted, install, run_child, wheel
 
 import gpuboot
+from gpuboot._host import injected
+from gpuboot._libs import resolve as _resolve
 from gpuboot.dllpath import alias, alias_dir, check_alias, subprocess_env
 from gpuboot.errors import AbiMismatchError, CacheDirError
 
@@ -167,8 +169,8 @@ def test_a_file_that_is_not_elf_gives_a_clear_error_and_the_process_goes_on(tmp_
 
 def test_subprocess_env_lets_a_child_load_by_name(stub_site: Path) -> None:
     libs = gpuboot.locate(["cudart", "cublas"], search_paths=[str(stub_site)])
-    env = subprocess_env({"LD_LIBRARY_PATH": "::relative/dir:/usr/lib", "PATH": os.environ["PATH"]},
-                         libraries=libs, platform="linux")
+    env = hosted(subprocess_env, platform="linux")({"LD_LIBRARY_PATH": "::relative/dir:/usr/lib",
+                                                    "PATH": os.environ["PATH"]}, libraries=libs)
     entries = env["LD_LIBRARY_PATH"].split(":")
     assert entries[:2] == [str(stub_site / "nvidia/cuda_runtime/lib"), str(stub_site / "nvidia/cublas/lib")]
     assert "" not in entries and "relative/dir" not in entries
@@ -182,16 +184,16 @@ def test_subprocess_env_lets_a_child_load_by_name(stub_site: Path) -> None:
 
 
 def test_subprocess_env_never_adds_an_empty_entry(tmp_path: Path) -> None:
-    env = subprocess_env({"LD_LIBRARY_PATH": ""}, libraries=[], platform="linux")
+    env = hosted(subprocess_env, platform="linux")({"LD_LIBRARY_PATH": ""}, libraries=[])
     assert "LD_LIBRARY_PATH" not in env
-    env = subprocess_env({"LD_LIBRARY_PATH": ":"}, libraries=[], platform="linux")
+    env = hosted(subprocess_env, platform="linux")({"LD_LIBRARY_PATH": ":"}, libraries=[])
     assert "LD_LIBRARY_PATH" not in env
 
 
 def test_subprocess_env_windows_prepends_path(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
-    libs = gpuboot.locate(["cublas"], search_paths=[str(site)], platform="win32")
-    env = subprocess_env({"PATH": r"C:\Windows;;C:\Tools"}, libraries=libs, platform="win32")
+    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    env = hosted(subprocess_env, platform="win32")({"PATH": r"C:\Windows;;C:\Tools"}, libraries=libs)
     assert env["PATH"] == f"{site / 'nvidia/cublas/bin'};C:\\Windows;C:\\Tools"
 
 
@@ -206,7 +208,7 @@ def test_alias_link_lives_in_the_user_cache_and_loads(stub_site: Path, _isolated
     assert stat.S_IMODE(link.parent.stat().st_mode) == 0o700
     assert alias(lib, "libcudart.so") == link  # idempotent
     assert not any(p.is_symlink() for p in stub_site.rglob("*"))  # nothing written into site-packages
-    env = subprocess_env({}, libraries=[], platform="linux")
+    env = hosted(subprocess_env, platform="linux")({}, libraries=[])
     proc = run_child("""
         import ctypes
         ctypes.CDLL("libcudart.so")   # the unversioned name no wheel ships
@@ -288,9 +290,9 @@ def test_windows_adds_dll_dirs_prepends_path_and_preloads_by_absolute_path(tmp_p
     install(site, wheel("nvidia-cuda-runtime-cu12", "win32"))
     install(site, wheel("nvidia-cublas-cu12", "win32"))
     install(site, wheel("nvidia-cudnn-cu12", "win32", "9.28"))
-    libs = gpuboot.locate(["cudart", "cublas", "cudnn"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(["cudart", "cublas", "cudnn"], search_paths=[str(site)], platform="win32")
     api = FakeWindowsAPI()
-    loader = gpuboot.dllpath.get_loader("win32", windows_api=api)
+    loader = hosted(gpuboot.dllpath.get_loader, windows_api=api)("win32")
     environ = {"PATH": r"C:\Windows\system32;;C:\Python"}
     results = gpuboot.dllpath.load_all(libs, loader, environ)
     dirs = [str(site / "nvidia/cuda_runtime/bin"), str(site / "nvidia/cublas/bin"), str(site / "nvidia/cudnn/bin")]
@@ -311,10 +313,10 @@ def test_windows_adds_dll_dirs_prepends_path_and_preloads_by_absolute_path(tmp_p
 
 def test_windows_dll_already_loaded_from_elsewhere_is_reported(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
-    libs = gpuboot.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
     other = r"C:\Program Files\NVIDIA GPU Computing Toolkit\CUDA\v12.1\bin\cublasLt64_12.dll"
     api = FakeWindowsAPI({"cublaslt64_12.dll": other})
-    loader = gpuboot.dllpath.get_loader("win32", windows_api=api)
+    loader = hosted(gpuboot.dllpath.get_loader, windows_api=api)("win32")
     lt, cublas = gpuboot.dllpath.load_all(libs, loader, {"PATH": ""})
     assert lt.already_loaded and str(lt.loaded_path) == other and lt.shadowed
     assert not cublas.already_loaded
@@ -332,11 +334,13 @@ class FailingQueryWindowsAPI(FakeWindowsAPI):
 
 def test_a_failing_already_loaded_query_is_a_load_failure_never_an_exception(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
-    libs = gpuboot.locate(["cublas"], search_paths=[str(site)], platform="win32")
-    loader = gpuboot.dllpath.get_loader("win32", windows_api=FailingQueryWindowsAPI())
+    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    with injected(windows_api=FailingQueryWindowsAPI()):
+        loader = gpuboot.dllpath.get_loader("win32")
     results = gpuboot.dllpath.load_all(libs, loader, {"PATH": ""})
     assert [r.ok for r in results] == [False, False]
     assert all("ArgumentError" in (r.error or "") and "int too long" in (r.error or "") for r in results)
-    report = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[str(site)], platform="win32",
-                            windows_api=FailingQueryWindowsAPI())
+    with injected(driver=True, search_paths=[str(site)], platform="win32", windows_api=FailingQueryWindowsAPI(),
+                  environ={"PATH": ""}):
+        report = gpuboot.ensure(consumers=["ctranslate2"])
     assert not report.ok and report.libraries and all(r.error for r in report.libraries)

@@ -11,11 +11,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import jsonschema
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, a100_with_mig, gpu
-from helpers import compile_stub, install, run_child, wheel
+from helpers import compile_stub, gathered, install, run_child, wheel
 from probes import empty, healthy
 
 from gpuboot import cli, doctor
-from gpuboot.doctor import Report, diagnose, gather, json_schema
+from gpuboot._host import injected
+from gpuboot.doctor import Report, diagnose, json_schema
 
 ROOT = Path(__file__).parent.parent
 
@@ -44,7 +45,7 @@ def run(site: Optional[Path] = None, *, consumers: Sequence[str] = ("ctranslate2
         versions: Optional[Dict[str, str]] = None, loaded: Optional[List[str]] = None, cuda_version: int = 12040,
         wsl: bool = False, initial: Optional[Dict[str, str]] = None) -> Report:
     env = dict(environ or {})
-    ctx = gather(consumers=list(consumers), platform=platform, environ=env,
+    ctx = gathered(consumers=list(consumers), platform=platform, environ=env,
                  search_paths=[str(site)] if site else [],
                  nvml=FakeNVML(gpus if gpus is not None else [gpu(RTX_3070, 0)], cuda_version=cuda_version),
                  driver=driver, metadata=meta(**(versions or {"ctranslate2": "4.8.5"})), loaded=loaded or [],
@@ -109,9 +110,11 @@ def test_library_already_loaded_from_elsewhere(tmp_path: Path) -> None:
         ctypes.CDLL({str(decoy_dir / 'libcublasLt.so.12')!r}, mode=ctypes.RTLD_GLOBAL)  # loaded first, by someone
         import importlib
         importlib.import_module("gpuboot._libs.search")._LDCONFIG_CACHE = {{}}
+        from gpuboot._host import injected
         from gpuboot.doctor import diagnose, gather
-        ctx = gather(consumers=["ctranslate2"], search_paths=[{str(site)!r}], driver=True,
-                     metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None)
+        with injected(search_paths=[{str(site)!r}], driver=True,
+                      metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None):
+            ctx = gather(consumers=["ctranslate2"])
         print(json.dumps([[f.id, f.title] for f in diagnose(ctx).findings]))
     """)
     found = [t for i, t in json.loads(proc.stdout) if i == "shadowed-library"]
@@ -131,16 +134,16 @@ def test_ld_library_path_changed_after_start() -> None:
     proc = run_child("""
         import json, os
         os.environ["LD_LIBRARY_PATH"] = "/opt/cuda/lib64"     # too late: ld.so read it at start
-        from gpuboot.doctor import diagnose
-        print(json.dumps([[f.id, list(f.evidence)] for f in diagnose(consumers=[]).findings]))
+        from gpuboot.doctor import diagnose, gather
+        print(json.dumps([[f.id, list(f.evidence)] for f in diagnose(gather(consumers=[])).findings]))
     """)
     found = {i: e for i, e in json.loads(proc.stdout)}
     assert found["ld-library-path-changed"] == ["at start: None", "now: '/opt/cuda/lib64'"]
     # Unchanged: no finding.
     proc = run_child("""
         import json
-        from gpuboot.doctor import diagnose
-        print(json.dumps([f.id for f in diagnose(consumers=[]).findings]))
+        from gpuboot.doctor import diagnose, gather
+        print(json.dumps([f.id for f in diagnose(gather(consumers=[])).findings]))
     """, env={"LD_LIBRARY_PATH": "/opt/cuda/lib64"})
     assert "ld-library-path-changed" not in json.loads(proc.stdout)
 
@@ -266,8 +269,9 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
 
 
 def test_for_one_consumer(tmp_path: Path) -> None:
-    r = diagnose(consumer="onnxruntime", search_paths=[str(tmp_path)], metadata=lambda n: None,
-                 nvml=FakeNVML([]), driver=False, loaded=[], environ={}, initial_environ={}, wsl=False)
+    with injected(search_paths=[str(tmp_path)], metadata=lambda n: None, nvml=FakeNVML([]), driver=False, loaded=[],
+                  environ={}, initial_environ={}, wsl=False, probe=empty()):
+        r = diagnose(consumer="onnxruntime")
     assert ids(r)["consumer-not-installed"] == "info"
     with pytest.raises(ValueError):
         diagnose(consumer="jax")

@@ -16,10 +16,10 @@ from typing import Dict, List, Optional, Set, Tuple
 
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, gpu
-from helpers import WHEEL_LISTS, install
+from helpers import WHEEL_LISTS, gathered, install
 from probes import empty, healthy
 
-from gpuboot.doctor import Finding, diagnose, gather
+from gpuboot.doctor import Finding, diagnose
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def findings(state: State, tmp: Path) -> List[Finding]:
     versions = dict(state.consumers)
     meta = lambda name: (versions[name], []) if name in versions else None  # noqa: E731
     nvml = FakeNVML([gpu(RTX_3070, 0)] if state.driver else [])
-    ctx = gather(search_paths=[str(site)], driver=state.driver, metadata=meta, nvml=nvml, loaded=[],
+    ctx = gathered(search_paths=[str(site)], driver=state.driver, metadata=meta, nvml=nvml, loaded=[],
                  environ={}, initial_environ={}, wsl=False, platform="linux",
                  probe=healthy() if state.driver else empty())
     return diagnose(ctx).findings

@@ -12,10 +12,11 @@ from typing import Any, Dict, List
 
 import pytest
 from fix_env import OLD_PIP, Scenario, wheelhouse
+from helpers import gathered
 from probes import healthy
 
 import gpuboot
-from gpuboot.doctor.remedy import environment_refusal
+from gpuboot.doctor.remedy import _fix, environment_refusal
 
 
 @pytest.fixture(scope="module")
@@ -168,10 +169,10 @@ def test_the_library_call_plans_without_applying(wheels: Path, tmp_path: Path) -
     from fake_nvml import RTX_3070, FakeNVML, gpu
     from helpers import install, wheel
 
-    from gpuboot.doctor import diagnose, gather
+    from gpuboot.doctor import diagnose
 
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"))
-    report = diagnose(gather(consumers=["ctranslate2"], environ={}, search_paths=[str(site)],
+    report = diagnose(gathered(consumers=["ctranslate2"], environ={}, search_paths=[str(site)],
                              nvml=FakeNVML([gpu(RTX_3070, 0)]), driver=True,
                              metadata={"ctranslate2": ("4.8.5", [])}.get,
                              loaded=[], initial_environ={}, wsl=False, cpu_threads=2, distributions=lambda: (),
@@ -255,12 +256,12 @@ def test_fix_for_another_interpreter_refuses_and_names_its_command(tmp_path: Pat
     from fake_nvml import RTX_3070, FakeNVML, gpu
     from helpers import install, wheel
 
-    from gpuboot.doctor import diagnose, gather
+    from gpuboot.doctor import diagnose
 
     other = tmp_path / "other env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(other)], check=True, timeout=120)
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"))
-    report = diagnose(gather(consumers=["ctranslate2"], environ={}, search_paths=[str(site)],
+    report = diagnose(gathered(consumers=["ctranslate2"], environ={}, search_paths=[str(site)],
                              nvml=FakeNVML([gpu(RTX_3070, 0)]), driver=True,
                              metadata={"ctranslate2": ("4.8.5", [])}.get, loaded=[], initial_environ={}, wsl=False,
                              cpu_threads=2, distributions=lambda: (), probe=healthy()))
@@ -270,7 +271,7 @@ def test_fix_for_another_interpreter_refuses_and_names_its_command(tmp_path: Pat
         calls.append(list(argv))
         return subprocess.run(argv, **kw)
 
-    result = gpuboot.fix(report, apply=True, python=str(other / "bin" / "python"), runner=runner)
+    result = _fix(report, apply=True, python=str(other / "bin" / "python"), runner=runner)
     assert result.applied == () and result.refused is not None
     assert shlex.join([str(other / "bin" / "python"), "-m", "gpuboot", "doctor", "--fix"]) in result.refused
     assert not any("pip" in argv for argv in calls)  # only asked for its sys.prefix

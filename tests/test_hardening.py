@@ -13,17 +13,19 @@ from typing import List
 
 import pytest
 from fake_nvml import A100, FakeNVML, gpu
-from helpers import compile_stub, install, run_child, wheel
+from helpers import compile_stub, hosted, install, run_child, wheel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gpuboot
 from gpuboot import boot
+from gpuboot._host import injected
+from gpuboot._libs import resolve as _resolve
 from gpuboot.consumers import needs_of
 from gpuboot.devices import discover
 from gpuboot.dllpath import alias_dir, subprocess_env
 from gpuboot.errors import CacheDirError, GpubootError, LibraryLoadError, ModelNotFoundError
-from gpuboot.select import select_device, worker_rank
+from gpuboot.select import _select, worker_rank
 from gpuboot.whisper.models import _check_model
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -47,7 +49,7 @@ def test_local_rank_any_value(value: str | None) -> None:
 def test_library_path_values_never_crash_and_stay_clean(value: str, platform: str) -> None:
     var = "PATH" if platform == "win32" else "LD_LIBRARY_PATH"
     try:
-        env = subprocess_env({var: value}, libraries=[], platform=platform)
+        env = hosted(subprocess_env, platform=platform)({var: value}, libraries=[])
     except ValueError:  # an embedded NUL cannot be stat'ed; it must be the documented error
         assert "\x00" in value
         return
@@ -162,7 +164,7 @@ def test_broken_symlink_is_not_a_library(tmp_path: Path) -> None:
     lib = site / "nvidia/cublas/lib/libcublas.so.12"
     lib.unlink()
     lib.symlink_to(tmp_path / "gone.so")
-    res = gpuboot.resolve(["cublas"], cuda_major=12, search_paths=[str(site)], platform="linux")
+    res = _resolve.resolve(["cublas"], cuda_major=12, search_paths=[str(site)], platform="linux")
     assert [m.name for m in res.missing] == ["cublas"]
     assert res.missing[0].fix == "pip install nvidia-cublas-cu12"
 
@@ -229,7 +231,8 @@ def test_no_home_still_works_or_says_why(tmp_path: Path) -> None:
 
 def test_64_threads_ensure_and_select_at_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
-    inv = discover(nvml=FakeNVML([gpu(A100, i) for i in range(4)]), environ={})
+    with injected(nvml=FakeNVML([gpu(A100, i) for i in range(4)])):
+        inv = discover(environ={})
     runs: List[int] = []
     real = boot._run
 
@@ -246,16 +249,18 @@ def test_64_threads_ensure_and_select_at_once(tmp_path: Path, monkeypatch: pytes
     def worker(i: int) -> None:
         try:
             barrier.wait()
-            reports.append(gpuboot.ensure(driver=True, consumers=[], search_paths=[str(site)]))
-            ordinals.append(select_device(worker=i, inventory=inv, environ={}, reconcile=False).cuda_ordinal)  # type: ignore[arg-type]
+            reports.append(gpuboot.ensure(consumers=[]))
+            ordinals.append(_select(worker=i, inventory=inv, environ={},
+                                    reconcile=False).cuda_ordinal)  # type: ignore[arg-type]
         except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(64)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    with injected(driver=True, search_paths=[str(site)]):  # one injected machine for every thread
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     assert errors == []
     assert len(runs) == 1 and len({id(r) for r in reports}) == 1
     assert sorted(ordinals) == sorted(i % 4 for i in range(64))
@@ -319,8 +324,8 @@ def test_decoy_behind_an_empty_ld_library_path_entry_is_never_loaded(tmp_path: P
     cwd = tmp_path / "cwd"
     _decoy(cwd / "libcublasLt.so.12", "libcublasLt.so.12")
     libs = gpuboot.locate(["cublas"], search_paths=[str(site)])
-    env = subprocess_env({"LD_LIBRARY_PATH": ":" + os.environ.get("LD_LIBRARY_PATH", "") + ":"},
-                         libraries=libs, platform="linux")
+    env = hosted(subprocess_env, platform="linux")({"LD_LIBRARY_PATH": ":" + os.environ.get("LD_LIBRARY_PATH",
+                                                                                            "") + ":"}, libraries=libs)
     assert "" not in env["LD_LIBRARY_PATH"].split(":")
     log = tmp_path / "log"
     run_child("""
@@ -357,11 +362,11 @@ def test_decoy_in_a_world_writable_directory_is_never_found(tmp_path: Path) -> N
     finally:
         (site / "nvidia/cublas/lib").chmod(0o755)
         shared.chmod(0o755)
-    env = subprocess_env({"LD_LIBRARY_PATH": f"{shared}:/usr/lib"}, libraries=[], platform="linux")
+    env = hosted(subprocess_env, platform="linux")({"LD_LIBRARY_PATH": f"{shared}:/usr/lib"}, libraries=[])
     assert env["LD_LIBRARY_PATH"] == f"{shared}:/usr/lib"  # 0755 again: kept
     shared.chmod(0o777)
     try:
-        env = subprocess_env({"LD_LIBRARY_PATH": f"{shared}:/usr/lib"}, libraries=[], platform="linux")
+        env = hosted(subprocess_env, platform="linux")({"LD_LIBRARY_PATH": f"{shared}:/usr/lib"}, libraries=[])
         assert env["LD_LIBRARY_PATH"] == "/usr/lib"
     finally:
         shared.chmod(0o755)
@@ -376,7 +381,9 @@ def test_nothing_is_written_into_site_packages(tmp_path: Path) -> None:
     before = snapshot()
     run_child(f"""
         import gpuboot
-        r = gpuboot.ensure(driver=True, consumers=[], search_paths=[{str(site)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{str(site)!r}]):
+            r = gpuboot.ensure(consumers=[])
         assert r.ok, r
         for lib in r.loaded:
             if lib.library.name == "cublasLt":

@@ -10,8 +10,9 @@ import pytest
 from helpers import compile_stub, install, run_child, wheel
 
 import gpuboot
+from gpuboot._libs import resolve as _resolve  # the private ones: they take a platform
+from gpuboot._libs.resolve import resolve
 from gpuboot.errors import UnknownLibraryError
-from gpuboot.locate import resolve
 
 
 def names(libs: list[gpuboot.Library]) -> list[str]:
@@ -21,7 +22,7 @@ def names(libs: list[gpuboot.Library]) -> list[str]:
 def test_cuda12_per_component_layout(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
     install(site, wheel("nvidia-cuda-runtime-cu12"))
-    libs = gpuboot.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
+    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
     assert names(libs) == ["libcudart.so.12", "libcublasLt.so.12", "libcublas.so.12"]
     cublas = libs[-1]
     assert cublas.path == site / "nvidia/cublas/lib/libcublas.so.12"
@@ -33,7 +34,7 @@ def test_cuda12_per_component_layout(tmp_path: Path) -> None:
 def test_cuda13_shared_cu13_layout(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas"))
     install(site, wheel("nvidia-cuda-runtime"))
-    libs = gpuboot.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
+    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
     assert names(libs) == ["libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13"]
     assert {lib.directory for lib in libs} == {site / "nvidia/cu13/lib"}
     assert {lib.cuda_major for lib in libs} == {13}
@@ -43,7 +44,7 @@ def test_cuda13_shared_cu13_layout(tmp_path: Path) -> None:
 def test_cuda11_wheels(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"))
     install(site, wheel("nvidia-cuda-runtime-cu11"))
-    libs = gpuboot.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
+    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
     assert names(libs) == ["libcudart.so.11.0", "libcublasLt.so.11", "libcublas.so.11"]
     assert {lib.cuda_major for lib in libs} == {11}
 
@@ -60,7 +61,7 @@ def test_windows_layouts(tmp_path: Path, projects: list[str], expected_dir: str,
     site = tmp_path / "site"
     for p in projects:
         install(site, wheel(p, "win32"))
-    libs = gpuboot.locate(["cudart", "cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="win32")
     assert names(libs) == files
     assert libs[-1].directory == site / expected_dir
 
@@ -78,7 +79,7 @@ def test_cudnn_shim_comes_with_every_part(tmp_path: Path, project: str, platform
                                           shim: str, some_part: str, cuda: int) -> None:
     w = wheel(project, platform, prefix)
     site = install(tmp_path / "site", w)
-    libs = gpuboot.locate(["cudnn"], search_paths=[str(site)], platform=platform)
+    libs = _resolve.locate(["cudnn"], search_paths=[str(site)], platform=platform)
     shipped = sorted(f.rsplit("/", 1)[-1] for f in w.libraries)
     assert sorted(names(libs)) == shipped  # every part the wheel ships, nothing else
     assert names(libs)[-1] == shim  # parts first: the shim dlopens them by name
@@ -238,7 +239,7 @@ def test_bad_arguments_raise_documented_errors() -> None:
     with pytest.raises(UnknownLibraryError):
         gpuboot.locate(["cublass"], search_paths=[])
     with pytest.raises(ValueError, match="platform"):
-        gpuboot.locate(["cublas"], search_paths=[], platform="darwin")
+        _resolve.locate(["cublas"], search_paths=[], platform="darwin")
 
 
 def test_locate_reads_no_unrelated_dist_info(tmp_path: Path) -> None:

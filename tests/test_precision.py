@@ -25,10 +25,10 @@ from fake_nvml import (
     FakeNVML,
     gpu,
 )
-from helpers import choose
+from helpers import choose, hosted
 
 from gpuboot.devices import list_devices
-from gpuboot.select import select_device
+from gpuboot.select import _select
 
 NO_ENV: Dict[str, str] = {}
 
@@ -90,7 +90,7 @@ def test_choice_is_reconciled_with_ctranslate2s_supported_types() -> None:
     build lacks fp16 kernels (shape: a set of strings)."""
     from gpuboot._gpus.precision import compute_type_for
 
-    (t4,) = list_devices(nvml=FakeNVML([gpu(T4, 0)]), environ=NO_ENV)
+    (t4,) = hosted(list_devices, nvml=FakeNVML([gpu(T4, 0)]))(environ=NO_ENV)
     ctype, why = compute_type_for(t4, "auto", supported={"int8", "int8_float32", "float32"})
     assert ctype == "int8" and "float16 not in ctranslate2's supported types" in why
     assert compute_type_for(t4, "auto", supported={"float32"})[0] == "float32"
@@ -107,13 +107,13 @@ def test_ct2_cuda_allow_fp16_is_honoured() -> None:
 
 def test_a_driver_too_old_for_ctranslate2_keeps_it_on_the_cpu() -> None:
     """Driver 470 supports CUDA 11.4; ctranslate2 4.8 is built for CUDA 12."""
-    old = select_device(nvml=FakeNVML([gpu(RTX_3070, 0)], driver="470.256.02", cuda_version=11040), environ={},
-                        reconcile=False, ct2_version="4.8.5")
+    old = hosted(_select, nvml=FakeNVML([gpu(RTX_3070, 0)], driver="470.256.02", cuda_version=11040))(
+        environ={}, reconcile=False, ct2_version="4.8.5")
     assert (old.kind, old.ct2_device, old.compute_type) == ("cuda", "cpu", "int8")
     assert "supports CUDA 11.4" in old.reason and "built for CUDA 12" in old.reason
     assert any("update the NVIDIA driver" in w for w in old.warnings)
-    ct2_3 = select_device(nvml=FakeNVML([gpu(RTX_3070, 0)], cuda_version=11040), environ={}, reconcile=False,
-                          ct2_version="3.24.0")  # a CUDA 11 build: fine on this driver
+    ct2_3 = hosted(_select, nvml=FakeNVML([gpu(RTX_3070, 0)], cuda_version=11040))(
+        environ={}, reconcile=False, ct2_version="3.24.0")  # a CUDA 11 build: fine on this driver
     assert (ct2_3.ct2_device, ct2_3.compute_type) == ("cuda", "float16")
 
 

@@ -62,7 +62,9 @@ def test_ensure_for_ctranslate2_loads_the_real_cublas() -> None:
         raise
     proc = run_child("""
         import json, sys, gpuboot
-        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"])
+        from gpuboot._host import injected
+        with injected(driver=True):
+            r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps({
             "needs": [[n.consumer, n.cuda_major] for n in r.needs],
             "loaded": [l.library.filename for l in r.loaded],

@@ -17,11 +17,11 @@ from fake_nvml import (
     GiB,
     gpu,
 )
-from helpers import choose
+from helpers import choose, hosted
 
 from gpuboot.devices import discover, list_devices
 from gpuboot.memory import check_memory
-from gpuboot.select import DeviceAssigner
+from gpuboot.select import DeviceAssigner, _select
 
 NO_ENV: Dict[str, str] = {}
 
@@ -70,8 +70,8 @@ def test_ray_style_visible_devices_need_no_special_code() -> None:
 
 def test_assigner_is_balanced_under_contention() -> None:
     gpus = [gpu(A100, i) for i in range(3)]
-    inv = discover(nvml=FakeNVML(gpus), environ=NO_ENV)
-    assigner = DeviceAssigner(inventory=inv, environ=NO_ENV, reconcile=False, ct2_version="4.8.5")
+    inv = hosted(discover, nvml=FakeNVML(gpus))(environ=NO_ENV)
+    assigner = DeviceAssigner(select=_select, inventory=inv, environ=NO_ENV, reconcile=False, ct2_version="4.8.5")
     got: List[int] = []
     lock = threading.Lock()
 
@@ -101,7 +101,7 @@ def test_bad_arguments() -> None:
 
 
 def test_check_memory() -> None:
-    (d,) = list_devices(nvml=FakeNVML([gpu(RTX_3070, 0, free=6 * GiB)]), environ=NO_ENV)
+    (d,) = hosted(list_devices, nvml=FakeNVML([gpu(RTX_3070, 0, free=6 * GiB)]))(environ=NO_ENV)
     ok = check_memory(5 * GiB, d)
     assert ok and ok.free_bytes == 6 * GiB and "fits in" in ok.reason
     no = check_memory(7 * GiB, d)

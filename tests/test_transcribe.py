@@ -13,7 +13,7 @@ import pytest
 import srt
 import webvtt
 from fake_nvml import A100, RTX_3070, RTX_4090, T4, FakeNVML, GiB, MiB, gpu
-from helpers import child_env, no_driver
+from helpers import child_env, hosted, no_driver
 from speech import REFERENCE, SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
@@ -190,19 +190,19 @@ def test_policy_options() -> None:
 def test_memory_info_and_pressure_through_nvml() -> None:
     nvml = FakeNVML([gpu(RTX_3070, 0, free=2 * GiB), gpu(A100, 1, free=70 * GiB)])
     env = {"CUDA_VISIBLE_DEVICES": "1,0"}  # ordinal 0 is the A100 (NVML index 1)
-    info = gpuboot.memory_info(0, nvml=nvml, environ=env)
+    info = hosted(gpuboot.memory_info, nvml=nvml)(0, environ=env)
     assert (info.gpu.name, info.total, info.free, info.used) == (A100[0], 80 * GiB, 70 * GiB, 10 * GiB)
-    busy = gpuboot.check_pressure(1, nvml=nvml, environ=env)  # the 3070: 6 of 8 GiB used = 75 %
+    busy = hosted(gpuboot.check_pressure, nvml=nvml)(1, environ=env)  # the 3070: 6 of 8 GiB used = 75 %
     assert busy.ok and busy.used_fraction == pytest.approx(0.75) and "admit" in busy.reason
-    refused = gpuboot.check_pressure(1, need_bytes=1 * GiB, nvml=nvml, environ=env)  # 87.5 % > 85 %
+    refused = hosted(gpuboot.check_pressure, nvml=nvml)(1, need_bytes=1 * GiB, environ=env)  # 87.5 % > 85 %
     assert not refused and "refuse" in refused.reason and "88%" in refused.reason
-    assert gpuboot.check_pressure(1, threshold=0.9, need_bytes=1 * GiB, nvml=nvml, environ=env).ok
-    hidden = gpuboot.check_pressure(2, nvml=nvml, environ=env)
+    assert hosted(gpuboot.check_pressure, nvml=nvml)(1, threshold=0.9, need_bytes=1 * GiB, environ=env).ok
+    hidden = hosted(gpuboot.check_pressure, nvml=nvml)(2, environ=env)
     assert not hidden and "no visible GPU has CUDA ordinal 2" in hidden.reason
     with pytest.raises(LookupError):
-        gpuboot.memory_info(5, nvml=nvml, environ=env)
+        hosted(gpuboot.memory_info, nvml=nvml)(5, environ=env)
     with pytest.raises(ValueError):
-        gpuboot.check_pressure(0, threshold=1.5, nvml=nvml, environ=env)
+        hosted(gpuboot.check_pressure, nvml=nvml)(0, threshold=1.5, environ=env)
 
 
 def test_pressure_without_a_driver_refuses_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -14,10 +14,11 @@ from typing import Any, Dict, List
 
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, gpu
-from helpers import choose, install, require_real, wheel
+from helpers import choose, gathered, hosted, install, require_real, wheel
 from test_dllpath import FakeWindowsAPI
 
 import gpuboot
+from gpuboot._host import Host, injected
 from gpuboot._record import Record
 
 
@@ -47,14 +48,15 @@ def values(tmp_path: Path) -> Dict[str, Any]:
 
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
     install(site, wheel("nvidia-cuda-runtime-cu12", "win32"))
-    report = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[str(site)], platform="win32",
-                            windows_api=FakeWindowsAPI())
-    libs = gpuboot.locate(["cublas", "curand", "cudart"], search_paths=[str(site)], platform="win32")
-    resolution = gpuboot.resolve(["cublas", "cudnn"], search_paths=[str(site)], platform="win32")
+    with injected(driver=True, search_paths=[str(site)], platform="win32", windows_api=FakeWindowsAPI(),
+                  environ={"PATH": ""}):
+        report = gpuboot.ensure(consumers=["ctranslate2"])
+        libs = gpuboot.locate(["cublas", "curand", "cudart"])
+        resolution = gpuboot.resolve(["cublas", "cudnn"])
     need = needs_of("ctranslate2", "4.8.5")
     assert need is not None
     nvml = FakeNVML([gpu(RTX_3070, 0)])
-    inventory = gpuboot.discover(nvml=nvml, environ={})
+    inventory = hosted(gpuboot.discover, nvml=nvml)(environ={})
     stub = tmp_path / "libcublasLt.so.12"
     from helpers import compile_stub
 
@@ -62,12 +64,12 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     candidates = Search("win32", [str(site)], {}).candidates([_catalog.spec("cublas")])
     from gpuboot._gpus.causes import driver_causes
     from gpuboot._gpus.probe import DriverProbe
-    from gpuboot.doctor import diagnose, gather
+    from gpuboot.doctor import diagnose
     from gpuboot.whisper import embedded_model
 
     probe_ = DriverProbe(libcuda="/usr/lib/x86_64-linux-gnu/libcuda.so.535.261.03", libcuda_version="535.261.03",
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
-    report_ = diagnose(gather(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
+    report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
     from gpuboot._cli_parallel import plan_workers
     from gpuboot.consumers import PAIRINGS
@@ -103,8 +105,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "BinaryInfo": _binary.read_binary(stub),
         "Candidate": candidates["cublas"][0],
         "ThroughputPlan": plan_throughput("cpu", cores=2, model_bytes=75_000_000),
-        "MemoryInfo": memory_info(0, nvml=nvml, environ={}),
-        "MemoryPressure": check_pressure(0, nvml=nvml, environ={}),
+        "MemoryInfo": hosted(memory_info, nvml=nvml)(0, environ={}),
+        "MemoryPressure": hosted(check_pressure, nvml=nvml)(0, environ={}),
         "KnownOwner": pickle.loads(pickle.dumps(libs[0])).owner,
         # dataclasses of the public API
         "Device": inventory.devices[0],
@@ -118,6 +120,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "DriverProbe": probe_,
         "Pairing": PAIRINGS[0],
         "Cue": make_cues([load_segment])[0],
+        "Host": Host(platform="linux", environ={"CUDA_VISIBLE_DEVICES": "0"}, driver=True, probe=probe_, cpu_threads=2),
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
         "FixResult": planned,
         "Step": step,
@@ -196,7 +199,8 @@ def test_a_ray_task_returns_gpuboot_values(tmp_path: Path) -> None:
     def work(site: str, model_dir: str) -> Any:
         import gpuboot as g
 
-        report = g.ensure(driver=True, consumers=["ctranslate2"], search_paths=[site])
+        with injected(driver=True, search_paths=[site]):
+            report = g.ensure(consumers=["ctranslate2"])
         found = g.locate(["cublas"], search_paths=[site])
         load = g.load_info(g.load_whisper(model_dir, device="cpu"))
         return report, found, load

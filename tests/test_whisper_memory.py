@@ -12,7 +12,7 @@ from fake_nvml import (
     MiB,
     gpu,
 )
-from helpers import choose
+from helpers import choose, hosted
 
 from gpuboot.whisper.model_memory import recommend_whisper_model
 
@@ -35,5 +35,5 @@ def test_recommend_whisper_model(spec: tuple, free: int, prefer: str, model: str
 def test_recommend_on_cpu_is_capped_at_small() -> None:
     c = choose([], env=NO_ENV)
     assert c.kind == "cpu"
-    assert recommend_whisper_model(c, free_bytes=64 * GiB) == "small"
-    assert recommend_whisper_model(c, free_bytes=1 * GiB) == "tiny"
+    assert hosted(recommend_whisper_model, ram=64 * GiB)(c) == "small"
+    assert hosted(recommend_whisper_model, ram=1 * GiB)(c) == "tiny"

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any, Dict
 
 import pytest
+from helpers import hosted
 from wine import WinPython, mingw_dll, winpath
+
+from gpuboot._libs import resolve as _resolve
 
 LT_C = "__declspec(dllexport) int cublasLtGetVersion(void) { return 120902; }\n"
 CUBLAS_C = ("__declspec(dllimport) int cublasLtGetVersion(void);\n"
@@ -106,7 +109,9 @@ def test_ensure_makes_a_bare_name_loadlibrarya_work(py313: WinPython, tmp_path: 
         import sys; sys.path.insert(0, {winpath(site)!r})
         before = bare_load()
         import gpuboot, os
-        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{winpath(site)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{winpath(site)!r}]):
+            r = gpuboot.ensure(consumers=["ctranslate2"])
         entries = os.environ["PATH"].split(";")
         print(json.dumps({{"before": before, "after": bare_load(),
                           "loaded": [x.library.filename for x in r.loaded], "missing": [m.name for m in r.missing],
@@ -126,7 +131,9 @@ def test_a_decoy_in_the_current_directory_is_never_loaded(py313: WinPython, tmp_
     out = py313.json(f"""
         import sys; sys.path.insert(0, {winpath(site)!r})
         import gpuboot
-        gpuboot.ensure(driver=True, consumers=["ctranslate2"])
+        from gpuboot._host import injected
+        with injected(driver=True):
+            gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps(bare_load()))
     """, tmp_path, cwd=work, prelude=BARE_LOAD)
     assert out.lower().startswith(winpath(site).lower())  # the wheel's copy, found first by search_paths/sys.path
@@ -154,7 +161,9 @@ def test_ensure_after_a_dll_mapped_above_4_gib_was_loaded(py313: WinPython, tmp_
         first = ctypes.WinDLL({winpath(bindir / "cublas64_12.dll")!r})  # as torch does, before gpuboot
         import gpuboot
         from gpuboot.dllpath import preload
-        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{winpath(site)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{winpath(site)!r}]):
+            r = gpuboot.ensure(consumers=["ctranslate2"])
         again = preload(gpuboot.locate(["cublas"], search_paths=[{winpath(site)!r}]))
         print(json.dumps({{"handle": first._handle,
                           "loaded": [[x.library.filename, x.already_loaded, str(x.loaded_path), x.error]
@@ -238,7 +247,6 @@ def test_the_fake_windows_api_agrees_with_the_real_loader(py313: WinPython, tmp_
     from test_dllpath import FakeWindowsAPI
 
     import gpuboot.dllpath
-    from gpuboot import locate
 
     site = cublas_site(tmp_path)
     real: Dict[str, Any] = py313.json(f"""
@@ -250,9 +258,10 @@ def test_the_fake_windows_api_agrees_with_the_real_loader(py313: WinPython, tmp_
         print(json.dumps({{"results": [[r.library.filename, r.ok, r.already_loaded] for r in res],
                           "path": [os.path.basename(p) for p in env["PATH"].split(";")]}}))
     """, tmp_path)
-    libs = locate(["cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
     env = {"PATH": r"C:\windows\system32"}
-    fake = gpuboot.dllpath.load_all(libs, gpuboot.dllpath.get_loader("win32", windows_api=FakeWindowsAPI()), env)
+    loader = hosted(gpuboot.dllpath.get_loader, windows_api=FakeWindowsAPI())("win32")
+    fake = gpuboot.dllpath.load_all(libs, loader, env)
     assert [[r.library.filename, r.ok, r.already_loaded] for r in fake] == real["results"]
     assert [os.path.basename(p.replace("\\", "/")) for p in env["PATH"].split(";")] == real["path"]
 
@@ -263,7 +272,9 @@ def test_python_39_finds_and_preloads_too(py39: WinPython, tmp_path: Path) -> No
         import sys, json; sys.path.insert(0, {winpath(site)!r})
         import gpuboot, nvidia.cuda_runtime
         (cudart,) = gpuboot.locate(["cudart"], cuda_major=12)
-        r = gpuboot.ensure(driver=True, consumers=["ctranslate2"], search_paths=[{winpath(site)!r}])
+        from gpuboot._host import injected
+        with injected(driver=True, search_paths=[{winpath(site)!r}]):
+            r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps([sys.version_info[:2], nvidia.cuda_runtime.__file__, cudart.soname,
                           [x.library.filename for x in r.loaded], bare_load()]))
     """, tmp_path, prelude=BARE_LOAD)

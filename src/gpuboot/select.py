@@ -182,8 +182,10 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
 def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto", worker: Optional[int] = None,
             cuda_ordinal: Optional[int] = None, environ: Optional[Mapping[str, str]] = None,
             inventory: Optional[Inventory] = None, reconcile: bool = True, ct2_version: Optional[str] = None,
-            driver: Optional[DriverInfo] = None, probe: Any = None) -> DeviceChoice:
-    """``select_device`` for gpuboot's own callers: ``inventory`` and ``probe`` already read (doctor's),
+            driver: Optional[DriverInfo] = None, probe: Any = None, cpu_threads: Optional[int] = None
+            ) -> DeviceChoice:
+    """``select_device`` for gpuboot's own callers: ``inventory``, ``probe`` and ``cpu_threads`` already read
+    (doctor's),
     ``reconcile=False`` (never import ctranslate2: doctor, workers), ``ct2_version`` known (``""``: none
     installed), the driver check ``ensure()`` made."""
     if prefer not in PREFERENCES:
@@ -193,7 +195,7 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
     env = _host.environ() if environ is None else environ
     rank = worker_rank(worker, env)
     inv = inventory if inventory is not None else _discover(environ=env, driver=driver)
-    threads = _host.cpu_threads()
+    threads = _host.cpu_threads() if cpu_threads is None else cpu_threads
     visible = list(inv.visible)
     warnings = list(inv.warnings)
     usable = [d for d in visible if min_free_bytes is None or d.free_memory >= min_free_bytes]

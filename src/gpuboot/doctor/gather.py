@@ -64,8 +64,9 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
                    initial_environ=_initial_environ() if host.environ is None else host.initial_environ,
                    driver_present=info.present, driver_evidence=info.evidence, inventory=inv, needs=needs,
                    installed=installed, loaded=mapped_paths(), search_paths=host.search_paths,
-                   metadata=read_metadata, wsl=wsl, probe=probe, distributions=installed_distributions,
-                   malformed=malformed_distributions)
+                   metadata=host.metadata or read_metadata, wsl=wsl, cpu_threads=_host.cpu_threads(), probe=probe,
+                   distributions=host.distributions or installed_distributions,
+                   malformed=host.malformed or malformed_distributions)
 
 
 def _read(path: str) -> str:

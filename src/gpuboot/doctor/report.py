@@ -87,6 +87,7 @@ class Context:
     search_paths: Optional[Sequence[str]] = None
     metadata: Callable[[str], Optional[Tuple[str, Sequence[str]]]] = field(default=no_metadata)
     wsl: bool = False
+    cpu_threads: int = 1  # CPUs this process may use (affinity, cgroup quota)
     probe: Any = None  # _gpus.probe.DriverProbe: what the driver answered (None: not asked)
     #: (name, version, Requires-Dist) of every installed distribution: a remedy must not break one.
     distributions: Callable[[], Sequence[Tuple[str, str, Sequence[str]]]] = field(default=no_distributions)
