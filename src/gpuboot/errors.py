@@ -8,19 +8,6 @@ if TYPE_CHECKING:
 
 
 
-#: The library's keyword wording in a fix -> the ``gpuboot`` command's flag,
-#: so that library errors speak Python and the command speaks flags.
-CLI_WORDING = (("model='/path/to/model'", "--model DIR"), ("device='auto'", "--device auto"))
-
-
-def for_the_command_line(text: str) -> str:
-    """``text`` (an error's message) with keyword arguments named as the
-    ``gpuboot`` command's flags (``CLI_WORDING``)."""
-    for keyword, flag in CLI_WORDING:
-        text = text.replace(keyword, flag)
-    return text
-
-
 class GpubootError(Exception):
     """Base class of every error gpuboot raises on purpose.
 

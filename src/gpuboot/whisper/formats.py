@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from .cues import Cue, make_cues
 
-__all__ = ["FORMATS", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs", "segment_dict",
-           "cue_dict", "output_stem", "colliding_inputs", "outputs_complete", "render_outputs", "write_rendered"]
-
-#: The formats ``gpuboot transcribe --output-format`` writes (``all`` is every one).
-FORMATS = ("txt", "srt", "vtt", "json")
+__all__ = ["Format", "FORMATS", "needs_cues", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs",
+           "segment_dict", "cue_dict", "output_stem", "colliding_inputs", "outputs_complete", "render_outputs",
+           "write_rendered"]
 
 
 def timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
@@ -93,6 +91,29 @@ def to_json(segments: Sequence[Any], extra: Mapping[str, Any], **limits: Any) ->
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
+class Format(NamedTuple):
+    """One row of ``FORMATS``: how a transcript format is rendered, and whether it is made of cues (so word
+    timings are wanted: cues start and end on words)."""
+
+    render: Callable[[Sequence[Any], Mapping[str, Any], Mapping[str, Any]], str]  # (segments, extra, cue limits)
+    cues: bool
+
+
+#: The formats ``gpuboot transcribe --output-format`` writes (``all`` is every one), in that order.  A new format
+#: is one renderer and one row.
+FORMATS: Dict[str, Format] = {
+    "txt": Format(lambda segments, extra, limits: to_txt(segments), cues=False),
+    "srt": Format(lambda segments, extra, limits: to_srt(segments, **limits), cues=True),
+    "vtt": Format(lambda segments, extra, limits: to_vtt(segments, **limits), cues=True),
+    "json": Format(lambda segments, extra, limits: to_json(segments, extra, **limits), cues=True),
+}
+
+
+def needs_cues(formats: Iterable[str]) -> bool:
+    """Any of ``formats`` is made of readable cues (``FORMATS[...].cues``)."""
+    return any(FORMATS[f].cues for f in formats)
+
+
 def output_stem(audio: str) -> str:
     """The file name, without suffix, of ``audio``'s transcripts: its stem."""
     return Path(audio).stem or "audio"
@@ -120,10 +141,8 @@ def colliding_inputs(audio: Sequence[str]) -> Optional[Tuple[str, str, str]]:
 
 def render_outputs(segments: Sequence[Any], formats: Sequence[str], extra: Mapping[str, Any],
                    **limits: Any) -> Dict[str, str]:
-    """Each format's text for ``segments`` (``limits``: the cue limits)."""
-    writers = {"txt": lambda: to_txt(segments), "srt": lambda: to_srt(segments, **limits),
-               "vtt": lambda: to_vtt(segments, **limits), "json": lambda: to_json(segments, extra, **limits)}
-    return {fmt: writers[fmt]() for fmt in formats}
+    """Each format's text for ``segments`` (``limits``: the cue limits; ``FORMATS`` renders)."""
+    return {fmt: FORMATS[fmt].render(segments, extra, limits) for fmt in formats}
 
 
 def write_rendered(audio: str, rendered: Mapping[str, str], output_dir: Path) -> List[Path]:

@@ -1,4 +1,5 @@
-"""``gpuboot doctor --fix``: the plan, one confirmation, the environment fixes, then before -> after."""
+"""``gpuboot doctor``: every known way GPU start-up goes wrong here, with the fix; ``--fix`` applies the fixes
+that change this environment (the plan, one confirmation, the commands, then before -> after)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,51 @@ import json
 import sys
 from typing import Any, Dict, List, Sequence, TextIO
 
-__all__ = ["run"]
+from .terminal import is_tty
+
+__all__ = ["SUMMARY", "add_arguments", "run"]
+
+SUMMARY = "diagnose GPU start-up problems and print the fix for each"
 
 
-def _is_tty(stream: Any) -> bool:
-    try:
-        return bool(stream.isatty())
-    except (AttributeError, ValueError):
-        return False
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..doctor import CONSUMER_ALIASES
+
+    parser.add_argument("--json", action="store_true",
+                        help="JSON following gpuboot/doctor/doctor-schema.json, shipped in the package")
+    parser.add_argument("--for", dest="consumer", choices=tuple(CONSUMER_ALIASES), default=None,
+                        help="check for one consumer only")
+    parser.add_argument("--fix", action="store_true",
+                        help="apply the fixes that change this environment (pip, run by this interpreter), after one "
+                             "confirmation, then check again; host-level fixes are explained, never run. pip options "
+                             "go after `--` (e.g. -- --find-links DIR --no-index)")
+    parser.add_argument("--yes", action="store_true", help="with --fix: apply without asking (scripts)")
+    parser.add_argument("--dry-run", action="store_true", help="with --fix: print the exact commands, run nothing")
+
+
+def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.fix:
+        return _fix(args, args.pip_args, out, err)
+    from ..doctor import diagnose
+
+    report = diagnose(consumer=args.consumer)
+    if args.json:
+        json.dump(report.to_dict(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(report.render())
+    return report.exit_code
 
 
 def _summary(findings: Sequence[Any]) -> Dict[str, str]:
     return {f"{f.id}: {f.title}": f.severity for f in findings if f.severity in ("problem", "warning")}
 
 
-def run(args: argparse.Namespace, pip_args: Sequence[str], out: TextIO, err: TextIO, stdin: Any = None) -> int:
+def _fix(args: argparse.Namespace, pip_args: Sequence[str], out: TextIO, err: TextIO, stdin: Any = None) -> int:
     """Plan, confirm, apply, re-check; returns the exit code (0 only when no problem remains)."""
-    from .doctor import diagnose
-    from .doctor.remedy import _fix as fix
-    from .doctor.remedy import environment_refusal
+    from ..doctor import diagnose
+    from ..doctor.remedy import _fix as fix
+    from ..doctor.remedy import environment_refusal
 
     stdin = sys.stdin if stdin is None else stdin
     before = diagnose(consumer=args.consumer)
@@ -60,7 +87,7 @@ def run(args: argparse.Namespace, pip_args: Sequence[str], out: TextIO, err: Tex
     if args.dry_run:
         return before.exit_code
     if not args.yes:
-        if not _is_tty(stdin) or not _is_tty(out):
+        if not is_tty(stdin) or not is_tty(out):
             err.write("gpuboot: not applied: no terminal to confirm on; rerun with --yes to apply the plan above\n")
             return 1
         out.write(f"Apply {len(planned.plan)} command(s) to {sys.prefix}? [y/N] ")

@@ -1,0 +1,112 @@
+"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, one module each (``COMMANDS``).
+
+Each command module has ``SUMMARY`` (its help line), ``add_arguments(parser)``
+and ``run(args, out, err) -> exit code``; a new command is one module and one
+row.  Exit codes: 0 success / healthy, 1 a runtime failure or problems
+found, 2 a usage error, 130 interrupted, 141 when the reader of stdout went
+away.  Errors are one line on stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from typing import Any, List, NoReturn, Optional, Sequence, TextIO, cast
+
+from .terminal import PROG, Output, OutputError, error_line, logging_to, silence
+
+__all__ = ["main", "COMMANDS", "PROG"]
+
+#: Command name -> its module (as pip's ``commands_dict``).
+COMMANDS = {
+    "transcribe": "gpuboot.cli.transcribe",
+    "doctor": "gpuboot.cli.doctor",
+    "env": "gpuboot.cli.env",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _command(name: str) -> Any:
+    return importlib.import_module(COMMANDS[name])
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    p = _Parser(prog=PROG, description="Make GPU ML apps start right: find, load and check NVIDIA libraries.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log what gpuboot does (-vv: debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name in COMMANDS:
+        module = _command(name)
+        module.add_arguments(sub.add_parser(name, help=module.SUMMARY))
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = None,
+         stderr: Optional[TextIO] = None) -> int:
+    """Run the ``gpuboot`` command; returns the exit code (0, 1, 2, 130, or
+    141 when the reader of stdout went away, as for a program killed by SIGPIPE).
+    A closed or failing standard output (``>&-``, ``> /dev/full``) is one line
+    on standard error and exit code 1."""
+    # Resolved per call: a default of sys.stdout would freeze the stream at import.
+    raw_out = sys.stdout if stdout is None else stdout
+    err_stream = sys.stderr if stderr is None else stderr
+    import io
+
+    err = err_stream if err_stream is not None else io.StringIO()  # `2>&-`: errors have nowhere to go
+    if raw_out is None:
+        print(f"{PROG}: error: standard output is closed; run it with an open standard output "
+              f"(`{PROG} ... > FILE`)", file=err)
+        return 1
+    out = cast(TextIO, Output(raw_out))
+    parser = _parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    pip_args: List[str] = []
+    if "--" in words:  # `gpuboot doctor --fix -- --find-links DIR`: pip's options
+        cut = words.index("--")
+        words, pip_args = words[:cut], words[cut + 1:]
+    args = parser.parse_args(words)
+    args.pip_args = pip_args
+    if pip_args and not (args.command == "doctor" and args.fix):
+        parser.error("options after `--` are pip's, for `gpuboot doctor --fix` only")
+    if args.command == "doctor" and (args.yes or args.dry_run) and not args.fix:
+        parser.error("--yes and --dry-run go with --fix")
+    try:
+        with logging_to(err, args.verbose):
+            code = _run(args, out, err)
+            out.flush()
+            return code
+    except BrokenPipeError:  # `gpuboot doctor --json | head`: the reader left
+        silence(raw_out)
+        return 141
+    except OutputError as exc:
+        print(f"{PROG}: error: cannot write to standard output: {exc.error}", file=err)
+        silence(raw_out)
+        return 1
+
+
+def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ..errors import GpubootError
+
+    try:
+        return int(_command(args.command).run(args, out, err))
+    except GpubootError as exc:
+        error_line(err, exc)
+        return 1
+    except ValueError as exc:
+        print(f"{PROG}: error: {exc}", file=err)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=err)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

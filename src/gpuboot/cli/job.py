@@ -1,0 +1,129 @@
+"""One ``gpuboot transcribe`` job: its settings, and one file transcribed and rendered.
+
+Shared by every runner (``runners.py``: this process, worker processes, Ray
+actors); ``Settings`` is picklable, so a worker gets it whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+__all__ = ["Settings", "FileRun", "transcribe_one", "json_item", "plain_text"]
+
+
+class Settings:
+    """What every file of one ``gpuboot transcribe`` run shares (picklable: workers get it)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        from ..whisper.formats import FORMATS, needs_cues
+
+        if args.beam_size < 1:
+            raise ValueError(f"--beam-size must be at least 1, not {args.beam_size}")
+        self.formats: List[str] = []
+        if args.output_format or args.output_dir:
+            self.formats = list(FORMATS) if args.output_format in (None, "all") else [args.output_format]
+        self.out_dir: Path = args.output_dir or Path(".")
+        cues_wanted = needs_cues(self.formats) or bool(args.json)
+        words = cues_wanted if args.word_timestamps is None else bool(args.word_timestamps)
+        self.options: Dict[str, Any] = {"beam_size": args.beam_size, "language": args.language,
+                                        "word_timestamps": words}
+        if args.vad_filter is not None:
+            self.options["vad_filter"] = args.vad_filter
+        self.limits: Dict[str, Any] = {"max_line_width": args.max_line_width, "max_line_count": args.max_line_count,
+                                       "max_cue_duration": args.max_cue_duration}
+        self.model: Optional[str] = args.model
+        self.device: str = args.device
+        self.compute_type: str = args.compute_type
+        self.batched: Any = "auto" if args.batch_size != 1 else False
+        self.batch_size: Any = args.batch_size
+        self.json: bool = bool(args.json)
+
+    def load(self, **kwargs: Any) -> Any:
+        from ..whisper.load import load_whisper
+        from ..whisper.models import embedded_model
+
+        return load_whisper(self.model or embedded_model() or "small", device=self.device,  # type: ignore[arg-type]
+                            compute_type=self.compute_type, batched=self.batched,  # type: ignore[arg-type]
+                            batch_size=self.batch_size, **kwargs)
+
+
+class FileRun:
+    """One file transcribed: iterate it for the segments as they are decoded, then ``result()``.
+
+    ``more`` joins the JSON's facts (a worker's rank and device)."""
+
+    def __init__(self, model: Any, path: str, samples: Any, settings: Settings,
+                 more: Optional[Dict[str, Any]] = None) -> None:
+        self.model, self.path, self.samples, self.settings, self.more = model, path, samples, settings, more
+        self.segments: List[Any] = []
+        self._tinfo: Any = None
+        self._t0 = 0.0
+        self._elapsed = 0.0
+
+    def __iter__(self) -> Iterator[Any]:
+        from ..whisper.decoding import transcribe
+
+        self._t0 = time.perf_counter()
+        stream, self._tinfo = transcribe(self.model, self.samples, **self.settings.options)
+        for seg in stream:
+            self.segments.append(seg)
+            yield seg
+        self._elapsed = time.perf_counter() - self._t0
+
+    def result(self) -> Tuple[List[Any], Dict[str, Any], Dict[str, str]]:
+        """``(segments, extra, rendered outputs)`` once every segment was read."""
+        from ..whisper.formats import render_outputs
+        from ..whisper.load import load_info
+
+        extra = {**_extra(self.path, self._tinfo, load_info(self.model), self._elapsed), **(self.more or {})}
+        rendered = render_outputs(self.segments, self.settings.formats, extra, **self.settings.limits)
+        return self.segments, extra, rendered
+
+
+def transcribe_one(model: Any, path: str, samples: Any, settings: Settings,
+                   more: Optional[Dict[str, Any]] = None) -> Tuple[List[Any], Dict[str, Any], Dict[str, str]]:
+    """One file at once: ``FileRun`` read to the end."""
+    run = FileRun(model, path, samples, settings, more)
+    for _ in run:
+        pass
+    return run.result()
+
+
+def json_item(segments: Sequence[Any], extra: Dict[str, Any], settings: Settings) -> Dict[str, Any]:
+    """``--json``'s item for one file: the text, the readable cues (with words), the run's facts."""
+    from ..whisper.cues import make_cues
+    from ..whisper.formats import cue_dict
+
+    return {"text": " ".join(" ".join(s.text.split()) for s in segments).strip(),
+            "segments": [cue_dict(i, c) for i, c in enumerate(make_cues(segments, **settings.limits))], **extra}
+
+
+def plain_text(segments: Sequence[Any]) -> str:
+    """The transcript as plain lines, one per segment (stdout without ``--json`` or files)."""
+    return "".join(" ".join(s.text.split()) + "\n" for s in segments)
+
+
+def _extra(path: str, tinfo: Any, info: Any, elapsed: float) -> Dict[str, Any]:
+    duration = float(tinfo.duration)
+    return {
+        "audio": str(path),
+        "language": tinfo.language,
+        "duration_s": round(duration, 3),
+        "model": info.model,
+        "device": info.device,
+        "cuda_ordinal": info.cuda_ordinal,
+        "compute_type": info.compute_type,
+        "batched": info.batched,
+        "batch_size": info.batch_size,
+        "cpu_threads": info.cpu_threads,
+        "reason": info.reason,
+        "throughput": info.throughput,
+        "fallback_trail": [{"device": a.device, "cuda_ordinal": a.cuda_ordinal, "compute_type": a.compute_type,
+                            "ok": a.ok, "error": a.error, "elapsed_ms": round(a.elapsed_ms, 1)} for a in info.trail],
+        "timings_ms": {"load": round(info.load_ms, 1), "probe": round(info.probe_ms, 1),
+                       "transcribe": round(elapsed * 1e3, 1)},
+        "real_time_factor": round(elapsed / duration, 4) if duration else None,
+    }
