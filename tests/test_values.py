@@ -42,7 +42,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from gpuboot._libs import catalog as _catalog
     from gpuboot._libs.needs import resolve_needs
     from gpuboot._libs.search import Search
-    from gpuboot.consumers import CTRANSLATE2_RULES, needs_of
+    from gpuboot.consumers import CONSUMER_TABLE, CTRANSLATE2_RULES, needs_of
     from gpuboot.memory import check_memory, check_pressure, memory_info
     from gpuboot.whisper.throughput import plan_throughput
 
@@ -72,7 +72,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
     from gpuboot.cli.runners import plan_workers
-    from gpuboot.consumers import PAIRINGS
+    from gpuboot.pairings import PAIRINGS
     from gpuboot.whisper.cues import make_cues
 
     class _Segment:  # the shape of a faster-whisper Segment without word timings
@@ -119,6 +119,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Attempt": load.trail[0],
         "DriverProbe": probe_,
         "Pairing": PAIRINGS[0],
+        "Consumer": CONSUMER_TABLE[0],
         "Cue": make_cues([load_segment])[0],
         "Host": Host(platform="linux", environ={"CUDA_VISIBLE_DEVICES": "0"}, driver=True, probe=probe_, cpu_threads=2),
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],

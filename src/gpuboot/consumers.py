@@ -11,9 +11,8 @@ from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ._record import Record
 
-__all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "needs_of", "installed_needs", "CONSUMERS", "cuda_version_of_tag",
-           "Pairing", "PAIRINGS", "installed_distributions", "malformed_distributions", "conflicts_with_installed",
-           "consumer_change"]
+__all__ = ["Need", "Rule", "Consumer", "CONSUMER_TABLE", "CONSUMERS", "CTRANSLATE2_RULES", "consumer", "needs_of",
+           "installed_needs", "read_metadata", "cuda_version_of_tag"]
 
 
 class Need(Record):
@@ -163,23 +162,62 @@ def _torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
                 cudnn_major=cudnn, source=src)
 
 
-def needs_of(consumer: str, version: str, requires: Sequence[str] = ()) -> Optional[Need]:
-    """The ``Need`` of ``consumer`` at ``version``, or ``None`` when that build
-    uses no CUDA (or the version is not one gpuboot knows, or not a version)."""
-    if not isinstance(consumer, str) or not isinstance(version, str):
-        return None
-    name = _canonical(consumer)
-    if name == "ctranslate2":
-        return _match_rules(name, version, CTRANSLATE2_RULES)
-    if name == "onnxruntime-gpu":
-        return _match_rules(name, version, ONNXRUNTIME_RULES)
-    if name == "torch":
-        return _torch_need(version, requires)
-    return None
+class Consumer(Record):
+    """One row of ``CONSUMER_TABLE``: a package that loads NVIDIA libraries, and how gpuboot reads its needs.
 
+    Attributes:
+        name: its distribution name, canonical (``"onnxruntime-gpu"``).
+        for_name: its name for ``gpuboot doctor --for`` and ``diagnose(consumer=)`` (``"onnxruntime"``).
+        rules: version ranges -> CUDA/cuDNN majors and libraries (``Rule``), when its version tells.
+        reads: how the need is read from ``(version, Requires-Dist)`` when its metadata tells instead
+            (torch's ``+cu121`` tags and ``nvidia-*`` requirements); ``None``: ``rules``.
+        plain_load_on_windows: loads its CUDA DLLs with plain ``LoadLibraryA`` (searches ``PATH``, not
+            ``os.add_dll_directory``): doctor checks ``PATH`` for it on Windows.
+        upgrade: the requirement that moves a build for an older CUDA major than the installed wheels to
+            the current one (ctranslate2 3.x beside CUDA 12 wheels), or ``None``.
+        upgrade_source: where that upgrade comes from.
+    """
+
+    name: str
+    for_name: str
+    rules: Tuple[Rule, ...] = ()
+    reads: Optional[Callable[[str, Sequence[str]], Optional[Need]]] = None
+    plain_load_on_windows: bool = False
+    upgrade: Optional[str] = None
+    upgrade_source: str = ""
+
+
+#: The consumers gpuboot knows; a new consumer is one row (and its rules).
+CONSUMER_TABLE: Tuple[Consumer, ...] = (
+    Consumer(name="ctranslate2", for_name="ctranslate2", rules=CTRANSLATE2_RULES, plain_load_on_windows=True,
+             upgrade="ctranslate2>=4.6.3",
+             upgrade_source="ctranslate2 >= 4.6.3: CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)"),
+    Consumer(name="onnxruntime-gpu", for_name="onnxruntime", rules=ONNXRUNTIME_RULES),
+    Consumer(name="torch", for_name="torch", reads=_torch_need),
+)
 
 #: Consumers gpuboot knows, by distribution name.
-CONSUMERS: Tuple[str, ...] = ("ctranslate2", "onnxruntime-gpu", "torch")
+CONSUMERS: Tuple[str, ...] = tuple(c.name for c in CONSUMER_TABLE)
+
+
+def consumer(name: str) -> Optional[Consumer]:
+    """The row of distribution ``name`` (any spelling: ``onnxruntime_gpu``), or ``None``."""
+    wanted = _canonical(name)
+    return next((c for c in CONSUMER_TABLE if c.name == wanted), None)
+
+
+def needs_of(consumer_name: str, version: str, requires: Sequence[str] = ()) -> Optional[Need]:
+    """The ``Need`` of ``consumer_name`` at ``version``, or ``None`` when that build
+    uses no CUDA (or the version is not one gpuboot knows, or not a version)."""
+    if not isinstance(consumer_name, str) or not isinstance(version, str):
+        return None
+    row = consumer(consumer_name)
+    if row is None:
+        return None
+    if row.reads is not None:
+        return row.reads(version, requires)
+    return _match_rules(row.name, version, row.rules)
+
 
 Metadata = Callable[[str], Optional[Tuple[str, Sequence[str]]]]
 
@@ -212,128 +250,3 @@ def installed_needs(consumers: Sequence[str] = CONSUMERS) -> List[Need]:
     return out
 
 
-# --------------------------------------------------------------------------- pairings
-
-
-class Pairing(Record):
-    """Consumer versions known to work together when their library needs conflict.
-
-    When a library fix for ``consumer`` (``library`` at cuDNN/CUDA ``major``)
-    would break ``pinned_by`` (whose version matches ``pinned_spec`` and pins
-    another major), the fix is a consumer change instead: ``consumer_fix``, or
-    ``other_fix`` for the other side.
-    """
-
-    library: str
-    major: int
-    consumer: str
-    pinned_by: str
-    pinned_spec: str
-    consumer_fix: str
-    other_fix: str
-    source: str
-
-
-#: torch < 2.4 pins cuDNN 8 (torch 2.3.1: ``nvidia-cudnn-cu12==8.9.2.26``);
-#: ctranslate2 4.5.0-4.6.2 needs cuDNN 9; ctranslate2 4.4.0 is the last on
-#: cuDNN 8 and torch 2.4 the first on cuDNN 9 (faster-whisper #1086;
-#: CTranslate2 CHANGELOG 4.5.0; torch 2.4.0 Requires-Dist).
-PAIRINGS: Tuple[Pairing, ...] = (
-    Pairing(library="nvidia-cudnn-cu12", major=9, consumer="ctranslate2", pinned_by="torch", pinned_spec="<2.4",
-            consumer_fix="ctranslate2==4.4.0", other_fix="torch>=2.4",
-            source="faster-whisper #1086; CTranslate2 CHANGELOG 4.5.0 (cuDNN 9)"),
-)
-
-#: (name, version, Requires-Dist) of every installed distribution.
-Installed = Sequence[Tuple[str, str, Sequence[str]]]
-
-
-def installed_distributions() -> List[Tuple[str, str, Sequence[str]]]:
-    """``(name, version, Requires-Dist)`` of every distribution on ``sys.path``
-    whose metadata is valid (``_metadata.scan_distributions``)."""
-    from ._host import current
-    from ._metadata import scan_distributions
-
-    given = current().distributions
-    if given is not None:
-        return list(given())
-    good, _bad = scan_distributions()
-    return [(d.name, d.version, list(d.requires)) for d in good]
-
-
-def malformed_distributions() -> List[Any]:
-    """Every distribution on ``sys.path`` whose metadata is malformed (``_metadata.Malformed``)."""
-    from ._host import current
-    from ._metadata import scan_distributions
-
-    given = current().malformed
-    if given is not None:
-        return list(given())
-    return list(scan_distributions()[1])
-
-
-def _may_meet(wanted: str, required: str) -> bool:
-    """Could one version satisfy both specifier sets?  Tried on the versions
-    either names (``==9.*`` also as 9.0 and 9.999)."""
-    from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-    try:
-        a, b = SpecifierSet(wanted), SpecifierSet(required)
-    except InvalidSpecifier:
-        return True
-    if not str(a) or not str(b):
-        return True
-    candidates = set()
-    for spec in (*a, *b):
-        v = spec.version.rstrip(".*")
-        candidates.update({v, f"{v}.0", f"{v}.999", f"{v}.999.999"})
-    return any(a.contains(c, prereleases=True) and b.contains(c, prereleases=True) for c in candidates
-               if re.fullmatch(r"[0-9]+(\.[0-9]+)*", c))
-
-
-def conflicts_with_installed(requirement: str, installed: Installed) -> List[str]:
-    """The installed distributions whose Requires-Dist ``requirement`` (a pip
-    requirement such as ``nvidia-cudnn-cu12==9.*``) would break, as
-    ``"torch 2.3.1 requires nvidia-cudnn-cu12==8.9.2.26"``; ``[]`` when none."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    try:
-        want = Requirement(requirement)
-    except InvalidRequirement:
-        return []
-    target = _canonical(want.name)
-    out = []
-    for name, version, requires in installed:
-        if _canonical(name) == target:
-            continue
-        for line in requires:
-            try:
-                req = Requirement(line)
-            except InvalidRequirement:
-                continue
-            if _canonical(req.name) != target or (req.marker is not None and not req.marker.evaluate({"extra": ""})):
-                continue
-            if not _may_meet(str(want.specifier), str(req.specifier)):
-                out.append(f"{name} {version} requires {req.name}{req.specifier}")
-    return out
-
-
-def consumer_change(requirement: str, consumer: str, installed: Installed) -> Optional[Tuple[str, str, str]]:
-    """When ``requirement`` (a library fix for ``consumer``) conflicts with an
-    installed pin, the consumer change from ``PAIRINGS`` that satisfies both:
-    ``(pip requirement, alternative, source)``, else ``None``."""
-    from packaging.requirements import Requirement
-    from packaging.specifiers import SpecifierSet
-
-    want = Requirement(requirement)
-    versions = {_canonical(n): v for n, v, _ in installed}
-    for p in PAIRINGS:
-        if _canonical(p.library) != _canonical(want.name) or p.consumer != consumer:
-            continue
-        pinned = versions.get(_canonical(p.pinned_by))
-        if pinned is None or not SpecifierSet(p.pinned_spec).contains(pinned.split("+")[0], prereleases=True):
-            continue
-        if conflicts_with_installed(p.consumer_fix, installed):
-            continue
-        return p.consumer_fix, p.other_fix, p.source
-    return None

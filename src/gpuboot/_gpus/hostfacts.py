@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["kernel_module_version", "libcuda_hints", "LIBCUDA_PLACES"]
+__all__ = ["kernel_module_version", "libcuda_hints", "is_wsl", "LIBCUDA_PLACES"]
 
 
 #: Where distributions install ``libcuda.so.1`` (Debian/Ubuntu multiarch and
@@ -32,6 +32,14 @@ def kernel_module_version(root: str = "/") -> Optional[str]:
     m = re.search(r"Kernel Module\s+(?:for \S+\s+)?([0-9]+(?:\.[0-9]+)+)",
                   _read(os.path.join(root, "proc/driver/nvidia/version")))
     return m.group(1) if m else None
+
+
+def is_wsl(root: str = "/", nodes: Optional[Sequence[str]] = None) -> bool:
+    """WSL2: its GPU device ``/dev/dxg`` (``nodes``: the ``/dev`` entries already listed), or "microsoft" in
+    ``/proc/version`` (Microsoft's WSL kernels say so)."""
+    if nodes is None:
+        nodes = [n for n in ("dxg",) if os.path.exists(os.path.join(root, "dev", n))]
+    return "dxg" in nodes or "microsoft" in _read(os.path.join(root, "proc/version")).lower()
 
 
 def _container(root: str, env: Mapping[str, str]) -> Optional[str]:
@@ -66,7 +74,7 @@ def _host_facts(root: str, env: Mapping[str, str], plat: str) -> Dict[str, Any]:
     except OSError:
         nodes = ()
     wsl_libcuda = os.path.join(root, "usr/lib/wsl/lib/libcuda.so.1")
-    wsl = "dxg" in nodes or "microsoft" in _read(os.path.join(root, "proc/version")).lower()
+    wsl = is_wsl(root, nodes)
     special = []
     for d in env.get("LD_LIBRARY_PATH", "").split(":"):
         parts = d.rstrip("/").split("/")

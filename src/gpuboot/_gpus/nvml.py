@@ -13,6 +13,7 @@ import re
 from typing import Any, List, Mapping, Optional, Tuple
 
 from . import driver as _driver
+from .codes import cuda_version
 from .device import Device, Inventory
 from .driver import DriverInfo
 from .order import cuda_order_from_driver
@@ -153,8 +154,7 @@ def _discover(*, environ: Optional[Mapping[str, str]] = None, driver: Optional[D
             driver_version = None
         cuda_v: Optional[Tuple[int, int]]
         try:
-            v = int(nvml.nvmlSystemGetCudaDriverVersion_v2())
-            cuda_v = (v // 1000, (v % 1000) // 10)
+            cuda_v = cuda_version(int(nvml.nvmlSystemGetCudaDriverVersion_v2()))
         except (nvml.NVMLError, AttributeError):
             cuda_v = None
         try:

@@ -10,7 +10,8 @@ from .._gpus.causes import DRIVER_MINIMUMS
 from .._libs import catalog as cat
 from .._libs.types import MissingLibrary
 from .._libs.wheels import install_requirement
-from ..consumers import Need, conflicts_with_installed, consumer_change, needs_of
+from ..consumers import Need, consumer, needs_of
+from ..pairings import conflicts_with_installed, consumer_change
 from .actions import Action, command_line, index_cuda, pip_install, remove_link, torch_index
 from .report import Context, Finding, Severity
 
@@ -103,7 +104,7 @@ def unless_it_breaks(ctx: Context, consumer: str, requirement: Optional[str]
                      ) -> Tuple[Optional[Tuple[Action, ...]], Tuple[str, ...]]:
     """``pip install requirement``, or -- when it would break an installed
     distribution's requirement -- the consumer change from
-    ``consumers.PAIRINGS`` that satisfies both; with the evidence of the
+    ``pairings.PAIRINGS`` that satisfies both; with the evidence of the
     conflict.  ``(None, ())`` when there is no requirement to install."""
     if requirement is None:
         return None, ()
@@ -123,8 +124,9 @@ def unless_it_breaks(ctx: Context, consumer: str, requirement: Optional[str]
 def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:
     """An old consumer built for an older CUDA major than the wheels installed
     (ctranslate2 3.x, CUDA 11, beside CUDA 12 wheels): upgrading the consumer
-    is the fix, not installing the old wheels."""
-    if need.consumer != "ctranslate2" or need.cuda_major >= 12:
+    is the fix (its row's ``upgrade``), not installing the old wheels."""
+    row = consumer(need.consumer)
+    if row is None or row.upgrade is None or need.cuda_major >= 12:
         return None
     from .._libs.resolve import resolve
 
@@ -136,8 +138,8 @@ def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:
         "consumer-too-old", "problem" if ctx.driver_present else "info",
         f"{need.consumer} {need.version} is built for CUDA {need.cuda_major}, but the CUDA 12 wheels are installed",
         (*(f"{lib.filename}: {lib.path}" for lib in newer.libraries if lib.name in need.libraries),
-         f"source: {need.source}", "ctranslate2 >= 4.6.3: CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)"),
-        ctx.platform, pip_install("ctranslate2>=4.6.3", upgrade=True))
+         f"source: {need.source}", row.upgrade_source),
+        ctx.platform, pip_install(row.upgrade, upgrade=True))
 
 
 def check_shadowed(ctx: Context) -> List[Finding]:
@@ -267,8 +269,9 @@ def check_windows_path(ctx: Context) -> List[Finding]:
     path_entries = [e for e in ctx.environ.get("PATH", "").split(";") if e]
     norm = [os.path.normcase(e.rstrip("\\/")) for e in path_entries]
     for n in ctx.needs:
-        if n.consumer != "ctranslate2":
-            continue  # LoadLibraryA consumers; torch and onnxruntime add their own DLL directories
+        row = consumer(n.consumer)
+        if row is None or not row.plain_load_on_windows:
+            continue  # torch and onnxruntime add their own DLL directories
         res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform="win32",
                            environ=ctx.environ)
         missing_dirs = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Mapping, Optional, Tuple
 
+from ..consumers import CONSUMER_TABLE
 from .checks_driver import check_driver
 from .checks_gpu import check_choice, check_cublas_for_gpu, check_devices, check_driver_age
 from .checks_libs import (
@@ -20,9 +21,8 @@ from .report import Context, Finding, Report
 
 __all__ = ["CONSUMER_ALIASES", "CHECKS", "diagnose"]
 
-#: consumer names (``diagnose(consumer=)``, ``gpuboot doctor --for``) -> distribution names.
-CONSUMER_ALIASES: Mapping[str, str] = {"ctranslate2": "ctranslate2", "torch": "torch",
-                                       "onnxruntime": "onnxruntime-gpu"}
+#: consumer names (``diagnose(consumer=)``, ``gpuboot doctor --for``) -> distribution names (``CONSUMER_TABLE``).
+CONSUMER_ALIASES: Mapping[str, str] = {c.for_name: c.name for c in CONSUMER_TABLE}
 
 
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (

@@ -8,7 +8,8 @@ from typing import Dict, Optional, Sequence
 
 from .. import _host
 from .._host import current
-from ..consumers import installed_distributions, malformed_distributions, read_metadata
+from ..consumers import read_metadata
+from ..pairings import installed_distributions, malformed_distributions
 from .report import Context
 
 __all__ = ["gather"]
@@ -41,6 +42,7 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
         consumers: the distribution names checked (default: every consumer gpuboot knows).
     """
     from .._gpus.driver import detect_driver
+    from .._gpus.hostfacts import is_wsl
     from .._gpus.nvml import _discover
     from .._gpus.probe import probe_of_host
     from .._libs.loaded import mapped_paths
@@ -58,8 +60,7 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
     probe = probe_of_host(env)
     wsl = host.wsl
     if wsl is None:
-        wsl = probe.wsl if probe is not None else (
-            os.path.exists("/usr/lib/wsl/lib/libcuda.so.1") or "microsoft" in _read("/proc/version").lower())
+        wsl = probe.wsl if probe is not None else is_wsl()
     return Context(platform=plat, environ=env,
                    initial_environ=_initial_environ() if host.environ is None else host.initial_environ,
                    driver_present=info.present, driver_evidence=info.evidence, inventory=inv, needs=needs,
@@ -67,10 +68,3 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
                    metadata=host.metadata or read_metadata, wsl=wsl, cpu_threads=_host.cpu_threads(), probe=probe,
                    distributions=host.distributions or installed_distributions,
                    malformed=host.malformed or malformed_distributions)
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""

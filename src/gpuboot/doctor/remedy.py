@@ -35,7 +35,7 @@ import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from .._record import Record
-from ..consumers import conflicts_with_installed, installed_distributions
+from ..pairings import conflicts_with_installed, installed_distributions
 from .plan import Step, environment_refusal, other_interpreter, pip_can_check, plan_fix
 from .report import Report
 
