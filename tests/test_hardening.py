@@ -21,11 +21,12 @@ import gpuboot
 from gpuboot import boot
 from gpuboot._host import injected
 from gpuboot._libs import resolve as _resolve
+from gpuboot._libs.aliases import alias_dir
 from gpuboot.consumers import needs_of
 from gpuboot.devices import discover
-from gpuboot.dllpath import alias_dir, subprocess_env
 from gpuboot.errors import CacheDirError, GpubootError, LibraryLoadError, ModelNotFoundError
 from gpuboot.select import _select, worker_rank
+from gpuboot.shellenv import subprocess_env
 from gpuboot.whisper.models import _check_model
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0

@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "_gpus.driver", "detect_driver": "_gpus.driver",
     "resolve": "locate", "Resolution": "locate",
-    "preload": "dllpath", "subprocess_env": "dllpath", "alias": "dllpath",
+    "preload": "dllpath", "subprocess_env": "shellenv", "alias": "_libs.aliases",
     "load_whisper": "whisper", "load_info": "whisper", "WhisperLoad": "whisper",
     "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "memory",
     "recommend_whisper_model": "whisper.model_memory", "MemoryCheck": "memory",
@@ -67,9 +67,10 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from ._gpus.device import Device, Inventory
     from ._gpus.driver import DriverInfo, detect_driver
     from ._gpus.nvml import discover, list_devices
+    from ._libs.aliases import alias
     from ._libs.types import Library, LoadedLibrary, MissingLibrary
     from .boot import EnsureReport, ensure
-    from .dllpath import alias, preload, subprocess_env
+    from .dllpath import preload
     from .doctor.remedy import FixResult, fix
     from .errors import (
         AbiMismatchError,
@@ -89,6 +90,7 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from .locate import Resolution, resolve
     from .memory import MemoryCheck, MemoryInfo, MemoryPressure, check_memory, check_pressure, memory_info
     from .select import DeviceAssigner, DeviceChoice, select_device
+    from .shellenv import subprocess_env
     from .whisper.decoding import transcribe
     from .whisper.load import WhisperLoad, load_info, load_whisper
     from .whisper.model_memory import recommend_whisper_model

@@ -49,7 +49,6 @@ class EnsureReport(Record):
     elapsed_ms: float = 0.0
     cuda_majors: Tuple[int, ...] = ()
 
-
     @property
     def ok(self) -> bool:
         """True when every needed library is loaded (or no driver: nothing to do)."""

@@ -248,5 +248,3 @@ def installed_needs(consumers: Sequence[str] = CONSUMERS) -> List[Need]:
         if need is not None:
             out.append(need)
     return out
-
-

@@ -7,7 +7,6 @@ if TYPE_CHECKING:
     from typing import Sequence
 
 
-
 class GpubootError(Exception):
     """Base class of every error gpuboot raises on purpose.
 

@@ -6,10 +6,10 @@
 ``gpuboot.locate([...])``, ``import gpuboot.locate as m; m.resolve``,
 ``from gpuboot.locate import resolve`` and
 ``importlib.import_module("gpuboot.locate")`` agree with each other and with
-type checkers (which read this file as the module it is).  The module stays light (no ``typing``, ``pathlib``
-or ``subprocess`` at import): the search and resolution live in
-``_search.py`` and ``_resolve.py`` and are imported on the first call.
-
+type checkers (which read this file as the module it is).  The module stays
+light (no ``typing``, ``pathlib`` or ``subprocess`` at import): the search and
+the resolution live in ``_libs/search.py`` and ``_libs/resolve.py`` and are
+imported on the first call.
 
 Finding never loads anything and never imports ``nvidia.*``: every current
 CUDA 12/13 wheel is a PEP 420 namespace package whose ``__file__`` is ``None``

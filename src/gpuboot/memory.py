@@ -37,7 +37,6 @@ class MemoryInfo(Record):
     used: int
     free: int
 
-
     @property
     def used_fraction(self) -> float:
         """``used / total`` (0.0 for a device that reports no memory)."""
@@ -83,7 +82,6 @@ class MemoryPressure(Record):
     info: Optional[MemoryInfo]
     reason: str
 
-
     def __bool__(self) -> bool:
         return self.ok
 
@@ -126,7 +124,6 @@ class MemoryCheck(Record):
     required_bytes: int
     free_bytes: int
     reason: str
-
 
     def __bool__(self) -> bool:
         return self.ok

@@ -72,7 +72,6 @@ class DeviceChoice(Record):
     warnings: Tuple[str, ...] = ()
     driver_cuda_version: Optional[Tuple[int, int]] = None
 
-
     @property
     def torch_device(self) -> str:
         """``"cuda:1"``, ``"mps"`` or ``"cpu"``."""

@@ -1,4 +1,5 @@
-"""``gpuboot env``: the lines that let child processes find the wheel libraries.
+"""The environment child processes need to find the wheel libraries: as a dict (``subprocess_env``) and as
+the lines for a shell profile, a Dockerfile or a systemd unit (``gpuboot env``).
 
 ``LD_LIBRARY_PATH`` is read once at process start (ld.so(8)), so it must be
 set before the process that needs it starts: in a shell profile, a
@@ -10,11 +11,17 @@ support that expansion).
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+import os
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Sequence
 
-from ._libs.platform import library_path_variable
+from . import _host
+from ._libs.loader import prepend_path
+from ._libs.pathsafety import safe_directory
+from ._libs.platform import check_platform, library_path_variable
+from ._libs.types import Library
 
-__all__ = ["SHELLS", "render", "snippets"]
+__all__ = ["SHELLS", "subprocess_env", "render", "snippets", "env_directories"]
 
 SHELLS = ("bash", "zsh", "fish", "powershell", "cmd")
 
@@ -61,8 +68,62 @@ def snippets(directories: Sequence[str], platform: str) -> Dict[str, str]:
 
 def env_directories(platform: str) -> List[str]:
     """The directories ``subprocess_env`` would add, for this environment."""
-    from .dllpath import subprocess_env
-
     var, sep = library_path_variable(platform)
     env = subprocess_env({})
     return [d for d in env.get(var, "").split(sep) if d]
+
+
+def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
+                   libraries: Optional[Sequence[Library]] = None) -> Dict[str, str]:
+    """An environment for child processes that finds the wheel libraries.
+
+    ``LD_LIBRARY_PATH`` (Windows: ``PATH``) gets the directories of
+    ``libraries`` -- default: what gpuboot preloaded in this process (what
+    ``ensure()`` loaded), else what the installed consumers need, else what is
+    found of cudart, cuBLAS and cuDNN -- plus gpuboot's alias
+    directory when it holds links, in front of the old value.  Empty entries
+    (the loader reads them as the current directory), relative entries and
+    world-writable directories are dropped from a Linux ``LD_LIBRARY_PATH``;
+    on Windows only empty entries are dropped (``PATH`` also finds programs).
+
+    Args:
+        base: the environment to start from; default ``os.environ``.
+        libraries: whose directories to add.
+
+    Returns:
+        A new ``dict[str, str]``; ``base`` is not changed.
+    """
+    plat = check_platform()
+    env = dict(_host.environ() if base is None else base)
+    if libraries is None:
+        libraries = _default_libraries(plat)
+    from ._libs.aliases import alias_dir
+    from .dllpath import directories
+
+    dirs = [str(d) for d in directories(libraries) if safe_directory(d)]
+    if plat != "win32":
+        links = alias_dir(create=False)
+        if links is not None and any(links.iterdir()):
+            dirs.append(str(links))
+    var, sep = library_path_variable(plat)
+    old = env.get(var, "")
+    if plat != "win32":
+        old = sep.join(e for e in old.split(sep) if e and os.path.isabs(e) and safe_directory(Path(e)))
+    value = prepend_path(old, dirs, sep)
+    if value:
+        env[var] = value
+    else:
+        env.pop(var, None)
+    return env
+
+
+def _default_libraries(platform: str) -> Sequence[Library]:
+    from .dllpath import preloaded
+
+    done = preloaded()
+    if done:
+        return done
+    from ._libs.needs import resolve_needs
+    from .consumers import installed_needs
+
+    return resolve_needs(installed_needs(), platform=platform).libraries

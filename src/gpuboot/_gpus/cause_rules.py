@@ -261,5 +261,3 @@ def not_answering(p: DriverProbe, wanted: bool) -> Optional[Seen]:
                 f"nvmlInit: {nvml_error(p.nvml_init)})",
                 "run `nvidia-smi` for the driver's own message; `gpuboot doctor --json` has the probe"
                 if _linux(p) else _WINDOWS_DRIVER_FIX)
-
-

@@ -87,7 +87,6 @@ class Cause(Record):
     fix: str
     source: str
 
-
     def line(self) -> str:
         """``layer: title -- fix: ...``, the one line a reason or a trail carries."""
         return f"{self.layer}: {self.title} -- fix: {self.fix}"

@@ -51,7 +51,6 @@ class Device(Record):
     gpu_instance_id: Optional[int] = None
     compute_instance_id: Optional[int] = None
 
-
     def describe(self) -> str:
         gib = self.free_memory / 2**30
         where = f"cuda:{self.cuda_ordinal}" if self.cuda_ordinal is not None else "hidden"
@@ -80,4 +79,3 @@ class Inventory(Record):
     cuda_driver_version: Optional[Tuple[int, int]] = None
     error: Optional[str] = None
     warnings: Tuple[str, ...] = ()
-

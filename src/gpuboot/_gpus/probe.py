@@ -112,7 +112,6 @@ class DriverProbe(Record):
     error: Optional[str] = None
     elapsed_ms: float = 0.0
 
-
     @property
     def answered(self) -> bool:
         """CUDA answered: ``cuInit`` returned 0 and ``cuDeviceGetCount`` counted at least one GPU.

@@ -87,7 +87,6 @@ class LibrarySpec(Record):
     parts: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
 
-
     def filenames(self, platform: str, version: int) -> tuple[str, ...]:
         variant = self.variants.get(version)
         if variant is None:

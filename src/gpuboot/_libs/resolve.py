@@ -158,4 +158,3 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
     found = [c for n in cat.WHEEL_LIBRARIES for c in cands[n]
              if cuda_major is None or cuda_major in c.majors]
     return [c.library for c in sorted(found, key=lambda c: c.order)]
-

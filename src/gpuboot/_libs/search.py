@@ -306,5 +306,3 @@ def ldconfig_cache() -> Dict[str, List[str]]:
             table.setdefault(m.group(1), []).append(m.group(3))
     _LDCONFIG_CACHE = table
     return table
-
-

@@ -25,7 +25,6 @@ class KnownOwner(Record):
     distribution: Optional[str]
     version: Optional[str]
 
-
     def lookup(self, path: Path) -> Tuple[Optional[str], Optional[str]]:
         return self.distribution, self.version
 
@@ -69,7 +68,6 @@ class Library(Record):
     root: Path
     owner: Optional[OwnerLookup] = None
     soname: Optional[str] = None
-
 
     def _pickle_state(self) -> Dict[str, Any]:
         # The owner travels as its answer (a Ray worker on another host cannot
@@ -126,7 +124,6 @@ class MissingLibrary(Record):
     other_versions: Tuple[Library, ...] = ()
     requirement: Optional[str] = None
 
-
     def describe(self) -> str:
         want = f"CUDA {self.cuda_major}" if self.cuda_major else "any CUDA"
         if self.name.startswith("cudnn") and self.major:
@@ -158,7 +155,6 @@ class LoadedLibrary(Record):
     already_loaded: bool
     error: Optional[str] = None
     elapsed_ms: float = 0.0
-
 
     @property
     def ok(self) -> bool:
@@ -193,7 +189,6 @@ class Resolution(Record):
     missing: Tuple[MissingLibrary, ...]
     cuda_major: Optional[int]
     cudnn_major: Optional[int] = None
-
 
     @property
     def ok(self) -> bool:

@@ -111,4 +111,3 @@ class WindowsLoader(Loader):
             if s not in self.dll_directories:
                 self.dll_directories[s] = self.api.add_dll_directory(s)
         environ["PATH"] = prepend_path(environ.get("PATH", ""), dirs, ";")
-

@@ -64,7 +64,6 @@ class Action(Record):
     options: Tuple[str, ...] = ()
     text: str = ""
 
-
     def words(self) -> Tuple[str, ...]:
         """The command as argv words, without the interpreter (``("pip", "install", ...)``); ``()`` for a host step."""
         if self.kind == "pip-install":

@@ -166,5 +166,3 @@ def environment_refusal(*, prefix: str = sys.prefix, base_prefix: str = sys.base
     if not in_venv and uid == 0:
         return f"running as root in the system interpreter ({prefix}): a pip install here changes the system; {instead}"
     return None
-
-

@@ -78,7 +78,6 @@ class FixResult(Record):
     after: Optional[Report]
     still_broken: Tuple[str, ...] = ()
 
-
     @property
     def exit_code(self) -> int:
         """0 only when no problem remains (after the fixes, or before when nothing ran)."""

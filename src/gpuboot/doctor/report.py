@@ -52,7 +52,6 @@ class Finding(Record):
     remedy: Optional[str] = None
     actions: Tuple[Action, ...] = ()
 
-
     @classmethod
     def fixed_by(cls, id: str, severity: Severity, title: str, evidence: Tuple[str, ...], platform: str,
                  *actions: Action) -> Finding:
@@ -100,7 +99,6 @@ class Report(Record):
     __hash__ = None  # type: ignore[assignment]
     findings: Tuple[Finding, ...]
     context: Context
-
 
     @property
     def problems(self) -> List[Finding]:

@@ -42,7 +42,6 @@ class Cue(Record):
     lines: Tuple[str, ...]
     words: Tuple[Tuple[float, float, str], ...] = ()
 
-
     @property
     def text(self) -> str:
         return " ".join(self.lines)

@@ -50,7 +50,6 @@ class Attempt(Record):
     elapsed_ms: float = 0.0
     cuda_ordinal: int  # the CUDA ordinal tried (0 on the CPU) = 0
 
-
     def describe(self) -> str:
         state = "ok" if self.ok else f"failed: {self.error}"
         return f"{self.device}/{self.compute_type} {state} ({self.elapsed_ms:.0f} ms)"
