@@ -331,8 +331,10 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def measure(runs: int, whisper_runs: int, calls: int, sweep: bool) -> Dict[str, Any]:
-    """Every case; the result is what ``bench/render.py`` renders (JSON-able: dict keys are strings)."""
+def measure(runs: int, whisper_runs: int, calls: int, sweep: bool,
+            sweep_json: Path = ROOT / "docs" / "transcribe-sweep.json") -> Dict[str, Any]:
+    """Every case; the result is what ``bench/render.py`` renders (JSON-able: dict keys are strings).
+    ``sweep_json``: where the long-recording sweep is written (with ``sweep``) and read from."""
     started = time.time()
     import compileall
 
@@ -363,7 +365,6 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool) -> Dict[str, 
 
         print("long recording, subtitles on and off ...", flush=True)
         data["long_subtitles"] = bench_long_subtitles(2)
-    sweep_json = ROOT / "docs" / "transcribe-sweep.json"
     if sweep:
         print("long-recording sweep ...", flush=True)
         from transcribe_sweep import sweep as run_sweep
@@ -371,6 +372,7 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool) -> Dict[str, 
         model_dir = subprocess.run([sys.executable, "-c", "from gpuboot.whisper import embedded_model as e; "
                                     "print(e() or '')"], capture_output=True, text=True).stdout.strip()
         if model_dir:
+            sweep_json.parent.mkdir(parents=True, exist_ok=True)
             sweep_json.write_text(json.dumps(run_sweep(model_dir), indent=2) + "\n")
     data["sweep"] = json.loads(sweep_json.read_text()) if sweep_json.exists() else None
     data["profile"] = importtime_profile()

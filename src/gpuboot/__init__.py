@@ -95,15 +95,21 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from .whisper.load import WhisperLoad, load_info, load_whisper
     from .whisper.model_memory import recommend_whisper_model
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'gpuboot' has no attribute {name!r}")
-    __import__(f"{__name__}.{module}")  # builtin: importlib itself costs an import
-    value = getattr(sys.modules[f"{__name__}.{module}"], name)
-    setattr(sys.modules[__name__], name, value)
-    return value
+class _Package(type(sys)):  # type: ignore[misc]
+    """``gpuboot``'s module type: public names imported on first use (PEP 562 does the same with a module-level
+    ``__getattr__``; as methods of the module's class they stay out of ``help(gpuboot)``)."""
+
+    def __getattr__(self, name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module 'gpuboot' has no attribute {name!r}")
+        __import__(f"{__name__}.{module}")  # builtin: importlib itself costs an import
+        value = getattr(sys.modules[f"{__name__}.{module}"], name)
+        setattr(self, name, value)
+        return value
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(vars(self)) | set(__all__))
 
 
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+sys.modules[__name__].__class__ = _Package
