@@ -231,6 +231,7 @@ REPORT = textwrap.dedent("""
                       "findings": [[f.id, f.severity, f.title, f.remedy] for f in report.findings],
                       "reason": choice.reason, "kind": choice.kind, "ct2_device": choice.ct2_device,
                       "compute_type": choice.compute_type, "probe": probe.to_dict(), "json": report.to_dict(),
+                      "text": report.render(),
                       "dev": sorted(n for n in os.listdir("/dev") if n.startswith("nvidia"))}))
 """)
 

@@ -151,7 +151,7 @@ def no_driver(monkeypatch: Any, root: Path) -> None:
 
     real = _driver.detect_driver
     root.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setattr(_driver, "detect_driver", lambda *, root_=str(root): real(root=root_))
+    monkeypatch.setattr(_driver, "detect_driver", lambda *, root=None, root_=str(root): real(root=root or root_))
 
 
 def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,

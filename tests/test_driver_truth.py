@@ -29,6 +29,7 @@ from driver_host import (
     stub_nvml,
 )
 from helpers import require_real
+from readme import assert_excerpt
 from speech import SAMPLE, WER_LIMIT, wer
 
 from gpuboot.doctor import json_schema
@@ -78,6 +79,7 @@ def test_the_real_driver_answers_as_it_does_without_a_gpu(driver: Path, tmp_path
 
 def test_user_space_without_a_kernel_module(driver: Path, tmp_path: Path) -> None:
     out = run(tmp_path, libdirs=[driver])
+    assert_excerpt("driver-535-no-kernel-module", out["text"], {"<driver>": str(driver)})
     f = assert_named(out, "kernel-module-not-loaded", VERSION, "sudo modprobe nvidia", "--gpus all")
     assert f[2].startswith("kernel module: ")
     assert "not found" not in " ".join(x[2] for x in out["findings"])  # the old "install the driver" is gone
@@ -107,6 +109,7 @@ def test_root_without_a_kernel_module_never_creates_a_device_node(driver: Path, 
 def test_docker_without_gpus(driver: Path, tmp_path: Path) -> None:
     """An nvidia/cuda image (NVIDIA_VISIBLE_DEVICES=all) started without --gpus: nothing NVIDIA inside."""
     out = run(tmp_path, container=True, env={"NVIDIA_VISIBLE_DEVICES": "all"})
+    assert_excerpt("driver-container-without-gpus", out["text"])
     assert_named(out, "container-without-gpu", "--gpus all", "NVIDIA Container Toolkit")
 
 
@@ -141,6 +144,7 @@ def test_nvml_unknown_error_in_a_running_container(driver: Path, tmp_path: Path)
 
 def test_wsl_with_a_linux_driver_inside(driver: Path, tmp_path: Path) -> None:
     out = run(tmp_path, libdirs=[driver], wsl=True)
+    assert_excerpt("driver-wsl-linux-driver", out["text"], {"<driver>": str(driver)})
     assert out["probe"]["wsl"] is True and out["probe"]["wsl_libcuda"] == "/usr/lib/wsl/lib/libcuda.so.1"
     assert_named(out, "wsl-linux-driver", "/usr/lib/wsl/lib/libcuda.so.1", "Windows")
 
@@ -175,10 +179,11 @@ def test_a_container_with_utility_capabilities_only(tmp_path: Path) -> None:
 
 def test_a_compat_libcuda_on_a_geforce(tmp_path: Path) -> None:
     namespaces_available()
-    compat = stub_cuda(tmp_path / "cuda-12.8" / "compat", cu_init="CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE",
-                       version=12080, file_version="570.124.06")
+    compat = stub_cuda(tmp_path / "usr" / "local" / "cuda-12.8" / "compat",
+                       cu_init="CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE", version=12080, file_version="570.124.06")
     out = run(tmp_path, libdirs=[compat, stub_nvml(tmp_path / "nvml")], **GPU_HOST)
     assert out["probe"]["cu_init"] == 804
+    assert_excerpt("driver-compat-804", out["text"], {"": str(tmp_path)})
     nvml_answers(out, "compat-unsupported-gpu", str(compat), "804")
 
 

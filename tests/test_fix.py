@@ -14,6 +14,7 @@ import pytest
 from fix_env import OLD_PIP, Scenario, wheelhouse
 from helpers import gathered
 from probes import healthy
+from readme import assert_excerpt_text, block
 
 import gpuboot
 from gpuboot.doctor.remedy import _fix, environment_refusal
@@ -87,13 +88,20 @@ def test_a_ctranslate2_too_old_for_the_wheels_is_upgraded(wheels: Path, tmp_path
 
 def test_torch_pinning_cudnn_8_beside_ctranslate2_450_gets_the_consumer_change(wheels: Path, tmp_path: Path) -> None:
     """The library fix (cuDNN 9) would break torch 2.3.1's pin: doctor offers
-    ctranslate2 4.4.0 instead (faster-whisper #1086), and --fix applies that."""
+    ctranslate2 4.4.0 instead (faster-whisper #1086), and --fix applies that --
+    the README's session, line for line."""
     s = Scenario(tmp_path, wheels, ["ctranslate2==4.5.0", "torch==2.3.1"])
+    here = {"<venv>/site-packages": str(s.site), "<venv>": str(s.venv),
+            "": f" --no-index --find-links {s.wheels}"}  # the README shows pip's own options left out
+    session = block("fix-session").split("$ gpuboot ")[1:]
     plain = s.gpuboot("doctor")
     assert "fix: pip install ctranslate2==4.4.0" in plain.stdout, plain.stdout  # doctor alone says it too
     assert "torch 2.3.1 requires nvidia-cudnn-cu12==8.9.2.26" in plain.stdout
-    out = fixed(s)
-    assert problems(out["before"])["cudnn-mismatch"] == "pip install ctranslate2==4.4.0"
+    first, second = s.fix("--yes"), s.fix("--yes")
+    for command, proc in zip(session, (plain, first, second)):
+        expected = command.split("\n", 1)[1]
+        assert_excerpt_text(expected, proc.stdout, here)
+    assert first.returncode == 0 and second.returncode == 0, first.stdout + first.stderr
     v = s.versions()
     assert (v["ctranslate2"], v["torch"], v["nvidia-cudnn-cu12"]) == ("4.4.0", "2.3.1", "8.9.2.26")
     check = json.loads(s.gpuboot("doctor", "--json").stdout)

@@ -129,7 +129,6 @@ def _public_callables() -> Dict[str, object]:
 def test_no_public_parameter_is_a_test_seam() -> None:
     """Public signatures hold what users pass; the machine is injected through ``gpuboot._host`` instead."""
     import inspect
-
     from dataclasses import is_dataclass
 
     from gpuboot._record import Record

@@ -42,6 +42,7 @@ class Host(Record):
         initial_environ: the environment the process started with.
         wsl: running under WSL2.
         ram: RAM available to new allocations, bytes.
+        root: the file-system root the driver's files are looked for under (``/``).
     """
 
     platform: Optional[str] = None
@@ -60,6 +61,7 @@ class Host(Record):
     initial_environ: Optional[Mapping[str, str]] = None
     wsl: Optional[bool] = None
     ram: Optional[int] = None
+    root: Optional[str] = None
 
 
 _REAL = Host()

@@ -314,9 +314,12 @@ def _driver_cause(error: str, probe: Any, real: bool, env: Mapping[str, str]) ->
             probe = probe_driver(environ=env)
     if probe is None:
         return error
-    from ._gpus.causes import cause_line
+    from ._gpus.causes import driver_causes
 
-    return cause_line(probe) or error
+    causes = driver_causes(probe, gpu_expected=True)
+    if not causes or causes[0].id == "no-driver":  # nothing NVIDIA here: discovery's own words say it best
+        return error
+    return causes[0].line()
 
 
 def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optional[str]) -> Optional[str]:

@@ -27,8 +27,8 @@ else:
     _ROOT = os.path.dirname(os.path.abspath(__file__))
     _detect = _driver.detect_driver
 
-    def _detect_under_root(*, root=_ROOT):  # type: ignore[no-untyped-def]
-        return _detect(root=root)
+    def _detect_under_root(*, root=None):  # type: ignore[no-untyped-def]
+        return _detect(root=root or _ROOT)
 
     _driver.detect_driver = _detect_under_root
 

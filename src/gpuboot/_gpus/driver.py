@@ -9,7 +9,7 @@ from .._record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    pass
+    from typing import Optional
 
 __all__ = ["DriverInfo", "detect_driver"]
 
@@ -27,12 +27,12 @@ class DriverInfo(Record):
     evidence: str
 
 
-def detect_driver(*, root: str = "/") -> DriverInfo:
+def detect_driver(*, root: Optional[str] = None) -> DriverInfo:
     """Look for an NVIDIA driver with a few ``stat`` calls (no loading).
 
     Args:
-        root: the file-system root the Linux paths are read under (``/``; a
-            container's or a chroot's root file system to inspect another).
+        root: the file-system root the Linux paths are read under (default
+            ``/``; a container's or a chroot's root file system to inspect another).
 
     Returns:
         A ``DriverInfo``; never raises.
@@ -43,6 +43,7 @@ def detect_driver(*, root: str = "/") -> DriverInfo:
     if host.driver is not None:
         return DriverInfo(present=host.driver, evidence="given by the caller")
     plat = host.platform or ("win32" if sys.platform == "win32" else "linux")
+    root = root or host.root or "/"
     if plat == "win32":
         system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")
         if os.path.exists(system):
