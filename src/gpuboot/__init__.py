@@ -1,25 +1,25 @@
 """gpuboot: make GPU ML applications start right.
 
 >>> import gpuboot
->>> report = gpuboot.ensure()                 # find and preload NVIDIA wheel libraries
->>> model = gpuboot.load_whisper("small")     # a verified faster-whisper model
+>>> report = gpuboot.ensure()                 # find and preload the NVIDIA wheel libraries consumers need
+>>> choice = gpuboot.select_device()          # the GPU CUDA answers for (or the CPU), and the precisions
+>>> model = gpuboot.load_whisper("small")     # a verified faster-whisper model, with its fallback trail
+
+Start here: ``ensure()`` (at application start), ``select_device()``,
+``load_whisper()`` / ``transcribe()``, ``gpuboot.doctor.diagnose()`` and
+``fix()`` (what is broken, and the fix).  Finding without loading:
+``locate()``, ``resolve()``; loading: ``preload()``; child processes:
+``subprocess_env()``; GPUs through NVML: ``discover()``, ``list_devices()``,
+``memory_info()``, ``check_pressure()``, ``check_memory()``.  Every error is a
+``GpubootError`` whose message ends in the fix.  The ``gpuboot`` command
+(``transcribe``, ``doctor``, ``env``) is ``gpuboot.cli``.
 
 ``import gpuboot`` imports no torch, faster_whisper, ctranslate2, pynvml or
 numpy -- nor even ``typing`` or ``dataclasses``: every public name but
-``locate`` is imported on first use (PEP 562 module ``__getattr__``).
-
-Modules: ``gpuboot.locate`` (find, never load), ``gpuboot.dllpath`` (make
-loadable), ``gpuboot.boot`` (``ensure``), ``gpuboot.devices`` (NVML
-discovery, ``CUDA_VISIBLE_DEVICES``), ``gpuboot.select`` (device placement),
-``gpuboot.whisper`` (``load_whisper``), ``gpuboot.errors``; ARCHITECTURE.md
-draws the layers.
-
-``gpuboot.locate`` is the function ``locate``: the light ``gpuboot/locate.py``
-is imported here and its function bound over the submodule's name, and the
-function carries the module's public names (``gpuboot.locate.resolve``,
-``gpuboot.locate.Resolution``), so the function call, ``from gpuboot.locate
-import resolve`` and ``import gpuboot.locate as m; m.resolve`` all work, and
-type checkers agree.
+``locate`` is imported on first use (the package's module class).
+``gpuboot.locate`` is both the function and the module ``gpuboot/locate.py``:
+the function carries the module's public names (``gpuboot.locate.resolve``).
+ARCHITECTURE.md draws the layers.
 """
 
 from __future__ import annotations
