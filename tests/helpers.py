@@ -177,15 +177,16 @@ def require_real(what: str) -> None:
 
 
 def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: str = "4.8.5", *,
-           cpu_threads: Optional[int] = None, **kw: Any) -> Any:
-    """``select_device`` over a fake NVML serving ``gpus`` (tests/fake_nvml.py),
-    without CTranslate2's reconciliation and with a fixed ctranslate2 version."""
+           cpu_threads: Optional[int] = None, driver_cuda: int = 12040, **kw: Any) -> Any:
+    """``select_device`` over a fake NVML serving ``gpus`` (tests/fake_nvml.py) with a driver for CUDA
+    ``driver_cuda`` (cuda.h's encoding: 12040 is 12.4), without CTranslate2's reconciliation and with a fixed
+    ctranslate2 version (the installed consumers' binaries are the real ones)."""
     from fake_nvml import FakeNVML
 
     from gpuboot._host import injected
     from gpuboot.select import _select
 
-    with injected(nvml=FakeNVML(gpus), cpu_threads=cpu_threads):
+    with injected(nvml=FakeNVML(gpus, cuda_version=driver_cuda), cpu_threads=cpu_threads):
         return _select(environ=env or {}, reconcile=False, ct2_version=ct2, **kw)
 
 

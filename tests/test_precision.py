@@ -62,22 +62,24 @@ TABLE = [
 @pytest.mark.parametrize(("spec", "torch_dtype", "auto", "speed", "accuracy"), TABLE,
                          ids=[row[0][0] for row in TABLE])
 def test_single_gpu_table(spec: tuple, torch_dtype: str, auto: str, speed: str, accuracy: str) -> None:
-    c = choose([gpu(spec, 0)])
+    # A driver for CUDA 12.8: new enough for every GPU here to run ctranslate2 4.8.5 (H100 and RTX 5090 through
+    # its PTX, ISA 8.7; tests/test_gpu_code.py covers older drivers).
+    c = choose([gpu(spec, 0)], driver_cuda=12080)
     assert (c.kind, c.cuda_ordinal, c.ct2_device) == ("cuda", 0, "cuda")
     assert c.torch_dtype == torch_dtype
     assert c.compute_type == auto
-    assert choose([gpu(spec, 0)], prefer="speed").compute_type == speed
-    assert choose([gpu(spec, 0)], prefer="memory").compute_type == speed
-    acc = choose([gpu(spec, 0)], prefer="accuracy")
+    assert choose([gpu(spec, 0)], prefer="speed", driver_cuda=12080).compute_type == speed
+    assert choose([gpu(spec, 0)], prefer="memory", driver_cuda=12080).compute_type == speed
+    acc = choose([gpu(spec, 0)], prefer="accuracy", driver_cuda=12080)
     assert (acc.compute_type, acc.torch_dtype) == (accuracy, "float32")
     assert spec[0] in c.reason
 
 
 def test_rtx5090_with_old_ctranslate2_avoids_int8() -> None:
-    c = choose([gpu(RTX_5090, 0)], ct2="4.6.0", prefer="speed")
+    c = choose([gpu(RTX_5090, 0)], ct2="4.6.0", prefer="speed", driver_cuda=12080)
     assert c.compute_type == "float16"
     assert "#1865" in c.reason
-    assert choose([gpu(RTX_5090, 0)], ct2="4.7.0", prefer="speed").compute_type == "int8_float16"
+    assert choose([gpu(RTX_5090, 0)], ct2="4.7.0", prefer="speed", driver_cuda=12080).compute_type == "int8_float16"
 
 
 def test_gtx1660_float16_quirk_is_explained() -> None:

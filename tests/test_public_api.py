@@ -142,7 +142,7 @@ def test_the_command_names_flags_where_the_library_names_keywords() -> None:
     from gpuboot.doctor import diagnose
 
     with pytest.raises(ValueError, match="consumer must be one of") as err:
-        diagnose(consumer="jax")
+        diagnose(consumer="mxnet")
     assert "--for" not in str(err.value)
     with pytest.raises(ValueError, match="shell must be one of") as err2:
         shellenv.render("tcsh", [], "linux")

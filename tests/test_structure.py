@@ -82,9 +82,10 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 @pytest.mark.parametrize(("low", "never"), [
     ("gpuboot._libs", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli",
-                       "gpuboot._gpus", "gpuboot.devices", "gpuboot.memory")),
+                       "gpuboot._gpus", "gpuboot._code", "gpuboot.devices", "gpuboot.memory")),
     ("gpuboot._gpus", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli",
-                       "gpuboot._libs", "gpuboot.dllpath", "gpuboot.locate")),
+                       "gpuboot._libs", "gpuboot._code", "gpuboot.dllpath", "gpuboot.locate")),
+    ("gpuboot._code", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli")),
     ("gpuboot.whisper", ("gpuboot.doctor", "gpuboot.cli")),
     ("gpuboot.doctor", ("gpuboot.whisper", "gpuboot.cli")),
 ])

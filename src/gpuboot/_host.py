@@ -43,6 +43,8 @@ class Host(Record):
         wsl: running under WSL2.
         ram: RAM available to new allocations, bytes.
         root: the file-system root the driver's files are looked for under (``/``).
+        sites: the directories installed distributions (and their binaries) are looked for in, instead of
+            ``sys.path``.
     """
 
     platform: Optional[str] = None
@@ -62,6 +64,7 @@ class Host(Record):
     wsl: Optional[bool] = None
     ram: Optional[int] = None
     root: Optional[str] = None
+    sites: Optional[Sequence[str]] = None
 
 
 _REAL = Host()

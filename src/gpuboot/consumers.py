@@ -1,165 +1,33 @@
-"""What the installed GPU consumers need, read from package metadata only.
+"""The GPU consumers gpuboot knows (``CONSUMER_TABLE``, one row each) and what the installed ones need.
 
-Nothing here imports ctranslate2, torch or onnxruntime: versions come from
-``importlib.metadata`` (the ``.dist-info`` directories).
+Nothing here imports ctranslate2, torch or the others: versions come from
+``importlib.metadata`` (the ``.dist-info`` directories), read by the rules and
+readers of ``_consumer_rules``, and the majors a consumer's own binaries link
+(``_code/files.py``) correct them.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
+from ._consumer_rules import (
+    CTRANSLATE2_RULES,
+    CUPY_LIBS,
+    JAX_LIBS,
+    ONNXRUNTIME_RULES,
+    TF_LIBS,
+    Need,
+    Rule,
+    canonical,
+    cuda_version_of_tag,
+    match_rules,
+    torch_need,
+    wheels_need,
+)
 from ._record import Record
 
 __all__ = ["Need", "Rule", "Consumer", "CONSUMER_TABLE", "CONSUMERS", "CTRANSLATE2_RULES", "consumer", "needs_of",
            "installed_needs", "read_metadata", "cuda_version_of_tag"]
-
-
-class Need(Record):
-    """Libraries one installed consumer needs.
-
-    Attributes:
-        consumer: distribution name (``"ctranslate2"``).
-        version: its installed version.
-        cuda_major: the CUDA major its binaries were built against.
-        libraries: catalog names it loads (required).
-        optional: catalog names it uses when present.
-        cudnn_major: the cuDNN major, where it uses cuDNN.
-        source: where the fact comes from.
-    """
-
-    consumer: str
-    version: str
-    cuda_major: int
-    libraries: Tuple[str, ...]
-    optional: Tuple[str, ...] = ()
-    cudnn_major: Optional[int] = None
-    source: str = ""
-
-
-class Rule(Record):
-    """One row of a consumer's compatibility table; ``specifier`` is a PEP 440
-    specifier on the consumer's version."""
-
-    specifier: str
-    cuda_major: int
-    libraries: Tuple[str, ...]
-    optional: Tuple[str, ...] = ()
-    cudnn_major: Optional[int] = None
-    source: str = ""
-
-
-# CTranslate2 CHANGELOG and faster-whisper README ("GPU" section). cudart is
-# linked statically into libctranslate2 (its ELF NEEDED list has no cudart; it
-# dlopens libcublas.so.12 by name, and cuBLAS loads lazily at the first GEMM).
-CTRANSLATE2_RULES: Tuple[Rule, ...] = (
-    Rule(specifier="<4.0.0", cuda_major=11, libraries=("cublas", "cudnn"), cudnn_major=8,
-         source="CTranslate2 CHANGELOG 4.0.0: 'CUDA 12 is now the default'; 3.x used CUDA 11 + cuDNN 8"),
-    Rule(specifier=">=4.0.0,<4.5.0", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=8,
-         source="CTranslate2 CHANGELOG 4.0.0: CUDA 12 + cuDNN 8"),
-    Rule(specifier=">=4.5.0,<4.6.3", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=9,
-         source="CTranslate2 CHANGELOG 4.5.0: cuDNN 9"),
-    Rule(specifier=">=4.6.3", cuda_major=12, libraries=("cublas",), optional=("cudnn",), cudnn_major=9,
-         source="CTranslate2 CHANGELOG 4.6.3: cuDNN optional (pure-CUDA Conv1d)"),
-)
-
-# onnxruntime-gpu: CUDA Execution Provider requirements table
-# (onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html).
-ONNXRUNTIME_RULES: Tuple[Rule, ...] = (
-    Rule(specifier=">=1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"), optional=("curand",),
-         cudnn_major=9,
-         source="onnxruntime CUDA EP requirements: 1.19+ default build is CUDA 12.x + cuDNN 9"),
-    Rule(specifier=">=1.17.0,<1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
-         source="onnxruntime CUDA EP requirements: 1.17-1.18 default CUDA 12 builds use cuDNN 8"),
-    Rule(specifier="<1.17.0", cuda_major=11, libraries=("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
-         source="onnxruntime CUDA EP requirements: up to 1.16 CUDA 11.x + cuDNN 8"),
-)
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def _match_rules(consumer: str, version: str, rules: Sequence[Rule]) -> Optional[Need]:
-    from packaging.specifiers import SpecifierSet
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        v = Version(version)
-    except InvalidVersion:
-        return None
-    for rule in rules:
-        if SpecifierSet(rule.specifier).contains(v, prereleases=True):
-            return Need(consumer=consumer, version=version, cuda_major=rule.cuda_major, libraries=rule.libraries,
-                        optional=rule.optional,
-                        cudnn_major=rule.cudnn_major, source=rule.source)
-    return None
-
-
-def cuda_version_of_tag(digits: str) -> Optional[Tuple[int, int]]:
-    """The CUDA version a build tag's digits name (torch's ``+cu121``,
-    ``+cu92``): the last digit is the minor, the rest the major, as
-    ``CUDA_VERSION`` is spelled without its dot (``cu92`` 9.2, ``cu101`` 10.1,
-    ``cu118`` 11.8, ``cu128`` 12.8, ``cu130`` 13.0).  ``None`` for fewer than
-    two digits or a leading zero, which no CUDA release is spelled as.
-    """
-    if len(digits) < 2 or not digits.isascii() or not digits.isdigit() or digits[0] == "0":
-        return None
-    return int(digits[:-1]), int(digits[-1])
-
-
-def _requirements(requires: Sequence[str]) -> List[Any]:
-    """``requires`` parsed by ``packaging`` (``Requirement``); lines it rejects are left out."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
-    out = []
-    for line in requires:
-        try:
-            out.append(Requirement(str(line)))
-        except InvalidRequirement:
-            continue
-    return out
-
-
-def _torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
-    """torch: ``+cu121`` local tags name the CUDA build; PyPI's Linux wheels
-    without a tag declare ``nvidia-*-cu12`` (or CUDA 13 ``nvidia-*``) in
-    Requires-Dist; ``+cpu`` and Windows PyPI wheels use no CUDA."""
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        local = Version(version).local or ""
-    except InvalidVersion:
-        return None
-    m = re.fullmatch(r"cu(\d+)", local)
-    cuda: Optional[int] = None
-    src = ""
-    tagged = cuda_version_of_tag(m.group(1)) if m else None
-    if m and tagged:
-        cuda = tagged[0]
-        src = f"torch local version tag +cu{m.group(1)} (CUDA {tagged[0]}.{tagged[1]})"
-    reqs = _requirements(requires)
-    if cuda is None:
-        for req in reqs:
-            r = re.fullmatch(r"nvidia-cublas(?:-cu(\d+))?", _canonical(req.name))
-            if r:
-                cuda = int(r.group(1)) if r.group(1) else 13
-                src = f"torch Requires-Dist: {req.name}{req.specifier}"
-                break
-    if cuda is None:
-        return None
-    cudnn: Optional[int] = None
-    for req in reqs:
-        if re.fullmatch(r"nvidia-cudnn-cu\d+", _canonical(req.name)):
-            pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
-            major = re.match(r"(\d+)", pins[0]) if pins else None
-            cudnn = int(major.group(1)) if major else cudnn
-    return Need(consumer="torch", version=version, cuda_major=cuda, libraries=("cudart", "cublas"), optional=("cudnn",
-                                                                                                              "nvrtc",
-                                                                                                              "cufft",
-                                                                                                              "curand",
-                                                               "cusparse", "cusolver", "nccl"),
-                cudnn_major=cudnn, source=src)
 
 
 class Consumer(Record):
@@ -176,6 +44,17 @@ class Consumer(Record):
         upgrade: the requirement that moves a build for an older CUDA major than the installed wheels to
             the current one (ctranslate2 3.x beside CUDA 12 wheels), or ``None``.
         upgrade_source: where that upgrade comes from.
+        binaries: ``glob`` patterns, relative to the directory holding its
+            ``.dist-info``, of the files that carry its GPU code and name the
+            CUDA libraries it links (``_code/files.py``); where they
+            link a CUDA or cuDNN major, that major is the one it needs, whatever
+            its version or name says.
+        imports: its top-level import names (``gpuboot hook`` runs ``ensure()``
+            before the first of them is imported).
+        build_arch: how to build it with native code for one architecture:
+            ``{cc}`` becomes ``9.0``, ``{arch}`` ``90``.
+        libraries: catalog names it loads, when no rule says (a row read from its
+            binaries or its name alone).
     """
 
     name: str
@@ -185,15 +64,66 @@ class Consumer(Record):
     plain_load_on_windows: bool = False
     upgrade: Optional[str] = None
     upgrade_source: str = ""
+    binaries: Tuple[str, ...] = ()
+    imports: Tuple[str, ...] = ()
+    build_arch: str = ""
+    libraries: Tuple[str, ...] = ()
 
 
-#: The consumers gpuboot knows; a new consumer is one row (and its rules).
+#: The consumers gpuboot knows; a new consumer is one row (and its rules).  Binaries, libraries and majors of the
+#: new rows were read off their wheels (tensorflow 2.21.0, jax-cuda12-plugin/-pjrt 0.10.2, cupy-cuda12x 14.2.0:
+#: Requires-Dist, ELF DT_NEEDED and RUNPATH, fatbins); TensorRT's and llama-cpp-python's CUDA builds are not on PyPI
+#: as wheels, so theirs come from their binaries when installed.
 CONSUMER_TABLE: Tuple[Consumer, ...] = (
     Consumer(name="ctranslate2", for_name="ctranslate2", rules=CTRANSLATE2_RULES, plain_load_on_windows=True,
              upgrade="ctranslate2>=4.6.3",
-             upgrade_source="ctranslate2 >= 4.6.3: CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)"),
-    Consumer(name="onnxruntime-gpu", for_name="onnxruntime", rules=ONNXRUNTIME_RULES),
-    Consumer(name="torch", for_name="torch", reads=_torch_need),
+             upgrade_source="ctranslate2 >= 4.6.3: CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)",
+             binaries=("ctranslate2.libs/libctranslate2*.so*", "ctranslate2/ctranslate2.dll"), imports=("ctranslate2",),
+             build_arch="build CTranslate2 for it: cmake -DWITH_CUDA=ON -DCUDA_ARCH_LIST={cc} (CTranslate2's CMake "
+                        "option; a native sm_120 build ran float16 4.3x faster than the PTX one, CTranslate2 #1933)"),
+    Consumer(name="onnxruntime-gpu", for_name="onnxruntime", rules=ONNXRUNTIME_RULES,
+             binaries=("onnxruntime/capi/libonnxruntime_providers_cuda.so",
+                       "onnxruntime/capi/onnxruntime_providers_cuda.dll"), imports=("onnxruntime",),
+             build_arch="build ONNX Runtime for it: ./build.sh --use_cuda --cmake_extra_defines "
+                        "CMAKE_CUDA_ARCHITECTURES={arch} (ONNX Runtime build documentation)"),
+    Consumer(name="torch", for_name="torch", reads=torch_need,
+             binaries=("torch/lib/libtorch_cuda.so", "torch/lib/torch_cuda.dll"), imports=("torch",),
+             build_arch="build PyTorch for it: TORCH_CUDA_ARCH_LIST={cc} python setup.py develop (PyTorch README, "
+                        "'From Source')"),
+    Consumer(name="tensorflow", for_name="tensorflow",
+             reads=wheels_need(TF_LIBS, optional=("nccl", "cupti", "nvrtc")),
+             binaries=("tensorflow/libtensorflow_framework.so.2", "tensorflow/libtensorflow_cc.so.2"),
+             imports=("tensorflow",),
+             build_arch="build TensorFlow for it: ./configure with TF_CUDA_COMPUTE_CAPABILITIES={cc} (TensorFlow "
+                        "'Build from source')"),
+    Consumer(name="jax-cuda12-plugin", for_name="jax", reads=wheels_need(JAX_LIBS, optional=("nvrtc", "nvjitlink"),
+                                                                             name_major=12),
+             binaries=("jax_plugins/xla_cuda12/xla_cuda_plugin.so", "jax_cuda12_plugin/_linalg.so"), imports=("jax",),
+             build_arch="build jaxlib's CUDA plugin for it: python build/build.py build --wheels=jax-cuda-plugin "
+                        "--cuda_compute_capabilities={cc} (JAX 'Building from source')"),
+    Consumer(name="jax-cuda13-plugin", for_name="jax", reads=wheels_need(JAX_LIBS, optional=("nvrtc", "nvjitlink"),
+                                                                             name_major=13),
+             binaries=("jax_plugins/xla_cuda13/xla_cuda_plugin.so", "jax_cuda13_plugin/_linalg.so"), imports=("jax",),
+             build_arch="build jaxlib's CUDA plugin for it: python build/build.py build --wheels=jax-cuda-plugin "
+                        "--cuda_compute_capabilities={cc} (JAX 'Building from source')"),
+    Consumer(name="cupy-cuda12x", for_name="cupy", reads=wheels_need((), optional=CUPY_LIBS, name_major=12),
+             binaries=("cupy/cuda/thrust.*", "cupy/cuda/cub.*", "cupy_backends/cuda/libs/cublas.*"),
+             imports=("cupy",),
+             build_arch="build CuPy for it: CUPY_NVCC_GENERATE_CODE=arch=compute_{arch},code=sm_{arch} pip install "
+                        "cupy --no-binary cupy (CuPy 'Installation', environment variables)"),
+    Consumer(name="cupy-cuda13x", for_name="cupy", reads=wheels_need((), optional=CUPY_LIBS, name_major=13),
+             binaries=("cupy/cuda/thrust.*", "cupy/cuda/cub.*", "cupy_backends/cuda/libs/cublas.*"),
+             imports=("cupy",),
+             build_arch="build CuPy for it: CUPY_NVCC_GENERATE_CODE=arch=compute_{arch},code=sm_{arch} pip install "
+                        "cupy --no-binary cupy (CuPy 'Installation', environment variables)"),
+    Consumer(name="tensorrt-cu12-libs", for_name="tensorrt", reads=wheels_need(("cudart",), name_major=12),
+             binaries=("tensorrt_libs/libnvinfer.so.*", "tensorrt_libs/nvinfer_*.dll"), imports=("tensorrt",)),
+    Consumer(name="tensorrt-cu13-libs", for_name="tensorrt", reads=wheels_need(("cudart",), name_major=13),
+             binaries=("tensorrt_libs/libnvinfer.so.*", "tensorrt_libs/nvinfer_*.dll"), imports=("tensorrt",)),
+    Consumer(name="llama-cpp-python", for_name="llama-cpp", libraries=("cudart", "cublasLt", "cublas"),
+             binaries=("llama_cpp/lib/libggml-cuda.so", "llama_cpp/lib/ggml-cuda.dll"), imports=("llama_cpp",),
+             build_arch='build it for it: CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={arch}" pip install '
+                        "llama-cpp-python --no-binary llama-cpp-python (llama-cpp-python README)"),
 )
 
 #: Consumers gpuboot knows, by distribution name.
@@ -202,7 +132,7 @@ CONSUMERS: Tuple[str, ...] = tuple(c.name for c in CONSUMER_TABLE)
 
 def consumer(name: str) -> Optional[Consumer]:
     """The row of distribution ``name`` (any spelling: ``onnxruntime_gpu``), or ``None``."""
-    wanted = _canonical(name)
+    wanted = canonical(name)
     return next((c for c in CONSUMER_TABLE if c.name == wanted), None)
 
 
@@ -215,8 +145,9 @@ def needs_of(consumer_name: str, version: str, requires: Sequence[str] = ()) -> 
     if row is None:
         return None
     if row.reads is not None:
-        return row.reads(version, requires)
-    return _match_rules(row.name, version, row.rules)
+        need = row.reads(version, requires)
+        return need._replace(consumer=row.name) if need is not None and not need.consumer else need
+    return match_rules(row.name, version, row.rules)
 
 
 Metadata = Callable[[str], Optional[Tuple[str, Sequence[str]]]]
@@ -238,13 +169,40 @@ def read_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
 
 
 def installed_needs(consumers: Sequence[str] = CONSUMERS) -> List[Need]:
-    """``Need``s of the consumers installed in this environment."""
+    """``Need``s of the consumers installed in this environment: from their
+    version tables or Requires-Dist, corrected by what their own binaries link
+    (``Consumer.binaries``: ``libonnxruntime_providers_cuda.so`` needing
+    ``libcublas.so.13`` is a CUDA 13 build whatever its version range says)."""
     out: List[Need] = []
     for name in consumers:
         found = read_metadata(name)
         if found is None:
             continue
-        need = needs_of(name, found[0], found[1])
+        need = _linked_need(name, found[0], needs_of(name, found[0], found[1]))
         if need is not None:
             out.append(need)
     return out
+
+
+def _linked_need(name: str, version: str, need: Optional[Need]) -> Optional[Need]:
+    """``need`` corrected by the CUDA and cuDNN majors the consumer's binaries link, when they name any."""
+    from ._code.files import installed_binaries, linked
+
+    row = consumer(name)
+    if row is None or not row.binaries:
+        return need
+    found, binaries = installed_binaries(row.name, row.binaries)
+    if found != version or not binaries:
+        return need
+    links = linked(binaries)
+    if links.cuda_major is None:
+        return need
+    evidence = "; ".join(links.evidence) + " (its binary's dynamic section)"
+    if need is None:
+        return Need(consumer=row.name, version=version, cuda_major=links.cuda_major, libraries=row.libraries,
+                    cudnn_major=links.cudnn_major, source=evidence)
+    cudnn = links.cudnn_major if links.cudnn_major is not None else need.cudnn_major
+    if links.cuda_major == need.cuda_major and cudnn == need.cudnn_major:
+        return need
+    return need._replace(cuda_major=links.cuda_major, cudnn_major=cudnn,
+                         source=f"{evidence}, not what {need.source or 'its metadata'} says")

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any, List, Optional, Sequence, Tuple
 
+from ._consumer_rules import canonical as _canonical
 from ._record import Record
-from .consumers import _canonical
 
 __all__ = ["Pairing", "PAIRINGS", "Installed", "installed_distributions", "malformed_distributions",
            "conflicts_with_installed", "consumer_change"]

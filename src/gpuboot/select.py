@@ -26,6 +26,7 @@ from ._gpus.precision import (
     torch_dtype_for,
 )
 from ._record import Record
+from ._select_reasons import cuda_verdict, driver_cause, driver_too_old, gpu_code, probe_cuda
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,7 +58,14 @@ class DeviceChoice(Record):
         cpu_threads: CPUs this process may use (affinity and cgroup quota).
         reason: why, in one sentence.
         candidates: the visible GPUs considered, CUDA ordinal order.
-        warnings: e.g. the ``CUDA_DEVICE_ORDER`` ambiguity.
+        warnings: e.g. the ``CUDA_DEVICE_ORDER`` ambiguity, or a consumer that
+            reaches the GPU only through a JIT compile of PTX.
+        driver_cuda_version: the highest CUDA version the driver supports, when known.
+        gpu_code: for the chosen GPU, each installed consumer's GPU code judged
+            (``ConsumerCode``: native, JIT or none, read from its binaries'
+            fatbins); ``()`` on the CPU.
+        torch_runs: torch (when installed) carries code this GPU runs; when it
+            does not, ``torch_device`` is ``"cpu"``.
     """
 
     kind: DeviceKind
@@ -71,11 +79,15 @@ class DeviceChoice(Record):
     candidates: Tuple[Device, ...] = ()
     warnings: Tuple[str, ...] = ()
     driver_cuda_version: Optional[Tuple[int, int]] = None
+    gpu_code: Tuple[Any, ...] = ()
+    torch_runs: bool = True
 
     @property
     def torch_device(self) -> str:
-        """``"cuda:1"``, ``"mps"`` or ``"cpu"``."""
-        return f"cuda:{self.cuda_ordinal}" if self.kind == "cuda" else self.kind
+        """``"cuda:1"``, ``"mps"`` or ``"cpu"`` (also ``"cpu"`` on a GPU torch's build carries no code for)."""
+        if self.kind == "cuda":
+            return f"cuda:{self.cuda_ordinal}" if self.torch_runs else "cpu"
+        return self.kind
 
 
 # --------------------------------------------------------------------------- workers
@@ -206,7 +218,7 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
         from ._gpus.probe import probe_driver
 
         probe = probe_driver(environ=env)  # NVML lists GPUs: ask CUDA itself (cached; a child process)
-    cuda_says = _cuda_verdict(probe) if visible else None
+    cuda_says = cuda_verdict(probe) if visible else None
     if probe is not None and probe.answered and probe.unavailable_ordinals:
         busy = set(probe.unavailable_ordinals)
         warnings.append("unavailable to new processes (CUDA_ERROR_DEVICE_UNAVAILABLE, 46): " +
@@ -221,6 +233,15 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
         usable = wanted
     if cuda_says is not None:
         usable = []  # NVML sees GPUs, CUDA cannot use them: every CUDA consumer goes to the CPU
+    driver_cuda = inv.cuda_driver_version or probe_cuda(probe)
+    codes = {d.cuda_ordinal: gpu_code(d, driver_cuda) for d in usable}
+    if usable and cuda_ordinal is None:
+        runnable = [d for d in usable if all(c.runs for c in codes[d.cuda_ordinal])]
+        if runnable and len(runnable) < len(usable):
+            skipped = [d for d in usable if d not in runnable]
+            warnings.append("not chosen, a consumer cannot run there: " + "; ".join(
+                c.line() for d in skipped for c in codes[d.cuda_ordinal] if not c.runs))
+            usable = runnable
     if usable:
         if cuda_ordinal is not None:
             chosen = usable[0]
@@ -233,24 +254,31 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
             why = (f"best of {len(usable)} visible GPU(s) by tensor cores, free memory and CC"
                    if len(usable) > 1 else "the only visible GPU")
         assert chosen.cuda_ordinal is not None
-        dtype = torch_dtype_for(chosen.compute_capability, prefer)
-        too_old = _driver_too_old(inv.cuda_driver_version or _probe_cuda(probe), ct2_version)
+        code = codes.get(chosen.cuda_ordinal, ())
+        by_name = {c.consumer: c for c in code}
+        warnings += [c.line() for c in code if c.verdict.kind == "jit"]
+        torch_code = by_name.get("torch")
+        torch_runs = torch_code is None or torch_code.runs
+        dtype = torch_dtype_for(chosen.compute_capability, prefer) if torch_runs else "float32"
+        torch_why = f"torch {dtype}" if torch_runs else f"torch on the CPU: {torch_code.line()}"  # type: ignore[union-attr]
+        ct2_code = by_name.get("ctranslate2")
+        too_old = driver_too_old(driver_cuda, ct2_version) or (
+            ct2_code.line() if ct2_code is not None and not ct2_code.runs else None)
         if too_old:
             ctype, ct_why = compute_type_for(None, prefer)
-            reason = (f"CUDA {chosen.describe()}: {why}; CTranslate2 on the CPU: {too_old}; {ct_why}; "
-                      f"torch {dtype}")
+            reason = f"CUDA {chosen.describe()}: {why}; CTranslate2 on the CPU: {too_old}; {ct_why}; {torch_why}"
             return DeviceChoice(kind="cuda", cuda_ordinal=chosen.cuda_ordinal, gpu=chosen, torch_dtype=dtype,
                                 compute_type=ctype, ct2_device="cpu", cpu_threads=threads, reason=reason,
                                 candidates=tuple(visible), warnings=(*warnings, too_old),
-                                driver_cuda_version=inv.cuda_driver_version)
+                                driver_cuda_version=inv.cuda_driver_version, gpu_code=code, torch_runs=torch_runs)
         supported = ct2_supported(chosen.cuda_ordinal) if reconcile else None
         ctype, ct_why = compute_type_for(chosen, prefer, ct2_version=ct2_version, supported=supported,
                                          environ=env)
-        reason = f"CUDA {chosen.describe()}: {why}; CTranslate2 {ct_why}; torch {dtype}"
+        reason = f"CUDA {chosen.describe()}: {why}; CTranslate2 {ct_why}; {torch_why}"
         return DeviceChoice(kind="cuda", cuda_ordinal=chosen.cuda_ordinal, gpu=chosen, torch_dtype=dtype,
                             compute_type=ctype, ct2_device="cuda", cpu_threads=threads, reason=reason,
                             candidates=tuple(visible), warnings=tuple(warnings),
-                            driver_cuda_version=inv.cuda_driver_version)
+                            driver_cuda_version=inv.cuda_driver_version, gpu_code=code, torch_runs=torch_runs)
 
     if cuda_says is not None:
         gpu_why = f"NVML answers, CUDA does not: {cuda_says}"
@@ -263,7 +291,7 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
         gpu_why = f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU"
     elif inv.error:
         asks = inventory is None and (real_nvml or _host.current().probe is not None)
-        gpu_why = f"no usable GPU ({_driver_cause(inv.error, probe, asks, env)})"
+        gpu_why = f"no usable GPU ({driver_cause(inv.error, probe, asks, env)})"
     else:
         gpu_why = "no GPU found"
     ctype, ct_why = compute_type_for(None, prefer)
@@ -280,59 +308,3 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
                         reason=f"CPU ({threads} threads): {gpu_why}; {ct_why}", candidates=tuple(visible),
                         warnings=tuple(warnings),
                         driver_cuda_version=inv.cuda_driver_version)
-
-
-def _cuda_verdict(probe: Any) -> Optional[str]:
-    """``None`` when CUDA answered (or was not asked: no probe), else the
-    broken layer and its fix in one line (``_gpus/causes.py``)."""
-    if probe is None or probe.answered:
-        return None
-    from ._gpus.causes import cause_line
-
-    return cause_line(probe) or "cuInit did not succeed"
-
-
-def _probe_cuda(probe: Any) -> Optional[Tuple[int, int]]:
-    """The CUDA version the probe's driver supports (NVML's, else ``cuDriverGetVersion``)."""
-    if probe is None:
-        return None
-    from ._gpus.codes import cuda_version
-
-    return cuda_version(probe.nvml_cuda_version or probe.cuda_driver_version)
-
-
-def _driver_cause(error: str, probe: Any, real: bool, env: Mapping[str, str]) -> str:
-    """Why no GPU is usable, in one line: the driver probe's broken layer and
-    fix when there is a driver (or a user-space ``libcuda``) to ask, else
-    discovery's own error ("no NVIDIA driver ...")."""
-    if probe is None and real:
-        from ._gpus.driver import detect_driver
-        from ._gpus.hostfacts import libcuda_hints
-        from ._gpus.probe import probe_driver
-
-        if detect_driver().present or libcuda_hints(environ=env):
-            probe = probe_driver(environ=env)
-    if probe is None:
-        return error
-    from ._gpus.causes import driver_causes
-
-    causes = driver_causes(probe, gpu_expected=True)
-    if not causes or causes[0].id == "no-driver":  # nothing NVIDIA here: discovery's own words say it best
-        return error
-    return causes[0].line()
-
-
-def _driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optional[str]) -> Optional[str]:
-    """Why CTranslate2 cannot use this driver, or ``None``: its build's CUDA
-    major (``consumers.CTRANSLATE2_RULES``) above the highest CUDA version the
-    driver supports (NVML ``nvmlSystemGetCudaDriverVersion``)."""
-    if driver_cuda is None or ct2_version is None:
-        return None
-    from .consumers import needs_of
-
-    need = needs_of("ctranslate2", ct2_version)
-    if need is None or driver_cuda[0] >= need.cuda_major:
-        return None
-    return (f"the driver supports CUDA {driver_cuda[0]}.{driver_cuda[1]}, but ctranslate2 {ct2_version} is built "
-            f"for CUDA {need.cuda_major} ({need.source}): update the NVIDIA driver (`gpuboot doctor` names the "
-            "minimum)")

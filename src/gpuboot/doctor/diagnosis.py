@@ -21,8 +21,10 @@ from .report import Context, Finding, Report
 
 __all__ = ["CONSUMER_ALIASES", "CHECKS", "diagnose"]
 
-#: consumer names (``diagnose(consumer=)``, ``gpuboot doctor --for``) -> distribution names (``CONSUMER_TABLE``).
-CONSUMER_ALIASES: Mapping[str, str] = {c.for_name: c.name for c in CONSUMER_TABLE}
+#: consumer names (``diagnose(consumer=)``, ``gpuboot doctor --for``) -> their distribution names
+#: (``CONSUMER_TABLE``: ``"jax"`` is ``jax-cuda12-plugin`` and ``jax-cuda13-plugin``).
+CONSUMER_ALIASES: Mapping[str, Tuple[str, ...]] = {
+    c.for_name: tuple(r.name for r in CONSUMER_TABLE if r.for_name == c.for_name) for c in CONSUMER_TABLE}
 
 
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
@@ -36,8 +38,9 @@ def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None) -
 
     Args:
         ctx: a ``Context``; default ``gather()``: this process and machine.
-        consumer: ``"ctranslate2"``, ``"torch"`` or ``"onnxruntime"`` to check
-            for that consumer only.
+        consumer: a name of ``CONSUMER_ALIASES`` (``"ctranslate2"``, ``"torch"``,
+            ``"onnxruntime"``, ``"tensorflow"``, ``"jax"``, ...) to check for that
+            consumer only.
 
     Raises:
         ValueError: an unknown ``consumer``.
@@ -46,7 +49,7 @@ def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None) -
         if consumer not in CONSUMER_ALIASES:
             raise ValueError(f"consumer must be one of {', '.join(CONSUMER_ALIASES)}, not {consumer!r}")
     if ctx is None:
-        ctx = gather(consumers=[CONSUMER_ALIASES[consumer]] if consumer is not None else None)
+        ctx = gather(consumers=CONSUMER_ALIASES[consumer] if consumer is not None else None)
     findings: List[Finding] = []
     for check in CHECKS:
         try:
@@ -57,7 +60,8 @@ def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None) -
                                     remedy="report this at the gpuboot issue tracker with `gpuboot doctor --json`"))
     if consumer is not None and not ctx.needs:
         findings.append(Finding(id="consumer-not-installed", severity="info",
-                                title=f"{CONSUMER_ALIASES[consumer]} is not installed (or is a CPU-only build)",
+                                title=f"{' or '.join(CONSUMER_ALIASES[consumer])} is not installed (or is a CPU-only "
+                                "build)",
                                 evidence=(),
                                 remedy=None))
     return Report(findings=tuple(findings), context=ctx)
