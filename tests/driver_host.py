@@ -116,6 +116,16 @@ class StubGPU:
 
 RTX_4090 = StubGPU("NVIDIA GeForce RTX 4090", (8, 9), 24 * GiB, "GPU-5f3c2b9e-8d41-4a7c-9e0b-2d6f1a4c7e91",
                    "00000000:01:00.0", 0x2684)
+TESLA_K80 = StubGPU("Tesla K80", (3, 7), 12 * GiB, "GPU-7a1e0c33-5b2d-4e8f-9c61-0d3b4a5e6f70", "00000000:05:00.0",
+                    0x102D)
+GTX_980 = StubGPU("NVIDIA GeForce GTX 980", (5, 2), 4 * GiB, "GPU-3c9b1d20-7e4a-4f16-8a2c-5b0e9d7f1a42",
+                  "00000000:02:00.0", 0x13C0)
+GTX_1080 = StubGPU("NVIDIA GeForce GTX 1080", (6, 1), 8 * GiB, "GPU-9e2f4a61-0c7b-4d35-b18e-6a3d5c2f0b97",
+                   "00000000:03:00.0", 0x1B80)
+A100_SXM = StubGPU("NVIDIA A100-SXM4-40GB", (8, 0), 40 * GiB, "GPU-1f6d8b24-9a3e-4c70-8e15-c2b7a0d4f863",
+                   "00000000:07:00.0", 0x20B0, mig_capable=True)
+RTX_5090 = StubGPU("NVIDIA GeForce RTX 5090", (12, 0), 32 * GiB, "GPU-c4a7e9b2-6d13-4f0a-9b58-3e2d1f7a6c05",
+                   "00000000:01:00.0", 0x2B85)
 H100_SXM = StubGPU("NVIDIA H100 80GB HBM3", (9, 0), 80 * GiB, "GPU-0b7d9a42-3c1e-4f58-a6d2-91e4c07b5f13",
                    "00000000:18:00.0", 0x2330, mig_capable=True)
 

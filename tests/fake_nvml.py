@@ -41,6 +41,8 @@ class FakeGPU:
 
 # name as NVML reports it, compute capability, memory (NVIDIA spec pages), PCI
 # device id (the PCI ID Repository, vendor 10de)
+TESLA_K80 = ("Tesla K80", (3, 7), 12 * GiB, 0x102D)  # GK210, one of its two GPUs
+GTX_980 = ("NVIDIA GeForce GTX 980", (5, 2), 4 * GiB, 0x13C0)  # GM204
 GTX_1080 = ("NVIDIA GeForce GTX 1080", (6, 1), 8 * GiB, 0x1B80)
 GTX_1660_SUPER = ("NVIDIA GeForce GTX 1660 SUPER", (7, 5), 6 * GiB, 0x21C4)  # TU116
 GTX_1650 = ("NVIDIA GeForce GTX 1650", (7, 5), 4 * GiB, 0x1F82)  # TU117

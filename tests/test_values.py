@@ -90,7 +90,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from gpuboot._code.fatbin import read_fatbin
     from gpuboot._code.files import installed_binaries, linked
 
-    ct2_version, ct2_binaries = installed_binaries("ctranslate2", CONSUMER_TABLE[0].binaries)
+    _ct2_version, ct2_binaries = installed_binaries("ctranslate2", CONSUMER_TABLE[0].binaries)
     if not ct2_binaries:
         require_real("the ctranslate2 wheel (its libctranslate2 carries fatbins)")
     fatbin = read_fatbin(ct2_binaries[0])

@@ -96,10 +96,14 @@ class Module(Record):
     Attributes:
         code: its entries (``count`` 1 each).
         count: how many containers of the binary hold exactly these entries.
+        kernels: ``False`` when it is known to hold no kernel: no PTX, and its first cubin is an uncompressed ELF
+            with no ``.text.<kernel>`` section (the image ``nvcc -shared`` device-links, which nothing launches).
+            Compressed cubins are not opened: they count as holding kernels.
     """
 
     code: Tuple[GpuCode, ...]
     count: int = 1
+    kernels: bool = True
 
     @property
     def specific(self) -> bool:
@@ -190,7 +194,7 @@ def _read(m: mmap.mmap, path: str) -> Optional[Fatbin]:
     if sections is None:
         return None
     found: Dict[_Key, int] = {}
-    modules: Dict[FrozenSet[_Key], int] = {}
+    modules: Dict[_ModuleKey, int] = {}
     containers = entries = 0
     malformed = False
     for name, offset, size in sections:
@@ -198,7 +202,8 @@ def _read(m: mmap.mmap, path: str) -> Optional[Fatbin]:
             continue
         c, e, bad = _walk(m, offset, min(offset + size, len(m)), found, modules)
         containers, entries, malformed = containers + c, entries + e, malformed or bad
-    mods = [Module(code=_codes({k: 1 for k in keys}), count=n) for keys, n in modules.items()]
+    mods = [Module(code=_codes({k: 1 for k in keys}), count=n, kernels=kernels)
+            for (keys, kernels), n in modules.items()]
     mods.sort(key=lambda mod: -mod.count)
     return Fatbin(path=path, code=_codes(found), modules=tuple(mods), containers=containers, entries=entries,
                   malformed=malformed)
@@ -212,10 +217,29 @@ def _codes(found: Dict[_Key, int]) -> Tuple[GpuCode, ...]:
 
 
 _Key = Tuple[str, int, str, Tuple[int, int], bool]
+_ModuleKey = Tuple[FrozenSet[_Key], bool]
+
+
+def _has_kernels(m: mmap.mmap, start: int, size: int) -> bool:
+    """An uncompressed cubin (an ELF64) at ``m[start:start+size]`` has a ``.text.<kernel>`` section; ``True`` when
+    it cannot be told (compressed, or not a readable ELF)."""
+    if size < 64 or m[start:start + 4] != b"\x7fELF" or m[start + 4] != 2:
+        return True
+    shoff = struct.unpack_from("<Q", m, start + 0x28)[0]
+    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", m, start + 0x3A)
+    if shentsize < 64 or not shnum or shstrndx >= shnum or shoff + shnum * shentsize > size:
+        return True
+    strtab = struct.unpack_from("<Q", m, start + shoff + shstrndx * shentsize + 24)[0]
+    for i in range(shnum):
+        name = struct.unpack_from("<I", m, start + shoff + i * shentsize)[0]
+        at = start + strtab + name
+        if strtab + name + 6 <= size and m[at:at + 6] == b".text.":
+            return True
+    return False
 
 
 def _walk(m: mmap.mmap, pos: int, end: int, found: Dict[_Key, int],
-          modules: Dict[FrozenSet[_Key], int]) -> Tuple[int, int, bool]:
+          modules: Dict[_ModuleKey, int]) -> Tuple[int, int, bool]:
     """Count the entries of the containers in ``m[pos:end]`` into ``found`` and each container's set of entries
     into ``modules``; (containers, entries, malformed)."""
     containers = entries = 0
@@ -229,6 +253,7 @@ def _walk(m: mmap.mmap, pos: int, end: int, found: Dict[_Key, int],
         containers += 1
         at, stop = pos + header, pos + header + size
         keys = set()
+        kernels: Optional[bool] = None
         while at + _ENTRY.size <= stop:
             (kind, _v, head, payload, _csize, _x, minor, major, target, _no, _nl, flags) = _ENTRY.unpack_from(m, at)
             if head < 64 or at + head + payload > stop:
@@ -240,10 +265,14 @@ def _walk(m: mmap.mmap, pos: int, end: int, found: Dict[_Key, int],
                 found[k] = found.get(k, 0) + 1
                 keys.add(k)
                 entries += 1
+                if kernels is None and name == "cubin":
+                    kernels = bool(flags & _COMPRESSED) or _has_kernels(m, at + head, payload)
+                elif name == "ptx":
+                    kernels = True
             at += head + payload
         if keys:
-            frozen = frozenset(keys)
-            modules[frozen] = modules.get(frozen, 0) + 1
+            mkey = (frozenset(keys), kernels is not False)
+            modules[mkey] = modules.get(mkey, 0) + 1
         pos = stop
     return containers, entries, False
 

@@ -17,7 +17,9 @@ The rules (NVIDIA, CUDA C++ Programming Guide, "Binary Compatibility" and
 A binary is judged module by module (one fatbin container per compiled source
 file): a kernel runs only through its own module's entries.  Modules holding
 only arch- or family-specific entries (Hopper-only attention kernels) are
-called only on those GPUs, so they count only there.
+called only on those GPUs, so they count only there; a module known to hold no
+kernel (the image ``nvcc -shared`` device-links) is never launched and does
+not count.
 """
 
 from __future__ import annotations
@@ -144,9 +146,9 @@ def judge(fatbin: Fatbin, cc: Tuple[int, int], driver_cuda: Optional[Tuple[int, 
     """
     label = name or fatbin.path.replace("\\", "/").rsplit("/", 1)[-1]
     carries = fatbin.describe()
-    applies = [m for m in fatbin.modules
-               if not m.specific or any(cubin_runs(c, cc) if c.kind == "cubin" else ptx_runs(c, cc)
-                                        for c in m.code)]
+    applies = [m for m in fatbin.modules if m.kernels and (
+               not m.specific or any(cubin_runs(c, cc) if c.kind == "cubin" else ptx_runs(c, cc)
+                                        for c in m.code))]
     if not applies:
         reason = (f"{label} carries no GPU code" if not fatbin.modules else
                   f"{label} has no code for {_cc(cc)}: it carries {carries}")

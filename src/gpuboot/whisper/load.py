@@ -73,6 +73,9 @@ class WhisperLoad(Record):
         cpu_threads, num_workers: what ``WhisperModel`` was given.
         throughput: why those (``_throughput.plan_throughput``'s reason).
         source: the model directory loaded (a size name resolved in the cache).
+        warnings: what the caller should know of a working choice: CTranslate2
+            reaching this GPU only through a JIT compile of its PTX (slow first
+            start), read from its binary's fatbin.
     """
 
     model: str
@@ -89,6 +92,7 @@ class WhisperLoad(Record):
     num_workers: int = 1
     throughput: str = ""
     source: str = ""
+    warnings: Tuple[str, ...] = ()
 
 
 def _plan(device: str, compute_type: str, choice: Any) -> Tuple[List[Tuple[str, str]], str]:
@@ -251,7 +255,9 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
                            batched=throughput.batched,
                            batch_size=throughput.batch_size, cpu_threads=int(args["cpu_threads"]),
                            num_workers=int(args["num_workers"]),
-                           throughput=throughput.reason, source=source)
+                           throughput=throughput.reason, source=source, warnings=_warnings(dev, choice))
+        for warning in info.warnings:
+            log.warning("%s", warning)
         instance.gpuboot = info
         log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
         return instance
@@ -261,6 +267,13 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         a.device == "cuda" for a in trail) else "check the model directory and `pip install 'gpuboot[whisper]'`"
     raise ModelLoadError("no device could run the Whisper model: " + "; ".join(a.describe() for a in trail),
                          fix, trail)
+
+
+def _warnings(dev: str, choice: Any) -> Tuple[str, ...]:
+    """CTranslate2's JIT-only verdict for the GPU it runs on (``DeviceChoice.gpu_code``)."""
+    if dev != "cuda":
+        return ()
+    return tuple(c.line() for c in choice.gpu_code if c.consumer == "ctranslate2" and c.verdict.kind == "jit")
 
 
 def _cuda_cause(trail: List[Attempt]) -> str:

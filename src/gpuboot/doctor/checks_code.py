@@ -1,0 +1,62 @@
+"""Doctor's checks of the GPU code each installed consumer carries, against each visible GPU."""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+from .._gpus.codes import cuda_version
+from .actions import Action, host, pip_install
+from .report import Context, Finding, Severity
+
+__all__ = ["check_gpu_code"]
+
+
+def _driver_cuda(ctx: Context) -> Optional[Tuple[int, int]]:
+    cuda_v = ctx.inventory.cuda_driver_version
+    if cuda_v is None and ctx.probe is not None and (ctx.probe.answered or ctx.probe.nvml_answered):
+        cuda_v = cuda_version(ctx.probe.nvml_cuda_version or ctx.probe.cuda_driver_version)
+    return cuda_v  # type: ignore[no-any-return]
+
+
+def _actions(name: str, code: object) -> Tuple[Action, ...]:
+    """The fix as steps: a pip install where the fix is a known build (``ARCH_FIXES``), else an instruction."""
+    from .._code.consumers import ARCH_FIXES
+
+    verdict = code.verdict  # type: ignore[attr-defined]
+    fix = code.fix  # type: ignore[attr-defined]
+    if verdict.kind == "none" and verdict.ptx_cuda is None:
+        for row in ARCH_FIXES:
+            if row.consumer == name and row.cc_from <= verdict.cc < row.cc_below and fix == row.fix:
+                if row.torch_index:
+                    return (pip_install("torch", force_reinstall=True, torch_index=row.torch_index),)
+                if row.requirement and name != "ctranslate2":
+                    return (pip_install(row.requirement),)
+    return (host(fix),) if fix else ()
+
+
+def check_gpu_code(ctx: Context) -> List[Finding]:
+    """Every installed consumer's GPU code (its binaries' fatbins) against every visible GPU: native is ok, a
+    JIT-only GPU a warning (slow first start, a driver new enough for the PTX), no code a problem."""
+    from .._code.consumers import consumer_code
+
+    driver_cuda = _driver_cuda(ctx)
+    out: List[Finding] = []
+    for device in ctx.inventory.visible:
+        cc = device.compute_capability
+        label = f"cuda:{device.cuda_ordinal} {device.name} (CC {cc[0]}.{cc[1]})"
+        for need in ctx.needs:
+            code = consumer_code(need.consumer, cc, driver_cuda, label)
+            if code is None:
+                continue
+            evidence = (f"carries: {code.verdict.carries}", *code.binaries,
+                        *((f"source: {code.source}",) if code.source else ()))
+            if code.verdict.kind == "native":
+                out.append(Finding(id="gpu-code", severity="ok", title=code.line(), evidence=evidence))
+                continue
+            severity: Severity = "warning" if code.verdict.kind == "jit" else "problem"
+            title = code.line().split("; fix: ")[0]
+            fid = "gpu-code-jit" if code.verdict.kind == "jit" else "gpu-code-missing"
+            actions = _actions(need.consumer, code)
+            out.append(Finding.fixed_by(fid, severity, title, evidence, ctx.platform, *actions) if actions else
+                       Finding(id=fid, severity=severity, title=title, evidence=evidence))
+    return out
