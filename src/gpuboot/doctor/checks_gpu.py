@@ -6,10 +6,9 @@ from typing import List
 
 from .._gpus.causes import DRIVER_MINIMUMS
 from .._gpus.codes import cuda_version
-from .actions import pip_install
 from .report import Context, Finding
 
-__all__ = ["DRIVER_MINIMUMS", "check_driver_age", "check_devices", "check_choice", "check_cublas_for_gpu"]
+__all__ = ["DRIVER_MINIMUMS", "check_driver_age", "check_devices", "check_choice"]
 
 
 def check_driver_age(ctx: Context) -> List[Finding]:
@@ -81,35 +80,3 @@ def check_choice(ctx: Context) -> List[Finding]:
     return [Finding(id="device-choice", severity="info",
                     title=f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
                     evidence=(c.reason, *c.warnings))]
-
-
-#: cuBLAS supports compute capability 12.0 (Blackwell: RTX 50xx, RTX PRO 6000)
-#: from CUDA 12.8; older releases fail with CUBLAS_STATUS_NOT_SUPPORTED (CUDA
-#: 12.8 release notes: "Added support for Blackwell").  Wheel version -> CUDA.
-BLACKWELL_CUBLAS = "12.8"
-
-
-def check_cublas_for_gpu(ctx: Context) -> List[Finding]:
-    """A CC 12.0 GPU with a cuBLAS wheel from before CUDA 12.8."""
-    from packaging.version import InvalidVersion, Version
-
-    blackwell = [d for d in ctx.inventory.visible if d.compute_capability == (12, 0)]
-    if not blackwell:
-        return []
-    out: List[Finding] = []
-    for lib in ctx.installed:
-        if lib.name != "cublas" or lib.cuda_major != 12 or not lib.version:
-            continue
-        try:
-            old = Version(lib.version) < Version(BLACKWELL_CUBLAS)
-        except InvalidVersion:
-            continue
-        if old:
-            out.append(Finding.fixed_by(
-                "cublas-too-old-for-gpu", "problem",
-                f"cuBLAS {lib.version} predates CUDA {BLACKWELL_CUBLAS}, the first with compute capability 12.0 "
-                f"support: {blackwell[0].name} fails with CUBLAS_STATUS_NOT_SUPPORTED",
-                (f"{lib.filename}: {lib.path}", f"GPU {blackwell[0].describe()}",
-                 "source: CUDA 12.8 release notes (Blackwell support)"),
-                ctx.platform, pip_install(f"nvidia-cublas-cu12>={BLACKWELL_CUBLAS}")))
-    return out

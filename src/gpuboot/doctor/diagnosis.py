@@ -7,7 +7,8 @@ from typing import Callable, List, Mapping, Optional, Tuple
 from ..consumers import CONSUMER_TABLE
 from .checks_code import check_gpu_code
 from .checks_driver import check_driver
-from .checks_gpu import check_choice, check_cublas_for_gpu, check_devices, check_driver_age
+from .checks_gpu import check_choice, check_devices, check_driver_age
+from .checks_known import check_known_bad
 from .checks_libs import (
     check_ld_library_path,
     check_libraries,
@@ -30,7 +31,7 @@ CONSUMER_ALIASES: Mapping[str, Tuple[str, ...]] = {
 
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
     check_driver, check_driver_age, check_devices, check_gpu_code, check_choice, check_metadata, check_libraries,
-    check_renamed, check_shadowed, check_ld_library_path, check_torch, check_windows_path, check_cublas_for_gpu,
+    check_renamed, check_shadowed, check_ld_library_path, check_torch, check_windows_path, check_known_bad,
 )
 
 
