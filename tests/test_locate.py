@@ -275,3 +275,26 @@ def test_the_loader_cache_naming_one_file_twice_gives_it_once(tmp_path: Path, mo
     empty.mkdir()
     for found in (gpuboot.locate(search_paths=[str(empty)]), gpuboot.locate(["nvvm"], search_paths=[str(empty)])):
         assert [(x.filename, x.path, x.source) for x in found] == [("libnvvm.so.4", real, "system")]
+
+
+def test_without_a_major_the_installed_consumer_decides(tmp_path: Path) -> None:
+    """A new user's first call: nothing installed but the consumer.  ctranslate2 4.8.5 needs CUDA 12, so the fix
+    is the CUDA 12 wheel (the CUDA 13 one would be found and never loaded), and the resolution says who decided."""
+    from gpuboot._host import injected
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with injected(metadata=lambda name: ("4.8.5", []) if name == "ctranslate2" else None):
+        res = gpuboot.resolve(["cublas"], search_paths=[str(empty)])
+    assert res.cuda_major == 12 and res.decided_by.startswith("ctranslate2 4.8.5 needs CUDA 12")
+    assert {m.fix for m in res.missing} == {"pip install nvidia-cublas-cu12"}  # cuBLAS and cuBLASLt, one wheel
+    site = tmp_path / "site"
+    install(site, wheel("nvidia-cublas"))  # CUDA 13 only: found, but not what the consumer loads
+    with injected(metadata=lambda name: ("4.8.5", []) if name == "ctranslate2" else None):
+        assert gpuboot.locate(["cublas"], search_paths=[str(site)]) == []
+        res = gpuboot.resolve(["cublas"], search_paths=[str(site)])
+    assert {o.filename for m in res.missing for o in m.other_versions} == {"libcublas.so.13", "libcublasLt.so.13"}
+    with injected(metadata=lambda name: None):  # no consumer: the major most names were found at
+        res = gpuboot.resolve(["cublas"], search_paths=[str(site)])
+    assert res.cuda_major == 13 and res.decided_by == "" and res.ok
+    assert gpuboot.resolve(["cublas"], cuda_major=13, search_paths=[str(site)]).decided_by == ""

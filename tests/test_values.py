@@ -87,6 +87,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
                                                      display="pip install nvidia-cublas-cu12")
     from gpuboot._code.consumers import ARCH_FIXES, consumer_code
+    from gpuboot.doctor.checks_known import KNOWN_BAD
     from gpuboot._code.fatbin import read_fatbin
     from gpuboot._code.files import installed_binaries, linked
 
@@ -148,6 +149,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "ConsumerCode": code,
         "ArchFix": ARCH_FIXES[0],
         "Linked": linked(list(ct2_binaries)),
+        "KnownBad": KNOWN_BAD[0],
     }
 
 

@@ -12,13 +12,14 @@ from ._gpus.device import Device
 __all__ = ["gpu_code", "cuda_verdict", "probe_cuda", "driver_cause", "driver_too_old"]
 
 
-def gpu_code(device: Device, driver_cuda: Optional[Tuple[int, int]]) -> Tuple[Any, ...]:
+def gpu_code(device: Device, driver_cuda: Optional[Tuple[int, int]],
+             found: Optional[Mapping[str, Any]] = None) -> Tuple[Any, ...]:
     """Each installed consumer's GPU code judged for ``device`` (``_code/consumers.py``; binaries read once)."""
     from ._code.consumers import installed_code
 
     cc = device.compute_capability
     label = (f"cuda:{device.cuda_ordinal} {device.name} (CC {cc[0]}.{cc[1]})")
-    return installed_code(cc, driver_cuda, label, consumers=("ctranslate2", "torch", "onnxruntime-gpu"))
+    return installed_code(cc, driver_cuda, label, consumers=("ctranslate2", "torch", "onnxruntime-gpu"), found=found)
 
 
 def cuda_verdict(probe: Any) -> Optional[str]:

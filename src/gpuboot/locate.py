@@ -40,7 +40,7 @@ from ._libs.types import Library, MissingLibrary, Resolution
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import List, Mapping, Optional, Sequence
+    from typing import List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ["locate", "resolve", "Resolution", "Library", "MissingLibrary"]
 
@@ -53,9 +53,11 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
 
     A consumer built for CUDA 12 must get ``libcublas.so.12`` and never
     ``.so.13``, so the whole set is resolved together: with ``cuda_major``
-    given, only that major is accepted; otherwise the major that provides
-    the most required names wins (ties: the one found earliest in search
-    order).  Within the major, files come from one location where possible
+    given, only that major is accepted; otherwise the installed consumers
+    decide (``gpuboot.consumers``: the first one that loads one of ``names``
+    -- ctranslate2 4.8.5 needs cuBLAS 12 -- and ``decided_by`` names it);
+    with none installed, the major that provides the most required names
+    wins (ties: the one found earliest in search order).  Within the major, files come from one location where possible
     (the root that provides the most names).  Asking for ``"cudnn"`` also
     brings its sub-libraries (``libcudnn_ops.so.9`` and the rest) when present.
 
@@ -75,8 +77,24 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
     """
     from ._libs import resolve as _resolve
 
-    return _resolve.resolve(names, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional,
-                            search_paths=search_paths, environ=environ)
+    decided_by = ""
+    if cuda_major is None:
+        cuda_major, decided_by = _consumers_major(names)
+    found = _resolve.resolve(names, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional,
+                             search_paths=search_paths, environ=environ)
+    return found._replace(decided_by=decided_by) if decided_by else found
+
+
+def _consumers_major(names: Sequence[str]) -> Tuple[Optional[int], str]:
+    """``(cuda_major, who)``: the CUDA major of the first installed consumer that loads one of ``names``, or
+    ``(None, "")``."""
+    from .consumers import installed_needs
+
+    wanted = set(names)
+    for need in installed_needs():
+        if wanted & set(need.libraries + need.optional):
+            return need.cuda_major, f"{need.consumer} {need.version} needs CUDA {need.cuda_major} ({need.source})"
+    return None, ""
 
 
 def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] = None,
@@ -94,7 +112,8 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
 
     Args:
         names: catalog names such as ``["cudart", "cublas", "cudnn"]``.
-        cuda_major: accept only this CUDA major (11, 12 or 13).
+        cuda_major: accept only this CUDA major (11, 12 or 13); by default
+            the installed consumers' major, as ``resolve`` chooses it.
         search_paths: replaces ``sys.path`` as the wheel roots (absolute paths;
             relative and empty entries are ignored).
         cudnn_major: accept only this cuDNN major (8 or 9).
@@ -107,6 +126,8 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
     """
     from ._libs import resolve as _resolve
 
+    if names is not None and cuda_major is None:
+        cuda_major = _consumers_major(names)[0]
     return _resolve.locate(names, cuda_major=cuda_major, search_paths=search_paths, cudnn_major=cudnn_major)
 
 

@@ -193,12 +193,12 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
 def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto", worker: Optional[int] = None,
             cuda_ordinal: Optional[int] = None, environ: Optional[Mapping[str, str]] = None,
             inventory: Optional[Inventory] = None, reconcile: bool = True, ct2_version: Optional[str] = None,
-            driver: Optional[DriverInfo] = None, probe: Any = None, cpu_threads: Optional[int] = None
-            ) -> DeviceChoice:
+            driver: Optional[DriverInfo] = None, probe: Any = None, cpu_threads: Optional[int] = None,
+            binaries: Optional[Mapping[str, Any]] = None) -> DeviceChoice:
     """``select_device`` for gpuboot's own callers: ``inventory``, ``probe`` and ``cpu_threads`` already read
     (doctor's),
     ``reconcile=False`` (never import ctranslate2: doctor, workers), ``ct2_version`` known (``""``: none
-    installed), the driver check ``ensure()`` made."""
+    installed), the driver check ``ensure()`` made, the consumers' ``binaries`` already read (doctor's)."""
     if prefer not in PREFERENCES:
         raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}, not {prefer!r}")
     if min_free_bytes is not None and min_free_bytes < 0:
@@ -234,7 +234,7 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
     if cuda_says is not None:
         usable = []  # NVML sees GPUs, CUDA cannot use them: every CUDA consumer goes to the CPU
     driver_cuda = inv.cuda_driver_version or probe_cuda(probe)
-    codes = {d.cuda_ordinal: gpu_code(d, driver_cuda) for d in usable}
+    codes = {d.cuda_ordinal: gpu_code(d, driver_cuda, binaries) for d in usable}
     if usable and cuda_ordinal is None:
         runnable = [d for d in usable if all(c.runs for c in codes[d.cuda_ordinal])]
         if runnable and len(runnable) < len(usable):

@@ -9,7 +9,7 @@ fix is the consumer's own build option (``Consumer.build_arch``).
 
 from __future__ import annotations
 
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from .._record import Record
 from .rules import CodeVerdict, judge
@@ -111,9 +111,11 @@ def _fix(name: str, verdict: CodeVerdict) -> Tuple[str, str]:
 
 
 def consumer_code(name: str, cc: Tuple[int, int], driver_cuda: Optional[Tuple[int, int]] = None,
-                  gpu: str = "") -> Optional[ConsumerCode]:
+                  gpu: str = "", found: Optional[Tuple[Optional[str], Tuple[str, ...]]] = None
+                  ) -> Optional[ConsumerCode]:
     """How installed consumer ``name`` runs on a GPU of compute capability ``cc``, or ``None`` when it is not
-    installed, its row names no binaries, or none of its binaries could be read."""
+    installed, its row names no binaries, or none of its binaries could be read.  ``found``: its ``(version,
+    binaries)`` when already read (doctor's context), else they are looked up (``files.installed_binaries``)."""
     from ..consumers import consumer
     from .fatbin import Fatbin, read_fatbin
     from .files import installed_binaries
@@ -121,7 +123,7 @@ def consumer_code(name: str, cc: Tuple[int, int], driver_cuda: Optional[Tuple[in
     row = consumer(name)
     if row is None:
         return None
-    version, binaries = installed_binaries(row.name, row.binaries)
+    version, binaries = found if found is not None else installed_binaries(row.name, row.binaries)
     if version is None or not binaries:
         return None
     read = [f for f in (read_fatbin(b) for b in binaries) if f is not None]
@@ -138,13 +140,18 @@ def consumer_code(name: str, cc: Tuple[int, int], driver_cuda: Optional[Tuple[in
 
 
 def installed_code(cc: Tuple[int, int], driver_cuda: Optional[Tuple[int, int]] = None, gpu: str = "",
-                   consumers: Optional[Sequence[str]] = None) -> Tuple[ConsumerCode, ...]:
-    """``consumer_code`` for every installed consumer (default: every row of ``consumers.CONSUMER_TABLE``)."""
+                   consumers: Optional[Sequence[str]] = None,
+                   found: Optional[Mapping[str, Tuple[Optional[str], Tuple[str, ...]]]] = None
+                   ) -> Tuple[ConsumerCode, ...]:
+    """``consumer_code`` for every installed consumer (default: every row of ``consumers.CONSUMER_TABLE``);
+    ``found``: their ``(version, binaries)`` already read (only those are judged)."""
     from ..consumers import CONSUMERS
 
     out: List[ConsumerCode] = []
     for name in CONSUMERS if consumers is None else consumers:
-        code = consumer_code(name, cc, driver_cuda, gpu)
+        if found is not None and name not in found:
+            continue
+        code = consumer_code(name, cc, driver_cuda, gpu, found=found[name] if found is not None else None)
         if code is not None:
             out.append(code)
     return tuple(out)

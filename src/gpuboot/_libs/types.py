@@ -183,12 +183,17 @@ class Resolution(Record):
         cuda_major: the one CUDA major the set resolved to (``None`` when
             nothing was found and none was asked for).
         cudnn_major: the cuDNN major chosen, where cuDNN was asked for.
+        decided_by: who chose ``cuda_major`` when the caller did not: the
+            installed consumer that needs these libraries (``"ctranslate2
+            4.8.5 needs CUDA 12 (...)"``), or ``""`` (asked for, or the major
+            most of the names were found at).
     """
 
     libraries: Tuple[Library, ...]
     missing: Tuple[MissingLibrary, ...]
     cuda_major: Optional[int]
     cudnn_major: Optional[int] = None
+    decided_by: str = ""
 
     @property
     def ok(self) -> bool:

@@ -45,7 +45,9 @@ def check_gpu_code(ctx: Context) -> List[Finding]:
         cc = device.compute_capability
         label = f"cuda:{device.cuda_ordinal} {device.name} (CC {cc[0]}.{cc[1]})"
         for need in ctx.needs:
-            code = consumer_code(need.consumer, cc, driver_cuda, label)
+            if need.consumer not in ctx.binaries:
+                continue
+            code = consumer_code(need.consumer, cc, driver_cuda, label, found=ctx.binaries[need.consumer])
             if code is None:
                 continue
             evidence = (f"carries: {code.verdict.carries}", *code.binaries,

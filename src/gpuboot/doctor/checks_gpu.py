@@ -76,7 +76,7 @@ def check_choice(ctx: Context) -> List[Finding]:
 
     ct2 = ctx.metadata("ctranslate2")
     c = _select(inventory=ctx.inventory, environ=ctx.environ, reconcile=False, ct2_version=ct2[0] if ct2 else "",
-                probe=ctx.probe, cpu_threads=ctx.cpu_threads)
+                probe=ctx.probe, cpu_threads=ctx.cpu_threads, binaries=ctx.binaries)
     return [Finding(id="device-choice", severity="info",
                     title=f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
                     evidence=(c.reason, *c.warnings))]

@@ -48,7 +48,8 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
     from .._libs.loaded import mapped_paths
     from .._libs.platform import check_platform
     from .._libs.resolve import locate
-    from ..consumers import CONSUMERS, installed_needs
+    from .._code.files import installed_binaries
+    from ..consumers import CONSUMERS, consumer, installed_needs
 
     host = current()
     plat = check_platform()
@@ -61,10 +62,15 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
     wsl = host.wsl
     if wsl is None:
         wsl = probe.wsl if probe is not None else is_wsl()
+    binaries = {}
+    for need in needs:
+        row = consumer(need.consumer)
+        if row is not None and row.binaries:
+            binaries[need.consumer] = installed_binaries(row.name, row.binaries)
     return Context(platform=plat, environ=env,
                    initial_environ=_initial_environ() if host.environ is None else host.initial_environ,
                    driver_present=info.present, driver_evidence=info.evidence, inventory=inv, needs=needs,
                    installed=installed, loaded=mapped_paths(), search_paths=host.search_paths,
                    metadata=host.metadata or read_metadata, wsl=wsl, cpu_threads=_host.cpu_threads(), probe=probe,
                    distributions=host.distributions or installed_distributions,
-                   malformed=host.malformed or malformed_distributions)
+                   malformed=host.malformed or malformed_distributions, binaries=binaries)

@@ -92,6 +92,8 @@ class Context:
     distributions: Callable[[], Sequence[Tuple[str, str, Sequence[str]]]] = field(default=no_distributions)
     #: installed distributions whose metadata is malformed (``_metadata.Malformed``).
     malformed: Callable[[], Sequence[Any]] = field(default=no_distributions)
+    #: each installed consumer's ``(version, binaries)``: the files carrying its GPU code (``_code/files.py``).
+    binaries: Mapping[str, Tuple[Optional[str], Tuple[str, ...]]] = field(default_factory=dict)
 
 
 class Report(Record):
