@@ -87,9 +87,9 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
                                                      display="pip install nvidia-cublas-cu12")
     from gpuboot._code.consumers import ARCH_FIXES, consumer_code
-    from gpuboot.doctor.checks_known import KNOWN_BAD
     from gpuboot._code.fatbin import read_fatbin
     from gpuboot._code.files import installed_binaries, linked
+    from gpuboot.doctor.checks_known import KNOWN_BAD
 
     _ct2_version, ct2_binaries = installed_binaries("ctranslate2", CONSUMER_TABLE[0].binaries)
     if not ct2_binaries:

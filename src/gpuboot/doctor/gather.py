@@ -41,6 +41,7 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
     Args:
         consumers: the distribution names checked (default: every consumer gpuboot knows).
     """
+    from .._code.files import installed_binaries
     from .._gpus.driver import detect_driver
     from .._gpus.hostfacts import is_wsl
     from .._gpus.nvml import _discover
@@ -48,7 +49,6 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
     from .._libs.loaded import mapped_paths
     from .._libs.platform import check_platform
     from .._libs.resolve import locate
-    from .._code.files import installed_binaries
     from ..consumers import CONSUMERS, consumer, installed_needs
 
     host = current()
