@@ -7,7 +7,8 @@
 
 Start here: ``ensure()`` (at application start), ``select_device()``,
 ``load_whisper()`` / ``transcribe()``, ``gpuboot.doctor.diagnose()`` and
-``fix()`` (what is broken, and the fix).  Finding without loading:
+``fix()`` (what is broken, and the fix), ``check_process()`` (after your imports: will this mix of CUDA
+libraries run?).  Finding without loading:
 ``locate()``, ``resolve()``; loading: ``preload()``; child processes:
 ``subprocess_env()``; GPUs through NVML: ``discover()``, ``list_devices()``,
 ``memory_info()``, ``check_pressure()``, ``check_memory()``.  Every error is a
@@ -49,6 +50,7 @@ _LAZY = {
     "DriverNotFoundError": "errors",
     "transcribe": "whisper", "memory_info": "memory", "MemoryInfo": "memory", "check_pressure": "memory",
     "MemoryPressure": "memory", "fix": "doctor.remedy", "FixResult": "doctor.remedy",
+    "check_process": "process", "ProcessReport": "process",
 }
 # A literal list, so that type checkers read the public names (mypy --strict,
 # no implicit re-export); tests/test_public_api.py checks it against _LAZY and locate.
@@ -60,7 +62,7 @@ __all__ = [
     "ModelNotFoundError", "Resolution", "UnknownLibraryError", "WhisperLoad", "alias", "check_memory",
     "detect_driver", "discover", "ensure", "list_devices", "load_info", "load_whisper", "locate", "preload",
     "recommend_whisper_model", "resolve", "select_device", "subprocess_env", "transcribe", "memory_info",
-    "MemoryInfo", "check_pressure", "MemoryPressure", "fix", "FixResult",
+    "MemoryInfo", "check_pressure", "MemoryPressure", "fix", "FixResult", "check_process", "ProcessReport",
 ]
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
@@ -89,6 +91,7 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     )
     from .locate import Resolution, resolve
     from .memory import MemoryCheck, MemoryInfo, MemoryPressure, check_memory, check_pressure, memory_info
+    from .process import ProcessReport, check_process
     from .select import DeviceAssigner, DeviceChoice, select_device
     from .shellenv import subprocess_env
     from .whisper.decoding import transcribe

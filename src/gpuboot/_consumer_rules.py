@@ -141,12 +141,9 @@ def torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
         src = f"torch local version tag +cu{m.group(1)} (CUDA {tagged[0]}.{tagged[1]})"
     reqs = _requirements(requires)
     if cuda is None:
-        for req in reqs:
-            r = re.fullmatch(r"nvidia-cublas(?:-cu(\d+))?", canonical(req.name))
-            if r:
-                cuda = int(r.group(1)) if r.group(1) else 13
-                src = f"torch Requires-Dist: {req.name}{req.specifier}"
-                break
+        found = _cuda_of_requires(reqs)
+        if found is not None:
+            cuda, src = found[0], f"torch {found[1]}"
     if cuda is None:
         return None
     cudnn: Optional[int] = None
@@ -155,12 +152,25 @@ def torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
             pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
             major = re.match(r"(\d+)", pins[0]) if pins else None
             cudnn = int(major.group(1)) if major else cudnn
-    return Need(consumer="torch", version=version, cuda_major=cuda, libraries=("cudart", "cublas"), optional=("cudnn",
-                                                                                                              "nvrtc",
-                                                                                                              "cufft",
-                                                                                                              "curand",
-                                                               "cusparse", "cusolver", "nccl"),
+    return Need(consumer="torch", version=version, cuda_major=cuda, libraries=("cudart", "cublas"),
+                optional=("cudnn", "nvrtc", "cufft", "curand", "cusparse", "cusolver", "nccl"),
                 cudnn_major=cudnn, source=src)
+
+
+def _cuda_of_requires(reqs: Sequence[Any]) -> Optional[Tuple[int, str]]:
+    """The CUDA major a consumer's Requires-Dist names, with the line: ``nvidia-cuda-runtime-cuNN`` /
+    ``nvidia-cublas-cuNN`` (plain names from CUDA 13), or NVIDIA's ``cuda-toolkit[...]==13.0.3`` metapackage
+    (torch 2.14.1, CuPy's ``ctk`` extra)."""
+    for req in reqs:
+        name = canonical(req.name)
+        m = re.fullmatch(r"nvidia-(?:cuda-runtime|cublas)(?:-cu(\d+))?", name)
+        if m:
+            return (int(m.group(1)) if m.group(1) else 13), f"Requires-Dist: {req}"
+        if name == "cuda-toolkit":
+            major = _major_of(req)
+            if major is not None:
+                return major, f"Requires-Dist: {req}"
+    return None
 
 
 def _major_of(req: Any) -> Optional[int]:
@@ -181,16 +191,12 @@ def wheels_need(libraries: Tuple[str, ...], optional: Tuple[str, ...] = (), name
     ``name_major`` when its distribution name says it (``cupy-cuda12x``)."""
 
     def read(version: str, requires: Sequence[str], consumer: str = "") -> Optional[Need]:
-        cuda: Optional[int] = None
+        reqs = _requirements(requires)
         cudnn: Optional[int] = None
-        src = ""
-        for req in _requirements(requires):
-            name = canonical(req.name)
-            m = re.fullmatch(r"nvidia-(?:cuda-runtime|cublas)(?:-cu(\d+))?", name)
-            if m and cuda is None:
-                cuda = int(m.group(1)) if m.group(1) else 13
-                src = f"Requires-Dist: {req}"
-            if re.fullmatch(r"nvidia-cudnn-cu\d+", name) and cudnn is None:
+        found = _cuda_of_requires(reqs)
+        cuda, src = found if found is not None else (None, "")
+        for req in reqs:
+            if re.fullmatch(r"nvidia-cudnn-cu\d+", canonical(req.name)) and cudnn is None:
                 cudnn = _major_of(req)
         if cuda is None and name_major is not None:
             cuda, src = name_major, f"its distribution name (CUDA {name_major})"

@@ -86,7 +86,7 @@ CONSUMER_TABLE: Tuple[Consumer, ...] = (
                        "onnxruntime/capi/onnxruntime_providers_cuda.dll"), imports=("onnxruntime",),
              build_arch="build ONNX Runtime for it: ./build.sh --use_cuda --cmake_extra_defines "
                         "CMAKE_CUDA_ARCHITECTURES={arch} (ONNX Runtime build documentation)"),
-    Consumer(name="torch", for_name="torch", reads=torch_need,
+    Consumer(name="torch", for_name="torch", reads=torch_need, libraries=("cudart", "cublas"),
              binaries=("torch/lib/libtorch_cuda.so", "torch/lib/torch_cuda.dll"), imports=("torch",),
              build_arch="build PyTorch for it: TORCH_CUDA_ARCH_LIST={cc} python setup.py develop (PyTorch README, "
                         "'From Source')"),
