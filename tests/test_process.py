@@ -184,7 +184,7 @@ def test_real_cuda_torch_and_ctranslate2_in_one_process(order: str, tmp_path: Pa
     assert sorted(out["needs"]) == [["ctranslate2", 12], ["torch", 13]] and out["missing"] == 0
     assert out["ok"] is True and out["findings"] == []
     by_soname: Dict[str, List[str]] = {}
-    for name, soname, path in out["libraries"]:
+    for _name, soname, path in out["libraries"]:
         by_soname.setdefault(soname, []).append(path)
     assert all(len(paths) == 1 for paths in by_soname.values()), by_soname  # one copy of each
     cudnn = [s for s in by_soname if s.startswith("libcudnn.so.")]
