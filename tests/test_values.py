@@ -90,6 +90,13 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from gpuboot._code.fatbin import read_fatbin
     from gpuboot._code.files import installed_binaries, linked
     from gpuboot.doctor.checks_known import KNOWN_BAD
+    from gpuboot.process import check_process
+
+    cudnn = [str(compile_stub(tmp_path / d / name, name)) for d, name in (("a", "libcudnn.so.9"),
+                                                                        ("b", "libcudnn.so.8"))]
+    with injected(loaded=cudnn, metadata=lambda name: None, platform="linux"):
+        process_report = check_process()
+    process_finding = process_report.findings[0]
 
     _ct2_version, ct2_binaries = installed_binaries("ctranslate2", CONSUMER_TABLE[0].binaries)
     if not ct2_binaries:
@@ -150,6 +157,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "ArchFix": ARCH_FIXES[0],
         "Linked": linked(list(ct2_binaries)),
         "KnownBad": KNOWN_BAD[0],
+        "ProcessReport": process_report,
+        "ProcessFinding": process_finding,
     }
 
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict
 
 import pytest
-from helpers import hosted
+from helpers import hosted, require_real
 from wine import WinPython, mingw_dll, winpath
 
 from gpuboot._libs import resolve as _resolve
@@ -305,3 +306,69 @@ def test_the_main_job_end_to_end(py313: WinPython, tmp_path: Path) -> None:
     assert wer(result["text"]) <= WER_LIMIT, result["text"]
     assert (result["device"], result["compute_type"], result["batched"]) == ("cpu", "int8", True)
     assert "nvcuda.dll not found" in result["reason"]
+
+
+#: Harness, not product (a .pth sorted before the hook's): the driver's file where gpuboot looks for it, and at exit
+#: what the process's DLL search gives for cuBLAS -- the module already mapped, or LoadLibraryA by bare name.
+HOOK_HARNESS = (
+    "import os, atexit; os.environ['SystemRoot'] = {root!r}; atexit.register(lambda: open({out!r}, 'w').write("
+    "__import__('json').dumps(__import__('gpuboot_test_dll_search').search())))\n")
+DLL_SEARCH = BARE_LOAD + """
+def search():
+    k32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    k32.GetModuleHandleW.restype = ctypes.c_void_p
+    return {"mapped": bool(k32.GetModuleHandleW("cublas64_12.dll")), "bare": bare_load()}
+"""
+
+
+def test_the_hook_makes_an_unmodified_command_find_cublas(py313: WinPython, tmp_path: Path) -> None:
+    """whisper-ctranslate2 from PyPI, unmodified, in a Windows Python whose site-packages holds gpuboot-hook.pth
+    (written by `gpuboot hook install` run there): before its first `import ctranslate2`, ensure() has put the
+    cuBLAS wheel's directory on the DLL search path, so CTranslate2's LoadLibraryA("cublas64_12.dll") finds it;
+    GPUBOOT_HOOK=0 is the control.  The driver's file is a stub nvcuda.dll (Wine has no GPU)."""
+    import shutil
+
+    whisper_site = py313.provision_whisper()
+    site = cublas_site(tmp_path, consumer=False)
+    extra = tmp_path / "wc2"
+    proc = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                           "--target", str(extra), "whisper-ctranslate2"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        require_real(f"whisper-ctranslate2 from PyPI ({proc.stderr[-300:]})")
+    home = tmp_path / "py"
+    shutil.copytree(py313.exe.parent, home)
+    packages = home / "Lib" / "site-packages"
+    packages.mkdir(parents=True)
+    (home / "python313._pth").write_text("\n".join(["python313.zip", ".", winpath(extra), winpath(whisper_site),
+                                                    winpath(site), winpath(py313.site),
+                                                    winpath(Path(__file__).resolve().parent.parent / "src"),
+                                                    "import site"]) + "\n")
+    fake_root = tmp_path / "windows"
+    mingw_dll(fake_root / "System32" / "nvcuda.dll", "__declspec(dllexport) int cuInit(unsigned f) { return 100; }\n")
+    (packages / "gpuboot_test_dll_search.py").write_text(DLL_SEARCH)
+    result = tmp_path / "search.json"
+    (packages / "00-gpuboot-test.pth").write_text(HOOK_HARNESS.format(root=winpath(fake_root),
+                                                                      out=winpath(result)))
+    exe = home / "python.exe"
+    # whisper-ctranslate2's --help holds non-Latin text that a cp1252 console cannot print (its bug, not the hook's).
+    env = {**py313.env(), "PYTHONIOENCODING": "utf-8"}
+
+    def wine(*args: str, hook: str = "1") -> subprocess.CompletedProcess:
+        return subprocess.run(["wine", str(exe), *args], capture_output=True, text=True, input="", timeout=600,
+                              env={**env, "GPUBOOT_HOOK": hook, "GPUBOOT_HOOK_DEBUG": "1"}, cwd=str(tmp_path))
+
+    installed = wine("-m", "gpuboot", "hook", "install", "--site", winpath(packages))
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    assert (packages / "gpuboot-hook.pth").exists()
+    command = ("import sys; sys.argv = ['whisper-ctranslate2', '--help']; "
+               "from whisper_ctranslate2.whisper_ctranslate2 import main; sys.exit(main())")
+    seen: Dict[str, Any] = {}
+    for hook in ("1", "0"):
+        ran = wine("-c", command, hook=hook)
+        assert ran.returncode == 0 and "--model_directory" in ran.stdout, ran.stderr[-2000:]
+        seen[hook] = json.loads(result.read_text())
+        seen[hook]["log"] = [x for x in ran.stderr.splitlines() if x.startswith("gpuboot hook")]
+    wheel_dll = (winpath(site) + r"\nvidia\cublas\bin\cublas64_12.dll").lower()
+    assert seen["1"]["mapped"] is True and (seen["1"]["bare"] or "").lower() == wheel_dll, seen
+    assert seen["1"]["log"] == ["gpuboot hook: ensure() before `import ctranslate2`: 2 NVIDIA libraries ready"]
+    assert seen["0"] == {"mapped": False, "bare": None, "log": []}  # the control: Windows cannot find it alone

@@ -1,4 +1,4 @@
-"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, one module each (``COMMANDS``).
+"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, ``hook``, one module each (``COMMANDS``).
 
 Each command module has ``SUMMARY`` (its help line), ``add_arguments(parser)``
 and ``run(args, out, err) -> exit code``; a new command is one module and one
@@ -23,6 +23,7 @@ COMMANDS = {
     "transcribe": "gpuboot.cli.transcribe",
     "doctor": "gpuboot.cli.doctor",
     "env": "gpuboot.cli.env",
+    "hook": "gpuboot.cli.hook",
 }
 
 

@@ -1,4 +1,5 @@
-"""Doctor's checks of the GPU code each installed consumer carries, against each visible GPU."""
+"""Doctor's checks of the GPU code each installed consumer carries against each visible GPU, and of the mix of
+CUDA libraries in this process."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from .._gpus.codes import cuda_version
 from .actions import Action, host, pip_install
 from .report import Context, Finding, Severity
 
-__all__ = ["check_gpu_code"]
+__all__ = ["check_gpu_code", "check_process_mix"]
 
 
 def _driver_cuda(ctx: Context) -> Optional[Tuple[int, int]]:
@@ -62,3 +63,15 @@ def check_gpu_code(ctx: Context) -> List[Finding]:
             out.append(Finding.fixed_by(fid, severity, title, evidence, ctx.platform, *actions) if actions else
                        Finding(id=fid, severity=severity, title=title, evidence=evidence))
     return out
+
+
+def check_process_mix(ctx: Context) -> List[Finding]:
+    """The CUDA libraries this process has mapped, against its consumers (``gpuboot.check_process``'s rules), and
+    installed consumers of different CUDA majors that require one soname."""
+    from ..process import mix_findings
+
+    binaries = {name: found[1] for name, found in ctx.binaries.items()}
+    _libs, _consumers, found = mix_findings(ctx.loaded if ctx.platform != "win32" else [], ctx.needs, binaries,
+                                            ctx.platform, ctx.installed)
+    return [Finding(id=f.id, severity="problem" if f.severity == "problem" else "warning", title=f.title,
+                    remedy=f.fix) for f in found]

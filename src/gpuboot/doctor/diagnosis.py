@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable, List, Mapping, Optional, Tuple
 
 from ..consumers import CONSUMER_TABLE
-from .checks_code import check_gpu_code
+from .checks_code import check_gpu_code, check_process_mix
 from .checks_driver import check_driver
 from .checks_gpu import check_choice, check_devices, check_driver_age
 from .checks_known import check_known_bad
@@ -32,6 +32,7 @@ CONSUMER_ALIASES: Mapping[str, Tuple[str, ...]] = {
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
     check_driver, check_driver_age, check_devices, check_gpu_code, check_choice, check_metadata, check_libraries,
     check_renamed, check_shadowed, check_ld_library_path, check_torch, check_windows_path, check_known_bad,
+    check_process_mix,
 )
 
 
