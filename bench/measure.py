@@ -331,6 +331,17 @@ def _cpu() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def measure_only(cases: Sequence[str], runs: int) -> Dict[str, Any]:
+    """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``."""
+    from measure_gpu_code import bench_fatbin, bench_hook
+
+    table = {"gpu_code": lambda: bench_fatbin(5), "hook": lambda: bench_hook(max(runs, 40))}
+    unknown = [c for c in cases if c not in table]
+    if unknown:
+        raise SystemExit(f"unknown case(s) {', '.join(unknown)}; --only takes {', '.join(table)}")
+    return {c: table[c]() for c in cases}
+
+
 def measure(runs: int, whisper_runs: int, calls: int, sweep: bool,
             sweep_json: Path = ROOT / "docs" / "transcribe-sweep.json") -> Dict[str, Any]:
     """Every case; the result is what ``bench/render.py`` renders (JSON-able: dict keys are strings).
@@ -354,7 +365,13 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool,
     data["locate"] = {str(n): row for n, row in bench_locate_scaling(calls).items()}
     print("whisper ...", flush=True)
     data["whisper"] = bench_whisper(whisper_runs)
+    from measure_gpu_code import bench_fatbin, bench_hook
     from measure_transcripts import bench_many_files, bench_subtitles
+
+    print("GPU code (fatbin reading) ...", flush=True)
+    data["gpu_code"] = bench_fatbin(5)
+    print("start-up hook ...", flush=True)
+    data["hook"] = bench_hook(max(runs, 40))
 
     print("subtitles ...", flush=True)
     data["subtitles"] = bench_subtitles(whisper_runs)

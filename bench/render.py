@@ -132,6 +132,28 @@ def render_long_subtitles(ls: Optional[Dict[str, Any]]) -> List[str]:
     return L
 
 
+def render_gpu_code(code: Optional[Dict[str, Any]], hook: Optional[Dict[str, Any]]) -> List[str]:
+    """Fatbin reading per consumer binary, and the start-up hook's cost (bench/measure_gpu_code.py)."""
+    L = ["## GPU code and the start-up hook\n"]
+    if code:
+        L.append("Reading what a binary carries (`gpuboot._code.fatbin.read_fatbin`: ELF `.nv_fatbin` headers, "
+                 "payloads skipped), a fresh process per run with the file in the page cache, against `cuobjdump "
+                 "--list-elf --list-ptx` on the same file.\n")
+        L.append("| binary | size | containers / entries | what it carries | gpuboot | cuobjdump |")
+        L.append("|---|---|---|---|---|---|")
+        for label, r in code.items():
+            tool = fmt(r["cuobjdump"], digits=0) if r.get("cuobjdump") else "-"
+            L.append(f"| {label} | {r['size_mb']:.0f} MB | {r['containers']} / {r['entries']} | {r['carries']} | "
+                     f"{fmt(r['read'])} | {tool} |")
+        L.append("")
+    if hook:
+        w, wo = hook["with the hook"], hook["without the hook"]
+        L.append(f"`python -c pass` in a fresh venv, interleaved: {fmt(wo)} without `gpuboot-hook.pth`, {fmt(w)} "
+                 f"with it ({w[0] - wo[0]:+.2f} ms per interpreter start: the hook imports `gpuboot_hook` (`sys` "
+                 "only) and arms a finder; gpuboot itself is imported only when a consumer is).\n")
+    return L
+
+
 def budget_table(data: Dict[str, Any]) -> List[str]:
     """The budgets as a markdown table: docs/benchmarks.md's "Budgets", and the README's copy of it."""
     imp, ens, drv = data["import"], data["ensure"], data["driver_path"]
@@ -161,6 +183,15 @@ def budget_table(data: Dict[str, Any]) -> List[str]:
     L.append(f"| `locate()` at 10,000 distributions <= 1.5x at 100 | {r10k / r100:.2f}x ({r10k:.3f} vs "
              f"{r100:.3f} ms) | {verdict(r10k / r100 <= 1.5)} |")
     L.extend(sweep_budgets(sw))
+    code, hook = data.get("gpu_code"), data.get("hook")
+    if code:
+        largest = max(code.values(), key=lambda r: r["size_mb"])
+        L.append(f"| reading a consumer's GPU code <= 50 ms for the largest binary measured "
+                 f"({largest['size_mb']:.0f} MB) | {largest['read'][0]:.1f} ms | {verdict(largest['read'][0] <= 50)} |")
+    if hook:
+        extra = hook["with the hook"][0] - hook["without the hook"][0]
+        L.append(f"| the start-up hook costs <= 1 ms per interpreter start without a consumer | {extra:+.2f} ms | "
+                 f"{verdict(extra <= 1)} |")
     sub, many = data.get("subtitles"), data.get("many_files")
     if sub is not None:
         ratio = sub["word timings (cues)"][0] / sub["no word timings"][0]
@@ -293,6 +324,7 @@ def render(data: Dict[str, Any]) -> str:
 
     L.extend(render_sweep(sw))
     L.extend(render_transcripts(data.get("subtitles"), data.get("many_files")))
+    L.extend(render_gpu_code(data.get("gpu_code"), data.get("hook")))
     L.extend(render_long_subtitles(data.get("long_subtitles")))
 
     L.append("## GPU\n")

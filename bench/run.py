@@ -1,6 +1,6 @@
 """gpuboot benchmarks: one command that measures every case and renders it.
 
-    python bench/run.py [--runs 15] [--sweep] [--update-docs]
+    python bench/run.py [--runs 15] [--sweep] [--update-docs] [--only gpu_code,hook]
 
 ``bench/measure.py`` runs the cases and writes their figures to JSON;
 ``bench/render.py`` renders that file to markdown (``python bench/render.py``
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import ROOT, measure
+from measure import ROOT, measure, measure_only
 from render import budget_table, render
 
 #: The README's budget table sits between these lines (tests/test_readme.py checks it against docs/benchmarks.md).
@@ -44,11 +44,17 @@ def main() -> int:
                          "the last sweep in docs/transcribe-sweep.json is rendered")
     ap.add_argument("--update-docs", action="store_true",
                     help="write the figures to docs/ and the README's budget table (default: build/bench/ only)")
+    ap.add_argument("--only", default="", help="measure only these cases (comma-separated: gpu_code, hook) and keep "
+                                                "the other figures of docs/benchmarks.json")
     args = ap.parse_args()
     out = ROOT / "docs" if args.update_docs else ROOT / "build" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     sweep_json = out / "transcribe-sweep.json" if args.sweep else ROOT / "docs" / "transcribe-sweep.json"
-    data = measure(args.runs, args.whisper_runs, args.calls, args.sweep, sweep_json)
+    if args.only:
+        data = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+        data.update(measure_only([c for c in args.only.split(",") if c], args.runs))
+    else:
+        data = measure(args.runs, args.whisper_runs, args.calls, args.sweep, sweep_json)
     (out / "benchmarks.json").write_text(json.dumps(data, indent=1) + "\n")
     (out / "benchmarks.md").write_text(render(data))
     if args.update_docs:
