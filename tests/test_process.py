@@ -109,6 +109,7 @@ def test_consumers_of_two_majors_that_both_require_one_soname() -> None:
     _, _, found = mix_findings([], [old_ct2, torch], {}, "linux")
     shared = ids(found)["shared-soname"]
     assert "libcudnn.so.9" in shared.title and "CUDA 12" in shared.title and "CUDA 13" in shared.title
+    assert 'pip install "ctranslate2>=4.6.3"' in shared.fix and "CHANGELOG 4.6.3" in shared.fix  # pairings
     new_ct2 = old_ct2._replace(version="4.8.5", libraries=("cublas",), optional=("cudnn",))
     assert "shared-soname" not in ids(mix_findings([], [new_ct2, torch], {}, "linux")[2])  # cuDNN optional there
 

@@ -72,7 +72,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
     from gpuboot.cli.runners import plan_workers
-    from gpuboot.pairings import PAIRINGS
+    from gpuboot.pairings import PAIRINGS, SHARED_PAIRINGS
     from gpuboot.whisper.cues import make_cues
 
     class _Segment:  # the shape of a faster-whisper Segment without word timings
@@ -137,6 +137,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Attempt": load.trail[0],
         "DriverProbe": probe_,
         "Pairing": PAIRINGS[0],
+        "SharedPairing": SHARED_PAIRINGS[0],
         "Consumer": CONSUMER_TABLE[0],
         "Cue": make_cues([load_segment])[0],
         "Host": Host(platform="linux", environ={"CUDA_VISIBLE_DEVICES": "0"}, driver=True, probe=probe_, cpu_threads=2),

@@ -9,8 +9,8 @@ from typing import Any, List, Optional, Sequence, Tuple
 from ._consumer_rules import canonical as _canonical
 from ._record import Record
 
-__all__ = ["Pairing", "PAIRINGS", "Installed", "installed_distributions", "malformed_distributions",
-           "conflicts_with_installed", "consumer_change"]
+__all__ = ["Pairing", "PAIRINGS", "SharedPairing", "SHARED_PAIRINGS", "Installed", "installed_distributions",
+           "malformed_distributions", "conflicts_with_installed", "consumer_change"]
 
 
 class Pairing(Record):
@@ -40,6 +40,30 @@ PAIRINGS: Tuple[Pairing, ...] = (
     Pairing(library="nvidia-cudnn-cu12", major=9, consumer="ctranslate2", pinned_by="torch", pinned_spec="<2.4",
             consumer_fix="ctranslate2==4.4.0", other_fix="torch>=2.4",
             source="faster-whisper #1086; CTranslate2 CHANGELOG 4.5.0 (cuDNN 9)"),
+)
+
+class SharedPairing(Record):
+    """A consumer version that stops requiring a library whose soname two CUDA majors share, so it can live in one
+    process with a consumer built for the other major (``process.check_process``'s ``shared-soname``).
+
+    Attributes:
+        consumer: the distribution that can move.
+        library: the catalog name it stops requiring.
+        requirement: the pip requirement that moves it.
+        source: where the fact comes from.
+    """
+
+    consumer: str
+    library: str
+    requirement: str
+    source: str
+
+
+#: ctranslate2 4.6.3 made cuDNN optional (a pure-CUDA Conv1d): beside torch's CUDA 13 build, whose cuDNN 9 is
+#: nvidia-cudnn-cu13's libcudnn.so.9, a CUDA 12 ctranslate2 then needs no libcudnn.so.9 of its own.
+SHARED_PAIRINGS: Tuple[SharedPairing, ...] = (
+    SharedPairing(consumer="ctranslate2", library="cudnn", requirement="ctranslate2>=4.6.3",
+                  source="CTranslate2 CHANGELOG 4.6.3: cuDNN optional (pure-CUDA Conv1d)"),
 )
 
 #: (name, version, Requires-Dist) of every installed distribution.

@@ -31,6 +31,11 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ._record import Record
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._consumer_rules import Need
+    from ._libs.types import Library
+
 __all__ = ["ProcessReport", "ProcessFinding", "check_process"]
 
 
@@ -105,16 +110,16 @@ def _mapped_libraries(paths: Sequence[str], platform: str) -> List[Tuple[str, st
     return out
 
 
-def _fix_for(need: object, lib: str) -> str:
+def _fix_for(need: Need, lib: str) -> str:
     from ._libs.wheels import install_command
 
-    cuda = need.cuda_major  # type: ignore[attr-defined]
-    major = need.cudnn_major if lib.startswith("cudnn") else cuda  # type: ignore[attr-defined]
+    cuda = need.cuda_major
+    major = need.cudnn_major if lib.startswith("cudnn") else cuda
     return f"{install_command(lib, cuda, major, 'linux')}, then call gpuboot.ensure() before the first import"
 
 
-def mix_findings(paths: Sequence[str], needs: Sequence[object], binaries: Mapping[str, Sequence[str]],
-                 platform: str = "linux", installed: Optional[Sequence[object]] = None
+def mix_findings(paths: Sequence[str], needs: Sequence[Need], binaries: Mapping[str, Sequence[str]],
+                 platform: str = "linux", installed: Optional[Sequence[Library]] = None
                  ) -> Tuple[List[Tuple[str, str, str]], List[str], List[ProcessFinding]]:
     """The rules over mapped ``paths``, the installed consumers' ``needs`` and their ``binaries`` (consumer ->
     files); ``installed``: ``locate()``'s inventory, for what could still be loaded.  Returns (libraries,
@@ -154,28 +159,28 @@ def mix_findings(paths: Sequence[str], needs: Sequence[object], binaries: Mappin
                 "LD_LIBRARY_PATH and call gpuboot.ensure() before the first import"))
     mapped_names = {(name, soname) for name, soname, _ in libs}
     for need in needs:
-        consumer = need.consumer  # type: ignore[attr-defined]
+        consumer = need.consumer
         if consumer not in mapped_consumers:
             continue
-        for lib in need.libraries:  # type: ignore[attr-defined]
+        for lib in need.libraries:
             spec = cat.spec(lib)
-            key = need.cudnn_major if spec.key == cat.KEY_CUDNN else need.cuda_major  # type: ignore[attr-defined]
+            key = need.cudnn_major if spec.key == cat.KEY_CUDNN else need.cuda_major
             wanted = spec.filenames(platform, key) if key is not None else ()
             if not wanted or any((lib, w) in mapped_names for w in wanted):
                 continue
-            on_disk = [x for x in (installed or ()) if x.name == lib and x.major == key]  # type: ignore[attr-defined]
+            on_disk = [x for x in (installed or ()) if x.name == lib and x.major == key]
             others = [soname for name, soname, _ in libs if name == lib]
             if others and not on_disk:
                 found.append(ProcessFinding(
                     id="consumer-library-missing", severity="problem",
-                    title=f"{consumer} {need.version} needs {wanted[0]} (CUDA {need.cuda_major}); this process "  # type: ignore[attr-defined]
+                    title=f"{consumer} {need.version} needs {wanted[0]} (CUDA {need.cuda_major}); this process "
                           f"has only {', '.join(others)} and none is installed: its first call into {lib} fails",
                     fix=_fix_for(need, lib)))
     found.extend(_shared_sonames(needs, platform))
     return libs, mapped_consumers, found
 
 
-def _shared_sonames(needs: Sequence[object], platform: str) -> List[ProcessFinding]:
+def _shared_sonames(needs: Sequence[Need], platform: str) -> List[ProcessFinding]:
     """Two consumers of different CUDA majors that both require a library whose soname both majors share."""
     from ._libs import catalog as cat
 
@@ -183,24 +188,29 @@ def _shared_sonames(needs: Sequence[object], platform: str) -> List[ProcessFindi
     needs = list(needs)
     for i, a in enumerate(needs):
         for b in needs[i + 1:]:
-            if a.cuda_major == b.cuda_major:  # type: ignore[attr-defined]
+            if a.cuda_major == b.cuda_major:
                 continue
-            for lib in set(a.libraries) & set(b.libraries):  # type: ignore[attr-defined]
+            for lib in set(a.libraries) & set(b.libraries):
                 spec = cat.spec(lib)
-                ka = a.cudnn_major if spec.key == cat.KEY_CUDNN else a.cuda_major  # type: ignore[attr-defined]
-                kb = b.cudnn_major if spec.key == cat.KEY_CUDNN else b.cuda_major  # type: ignore[attr-defined]
+                ka = a.cudnn_major if spec.key == cat.KEY_CUDNN else a.cuda_major
+                kb = b.cudnn_major if spec.key == cat.KEY_CUDNN else b.cuda_major
                 if ka is None or kb is None:
                     continue
                 same = set(spec.filenames(platform, ka)) & set(spec.filenames(platform, kb))
                 if not same or spec.key not in (cat.KEY_CUDA, cat.KEY_CUDNN):
                     continue
+                from .pairings import SHARED_PAIRINGS
+
+                moves = [p for p in SHARED_PAIRINGS if p.library == lib and p.consumer in (a.consumer, b.consumer)]
+                fix = (f"pip install \"{moves[0].requirement}\" ({moves[0].source})" if moves else
+                       f"install both for one CUDA major (`gpuboot doctor --for {b.consumer}` names the build), or "
+                       "run them in separate processes")
                 out.append(ProcessFinding(
                     id="shared-soname", severity="warning",
-                    title=f"{a.consumer} {a.version} (CUDA {a.cuda_major}) and {b.consumer} {b.version} "  # type: ignore[attr-defined]
-                          f"(CUDA {b.cuda_major}) both require {sorted(same)[0]}, which one process loads once: "  # type: ignore[attr-defined]
+                    title=f"{a.consumer} {a.version} (CUDA {a.cuda_major}) and {b.consumer} {b.version} "
+                          f"(CUDA {b.cuda_major}) both require {sorted(same)[0]}, which one process loads once: "
                           "one of them runs on the other's build",
-                    fix=f"install both for one CUDA major (`gpuboot doctor --for {b.consumer}` names the build), or "  # type: ignore[attr-defined]
-                        "run them in separate processes"))
+                    fix=fix))
     return out
 
 
