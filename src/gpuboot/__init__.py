@@ -6,7 +6,7 @@
 >>> model = gpuboot.load_whisper("small")     # a verified faster-whisper model, with its fallback trail
 
 Start here: ``ensure()`` (at application start), ``select_device()``,
-``load_whisper()`` / ``transcribe()``, ``gpuboot.doctor.diagnose()`` and
+``load_whisper()`` / ``transcribe()`` / ``make_subtitles()``, ``gpuboot.doctor.diagnose()`` and
 ``fix()`` (what is broken, and the fix), ``check_process()`` (after your imports: will this mix of CUDA
 libraries run?).  Finding without loading:
 ``locate()``, ``resolve()``; loading: ``preload()``; child processes:
@@ -51,6 +51,8 @@ _LAZY = {
     "transcribe": "whisper", "memory_info": "memory", "MemoryInfo": "memory", "check_pressure": "memory",
     "MemoryPressure": "memory", "fix": "doctor.remedy", "FixResult": "doctor.remedy",
     "check_process": "process", "ProcessReport": "process",
+    "make_subtitles": "subtitles", "check_subtitles": "subtitles", "Subtitles": "subtitles",
+    "SubtitleStyle": "subtitles",
 }
 # A literal list, so that type checkers read the public names (mypy --strict,
 # no implicit re-export); tests/test_public_api.py checks it against _LAZY and locate.
@@ -63,6 +65,7 @@ __all__ = [
     "detect_driver", "discover", "ensure", "list_devices", "load_info", "load_whisper", "locate", "preload",
     "recommend_whisper_model", "resolve", "select_device", "subprocess_env", "transcribe", "memory_info",
     "MemoryInfo", "check_pressure", "MemoryPressure", "fix", "FixResult", "check_process", "ProcessReport",
+    "make_subtitles", "check_subtitles", "Subtitles", "SubtitleStyle",
 ]
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
@@ -94,6 +97,7 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from .process import ProcessReport, check_process
     from .select import DeviceAssigner, DeviceChoice, select_device
     from .shellenv import subprocess_env
+    from .subtitles import Subtitles, SubtitleStyle, check_subtitles, make_subtitles
     from .whisper.decoding import transcribe
     from .whisper.load import WhisperLoad, load_info, load_whisper
     from .whisper.model_memory import recommend_whisper_model

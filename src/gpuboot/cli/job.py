@@ -11,7 +11,30 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Settings", "FileRun", "transcribe_one", "json_item", "plain_text"]
+__all__ = ["Settings", "FileRun", "transcribe_one", "json_item", "plain_text", "finished", "style_of"]
+
+
+def style_of(args: argparse.Namespace) -> Any:
+    """The subtitle rules of a ``transcribe`` run (``subtitles.SubtitleStyle``), checked.
+
+    Raises:
+        ValueError: a value out of range or not finite, naming the option.
+    """
+    from ..subtitles import SubtitleStyle
+
+    style = SubtitleStyle(language=args.language, max_line=args.max_line_width, max_lines=args.max_line_count,
+                  max_cps=args.max_cps, min_duration=args.min_cue_duration, max_duration=args.max_cue_duration,
+                  fps=args.fps, min_gap_frames=args.min_gap_frames, extend_frames=args.extend_frames)
+    try:
+        return style.check()
+    except ValueError as exc:
+        names = {"max_line": "--max-line-width", "max_lines": "--max-line-count", "max_cps": "--max-cps",
+                 "min_duration": "--min-cue-duration", "max_duration": "--max-cue-duration", "fps": "--fps",
+                 "min_gap_frames": "--min-gap-frames", "extend_frames": "--extend-frames"}
+        text = str(exc)
+        for field, flag in sorted(names.items(), key=lambda kv: -len(kv[0])):
+            text = text.replace(field, flag)
+        raise ValueError(text) from None
 
 
 class Settings:
@@ -32,8 +55,8 @@ class Settings:
                                         "word_timestamps": words}
         if args.vad_filter is not None:
             self.options["vad_filter"] = args.vad_filter
-        self.limits: Dict[str, Any] = {"max_line_width": args.max_line_width, "max_line_count": args.max_line_count,
-                                       "max_cue_duration": args.max_cue_duration}
+        self.style = style_of(args)
+        self.cues = cues_wanted
         self.model: Optional[str] = args.model
         self.device: str = args.device
         self.compute_type: str = args.compute_type
@@ -73,18 +96,24 @@ class FileRun:
             yield seg
         self._elapsed = time.perf_counter() - self._t0
 
-    def result(self) -> Tuple[List[Any], Dict[str, Any], Dict[str, str]]:
-        """``(segments, extra, rendered outputs)`` once every segment was read."""
+    def result(self) -> Tuple[List[Any], Dict[str, Any], Dict[str, str], Any]:
+        """``(segments, extra, rendered outputs, subtitles)`` once every segment was read; the subtitles
+        (``subtitles.make_subtitles``: the cues of every cue format, the JSON and the report) when cues are
+        written, else ``None``."""
+        from ..subtitles import make_subtitles
         from ..whisper.formats import render_outputs
         from ..whisper.load import load_info
 
         extra = {**_extra(self.path, self._tinfo, load_info(self.model), self._elapsed), **(self.more or {})}
-        rendered = render_outputs(self.segments, self.settings.formats, extra, **self.settings.limits)
-        return self.segments, extra, rendered
+        subs = make_subtitles(self.segments, self._tinfo, style=self.settings.style) if self.settings.cues else None
+        if subs is not None:
+            extra["subtitles"] = subs.report.to_dict()
+        rendered = render_outputs(self.segments, self.settings.formats, extra, subs)
+        return self.segments, extra, rendered, subs
 
 
 def transcribe_one(model: Any, path: str, samples: Any, settings: Settings,
-                   more: Optional[Dict[str, Any]] = None) -> Tuple[List[Any], Dict[str, Any], Dict[str, str]]:
+                   more: Optional[Dict[str, Any]] = None) -> Tuple[List[Any], Dict[str, Any], Dict[str, str], Any]:
     """One file at once: ``FileRun`` read to the end."""
     run = FileRun(model, path, samples, settings, more)
     for _ in run:
@@ -92,13 +121,21 @@ def transcribe_one(model: Any, path: str, samples: Any, settings: Settings,
     return run.result()
 
 
-def json_item(segments: Sequence[Any], extra: Dict[str, Any], settings: Settings) -> Dict[str, Any]:
-    """``--json``'s item for one file: the text, the readable cues (with words), the run's facts."""
-    from ..whisper.cues import make_cues
-    from ..whisper.formats import cue_dict
+def json_item(segments: Sequence[Any], extra: Dict[str, Any], subs: Any) -> Dict[str, Any]:
+    """``--json``'s item for one file: the text, the subtitle cues (with words; the segments when no cues were
+    made), the run's facts and the subtitles' conformance report."""
+    from ..whisper.formats import segment_dict, transcript_text
 
-    return {"text": " ".join(" ".join(s.text.split()) for s in segments).strip(),
-            "segments": [cue_dict(i, c) for i, c in enumerate(make_cues(segments, **settings.limits))], **extra}
+    cues = subs.to_dicts() if subs is not None else [segment_dict(i, s) for i, s in enumerate(segments)]
+    return {"text": transcript_text(segments), "segments": cues, **extra}
+
+
+def finished(path: str, segments: Sequence[Any], extra: Dict[str, Any], rendered: Dict[str, str], subs: Any,
+             settings: Settings) -> Tuple[Any, ...]:
+    """The ``done`` event of one file: its outputs, ``--json`` item, plain text and the subtitles' summary line."""
+    item = json_item(segments, extra, subs) if settings.json else None
+    summary = subs.report.summary() if subs is not None else None
+    return ("done", path, rendered, item, plain_text(segments), summary)
 
 
 def plain_text(segments: Sequence[Any]) -> str:

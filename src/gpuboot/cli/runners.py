@@ -7,7 +7,7 @@ into files, lines and a progress bar whatever the runner:
 * ``("start", path, seconds)``: a file begins (this process: one bar per file);
 * ``("segment", path, segment)``: decoded, as it is (this process: live lines);
 * ``("progress", path, seconds)``: audio seconds done in that file;
-* ``("done", path, rendered outputs, --json item, plain text)``;
+* ``("done", path, rendered outputs, --json item, plain text, subtitles summary line or None)``;
 * ``("error", path, message)``: that file failed, the others go on.
 
 Worker processes: one per visible GPU (``CUDA_VISIBLE_DEVICES`` narrowed to
@@ -80,7 +80,7 @@ class InProcess:
         from ..errors import AudioError
         from ..whisper.audio import decode
         from ..whisper.load import load_info
-        from .job import FileRun, json_item, plain_text
+        from .job import FileRun, finished
 
         model: Any = None
         for path in paths:
@@ -97,9 +97,7 @@ class InProcess:
             for seg in run:
                 yield ("segment", path, seg)
                 yield ("progress", path, float(seg.end))
-            segments, extra, rendered = run.result()
-            item = json_item(segments, extra, self.settings) if self.settings.json else None
-            yield ("done", path, rendered, item, plain_text(segments))
+            yield finished(path, *run.result(), self.settings)
 
 
 class WorkerSpec(Record):
@@ -149,7 +147,7 @@ def _worker(spec: WorkerSpec, settings: Any, tasks: Any, results: Any) -> None:
     from ..errors import AudioError
     from ..select import _select
     from ..whisper.audio import decode
-    from .job import FileRun, json_item, plain_text
+    from .job import FileRun, finished
 
     ensure()
     about = _worker_facts(spec.rank, _select(worker=spec.rank, reconcile=False))
@@ -165,15 +163,14 @@ def _worker(spec: WorkerSpec, settings: Any, tasks: Any, results: Any) -> None:
             run = FileRun(model, path, samples, settings, more=about)
             for seg in run:
                 results.put(("progress", path, float(seg.end)))
-            segments, extra, rendered = run.result()
+            result = run.result()
         except AudioError as exc:
             results.put(("error", path, str(exc)))
             continue
         except Exception as exc:  # one bad file must not stop the others
             results.put(("error", path, f"{path}: {type(exc).__name__}: {exc}"))
             continue
-        item = json_item(segments, extra, settings) if settings.json else None
-        results.put(("done", path, rendered, item, plain_text(segments)))
+        results.put(finished(path, *result, settings))
     results.put(("exit", spec.rank))
 
 
@@ -248,18 +245,17 @@ class _RayTranscriber:
 
     def transcribe(self, path: str, data: bytes) -> Tuple[Any, ...]:
         from ..whisper.audio import decode_bytes
-        from .job import json_item, plain_text, transcribe_one
+        from .job import finished, transcribe_one
 
         try:
             samples = decode_bytes(path, data)
             if self.model is None:
                 self.model = self.settings.load(cpu_threads=self.threads)
-            segments, extra, rendered = transcribe_one(self.model, path, samples, self.settings,
-                                                       more=_worker_facts(self.rank, self.choice))
+            result = transcribe_one(self.model, path, samples, self.settings,
+                                    more=_worker_facts(self.rank, self.choice))
         except Exception as exc:  # reported per file by the driver
             return ("error", path, f"{path}: {type(exc).__name__}: {exc}")
-        item = json_item(segments, extra, self.settings) if self.settings.json else None
-        return ("done", path, rendered, item, plain_text(segments))
+        return finished(path, *result, self.settings)
 
 
 class RayActors:

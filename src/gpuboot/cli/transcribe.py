@@ -51,6 +51,19 @@ def _positive(kind: Any) -> Any:
     return parse
 
 
+def _number(value: str) -> float:
+    """A finite number (``nan`` and ``inf`` are refused: they would turn a limit off)."""
+    import math
+
+    try:
+        n = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
+    if not math.isfinite(n):
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {value!r}")
+    return n
+
+
 def add_arguments(t: argparse.ArgumentParser) -> None:
     """The ``transcribe`` options."""
     from ..whisper.formats import FORMATS
@@ -70,9 +83,20 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
                    help="skip silence with Silero VAD (default: on when batched, as faster-whisper's pipeline)")
     t.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=None,
                    help="word timings (default: on when srt/vtt/json are written: cues start and end on words)")
-    t.add_argument("--max-line-width", type=_positive(int), default=42, help="subtitle characters per line (42)")
+    t.add_argument("--max-line-width", type=_positive(int), default=None,
+                   help="subtitle characters per line (default: the language's: 42 for English, 16 for Chinese)")
     t.add_argument("--max-line-count", type=_positive(int), default=2, help="subtitle lines per cue (2)")
-    t.add_argument("--max-cue-duration", type=_positive(float), default=7.0, help="subtitle seconds per cue (7)")
+    t.add_argument("--min-cue-duration", type=_number, default=5 / 6,
+                   help="seconds a cue stays on screen at least (5/6: 20 frames at 24 fps)")
+    t.add_argument("--max-cue-duration", type=_number, default=7.0, help="seconds a cue stays on screen at most (7)")
+    t.add_argument("--max-cps", type=_number, default=None,
+                   help="reading speed, characters per second (default: the language's: 20 for English)")
+    t.add_argument("--fps", type=_number, default=24.0,
+                   help="frame rate the gaps and extensions are counted in (24; the video's when known)")
+    t.add_argument("--min-gap-frames", type=int, default=2,
+                   help="frames between two cues at least (2); gaps under 12 frames are closed to it")
+    t.add_argument("--extend-frames", type=int, default=12,
+                   help="frames a cue may stay after its speech when the end of the audio leaves no next cue (12)")
     t.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose transcript files are all there (resume an interrupted run)")
     t.add_argument("--workers", type=_auto_or_count, default=None,
@@ -155,6 +179,8 @@ class Outputs:
         self.live = per_file and not args.quiet and not args.json and is_tty(out)
         self.items: Dict[str, Any] = {}
         self.plain: Dict[str, str] = {}
+        self.live_segments: Dict[str, List[Any]] = {}
+        self.shown: Dict[str, int] = {}
         self.failures = 0
         self.done_s: Dict[str, float] = {}
         self.progress: Any = None
@@ -174,11 +200,7 @@ class Outputs:
             self.progress = Progress(self.interactive, self.err, event[2], Path(event[1]).name)
         elif kind == "segment":
             if self.live:
-                from ..whisper.formats import timestamp
-
-                seg = event[2]
-                self.progress.write(f"[{timestamp(seg.start)} --> {timestamp(seg.end)}] {' '.join(seg.text.split())}",
-                                    self.out)
+                self._live(event[1], event[2], final=False)
         elif kind == "progress":
             self.done_s[event[1]] = max(self.done_s.get(event[1], 0.0), event[2])
             self.progress.update(self.done_s[event[1]] if self.per_file else sum(self.done_s.values()))
@@ -190,10 +212,27 @@ class Outputs:
         elif kind == "done":
             self._done(*event[1:])
 
-    def _done(self, path: str, rendered: Dict[str, str], item: Any, plain: str) -> None:
+    def _live(self, path: str, segment: Any, final: bool) -> None:
+        """The live lines are the subtitle cues: each printed once it is final (the speech after it has begun)."""
+        from ..subtitles import make_subtitles
+        from ..whisper.formats import timestamp
+
+        segments = self.live_segments.setdefault(path, [])
+        if segment is not None:
+            segments.append(segment)
+        cues = make_subtitles(segments, style=self.settings.style).cues
+        shown = self.shown.get(path, 0)
+        ready = cues if final else [c for c in cues if segments and c.speech_end < segments[-1].start]
+        for c in ready[shown:]:
+            self.progress.write(f"[{timestamp(c.start)} --> {timestamp(c.end)}] {c.text}", self.out)
+        self.shown[path] = max(shown, len(ready))
+
+    def _done(self, path: str, rendered: Dict[str, str], item: Any, plain: str, summary: Any = None) -> None:
         from ..errors import GpubootError
         from ..whisper.formats import write_rendered
 
+        if self.live and path in self.live_segments:
+            self._live(path, None, final=True)
         if self.per_file and self.progress is not None:
             self.progress.close()
         if self.settings.formats:
@@ -207,6 +246,8 @@ class Outputs:
                 return
             if self.interactive and self.per_file:
                 self.err.write("gpuboot: wrote " + ", ".join(str(p) for p in written) + "\n")
+            if summary and not self.args.quiet:
+                self.err.write(f"gpuboot: {path}: {summary}\n")
         if item is not None:
             self.items[path] = item
         self.plain[path] = plain

@@ -1,4 +1,7 @@
-"""Transcript files in the formats speech users expect: txt, srt, vtt and json (openai-whisper's conventions)."""
+"""Transcript files in the formats speech users expect: txt, srt, vtt and json (openai-whisper's conventions).
+
+The cue formats are made of ``gpuboot.make_subtitles``' cues (``gpuboot/subtitles``), written by ``srt`` and
+``webvtt-py``."""
 
 from __future__ import annotations
 
@@ -7,10 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
-from .cues import Cue, make_cues
-
 __all__ = ["Format", "FORMATS", "needs_cues", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs",
-           "segment_dict", "cue_dict", "output_stem", "colliding_inputs", "outputs_complete", "render_outputs",
+           "segment_dict", "transcript_text", "output_stem", "colliding_inputs", "outputs_complete", "render_outputs",
            "write_rendered"]
 
 
@@ -33,41 +34,35 @@ def _text(segment: Any) -> str:
     return " ".join(str(segment.text).split())
 
 
+def transcript_text(segments: Iterable[Any]) -> str:
+    """The whole transcript on one line: each segment's text as the model wrote it, spaces collapsed.  A text
+    in a script without spaces (Chinese, Japanese, Thai...) is joined without adding any."""
+    from ..subtitles.languages import language
+
+    texts = [str(s.text).strip() for s in segments]
+    joined = "".join(texts)
+    sep = "" if not language(None, joined).spaced else " "
+    return sep.join(" ".join(t.split()) for t in texts if t).strip()
+
+
 def to_txt(segments: Iterable[Any]) -> str:
     """One segment per line: paragraphs, as decoded."""
     return "".join(f"{_text(s)}\n" for s in segments)
 
 
-def to_srt(segments: Iterable[Any], **limits: Any) -> str:
-    """SubRip: numbered readable cues (``cues.make_cues``; ``limits`` are its
-    ``max_line_width``, ``max_line_count``, ``max_cue_duration``),
-    ``HH:MM:SS,mmm --> HH:MM:SS,mmm``, blank line after each."""
-    out: List[str] = []
-    for i, c in enumerate(make_cues(segments, **limits), start=1):
-        start = timestamp(c.start, decimal=",", always_hours=True)
-        end = timestamp(c.end, decimal=",", always_hours=True)
-        out.append(f"{i}\n{start} --> {end}\n" + "\n".join(c.lines) + "\n")
-    return "\n".join(out)
+def to_srt(segments: Iterable[Any], info: Any = None, **rules: Any) -> str:
+    """SubRip of ``segments``: the cues of ``gpuboot.make_subtitles(segments, info, **rules)``, written by
+    ``srt``."""
+    from ..subtitles import make_subtitles
+
+    return make_subtitles(segments, info, **rules).srt
 
 
-def to_vtt(segments: Iterable[Any], **limits: Any) -> str:
-    """WebVTT: the ``WEBVTT`` header, then readable cues (as ``to_srt``),
-    ``HH:MM:SS.mmm --> HH:MM:SS.mmm``."""
-    out = ["WEBVTT\n"]
-    for c in make_cues(segments, **limits):
-        start = timestamp(c.start, always_hours=True)
-        end = timestamp(c.end, always_hours=True)
-        out.append(f"{start} --> {end}\n" + "\n".join(c.lines) + "\n")
-    return "\n".join(out)
+def to_vtt(segments: Iterable[Any], info: Any = None, **rules: Any) -> str:
+    """WebVTT of ``segments``: the cues of ``gpuboot.make_subtitles``, written by ``webvtt-py`` (escaped)."""
+    from ..subtitles import make_subtitles
 
-
-def cue_dict(index: int, cue: Cue) -> Dict[str, Any]:
-    """One cue as JSON: id, start, end (seconds), text, lines and its words."""
-    row: Dict[str, Any] = {"id": index, "start": round(cue.start, 3), "end": round(cue.end, 3), "text": cue.text,
-                           "lines": list(cue.lines)}
-    if cue.words:
-        row["words"] = [{"start": round(a, 3), "end": round(b, 3), "word": w} for a, b, w in cue.words]
-    return row
+    return make_subtitles(segments, info, **rules).vtt
 
 
 def segment_dict(index: int, segment: Any) -> Dict[str, Any]:
@@ -82,12 +77,12 @@ def segment_dict(index: int, segment: Any) -> Dict[str, Any]:
     return row
 
 
-def to_json(segments: Sequence[Any], extra: Mapping[str, Any], **limits: Any) -> str:
-    """``{"text", "segments", **extra}``, as openai-whisper's json output plus
-    gpuboot's device and timing fields in ``extra``; ``segments`` are the
-    readable cues (``to_srt``'s), each with its lines and words."""
-    payload = {"text": " ".join(_text(s) for s in segments).strip(),
-               "segments": [cue_dict(i, c) for i, c in enumerate(make_cues(segments, **limits))], **extra}
+def to_json(segments: Sequence[Any], extra: Mapping[str, Any], subs: Any) -> str:
+    """``{"text", "segments", **extra}``, as openai-whisper's json output plus gpuboot's device, timing and
+    subtitle-report fields in ``extra``; ``segments`` are the subtitle cues (``subs``, a ``Subtitles``), each
+    with its lines and words."""
+    cues = subs.to_dicts() if subs is not None else [segment_dict(i, s) for i, s in enumerate(segments)]
+    payload = {"text": transcript_text(segments), "segments": cues, **extra}
     return json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
 
 
@@ -95,17 +90,17 @@ class Format(NamedTuple):
     """One row of ``FORMATS``: how a transcript format is rendered, and whether it is made of cues (so word
     timings are wanted: cues start and end on words)."""
 
-    render: Callable[[Sequence[Any], Mapping[str, Any], Mapping[str, Any]], str]  # (segments, extra, cue limits)
+    render: Callable[[Sequence[Any], Mapping[str, Any], Any], str]  # (segments, extra, subtitles)
     cues: bool
 
 
 #: The formats ``gpuboot transcribe --output-format`` writes (``all`` is every one), in that order.  A new format
 #: is one renderer and one row.
 FORMATS: Dict[str, Format] = {
-    "txt": Format(lambda segments, extra, limits: to_txt(segments), cues=False),
-    "srt": Format(lambda segments, extra, limits: to_srt(segments, **limits), cues=True),
-    "vtt": Format(lambda segments, extra, limits: to_vtt(segments, **limits), cues=True),
-    "json": Format(lambda segments, extra, limits: to_json(segments, extra, **limits), cues=True),
+    "txt": Format(lambda segments, extra, subs: to_txt(segments), cues=False),
+    "srt": Format(lambda segments, extra, subs: subs.srt, cues=True),
+    "vtt": Format(lambda segments, extra, subs: subs.vtt, cues=True),
+    "json": Format(lambda segments, extra, subs: to_json(segments, extra, subs), cues=True),
 }
 
 
@@ -140,9 +135,14 @@ def colliding_inputs(audio: Sequence[str]) -> Optional[Tuple[str, str, str]]:
 
 
 def render_outputs(segments: Sequence[Any], formats: Sequence[str], extra: Mapping[str, Any],
-                   **limits: Any) -> Dict[str, str]:
-    """Each format's text for ``segments`` (``limits``: the cue limits; ``FORMATS`` renders)."""
-    return {fmt: FORMATS[fmt].render(segments, extra, limits) for fmt in formats}
+                   subs: Any = None) -> Dict[str, str]:
+    """Each format's text for ``segments``; ``subs`` (``gpuboot.make_subtitles``'s ``Subtitles``) for the cue
+    formats, made with the default rules when not given."""
+    if subs is None and needs_cues(formats):
+        from ..subtitles import make_subtitles
+
+        subs = make_subtitles(segments)
+    return {fmt: FORMATS[fmt].render(segments, extra, subs) for fmt in formats}
 
 
 def write_rendered(audio: str, rendered: Mapping[str, str], output_dir: Path) -> List[Path]:
@@ -172,10 +172,10 @@ def write_rendered(audio: str, rendered: Mapping[str, str], output_dir: Path) ->
 
 
 def write_outputs(audio: str, segments: Sequence[Any], formats: Sequence[str], output_dir: Path,
-                  extra: Mapping[str, Any], **limits: Any) -> List[Path]:
+                  extra: Mapping[str, Any], subs: Any = None) -> List[Path]:
     """``render_outputs`` then ``write_rendered``: each file renamed into place whole.
 
     Raises:
         OSError: the directory cannot be created or a file cannot be written.
     """
-    return write_rendered(audio, render_outputs(segments, formats, extra, **limits), output_dir)
+    return write_rendered(audio, render_outputs(segments, formats, extra, subs), output_dir)
