@@ -1,4 +1,5 @@
-"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, ``hook``, one module each (``COMMANDS``).
+"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, ``hook``, ``subtitles``, one module each
+(``COMMANDS``).
 
 Each command module has ``SUMMARY`` (its help line), ``add_arguments(parser)``
 and ``run(args, out, err) -> exit code``; a new command is one module and one
@@ -24,6 +25,7 @@ COMMANDS = {
     "doctor": "gpuboot.cli.doctor",
     "env": "gpuboot.cli.env",
     "hook": "gpuboot.cli.hook",
+    "subtitles": "gpuboot.cli.subtitles",
 }
 
 

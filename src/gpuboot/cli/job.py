@@ -11,30 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Settings", "FileRun", "transcribe_one", "json_item", "plain_text", "finished", "style_of"]
-
-
-def style_of(args: argparse.Namespace) -> Any:
-    """The subtitle rules of a ``transcribe`` run (``subtitles.SubtitleStyle``), checked.
-
-    Raises:
-        ValueError: a value out of range or not finite, naming the option.
-    """
-    from ..subtitles import SubtitleStyle
-
-    style = SubtitleStyle(language=args.language, max_line=args.max_line_width, max_lines=args.max_line_count,
-                  max_cps=args.max_cps, min_duration=args.min_cue_duration, max_duration=args.max_cue_duration,
-                  fps=args.fps, min_gap_frames=args.min_gap_frames, extend_frames=args.extend_frames)
-    try:
-        return style.check()
-    except ValueError as exc:
-        names = {"max_line": "--max-line-width", "max_lines": "--max-line-count", "max_cps": "--max-cps",
-                 "min_duration": "--min-cue-duration", "max_duration": "--max-cue-duration", "fps": "--fps",
-                 "min_gap_frames": "--min-gap-frames", "extend_frames": "--extend-frames"}
-        text = str(exc)
-        for field, flag in sorted(names.items(), key=lambda kv: -len(kv[0])):
-            text = text.replace(field, flag)
-        raise ValueError(text) from None
+__all__ = ["Settings", "FileRun", "transcribe_one", "json_item", "plain_text", "finished"]
 
 
 class Settings:
@@ -55,6 +32,8 @@ class Settings:
                                         "word_timestamps": words}
         if args.vad_filter is not None:
             self.options["vad_filter"] = args.vad_filter
+        from .style_args import style_of
+
         self.style = style_of(args)
         self.cues = cues_wanted
         self.model: Optional[str] = args.model

@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, TextIO
 
+from .style_args import add_style_arguments
 from .terminal import Progress, error_line, is_tty
 
 __all__ = ["SUMMARY", "add_arguments", "run", "plan_inputs", "Outputs"]
@@ -51,19 +52,6 @@ def _positive(kind: Any) -> Any:
     return parse
 
 
-def _number(value: str) -> float:
-    """A finite number (``nan`` and ``inf`` are refused: they would turn a limit off)."""
-    import math
-
-    try:
-        n = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
-    if not math.isfinite(n):
-        raise argparse.ArgumentTypeError(f"must be a finite number, not {value!r}")
-    return n
-
-
 def add_arguments(t: argparse.ArgumentParser) -> None:
     """The ``transcribe`` options."""
     from ..whisper.formats import FORMATS
@@ -83,20 +71,7 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
                    help="skip silence with Silero VAD (default: on when batched, as faster-whisper's pipeline)")
     t.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=None,
                    help="word timings (default: on when srt/vtt/json are written: cues start and end on words)")
-    t.add_argument("--max-line-width", type=_positive(int), default=None,
-                   help="subtitle characters per line (default: the language's: 42 for English, 16 for Chinese)")
-    t.add_argument("--max-line-count", type=_positive(int), default=2, help="subtitle lines per cue (2)")
-    t.add_argument("--min-cue-duration", type=_number, default=5 / 6,
-                   help="seconds a cue stays on screen at least (5/6: 20 frames at 24 fps)")
-    t.add_argument("--max-cue-duration", type=_number, default=7.0, help="seconds a cue stays on screen at most (7)")
-    t.add_argument("--max-cps", type=_number, default=None,
-                   help="reading speed, characters per second (default: the language's: 20 for English)")
-    t.add_argument("--fps", type=_number, default=24.0,
-                   help="frame rate the gaps and extensions are counted in (24; the video's when known)")
-    t.add_argument("--min-gap-frames", type=int, default=2,
-                   help="frames between two cues at least (2); gaps under 12 frames are closed to it")
-    t.add_argument("--extend-frames", type=int, default=12,
-                   help="frames a cue may stay after its speech when the end of the audio leaves no next cue (12)")
+    add_style_arguments(t)
     t.add_argument("--skip-existing", action="store_true",
                    help="skip inputs whose transcript files are all there (resume an interrupted run)")
     t.add_argument("--workers", type=_auto_or_count, default=None,

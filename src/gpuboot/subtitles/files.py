@@ -59,6 +59,15 @@ def to_vtt(cues: Sequence[Cue]) -> str:
     return str(doc.content)
 
 
+def _seconds(stamp: str) -> float:
+    """``HH:MM:SS.mmm`` or ``MM:SS.mmm`` as seconds."""
+    parts = [float(p) for p in stamp.replace(",", ".").split(":")]
+    seconds = 0.0
+    for p in parts:
+        seconds = seconds * 60 + p
+    return seconds
+
+
 def read_cues(path: Path) -> List[Cue]:
     """The cues of an ``.srt`` or ``.vtt`` file (by its suffix), in file order.
 
@@ -82,7 +91,10 @@ def read_cues(path: Path) -> List[Cue]:
             doc: Any = webvtt.from_buffer(io.StringIO(path.read_text(encoding="utf-8-sig")))
         except Exception as exc:  # webvtt-py raises its own MalformedFileError and friends
             raise ValueError(f"{path} is not a WebVTT file webvtt-py can parse: {exc}") from None
-        return [Cue(start=c.start_in_seconds, end=c.end_in_seconds,
-                    lines=tuple(html.unescape(line) for line in c.lines),
-                    speech_start=c.start_in_seconds, speech_end=c.end_in_seconds) for c in doc.captions]
+        out = []
+        for c in doc.captions:  # start_in_seconds is whole seconds in webvtt-py 0.5: read the timestamps
+            start, end = _seconds(c.start), _seconds(c.end)
+            out.append(Cue(start=start, end=end, lines=tuple(html.unescape(line) for line in c.lines),
+                           speech_start=start, speech_end=end))
+        return out
     raise ValueError(f"{path}: gpuboot checks .srt and .vtt files, not {suffix or 'a file without a suffix'}")

@@ -40,13 +40,20 @@ def break_cost(left: Unit, right: Optional[Unit], lang: Language) -> float:
 def wrap_units(units: Sequence[Unit], max_line: int, max_lines: int, lang: Language) -> Optional[List[str]]:
     """``units`` as at most ``max_lines`` lines of at most ``max_line`` characters (``width``), or ``None``
     when they do not fit.  One line when it fits; else the best break by ``break_cost`` and evenness."""
+    found = _wrap(units, max_line, max_lines, lang)
+    return found[1] if found is not None else None
+
+
+def _wrap(units: Sequence[Unit], max_line: int, max_lines: int, lang: Language) -> Optional[Tuple[float, List[str]]]:
+    """``(cost of the line break, lines)``, or ``None`` when ``units`` do not fit."""
     text = join(units)
     if width(text) <= max_line:
-        return [text]
+        return 0.0, [text]
     if max_lines < 2 or len(units) < 2:
         return None
     if max_lines > 2:
-        return _greedy(units, max_line, max_lines)
+        lines = _greedy(units, max_line, max_lines)
+        return (0.0, lines) if lines is not None else None
     best: Optional[Tuple[float, List[str]]] = None
     for i in range(1, len(units)):
         a, b = join(units[:i]), join(units[i:])
@@ -56,7 +63,7 @@ def wrap_units(units: Sequence[Unit], max_line: int, max_lines: int, lang: Langu
         cost = break_cost(units[i - 1], units[i], lang) + abs(wa - wb) * 0.25 + (2.0 if wa > wb + 6 else 0.0)
         if best is None or cost < best[0]:
             best = (cost, [a, b])
-    return best[1] if best else None
+    return best
 
 
 def _greedy(units: Sequence[Unit], max_line: int, max_lines: int) -> Optional[List[str]]:
@@ -79,7 +86,7 @@ def split_sentence(units: List[Unit], after: Optional[float], style: SubtitleSty
     """One sentence's units as cue-sized pieces.  ``after``: when the next speech starts (``None``: the end).
 
     Hard limits: lines and width (a single unit wider than the lines is a piece of its own), ``max_duration``.
-    Costs: one per piece, the break cost at each cut, reading speed over the limit, a piece shorter than
+    Costs: three per piece (a two-line cue is better than two cues), the break cost at each cut, reading speed over the limit, a piece shorter than
     ``min_duration`` with little room after it."""
     n = len(units)
     max_line, cps = style.line_limit(lang), style.cps_limit(lang)
@@ -97,12 +104,16 @@ def split_sentence(units: List[Unit], after: Optional[float], style: SubtitleSty
             span = piece[-1].end - piece[0].start
             if span > style.max_duration and end - start > 1:
                 break
-            if wrap_units(piece, max_line, style.max_lines, lang) is None and end - start > 1:
+            wrapped = _wrap(piece, max_line, style.max_lines, lang)
+            if wrapped is None and end - start > 1:
                 break
             if best[start] is None:
                 continue
             extra = room(end)
-            cost = 1.0 + (break_cost(units[end - 1], units[end] if end < n else None, lang) if end < n else 0.0)
+            cost = 3.0 + (break_cost(units[end - 1], units[end] if end < n else None, lang) if end < n else 0.0)
+            cost += (wrapped[0] if wrapped is not None else 0.0) * 0.5
+            if end < n and ends_clause(units[end - 1]) and units[end].start - units[end - 1].end >= style.clause_pause:
+                cost -= 2.0  # a clause mark and a pause: where speakers (and sentences Whisper joined by commas) turn
             speed = _reading(piece, min(extra, style.max_duration - span), style, lang)
             if speed > cps:
                 cost += 6.0 * (speed / cps - 1.0) * 10
@@ -127,16 +138,36 @@ def split_sentence(units: List[Unit], after: Optional[float], style: SubtitleSty
 
 
 def sentences(units: List[Unit], style: SubtitleStyle, lang: Language) -> List[List[Unit]]:
-    """``units`` cut into sentences: a sentence mark (not an abbreviation's stop), a pause of ``style.pause``,
-    or a clause mark followed by ``style.clause_pause`` of silence."""
+    """``units`` cut into sentences: a sentence mark (not an abbreviation's stop) or a pause of ``style.pause``.
+    (A clause mark followed by ``style.clause_pause`` of silence is a preferred cut inside ``split_sentence``.)"""
     out: List[List[Unit]] = []
     cur: List[Unit] = []
     for i, u in enumerate(units):
         cur.append(u)
         gap = units[i + 1].start - u.end if i + 1 < len(units) else 0.0
-        if (ends_sentence(u, lang) or gap >= style.pause or (ends_clause(u) and gap >= style.clause_pause)):
+        if ends_sentence(u, lang) or gap >= style.pause:
             out.append(cur)
             cur = []
     if cur:
         out.append(cur)
+    return _join_short(out, style)
+
+
+def _join_short(parts: List[List[Unit]], style: SubtitleStyle) -> List[List[Unit]]:
+    """A sentence too short to read that the next speech follows too closely to give it time ("We must."
+    right before "Therefore, ...") goes with the next one; ``split_sentence`` then cuts where the rules prefer."""
+    out: List[List[Unit]] = []
+    i = 0
+    while i < len(parts):
+        cur = parts[i]
+        while i + 1 < len(parts):
+            nxt = parts[i + 1]
+            span = cur[-1].end - cur[0].start
+            room = nxt[0].start - cur[-1].end
+            if span + max(room - style.min_gap, 0.0) >= style.min_duration or room >= style.pause:
+                break
+            cur = cur + nxt
+            i += 1
+        out.append(cur)
+        i += 1
     return out
