@@ -332,10 +332,12 @@ def _cpu() -> str:
 
 
 def measure_only(cases: Sequence[str], runs: int) -> Dict[str, Any]:
-    """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``."""
+    """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``, ``subtitle_rules``."""
     from measure_gpu_code import bench_fatbin, bench_hook
+    from measure_transcripts import bench_subtitle_rules
 
-    table = {"gpu_code": lambda: bench_fatbin(5), "hook": lambda: bench_hook(max(runs, 40))}
+    table = {"gpu_code": lambda: bench_fatbin(5), "hook": lambda: bench_hook(max(runs, 40)),
+             "subtitle_rules": bench_subtitle_rules}
     unknown = [c for c in cases if c not in table]
     if unknown:
         raise SystemExit(f"unknown case(s) {', '.join(unknown)}; --only takes {', '.join(table)}")
@@ -366,7 +368,7 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool,
     print("whisper ...", flush=True)
     data["whisper"] = bench_whisper(whisper_runs)
     from measure_gpu_code import bench_fatbin, bench_hook
-    from measure_transcripts import bench_many_files, bench_subtitles
+    from measure_transcripts import bench_many_files, bench_subtitle_rules, bench_subtitles
 
     print("GPU code (fatbin reading) ...", flush=True)
     data["gpu_code"] = bench_fatbin(5)
@@ -375,6 +377,8 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool,
 
     print("subtitles ...", flush=True)
     data["subtitles"] = bench_subtitles(whisper_runs)
+    print("subtitle rules on two recordings ...", flush=True)
+    data["subtitle_rules"] = bench_subtitle_rules()
     print("many files ...", flush=True)
     data["many_files"] = bench_many_files(3)
     if sweep:

@@ -93,7 +93,6 @@ import json, sys, time
 sys.path.insert(0, {tests!r})
 from speech import wer
 import gpuboot
-from gpuboot.whisper.cues import make_cues
 from gpuboot.whisper.models import embedded_model
 from faster_whisper import decode_audio
 audio = decode_audio({wav!r})
@@ -102,7 +101,7 @@ t0 = time.perf_counter()
 segments, _ = gpuboot.transcribe(model, audio, word_timestamps={words})
 segments = list(segments)
 dt = time.perf_counter() - t0
-cues = make_cues(segments)
+cues = gpuboot.make_subtitles(segments).cues
 ok = [c for c in cues if len(c.lines) <= 2 and all(len(x) <= 42 for x in c.lines) and c.end - c.start <= 7.0]
 print(json.dumps({{"rtf": dt / (len(audio) / 16000), "transcribe_s": dt, "cues": len(cues),
                   "within": len(ok) / max(1, len(cues)),
@@ -119,3 +118,36 @@ print(json.dumps({{"rtf": dt / (len(audio) / 16000), "transcribe_s": dt, "cues":
     for name, rs in rows.items():
         result[name] = {k: _stats([r[k] for r in rs]) for k in ("rtf", "transcribe_s", "within", "wer", "cues")}
     return result
+
+
+def bench_subtitle_rules() -> Optional[Dict[str, Any]]:
+    """Both timed recordings (tests/timed_speech.py: separate sentences; long sentences with 0.3 s pauses),
+    batched and sequential decoding of tiny.en on the CPU: transcription time, WER and the subtitle figures
+    (tests/subtitle_metrics.py) of ``gpuboot.make_subtitles``' cues."""
+    if _timed() is None:
+        return None
+    code = """
+import json, sys, time
+sys.path.insert(0, {tests!r})
+from timed_speech import KINDS, timed_recording
+from subtitle_metrics import measure
+import gpuboot
+from gpuboot.whisper.models import embedded_model
+model = gpuboot.load_whisper(embedded_model(), device="cpu", batched={batched})
+audio, starts = timed_recording({kind!r})
+t0 = time.perf_counter()
+segments, info = gpuboot.transcribe(model, str(audio), word_timestamps=True, language="en")
+segments = list(segments)
+dt = time.perf_counter() - t0
+subs = gpuboot.make_subtitles(segments, info)
+figures = measure(subs, starts, " ".join(KINDS[{kind!r}][0]), " ".join(s.text.strip() for s in segments))
+print(json.dumps({{"transcribe_s": dt, "audio_s": info.duration, **figures}}))
+"""
+    tests = str(Path(__file__).resolve().parent.parent / "tests")
+    out: Dict[str, Any] = {}
+    for kind in ("separate", "long"):
+        for mode, batched in (("batched", "'auto'"), ("sequential", "False")):
+            src = code.format(tests=tests, kind=kind, batched=batched)
+            proc = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, check=True)
+            out[f"{kind}/{mode}"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out

@@ -120,7 +120,7 @@ def render_long_subtitles(ls: Optional[Dict[str, Any]]) -> List[str]:
         return []
     L = ["## Long recording with subtitles on (CPU, tiny.en)\n",
          "bench/long_recording.py's 10-minute recording, `gpuboot.load_whisper` + `gpuboot.transcribe` (batched), "
-         "with and without word timings; cues by `whisper/cues.make_cues` (2 x 42 characters, 7 s).\n",
+         "with and without word timings; cues by `gpuboot.make_subtitles`.\n",
          "| | transcription | RTF | WER | cues | cues within the limits |", "|---|---|---|---|---|---|"]
     for name, r in ls.items():
         L.append(f"| {name} | {r['transcribe_s'][0]:.1f} s | {r['rtf'][0]:.4f} | {r['wer'][0]:.3f} | "
@@ -129,6 +129,28 @@ def render_long_subtitles(ls: Optional[Dict[str, Any]]) -> List[str]:
     L.append("")
     L.append(f"- Subtitles on cost {on['transcribe_s'][0] / off['transcribe_s'][0]:.2f}x the transcription time "
              "of subtitles off on this recording.\n")
+    return L
+
+
+def render_subtitle_rules(rows: Optional[Dict[str, Any]]) -> List[str]:
+    """The two timed recordings, batched and sequential (bench/measure_transcripts.bench_subtitle_rules)."""
+    if not rows:
+        return []
+    L = ["## Subtitles by broadcast rules, batched and sequential (CPU, tiny.en)\n",
+         "tests/timed_speech.py's recordings: `separate` (24 sentences, 0.7-1.3 s pauses) and `long` (12 long "
+         "sentences, 0.3 s pauses); `gpuboot.transcribe(word_timestamps=True)` then `gpuboot.make_subtitles` with "
+         "its defaults (2 x 42 characters, 5/6-7 s, 2 frames at 24 fps, chaining under 12 frames, 20 cps). Shares "
+         "of cues (of gaps; of two-line cues for the line breaks; of known sentence starts).\n",
+         "| recording / decoding | transcription | WER | cues | within 2x42 and 7 s | >= 5/6 s | gaps >= 2 frames | "
+         "short gaps chained | <= 20 cps | bad line breaks | sentence starts within 0.6 s |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        L.append(f"| {name} | {r['transcribe_s']:.1f} s | {r['wer']:.3f} | {r['cues']:.0f} | "
+                 f"{r['within_lines_and_7s'] * 100:.0f} % | {r['min_duration'] * 100:.0f} % | "
+                 f"{r['gaps_min_frames'] * 100:.0f} % | {r['short_gaps_chained'] * 100:.0f} % | "
+                 f"{r['reading_speed'] * 100:.0f} % | {r['bad_line_breaks'] * 100:.0f} % | "
+                 f"{r['sentence_starts'] * 100:.0f} % |")
+    L.append("")
     return L
 
 
@@ -183,6 +205,11 @@ def budget_table(data: Dict[str, Any]) -> List[str]:
     L.append(f"| `locate()` at 10,000 distributions <= 1.5x at 100 | {r10k / r100:.2f}x ({r10k:.3f} vs "
              f"{r100:.3f} ms) | {verdict(r10k / r100 <= 1.5)} |")
     L.extend(sweep_budgets(sw))
+    rules = data.get("subtitle_rules")
+    if rules:
+        worst = max(rules[f"{k}/batched"]["wer"] - rules[f"{k}/sequential"]["wer"] for k in ("separate", "long"))
+        L.append(f"| batched decoding loses <= 1 WER point against sequential (both timed recordings) | "
+                 f"{worst * 100:+.1f} points at worst | {verdict(worst <= 0.01)} |")
     code, hook = data.get("gpu_code"), data.get("hook")
     if code:
         largest = max(code.values(), key=lambda r: r["size_mb"])
@@ -324,6 +351,7 @@ def render(data: Dict[str, Any]) -> str:
 
     L.extend(render_sweep(sw))
     L.extend(render_transcripts(data.get("subtitles"), data.get("many_files")))
+    L.extend(render_subtitle_rules(data.get("subtitle_rules")))
     L.extend(render_gpu_code(data.get("gpu_code"), data.get("hook")))
     L.extend(render_long_subtitles(data.get("long_subtitles")))
 
