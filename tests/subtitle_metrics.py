@@ -35,7 +35,7 @@ def measure(subs: Any, starts: Sequence[Tuple[float, str]], reference: str, text
         "cues": float(len(cues)),
         "within_lines_and_7s": len(within) / len(cues),
         "min_duration": len(long_enough) / len(cues),
-        "gaps_min_frames": 1.0 if not gaps else sum(1 for g in gaps if g >= style.min_gap - 0.5 / style.fps) / len(gaps),
+        "gaps_min_frames": 1.0 if not gaps else sum(g >= style.min_gap - 0.5 / style.fps for g in gaps) / len(gaps),
         "short_gaps_chained": 1.0 if not short else len(chained) / len(short),
         "reading_speed": len(readable) / len(cues),
         "bad_line_breaks": 0.0 if not two else len(bad) / len(two),

@@ -98,11 +98,13 @@ def test_the_readme_code_runs_as_written(tmp_path: Path) -> None:
                           env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    # missing libraries, the Whisper reason, the device reason, the process check, the segments, the pressure verdict
-    assert len(lines) >= 6, proc.stdout
+    # missing libraries, the Whisper reason, the device reason, the process check, the subtitles' report, the
+    # segments, the pressure verdict
+    assert len(lines) >= 7, proc.stdout
     assert "int8" in lines[1] and lines[2]
     assert lines[3] == "True []"  # ctranslate2 imported after ensure(): a clean mix
-    assert lines[4].startswith("[0.0 -> ") and lines[-1].startswith(("admit", "refuse", "no visible GPU"))
+    assert lines[4].startswith("subtitles: ") and lines[4].endswith("all met")
+    assert lines[5].startswith("[0.0 -> ") and lines[-1].startswith(("admit", "refuse", "no visible GPU"))
 
 
 def test_the_logger_has_a_null_handler_and_no_level() -> None:

@@ -16,7 +16,7 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuboot import SubtitleStyle, check_subtitles, make_subtitles
+from gpuboot import check_subtitles, make_subtitles
 from gpuboot.cli import main
 from gpuboot.subtitles.breaks import keeps_next
 from gpuboot.subtitles.languages import width
@@ -61,7 +61,7 @@ def test_hyphenated_words_abbreviations_and_contractions_are_joined_as_written()
     words = [Word(0.0, 0.3, " Mr."), Word(0.3, 0.6, " Smith"), Word(0.6, 0.9, " said"), Word(0.9, 1.2, " it"),
              Word(1.2, 1.5, " was"), Word(1.5, 1.8, " self"), Word(1.8, 2.2, "-evident"), Word(2.2, 2.5, " and"),
              Word(2.5, 2.8, " he"), Word(2.8, 3.0, " didn"), Word(3.0, 3.2, "'t"), Word(3.2, 3.6, " care.")]
-    subs, cues = cues_of(words)
+    _subs, cues = cues_of(words)
     assert [c.text for c in cues] == ["Mr. Smith said it was self-evident and he didn't care."]
     assert cues[0].words[5][2] == "self-evident"  # a piece without a space is part of the word before
 
@@ -72,7 +72,8 @@ def test_an_initial_does_not_end_a_sentence_but_a_full_stop_does() -> None:
 
 
 def test_chinese_is_never_given_spaces() -> None:
-    words = spoken("我们|今天|去|学校。|明天|我们|还要|再去|一次，|因为|老师|说|还有|很多|内容|没有|讲完。", spaced=False)
+    words = spoken("我们|今天|去|学校。|明天|我们|还要|再去|一次，|因为|老师|说|还有|很多|内容|没有|讲完。",
+                   spaced=False)
     subs, cues = cues_of(words, "zh")
     assert all(" " not in line for c in cues for line in c.lines)
     assert "".join(c.text for c in cues) == "我们今天去学校。明天我们还要再去一次，因为老师说还有很多内容没有讲完。"
@@ -84,7 +85,7 @@ def test_chinese_is_never_given_spaces() -> None:
 def test_japanese_full_width_marks_and_its_own_limits() -> None:
     words = spoken("今日は|とても|いい|天気|ですね。|明日も|晴れる|でしょうか？|散歩に|行きましょう！", spaced=False,
                    step=0.5)
-    subs, cues = cues_of(words, "ja")
+    _subs, cues = cues_of(words, "ja")
     assert [c.text for c in cues][:2] == ["今日はとてもいい天気ですね。", "明日も晴れるでしょうか？"]
     assert all(width(line) <= 13 for c in cues for line in c.lines)
     assert all(" " not in c.text for c in cues)
@@ -106,7 +107,7 @@ def test_without_word_timings_unspaced_text_is_split_by_characters_within_the_li
 def test_thai_keeps_tone_marks_on_their_consonant_and_counts_them_as_nothing() -> None:
     assert width("ผู้ใหญ่") == 4  # ผ ใ ห ญ: the vowel and tone marks above and below (ู ้ ่) take no width
     words = spoken("สวัสดี|ครับ|วันนี้|อากาศ|ดี|มาก", spaced=False)
-    subs, cues = cues_of(words, "th")
+    _subs, cues = cues_of(words, "th")
     assert "".join(c.text for c in cues) == "สวัสดีครับวันนี้อากาศดีมาก"
 
 
@@ -115,7 +116,7 @@ def test_right_to_left_text_is_kept_in_logical_order_with_its_punctuation() -> N
     subs, cues = cues_of(words, "he")
     assert [c.text for c in cues] == ["שלום, מה שלומך?", "אני בסדר."]
     assert subs.srt.splitlines()[2] == "שלום, מה שלומך?"  # the file stores logical order; the player lays it out
-    arabic, cues_ar = cues_of(spoken("مرحبا، كيف حالك؟ أنا بخير."), "ar")
+    _arabic, cues_ar = cues_of(spoken("مرحبا، كيف حالك؟ أنا بخير."), "ar")
     assert [c.text for c in cues_ar] == ["مرحبا، كيف حالك؟", "أنا بخير."]  # ؟ ends a sentence
 
 
@@ -156,7 +157,7 @@ def test_short_cues_are_held_to_the_minimum_and_gaps_are_chained() -> None:
 
 
 def test_a_short_sentence_right_before_the_next_goes_with_it() -> None:
-    words = spoken("It is done.", 0.0, 0.4) + [Word(1.25, 1.45, " Go!")] + spoken("And then we all went home.", 1.6)
+    words = [*spoken("It is done.", 0.0, 0.4), Word(1.25, 1.45, " Go!"), *spoken("And then we all went home.", 1.6)]
     _subs, cues = cues_of(words)
     assert [c.text for c in cues] == ["It is done.", "Go! And then we all went home."]
 

@@ -140,7 +140,7 @@ def test_timestamps() -> None:
     segs = [Seg(0.0, 1.5, " Hello,  world "), Seg(3600.25, 3601.0, "again")]
     cues = list(srt.parse(to_srt(segs)))
     assert [(c.start.total_seconds(), c.end.total_seconds(), c.content) for c in cues] == [
-        (0.0, 1.5, "Hello, world"), (3600.25, 3601.0, "again")]
+        (0.0, 1.5, "Hello, world"), (3600.25, 3601.083, "again")]  # held to 5/6 s, on frames at 24 fps
     assert to_vtt(segs).startswith("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello, world\n")
 
 

@@ -73,12 +73,14 @@ def values(tmp_path: Path) -> Dict[str, Any]:
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
     from gpuboot.cli.runners import plan_workers
     from gpuboot.pairings import PAIRINGS, SHARED_PAIRINGS
-    from gpuboot.whisper.cues import make_cues
+    from gpuboot.subtitles import make_subtitles
+    from gpuboot.subtitles.languages import LANGUAGES
 
     class _Segment:  # the shape of a faster-whisper Segment without word timings
         start, end, words, text = 0.0, 2.5, None, " We are met on a great battlefield."
 
     load_segment = _Segment()
+    subtitles = make_subtitles([load_segment], duration=3.0)
     from gpuboot._metadata import Malformed, read_distribution
     from gpuboot.doctor.actions import pip_install
     from gpuboot.doctor.remedy import Applied, Step
@@ -139,7 +141,11 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Pairing": PAIRINGS[0],
         "SharedPairing": SHARED_PAIRINGS[0],
         "Consumer": CONSUMER_TABLE[0],
-        "Cue": make_cues([load_segment])[0],
+        "Cue": subtitles.cues[0],
+        "Subtitles": subtitles,
+        "SubtitleStyle": subtitles.style,
+        "Conformance": subtitles.report,
+        "Language": LANGUAGES["en"],
         "Host": Host(platform="linux", environ={"CUDA_VISIBLE_DEVICES": "0"}, driver=True, probe=probe_, cpu_threads=2),
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
         "FixResult": planned,

@@ -221,7 +221,7 @@ class Outputs:
                 return
             if self.interactive and self.per_file:
                 self.err.write("gpuboot: wrote " + ", ".join(str(p) for p in written) + "\n")
-            if summary and not self.args.quiet:
+            if summary and self.interactive:
                 self.err.write(f"gpuboot: {path}: {summary}\n")
         if item is not None:
             self.items[path] = item

@@ -86,7 +86,8 @@ def split_sentence(units: List[Unit], after: Optional[float], style: SubtitleSty
     """One sentence's units as cue-sized pieces.  ``after``: when the next speech starts (``None``: the end).
 
     Hard limits: lines and width (a single unit wider than the lines is a piece of its own), ``max_duration``.
-    Costs: three per piece (a two-line cue is better than two cues), the break cost at each cut, reading speed over the limit, a piece shorter than
+    Costs: three per piece (a two-line cue is better than two cues), the break cost at each cut and of the
+    lines' break, reading speed over the limit, a piece shorter than
     ``min_duration`` with little room after it."""
     n = len(units)
     max_line, cps = style.line_limit(lang), style.cps_limit(lang)
