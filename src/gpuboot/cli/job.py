@@ -137,7 +137,7 @@ def _extra(path: str, tinfo: Any, info: Any, elapsed: float) -> Dict[str, Any]:
         "cpu_threads": info.cpu_threads,
         "reason": info.reason,
         "throughput": info.throughput,
-        "fallback_trail": [{"device": a.device, "cuda_ordinal": a.cuda_ordinal, "compute_type": a.compute_type,
+        "trail": [{"device": a.device, "cuda_ordinal": a.cuda_ordinal, "compute_type": a.compute_type,
                             "ok": a.ok, "error": a.error, "elapsed_ms": round(a.elapsed_ms, 1)} for a in info.trail],
         "timings_ms": {"load": round(info.load_ms, 1), "probe": round(info.probe_ms, 1),
                        "transcribe": round(elapsed * 1e3, 1)},

@@ -8,7 +8,7 @@ from typing import Any, List
 from .. import _deps
 from ..errors import AudioError
 
-__all__ = ["decode", "decode_bytes", "verify_decoder", "SAMPLE_RATE"]
+__all__ = ["decode", "decode_bytes", "verify_decoder", "samples_of", "SAMPLE_RATE"]
 
 #: Whisper's sample rate, Hz.
 SAMPLE_RATE = 16000
@@ -87,6 +87,51 @@ def decode(path: str) -> Any:
     if len(samples) == 0:
         raise AudioError(f"{path} holds no audio samples", "pass a non-empty recording")
     return samples
+
+
+#: Integer sample formats and their full scale: PCM as WAV files and sound cards give it.
+_FULL_SCALE = {"int16": 32768.0, "int32": 2147483648.0, "int8": 128.0}
+
+
+def samples_of(audio: Any) -> Any:
+    """What ``gpuboot.transcribe`` takes, as 16 kHz mono float32 samples: a path (``str`` or ``pathlib.Path``),
+    a binary file object, or a 1-D array of samples at 16 kHz -- float32 as it is, float64 narrowed, int16 /
+    int32 / int8 PCM scaled to -1..1, uint8 PCM centred first.
+
+    Raises:
+        AudioError: a path or file that cannot be decoded (``decode``); an array that is not one channel of
+            samples (its shape named) or not a number type.
+    """
+    if isinstance(audio, (str, bytes, os.PathLike)):
+        return decode(os.fsdecode(audio) if isinstance(audio, bytes) else os.fspath(audio))
+    if hasattr(audio, "read"):
+        fw = _deps.faster_whisper()
+        name = str(getattr(audio, "name", "the audio file object"))
+        try:
+            samples = fw.decode_audio(audio)
+        except Exception as exc:
+            raise _decode_failure(name, exc) from None
+        if len(samples) == 0:
+            raise AudioError(f"{name} holds no audio samples", "pass a non-empty recording")
+        return samples
+    import numpy as np
+
+    array = np.asarray(audio)
+    if array.ndim != 1:
+        raise AudioError(f"audio samples must be one channel (a 1-D array), not shape {tuple(array.shape)}",
+                         "pass one channel: samples.mean(axis=1) for (frames, channels), or decode the file "
+                         "with gpuboot (pass its path)")
+    kind = array.dtype.name
+    if kind == "float32":
+        return array
+    if kind in ("float64", "float16"):
+        return array.astype(np.float32)
+    if kind in _FULL_SCALE:
+        return (array.astype(np.float32) / _FULL_SCALE[kind]).astype(np.float32)
+    if kind == "uint8":
+        return ((array.astype(np.float32) - 128.0) / 128.0).astype(np.float32)
+    raise AudioError(f"audio samples of type {kind} are not sound samples",
+                     "pass float32 samples at 16 kHz, int16 PCM, or a file path")
 
 
 def decode_bytes(name: str, data: bytes) -> Any:

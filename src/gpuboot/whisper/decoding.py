@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Iterator, Optional, Tuple
 
 from .. import _deps
@@ -36,7 +35,8 @@ def _shift(segment: Any, offset: float) -> Any:
 
 def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipeline: Any = None,
                **options: Any) -> Tuple[Iterator[Any], Any]:
-    """Transcribe ``audio`` (a path, a file object or 16 kHz float32 samples)
+    """Transcribe ``audio`` (a path or ``pathlib.Path``, a file object, or 16 kHz samples: float32, float64 or
+    int16 PCM)
     with a model from ``load_whisper``, as its ``WhisperLoad`` planned:
     batched through faster-whisper's ``BatchedInferencePipeline`` with the
     planned batch size, else sequentially.  ``options`` go to faster-whisper's
@@ -52,7 +52,8 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
     Args:
         model: from ``load_whisper`` (a plain ``WhisperModel`` decodes
             sequentially unless ``batch_size`` is given).
-        audio: a path, a binary file object, or float32 samples at 16 kHz.
+        audio: a path (``str``, ``pathlib.Path``), a binary file object, or a 1-D array of samples at 16 kHz
+            (float32; float64 and int16/int32 PCM are converted: ``audio.samples_of``).
         batch_size: overrides the planned batch size.
         pipeline: the batched pipeline to use (default: faster-whisper's
             ``BatchedInferencePipeline(model)``).
@@ -62,6 +63,8 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
         in seconds from the start of the audio) and its ``TranscriptionInfo``.
 
     Raises:
+        AudioError: the audio cannot be decoded (missing, unreadable, not audio) or is not one channel of
+            samples (its shape named).
         ValueError: ``batch_size`` below 1.
         RuntimeError: CTranslate2's own errors; out of memory at batch 1.
     """
@@ -70,8 +73,9 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
     info = getattr(model, "gpuboot", None)
     batched = bool(info.batched) if isinstance(info, WhisperLoad) else batch_size is not None
     size = batch_size or (info.batch_size if isinstance(info, WhisperLoad) else 8)
-    if isinstance(audio, (str, os.PathLike)) or hasattr(audio, "read"):
-        audio = _deps.faster_whisper().decode_audio(audio)
+    from .audio import samples_of
+
+    audio = samples_of(audio)
     long_audio = len(audio) > 30 * SAMPLE_RATE
     if batched and options.get("vad_filter") is False and long_audio and "clip_timestamps" not in options:
         log.info("vad_filter=False on %.0f s of audio: batched decoding needs VAD chunks; decoding sequentially",
@@ -126,7 +130,7 @@ def _recheck_batch(info: WhisperLoad, size: int) -> int:
     from .throughput import per_item_bytes
 
     try:
-        free = memory_info(info.cuda_ordinal).free
+        free = memory_info(info.cuda_ordinal if info.cuda_ordinal is not None else 0).free
     except LookupError:
         return size
     fits = max(1, int(free / (per_item_bytes(_model_bytes(info.source)) * HEADROOM)))

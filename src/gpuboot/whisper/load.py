@@ -48,7 +48,7 @@ class Attempt(Record):
     ok: bool
     error: Optional[str] = None
     elapsed_ms: float = 0.0
-    cuda_ordinal: int  # the CUDA ordinal tried (0 on the CPU) = 0
+    cuda_ordinal: Optional[int] = None  # the CUDA ordinal tried; None on the CPU
 
     def describe(self) -> str:
         state = "ok" if self.ok else f"failed: {self.error}"
@@ -61,7 +61,7 @@ class WhisperLoad(Record):
     Attributes:
         model: the size name or directory that was loaded.
         device: ``"cuda"`` or ``"cpu"``.
-        cuda_ordinal: the CUDA ordinal (0 on CPU).
+        cuda_ordinal: the CUDA ordinal, ``None`` on the CPU (as ``select_device`` says).
         compute_type: the CTranslate2 compute type in use.
         reason: why this device and type were chosen.
         trail: every attempt in order, failures first.
@@ -80,7 +80,7 @@ class WhisperLoad(Record):
 
     model: str
     device: str
-    cuda_ordinal: int
+    cuda_ordinal: Optional[int]
     compute_type: str
     reason: str
     trail: Tuple[Attempt, ...]
@@ -239,17 +239,18 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
             t2 = time.perf_counter()
         except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError; keep going
             err = f"{type(exc).__name__}: {exc}".strip()
-            trail.append(Attempt(device=dev, compute_type=ctype, ok=False, error=err,
-                                 elapsed_ms=(time.perf_counter() - t0) * 1e3, cuda_ordinal=index))
+            trail.append(Attempt(device=dev, compute_type=ctype, ok=False, error=_cause(dev, ctype, err),
+                                 elapsed_ms=(time.perf_counter() - t0) * 1e3,
+                                 cuda_ordinal=index if dev == "cuda" else None))
             log.warning("Whisper on %s/%s failed (%s); trying the next choice", dev, ctype, err)
             continue
         trail.append(Attempt(device=dev, compute_type=ctype, ok=True, error=None, elapsed_ms=(t2 - t0) * 1e3,
-                             cuda_ordinal=index))
+                             cuda_ordinal=index if dev == "cuda" else None))
         if len(trail) > 1:
             label = "CPU" if dev == "cpu" else "CUDA"
             reason = f"{label} {ctype}: fell back after " + "; ".join(
                 a.describe() for a in trail[:-1]) + _cuda_cause(trail)
-        info = WhisperLoad(model=name, device=dev, cuda_ordinal=ordinal if dev == "cuda" else 0, compute_type=ctype,
+        info = WhisperLoad(model=name, device=dev, cuda_ordinal=ordinal if dev == "cuda" else None, compute_type=ctype,
                            reason=reason,
                            trail=tuple(trail), load_ms=(t1 - t0) * 1e3, probe_ms=(t2 - t1) * 1e3,
                            batched=throughput.batched,
@@ -262,11 +263,30 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
         return instance
     cause = _cuda_cause(trail)
-    fix = (cause[len("; cause: "):] + "; `gpuboot doctor` checks every layer" if cause
-           else "run `gpuboot doctor` for the cause") if any(
-        a.device == "cuda" for a in trail) else "check the model directory and `pip install 'gpuboot[whisper]'`"
+    named = [c for _n, _d, c in _CAUSES if any(a.error and c in a.error for a in trail)]
+    if named:
+        fix = named[0].split(": ", 1)[1]
+    elif any(a.device == "cuda" for a in trail):
+        fix = (cause[len("; cause: "):] + "; `gpuboot doctor` checks every layer" if cause
+               else "run `gpuboot doctor` for the cause")
+    else:
+        fix = "check the model directory and `pip install 'gpuboot[whisper]'`"
     raise ModelLoadError("no device could run the Whisper model: " + "; ".join(a.describe() for a in trail),
                          fix, trail)
+
+
+#: What a failed attempt's error means, where CTranslate2's own words do not say (substring, device, cause).
+_CAUSES = (("float16", "cpu", "a CPU cannot run float16 (CTranslate2 has no float16 CPU kernels): use compute_type "
+                              "int8 or float32"),
+           ("bfloat16", "cpu", "this CPU cannot run bfloat16 in CTranslate2: use compute_type int8 or float32"))
+
+
+def _cause(dev: str, ctype: str, error: str) -> str:
+    """``error`` with the cause named where CTranslate2's message does not (float16 asked of a CPU)."""
+    for needle, device, cause in _CAUSES:
+        if dev == device and ctype.endswith(needle) and "compute type" in error.lower():
+            return f"{error} -- {cause}"
+    return error
 
 
 def _warnings(dev: str, choice: Any) -> Tuple[str, ...]:

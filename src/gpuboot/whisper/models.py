@@ -27,7 +27,11 @@ def embedded_model() -> Optional[str]:
     return None
 
 
-def _check_model(model: str) -> str:
+def _check_model(model: Any) -> str:
+    if isinstance(model, os.PathLike):
+        model = os.fspath(model)
+    if isinstance(model, bytes):
+        model = os.fsdecode(model)
     if not isinstance(model, str) or not model.strip():
         raise ModelNotFoundError(f"model must be a Whisper size name or a directory, not {model!r}",
                                  "pass e.g. model='small' or model='/path/to/ctranslate2-model'")
@@ -88,7 +92,7 @@ def _local_model(name: str, kwargs: Any) -> str:
         raise ModelNotFoundError(
             f"Whisper model {name!r} ({repo}) is not in the local Hugging Face cache and {why} "
             f"({type(exc).__name__}{': ' + first if first else ''})",
-            f"download it once with network access (huggingface-cli download {repo}), "
+            f"download it once with network access (hf download {repo}; huggingface_hub's command), "
             "or pass a local CTranslate2 model directory (model='/path/to/model')") from None
 
 
