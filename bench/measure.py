@@ -332,12 +332,13 @@ def _cpu() -> str:
 
 
 def measure_only(cases: Sequence[str], runs: int) -> Dict[str, Any]:
-    """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``, ``subtitle_rules``."""
+    """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``, ``subtitle_rules``,
+    ``short_clips``."""
     from measure_gpu_code import bench_fatbin, bench_hook
-    from measure_transcripts import bench_subtitle_rules
+    from measure_transcripts import bench_short_clips, bench_subtitle_rules
 
     table = {"gpu_code": lambda: bench_fatbin(5), "hook": lambda: bench_hook(max(runs, 40)),
-             "subtitle_rules": bench_subtitle_rules}
+             "subtitle_rules": bench_subtitle_rules, "short_clips": bench_short_clips}
     unknown = [c for c in cases if c not in table]
     if unknown:
         raise SystemExit(f"unknown case(s) {', '.join(unknown)}; --only takes {', '.join(table)}")
@@ -381,6 +382,10 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool,
     data["subtitle_rules"] = bench_subtitle_rules()
     print("many files ...", flush=True)
     data["many_files"] = bench_many_files(3)
+    from measure_transcripts import bench_short_clips
+
+    print("many short files ...", flush=True)
+    data["short_clips"] = bench_short_clips()
     if sweep:
         from measure_transcripts import bench_long_subtitles
 

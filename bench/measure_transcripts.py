@@ -8,6 +8,7 @@ espeak-ng speech with known sentence starts; needs espeak-ng and sox).
 from __future__ import annotations
 
 import json
+import os
 import random
 import shutil
 import statistics
@@ -151,3 +152,74 @@ print(json.dumps({{"transcribe_s": dt, "audio_s": info.duration, **figures}}))
             proc = subprocess.run([sys.executable, "-c", src], capture_output=True, text=True, check=True)
             out[f"{kind}/{mode}"] = json.loads(proc.stdout.strip().splitlines()[-1])
     return out
+
+
+_PLAIN_LOOP = """
+import glob, json, sys
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+folder, model_dir, dest, compute_type = sys.argv[1:5]
+model = WhisperModel(model_dir, device="cpu", compute_type=compute_type)
+pipeline = BatchedInferencePipeline(model)
+texts = {}
+for path in sorted(glob.glob(folder + "/*.wav")):
+    segments, _ = pipeline.transcribe(path, batch_size=16)
+    texts[path.rsplit("/", 1)[-1][:-4]] = " ".join(s.text.strip() for s in segments)
+json.dump(texts, open(dest, "w"))
+"""
+
+
+def bench_short_clips(count: int = 240) -> Optional[Dict[str, Any]]:
+    """Many short files (bench/short_clips.py: ``count`` espeak-ng clips of 3-10 s): files per hour and WER of a
+    plain loop over the files with faster-whisper's ``BatchedInferencePipeline(batch_size=16)`` (int8, as
+    gpuboot picks on a CPU, and faster-whisper's default type) against ``gpuboot transcribe FOLDER``
+    (one process; ``--workers auto``), each a fresh process timed whole (start-up and model load included),
+    arms in a random order, one run each."""
+    if shutil.which("espeak-ng") is None or shutil.which("sox") is None:
+        return None
+    from long_recording import default_dir
+    from short_clips import build
+    from speech import wer
+
+    folder = build(count, default_dir())
+    model_dir = subprocess.run([sys.executable, "-c", "from gpuboot.whisper import embedded_model as e; "
+                                "print(e() or '')"], capture_output=True, text=True, check=True).stdout.strip()
+    if not model_dir:
+        return None
+    refs = {p.stem: p.read_text() for p in folder.glob("*.txt")}
+    work = Path(tempfile.mkdtemp(prefix="gpuboot-bench-clips"))
+    arms = {
+        "faster-whisper loop, int8": ["plain", "int8"],
+        "faster-whisper loop, default type": ["plain", "default"],
+        "gpuboot transcribe FOLDER": [],
+        "gpuboot transcribe FOLDER --workers auto": ["--workers", "auto"],
+    }
+    rows: Dict[str, Any] = {}
+    try:
+        for name in random.sample(list(arms), len(arms)):
+            out = work / name.replace(" ", "_").replace(",", "")
+            t0 = time.perf_counter()
+            if arms[name][:1] == ["plain"]:
+                dest = work / f"{out.name}.json"
+                subprocess.run([sys.executable, "-c", _PLAIN_LOOP, str(folder), model_dir, str(dest), arms[name][1]],
+                               check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+                seconds = time.perf_counter() - t0
+                texts = json.loads(dest.read_text())
+            else:
+                subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", str(folder), "--output-dir", str(out),
+                                "--output-format", "txt", "-q", *arms[name]], check=True, capture_output=True)
+                seconds = time.perf_counter() - t0
+                texts = {p.stem: p.read_text() for p in out.glob("*.txt")}
+            errors = [wer(texts.get(k, ""), ref) for k, ref in refs.items()]
+            rows[name] = {"seconds": seconds, "files_per_hour": len(refs) * 3600 / seconds,
+                          "wer": statistics.mean(errors), "missing": sum(1 for k in refs if k not in texts)}
+        audio_s = sum(_wav_seconds(p) for p in folder.glob("*.wav"))
+        return {"files": len(refs), "audio_s": audio_s, "arms": rows}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _wav_seconds(path: Path) -> float:
+    import wave
+
+    with wave.open(str(path)) as w:
+        return w.getnframes() / w.getframerate()

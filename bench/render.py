@@ -114,6 +114,28 @@ def render_transcripts(sub: Optional[Dict[str, Any]], many: Optional[Dict[str, A
     return L
 
 
+def render_short_clips(sc: Optional[Dict[str, Any]]) -> List[str]:
+    """Many short files (bench/measure_transcripts.bench_short_clips)."""
+    L = ["## Many short files (CPU, tiny.en)\n"]
+    if sc is None:
+        return [*L, "Not measured: espeak-ng and sox are needed for bench/short_clips.py's clips.\n"]
+    arms = sc["arms"]
+    base = arms["faster-whisper loop, int8"]
+    L.append(f"bench/short_clips.py's {sc['files']} clips of 3-10 s ({sc['audio_s'] / 60:.1f} min of espeak-ng "
+             "speech). Each arm is a fresh process timed whole (start-up and model load included), one run each, in "
+             "a random order; WER is the mean over the clips.\n")
+    L.append("| arm | time | files/hour | vs the int8 loop | mean WER |")
+    L.append("|---|---|---|---|---|")
+    for name, r in arms.items():
+        L.append(f"| {name} | {r['seconds']:.1f} s | {r['files_per_hour']:.0f} | "
+                 f"{r['files_per_hour'] / base['files_per_hour']:.2f}x | {r['wer']:.3f} |")
+    L.append("")
+    L.append("- The loops: `BatchedInferencePipeline(model).transcribe(path, batch_size=16)` per file; each clip "
+             "is one 30 s window, mostly padding, and one window per batch. gpuboot packs the clips' speech into "
+             "shared 30 s windows and fills its batches with them (`gpuboot.whisper.multibatch`).\n")
+    return L
+
+
 def render_long_subtitles(ls: Optional[Dict[str, Any]]) -> List[str]:
     """The sweep's gpuboot row with subtitles on and off (``--sweep`` only)."""
     if ls is None:
@@ -351,6 +373,7 @@ def render(data: Dict[str, Any]) -> str:
 
     L.extend(render_sweep(sw))
     L.extend(render_transcripts(data.get("subtitles"), data.get("many_files")))
+    L.extend(render_short_clips(data.get("short_clips")))
     L.extend(render_subtitle_rules(data.get("subtitle_rules")))
     L.extend(render_gpu_code(data.get("gpu_code"), data.get("hook")))
     L.extend(render_long_subtitles(data.get("long_subtitles")))

@@ -44,7 +44,8 @@ def test_transcribe_json() -> None:
     starts = [seg["start"] for seg in out["segments"]]
     assert starts and starts == sorted(starts)
     assert all(0 <= seg["start"] < seg["end"] <= out["duration_s"] + 0.5 for seg in out["segments"])
-    assert out["trail"][-1]["ok"] is True and out["trail"][-1]["cuda_ordinal"] is None  # the attribute's name; CPU: None
+    # the attribute's name; on the CPU no ordinal
+    assert out["trail"][-1]["ok"] is True and out["trail"][-1]["cuda_ordinal"] is None
     assert set(out["timings_ms"]) == {"load", "probe", "transcribe"}
 
 

@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import pytest
 from helpers import child_env, require_real
-from speech import SAMPLE
+from speech import SAMPLE, WER_LIMIT, wer
 
 from gpuboot.cli.runners import plan_workers
 from gpuboot.whisper.models import embedded_model
@@ -106,12 +106,16 @@ def test_a_local_ray_gives_the_same_outputs_as_one_process(tmp_path: Path) -> No
     assert ray_run.returncode == 0, ray_run.stderr[-3000:]
     assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "one")
     assert len(list((tmp_path / "ray").iterdir())) == 12
-    # As many actors as Ray finds useful (two 1-thread actors on 2 cores): the same words, every file.
+    # As many actors as Ray finds useful (two 1-thread actors on 2 cores): the long file is one actor's task, the
+    # short ones the other's, packed together there (not with the long file's end): the words may differ a little.
     auto = _run(files, tmp_path / "ray-auto", "--ray", "--output-format", "txt", env=env)
     assert auto.returncode == 0, auto.stderr[-3000:]
     assert sorted(p.name for p in (tmp_path / "ray-auto").iterdir()) == ["long.txt", "short.txt", "short2.txt"]
     for p in (tmp_path / "ray-auto").iterdir():
-        assert wer_between(p.read_text(), (tmp_path / "one" / p.name).read_text()) <= 0.05
+        if p.name.startswith("short"):
+            assert wer(p.read_text()) <= WER_LIMIT
+        else:
+            assert wer_between(p.read_text(), (tmp_path / "one" / p.name).read_text()) <= 0.05
 
 
 @needs_model
@@ -120,11 +124,13 @@ def test_an_interrupted_run_resumed_with_skip_existing_matches_an_uninterrupted_
                                                                                     workers: str) -> None:
     files = _folder(tmp_path)
     env = child_env({"HF_HUB_OFFLINE": "1"})
-    whole = _run(files, tmp_path / "whole", "--workers", workers, env=env)
+    # sequential decoding: the files end one by one (batched, their speech is packed into shared windows)
+    whole = _run(files, tmp_path / "whole", "--workers", workers, "--batch-size", "1", env=env)
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "gpuboot", "transcribe", *map(str, files), "--output-dir",
-                             str(out), "-q", "--workers", workers], env=env, stderr=subprocess.PIPE, text=True)
+                             str(out), "-q", "--workers", workers, "--batch-size", "1"], env=env,
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (out.exists() and any(out.glob("*.srt"))):
         time.sleep(0.05)
@@ -137,6 +143,6 @@ def test_an_interrupted_run_resumed_with_skip_existing_matches_an_uninterrupted_
     whole_files = _outputs(tmp_path / "whole")
     assert {n: v for n, v in _outputs(out).items()} == {n: whole_files[n] for n in names}  # each file whole
     assert len(names) < 12  # it really was cut short
-    resumed = _run(files, out, "--workers", workers, "--skip-existing", env=env)
+    resumed = _run(files, out, "--workers", workers, "--batch-size", "1", "--skip-existing", env=env)
     assert resumed.returncode == 0, resumed.stderr
     assert _outputs(out) == _outputs(tmp_path / "whole")

@@ -64,7 +64,9 @@ def test_several_files_one_bad_the_others_still_transcribed(tmp_path: Path) -> N
     bad.write_text("not audio")
     second = tmp_path / "second.wav"
     second.write_bytes(SAMPLE.read_bytes())
-    proc = cli(str(SAMPLE), str(bad), str(tmp_path / "missing.wav"), str(second), "--output-format", "srt",
+    first = tmp_path / SAMPLE.name
+    first.write_bytes(SAMPLE.read_bytes())
+    proc = cli(str(first), str(bad), str(tmp_path / "missing.wav"), str(second), "--output-format", "srt",
                cwd=tmp_path)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
@@ -77,7 +79,10 @@ def test_several_files_one_bad_the_others_still_transcribed(tmp_path: Path) -> N
 
 @needs_model
 def test_json_for_several_files_is_a_list_and_sequential_on_request(tmp_path: Path) -> None:
-    proc = cli(str(SAMPLE), str(SAMPLE), "--json", "--batch-size", "1", "--word-timestamps", cwd=tmp_path)
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(SAMPLE.read_bytes())
+    proc = cli(str(SAMPLE), str(copy), str(SAMPLE), "--json", "--batch-size", "1", "--word-timestamps",
+               cwd=tmp_path)  # a file named twice is transcribed once
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert isinstance(data, list) and len(data) == 2
@@ -89,18 +94,17 @@ def test_json_for_several_files_is_a_list_and_sequential_on_request(tmp_path: Pa
 
 
 def test_inputs_that_would_overwrite_each_other_are_refused_before_any_work(tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
+    a = tmp_path / "a"
     a.mkdir()
-    b.mkdir()
     (a / "x.wav").write_bytes(SAMPLE.read_bytes())
-    (b / "x.wav").write_bytes(SAMPLE.read_bytes())
+    (a / "x.flac").write_bytes(SAMPLE.read_bytes())
     out = tmp_path / "out"
-    proc = cli(str(a / "x.wav"), str(b / "x.wav"), "--output-dir", str(out), cwd=tmp_path)
+    proc = cli(str(a / "x.wav"), str(a / "x.flac"), "--output-dir", str(out), cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert str(a / "x.wav") in line and str(b / "x.wav") in line and "--output-dir" in line
-    assert not out.exists()  # refused before anything was transcribed or written
-    proc = cli(str(a / "x.wav"), str(b / "x.wav"), "--json", "--batch-size", "1", cwd=tmp_path)
+    assert str(a / "x.wav") in line and str(a / "x.flac") in line and "--output-dir" in line
+    assert not any(p.is_file() for p in out.rglob("*"))  # refused before anything was transcribed or written
+    proc = cli(str(a / "x.wav"), str(a / "x.flac"), "--json", "--batch-size", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr  # no files written: no collision
 
 
@@ -119,7 +123,13 @@ def test_outputs_are_renamed_into_place(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--batch-size", "0"], "must be at least 1"),
-    (["--batch-size", "many"], "must be 'auto' or a number"),
+    (["--batch-size", "many"], "must be auto or a whole number"),
+    (["--batch-size", "100000"], "must be at most 512"),
+    (["--beam-size", "100000"], "must be at most 64, not 100000: memory grows with beam x batch"),
+    (["--beam-size", "0"], "must be at least 1"),
+    (["--workers", "-3"], "must be at least 1"),
+    (["--max-cue-duration", "nan"], "must be a finite number"),
+    (["--ray", "--ray-address", "nowhere:notaport"], "is not HOST:PORT"),
     (["--output-format", "docx"], "invalid choice"),
 ])
 def test_bad_options_are_usage_errors(tmp_path: Path, args: List[str], message: str) -> None:

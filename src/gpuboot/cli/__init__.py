@@ -4,8 +4,9 @@
 Each command module has ``SUMMARY`` (its help line), ``add_arguments(parser)``
 and ``run(args, out, err) -> exit code``; a new command is one module and one
 row.  Exit codes: 0 success / healthy, 1 a runtime failure or problems
-found, 2 a usage error, 130 interrupted, 141 when the reader of stdout went
-away.  Errors are one line on stderr, never a traceback.
+found, 2 a usage error, 130 interrupted (Ctrl-C), 143 terminated (SIGTERM),
+141 when the reader of stdout went away.  ``-v`` and ``-q`` go before or
+after the command.  Errors are one line on stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from typing import Any, List, NoReturn, Optional, Sequence, TextIO, cast
+from typing import Any, List, NoReturn, Optional, Sequence, TextIO, Tuple, cast
 
-from .terminal import PROG, Output, OutputError, error_line, logging_to, silence
+from .terminal import (
+    PROG,
+    Output,
+    OutputError,
+    Terminated,
+    error_line,
+    logging_to,
+    silence,
+    terminate_as_interrupt,
+    utf8_stdout,
+)
 
 __all__ = ["main", "COMMANDS", "PROG"]
 
@@ -43,13 +54,34 @@ def _parser() -> argparse.ArgumentParser:
 
     p = _Parser(prog=PROG, description="Make GPU ML apps start right: find, load and check NVIDIA libraries.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("-v", "--verbose", action="count", default=0, help="log what gpuboot does (-vv: debug)")
+    _common(p, None)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for name in COMMANDS:
         module = _command(name)
-        module.add_arguments(sub.add_parser(name, help=module.SUMMARY))
+        child = sub.add_parser(name, help=module.SUMMARY)
+        _common(child, argparse.SUPPRESS)  # -v / -q before or after the command: one meaning
+        module.add_arguments(child)
     return p
+
+
+def _common(parser: argparse.ArgumentParser, default: Any) -> None:
+    """``-v``/``-q``, taken before the command (``default`` None: the real defaults) or after it (``SUPPRESS``:
+    not given there leaves what was given before)."""
+    parser.add_argument("-v", "--verbose", action="count", default=0 if default is None else default,
+                        help="say more: the device reasoning, what gpuboot does (-vv: debug)")
+    parser.add_argument("-q", "--quiet", action="store_true", default=False if default is None else default,
+                        help="no progress bar, no live lines, no 'wrote' lines")
+
+
+def _split_pip_args(words: List[str]) -> Tuple[List[str], List[str]]:
+    """``gpuboot doctor --fix -- PIP OPTIONS``: what follows ``--`` is pip's, for ``doctor`` only; for every other
+    command ``--`` keeps its usual meaning (the end of options: ``gpuboot transcribe -- -dash.wav``)."""
+    command = next((w for w in words if not w.startswith("-")), None)
+    if command != "doctor" or "--" not in words:
+        return words, []
+    cut = words.index("--")
+    return words[:cut], words[cut + 1:]
 
 
 def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = None,
@@ -60,6 +92,8 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
     on standard error and exit code 1."""
     # Resolved per call: a default of sys.stdout would freeze the stream at import.
     raw_out = sys.stdout if stdout is None else stdout
+    if stdout is None and raw_out is not None:
+        utf8_stdout(raw_out)
     err_stream = sys.stderr if stderr is None else stderr
     import io
 
@@ -70,11 +104,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         return 1
     out = cast(TextIO, Output(raw_out))
     parser = _parser()
-    words = list(sys.argv[1:] if argv is None else argv)
-    pip_args: List[str] = []
-    if "--" in words:  # `gpuboot doctor --fix -- --find-links DIR`: pip's options
-        cut = words.index("--")
-        words, pip_args = words[:cut], words[cut + 1:]
+    words, pip_args = _split_pip_args(list(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(words)
     args.pip_args = pip_args
     if pip_args and not (args.command == "doctor" and args.fix):
@@ -82,10 +112,12 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
     if args.command == "doctor" and (args.yes or args.dry_run) and not args.fix:
         parser.error("--yes and --dry-run go with --fix")
     try:
-        with logging_to(err, args.verbose):
+        with logging_to(err, args.verbose), terminate_as_interrupt():
             code = _run(args, out, err)
             out.flush()
-            return code
+        if argv is None:
+            _settled()
+        return code
     except BrokenPipeError:  # `gpuboot doctor --json | head`: the reader left
         silence(raw_out)
         return 141
@@ -93,6 +125,15 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
         print(f"{PROG}: error: cannot write to standard output: {exc.error}", file=err)
         silence(raw_out)
         return 1
+
+
+def _settled() -> None:
+    """The command has its exit code: a Ctrl-C while the interpreter shuts down changes nothing any more."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -106,9 +147,10 @@ def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except ValueError as exc:
         print(f"{PROG}: error: {exc}", file=err)
         return 2
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=err)
-        return 130
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        print(f"{PROG}: {'terminated' if terminated else 'interrupted'}", file=err)
+        return 143 if terminated else 130
 
 
 if __name__ == "__main__":  # pragma: no cover

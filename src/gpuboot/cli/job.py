@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Settings", "FileRun", "transcribe_one", "json_item", "plain_text", "finished"]
+__all__ = ["Settings", "FileRun", "file_result", "transcribe_one", "json_item", "plain_text", "finished"]
 
 
 class Settings:
@@ -76,19 +76,26 @@ class FileRun:
         self._elapsed = time.perf_counter() - self._t0
 
     def result(self) -> Tuple[List[Any], Dict[str, Any], Dict[str, str], Any]:
-        """``(segments, extra, rendered outputs, subtitles)`` once every segment was read; the subtitles
-        (``subtitles.make_subtitles``: the cues of every cue format, the JSON and the report) when cues are
-        written, else ``None``."""
-        from ..subtitles import make_subtitles
-        from ..whisper.formats import render_outputs
-        from ..whisper.load import load_info
+        """``(segments, extra, rendered outputs, subtitles)`` once every segment was read (``file_result``)."""
+        return file_result(self.model, self.path, self.segments, self._tinfo, self._elapsed, self.settings,
+                           self.more)
 
-        extra = {**_extra(self.path, self._tinfo, load_info(self.model), self._elapsed), **(self.more or {})}
-        subs = make_subtitles(self.segments, self._tinfo, style=self.settings.style) if self.settings.cues else None
-        if subs is not None:
-            extra["subtitles"] = subs.report.to_dict()
-        rendered = render_outputs(self.segments, self.settings.formats, extra, subs)
-        return self.segments, extra, rendered, subs
+
+def file_result(model: Any, path: str, segments: List[Any], tinfo: Any, elapsed: float, settings: Settings,
+                more: Optional[Dict[str, Any]] = None) -> Tuple[List[Any], Dict[str, Any], Dict[str, str], Any]:
+    """One file's ``(segments, extra, rendered outputs, subtitles)``: the subtitles
+    (``subtitles.make_subtitles``: the cues of every cue format, the JSON and the report) when cues are
+    written, else ``None``; ``elapsed`` (s) is the decoding time the JSON reports."""
+    from ..subtitles import make_subtitles
+    from ..whisper.formats import render_outputs
+    from ..whisper.load import load_info
+
+    extra = {**_extra(path, tinfo, load_info(model), elapsed), **(more or {})}
+    subs = make_subtitles(segments, tinfo, style=settings.style) if settings.cues else None
+    if subs is not None:
+        extra["subtitles"] = subs.report.to_dict()
+    rendered = render_outputs(segments, settings.formats, extra, subs)
+    return segments, extra, rendered, subs
 
 
 def transcribe_one(model: Any, path: str, samples: Any, settings: Settings,
@@ -123,9 +130,11 @@ def plain_text(segments: Sequence[Any]) -> str:
 
 
 def _extra(path: str, tinfo: Any, info: Any, elapsed: float) -> Dict[str, Any]:
+    from .inputs import shown
+
     duration = float(tinfo.duration)
     return {
-        "audio": str(path),
+        "audio": shown(str(path)),
         "language": tinfo.language,
         "duration_s": round(duration, 3),
         "model": info.model,

@@ -13,7 +13,40 @@ from typing import Any, Iterator, TextIO
 PROG = "gpuboot"
 
 __all__ = ["PROG", "OutputError", "Output", "silence", "is_tty", "error_line", "for_the_command_line",
-           "logging_to", "Progress"]
+           "logging_to", "Progress", "Terminated", "terminate_as_interrupt", "utf8_stdout"]
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be: the same clean stop (workers ended, no partial file), exit 143."""
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While a command runs in the main thread: SIGTERM raises ``Terminated``."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def utf8_stdout(stream: Any) -> None:
+    """Standard output in UTF-8 whatever the console's code page or ``PYTHONIOENCODING`` (a redirected stdout on
+    Windows is cp1252: JSON with non-Latin text would fail), with ``\\xNN`` for what cannot be encoded."""
+    encoding = str(getattr(stream, "encoding", "") or "").lower().replace("-", "").replace("_", "")
+    if encoding != "utf8" and hasattr(stream, "reconfigure"):
+        with contextlib.suppress(Exception):
+            stream.reconfigure(encoding="utf-8", errors="backslashreplace")
 
 #: The library's keyword wording in a fix -> the ``gpuboot`` command's flag, so that library errors speak
 #: Python and the command speaks flags.
@@ -28,8 +61,11 @@ def for_the_command_line(text: str) -> str:
 
 
 def error_line(err: TextIO, exc: BaseException) -> None:
-    """``gpuboot: error: <message> -- fix: <fix>``: one line on ``err``, in the command's wording."""
-    err.write(for_the_command_line(f"{PROG}: error: {exc}".replace("\n  fix:", " -- fix:")) + "\n")
+    """``gpuboot: error: <message> -- fix: <fix>``: one line on ``err``, in the command's wording (names that
+    are not UTF-8 shown with ``\\xNN``)."""
+    from .inputs import shown
+
+    err.write(shown(for_the_command_line(f"{PROG}: error: {exc}".replace("\n  fix:", " -- fix:"))) + "\n")
 
 
 def is_tty(stream: Any) -> bool:
@@ -119,7 +155,8 @@ def logging_to(stream: TextIO, verbosity: int) -> Iterator[None]:
 
 
 class Progress:
-    """tqdm on stderr, counting audio seconds; the real-time factor in the postfix."""
+    """tqdm on stderr, counting audio seconds done (never past the total), with the real-time factor and the
+    ETA while it runs."""
 
     def __init__(self, enabled: bool, stream: TextIO, total: float, label: str) -> None:
         self.bar: Any = None
@@ -132,14 +169,27 @@ class Progress:
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
                                        "[{elapsed}<{remaining}{postfix}]", dynamic_ncols=True)
 
-    def update(self, end: float) -> None:
-        if self.bar is None or end <= self.done:
+    def set_total(self, total: float) -> None:
+        """The total grew (a file longer than its header said)."""
+        if self.bar is not None and total > self.bar.total:
+            self.bar.total = round(total, 1)
+            self.bar.refresh()
+
+    def update(self, done: float) -> None:
+        """``done`` audio seconds in all: the bar moves there, RTF (elapsed / audio done) beside it."""
+        if self.bar is None or done <= self.done:
             return
-        self.bar.update(round(min(end, self.bar.total) - self.done, 3))
-        self.done = min(end, self.bar.total)
+        done = min(done, self.bar.total)
+        self.bar.update(round(done - self.done, 3))
+        self.done = done
         elapsed = time.perf_counter() - self.started
         if self.done > 0:
-            self.bar.set_postfix_str(f"RTF {elapsed / self.done:.3f}", refresh=False)
+            self.bar.set_postfix_str(f"RTF {elapsed / self.done:.3f}", refresh=True)
+
+    def clear(self) -> None:
+        """Take the bar off the screen before another line (it is redrawn at the next update)."""
+        if self.bar is not None:
+            self.bar.clear()
 
     def write(self, line: str, stream: TextIO) -> None:
         if self.bar is not None:
@@ -147,7 +197,10 @@ class Progress:
         else:
             stream.write(line + "\n")
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
+        """End the bar: filled when the work is complete, left where it was when it was stopped."""
         if self.bar is not None:
-            self.bar.update(max(0.0, self.bar.total - self.done))
+            if complete:
+                self.bar.update(max(0.0, self.bar.total - self.done))
             self.bar.close()
+            self.bar = None

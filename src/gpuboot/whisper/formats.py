@@ -6,13 +6,11 @@ The cue formats are made of ``gpuboot.make_subtitles``' cues (``gpuboot/subtitle
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Sequence
 
 __all__ = ["Format", "FORMATS", "needs_cues", "timestamp", "to_txt", "to_srt", "to_vtt", "to_json", "write_outputs",
-           "segment_dict", "transcript_text", "output_stem", "colliding_inputs", "outputs_complete", "render_outputs",
-           "write_rendered"]
+           "segment_dict", "transcript_text", "render_outputs"]
 
 
 def timestamp(seconds: float, *, decimal: str = ".", always_hours: bool = False) -> str:
@@ -109,31 +107,6 @@ def needs_cues(formats: Iterable[str]) -> bool:
     return any(FORMATS[f].cues for f in formats)
 
 
-def output_stem(audio: str) -> str:
-    """The file name, without suffix, of ``audio``'s transcripts: its stem."""
-    return Path(audio).stem or "audio"
-
-
-def outputs_complete(audio: str, formats: Sequence[str], output_dir: Path) -> bool:
-    """Every output of ``audio`` is there (``--skip-existing``): files are
-    renamed into place whole, so one that exists is complete."""
-    stem = output_stem(audio)
-    return bool(formats) and all((output_dir / f"{stem}.{fmt}").is_file() for fmt in formats)
-
-
-def colliding_inputs(audio: Sequence[str]) -> Optional[Tuple[str, str, str]]:
-    """Two inputs whose transcripts would overwrite each other in one output
-    directory (``a/x.wav`` and ``b/x.mp3`` both write ``x.*``), as
-    ``(first, second, stem)``, or ``None``."""
-    seen: Dict[str, str] = {}
-    for path in audio:
-        stem = output_stem(path)
-        if stem in seen:
-            return seen[stem], path, stem
-        seen[stem] = path
-    return None
-
-
 def render_outputs(segments: Sequence[Any], formats: Sequence[str], extra: Mapping[str, Any],
                    subs: Any = None) -> Dict[str, str]:
     """Each format's text for ``segments``; ``subs`` (``gpuboot.make_subtitles``'s ``Subtitles``) for the cue
@@ -145,37 +118,14 @@ def render_outputs(segments: Sequence[Any], formats: Sequence[str], extra: Mappi
     return {fmt: FORMATS[fmt].render(segments, extra, subs) for fmt in formats}
 
 
-def write_rendered(audio: str, rendered: Mapping[str, str], output_dir: Path) -> List[Path]:
-    """Write ``<output_dir>/<audio stem>.<format>`` for each rendered format; returns the paths.
-
-    Each file is written under a temporary name in the same directory and
-    renamed into place, so a reader (or an interrupted run) never sees half a
-    transcript.
-
-    Raises:
-        OSError: the directory cannot be created or a file cannot be written.
-    """
-    output_dir.mkdir(parents=True, exist_ok=True)
-    stem = output_stem(audio)
-    written = []
-    for fmt, text in rendered.items():
-        path = output_dir / f"{stem}.{fmt}"
-        tmp = output_dir / f".{stem}.{fmt}.{os.getpid()}.tmp"
-        try:
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        written.append(path)
-    return written
-
-
 def write_outputs(audio: str, segments: Sequence[Any], formats: Sequence[str], output_dir: Path,
                   extra: Mapping[str, Any], subs: Any = None) -> List[Path]:
-    """``render_outputs`` then ``write_rendered``: each file renamed into place whole.
+    """``render_outputs`` then ``outsets.write_set`` as ``<output_dir>/<audio stem>.<format>``: the formats
+    renamed into place as one set (all new or all old).
 
     Raises:
         OSError: the directory cannot be created or a file cannot be written.
     """
-    return write_rendered(audio, render_outputs(segments, formats, extra, subs), output_dir)
+    from .outsets import write_set
+
+    return write_set(output_dir / (Path(audio).stem or "audio"), render_outputs(segments, formats, extra, subs))

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from ..select import DeviceChoice
 
 __all__ = ["WHISPER_MEMORY", "WHISPER_ORDER", "HEADROOM", "MiB", "CPU_MAX_MODEL", "peak_memory",
-           "recommend_whisper_model"]
+           "recommend_whisper_model", "PARAMETERS", "CPU_PEAKS", "cpu_model_peak"]
 
 #: Bytes in a mebibyte (the unit of the measured figures below).
 MiB = 2**20
@@ -82,3 +82,61 @@ def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM)
         if need is not None and need[0] * headroom <= free_bytes:
             return model
     return "tiny"
+
+
+#: Parameters of each Whisper model by size name: openai-whisper README "Available models and languages"
+#: (tiny 39 M, base 74 M, small 244 M, medium 769 M, large 1550 M, turbo 809 M) and the distil-whisper model
+#: cards on Hugging Face (distil-large-v2/v3 756 M, distil-medium.en 394 M, distil-small.en 166 M).
+PARAMETERS = {
+    **dict.fromkeys(("tiny", "tiny.en"), 39_000_000),
+    **dict.fromkeys(("base", "base.en"), 74_000_000),
+    **dict.fromkeys(("small", "small.en"), 244_000_000),
+    **dict.fromkeys(("medium", "medium.en"), 769_000_000),
+    **dict.fromkeys(("large", "large-v1", "large-v2", "large-v3"), 1_550_000_000),
+    **dict.fromkeys(("turbo", "large-v3-turbo"), 809_000_000),
+    **dict.fromkeys(("distil-large-v2", "distil-large-v3", "distil-large-v3.5"), 756_000_000),
+    "distil-medium.en": 394_000_000,
+    "distil-small.en": 166_000_000,
+}
+#: Bytes per parameter of the weights CTranslate2 holds at each compute type.
+_WEIGHT_BYTES = {"int8": 1, "int16": 2, "float16": 2, "bfloat16": 2, "float32": 4}
+
+#: Peak RAM of one CPU process transcribing, bytes, measured: (model, precision, bytes, source).
+CPU_PEAKS: Tuple[Tuple[str, str, int, str], ...] = (
+    ("small", "int8", 1477 * MiB, "faster-whisper README CPU benchmark"),
+    ("small", "float32", 2257 * MiB, "faster-whisper README CPU benchmark"),
+    ("tiny.en", "int8", 1376 * MiB, "measured: batch 16, 80 clips, docs/benchmarks.md"),
+)
+#: The other models: a fixed part plus 1.07 x the weights, the line through the README's two CPU figures for
+#: small (244 M parameters: 976 MB of float32 weights -> 2257 MiB, 244 MB of int8 -> 1477 MiB).
+_FIXED = 1216 * MiB
+_PER_WEIGHT_BYTE = 1.07
+
+
+def cpu_model_peak(source: str, compute_type: str) -> Optional[Tuple[int, str]]:
+    """Peak RAM of one CPU process running Whisper ``source`` (a size name or a model directory) at
+    ``compute_type`` (``"auto"``: int8, what ``load_whisper`` picks on a CPU), bytes, and where the figure comes
+    from (``CPU_PEAKS``, else the line through them from ``PARAMETERS`` or a directory's ``model.bin``, stored
+    as float16); ``None`` for a name this table does not know."""
+    import os
+
+    precision = "int8" if compute_type in ("auto", "default") or compute_type.startswith("int8") else compute_type
+    name = os.path.basename(os.path.normpath(source)) if os.path.isdir(source) else source
+    for model, kind, peak, why in CPU_PEAKS:
+        if model == name and kind == precision:
+            return peak, f"{model} {kind}: {why}"
+    if os.path.isdir(source):
+        try:
+            params = os.path.getsize(os.path.join(source, "model.bin")) // 2
+        except OSError:
+            return None
+        origin = "its model.bin"
+    elif name.rsplit("/", 1)[-1].replace("faster-whisper-", "") in PARAMETERS:
+        params = PARAMETERS[name.rsplit("/", 1)[-1].replace("faster-whisper-", "")]
+        origin = "openai-whisper README parameters"
+    else:
+        return None
+    weights = params * _WEIGHT_BYTES.get(precision, 4)
+    peak = int(_FIXED + _PER_WEIGHT_BYTE * weights)
+    return peak, f"{params / 1e6:.0f} M parameters ({origin}) at {precision}: 1216 MiB + 1.07 x weights, " \
+                 "fitted to the faster-whisper README CPU figures"

@@ -1,0 +1,274 @@
+"""``gpuboot transcribe --workers``: worker processes that end -- ``concurrent.futures.ProcessPoolExecutor``.
+
+One worker per GPU the run uses (``CUDA_VISIBLE_DEVICES`` narrowed to that
+GPU's UUID, MIG included, as Ray does for its GPU tasks), or on the CPU the
+number measured fastest for the cores this process may use, capped by how
+many models fit in RAM (``runners.plan_workers``, ``runners.ram_fit``).  Each
+worker (spawned) runs ``ensure()``, picks its device with
+``select_device(worker=rank)``, loads its model once and takes tasks: groups
+of files, longest first, short ones grouped so their speech fills its
+batches (``runners.bundles``).  Progress, segments and results come back on
+a ``multiprocessing`` manager queue (each worker has its own connection to
+it: a killed worker cannot leave a lock held) and go out as the events of
+``runners``.
+
+Ends, whatever happens:
+
+* at most two tasks per worker are submitted at a time, so Ctrl-C or SIGTERM with thousands of files queued
+  cancels the few in flight and exits at once (no feeder thread holding a pipe's worth of paths);
+* workers ignore SIGINT (the parent's to handle), are sent SIGTERM when the run stops, and on Linux get
+  SIGTERM from the kernel when the parent dies (``PR_SET_PDEATHSIG``): none outlives the command;
+* a worker that dies (killed, out of memory, a crash in native code) breaks the pool: the files it had
+  started are retried, each alone, in a fresh pool; a file whose worker dies a second time is one error line
+  and the run goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Set
+
+from .runners import Event, WorkerSpec, bundles, plan_workers, ram_fit, run_files, worker_facts
+
+__all__ = ["Workers", "WorkerDied"]
+
+#: Tasks submitted per worker at a time: one running, one ready.
+IN_FLIGHT_PER_WORKER = 2
+#: A pool that breaks this many times in a row without finishing a file is given up.
+MAX_BARREN_BREAKS = 3
+
+_STATE: Dict[str, Any] = {}
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM from the kernel when the parent process dies (``prctl(PR_SET_PDEATHSIG)``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1 (linux/prctl.h)
+    except (OSError, AttributeError):
+        pass
+
+
+def _ignore_interrupts() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the whole process group: the parent decides
+    _die_with_parent()
+
+
+def _init(settings: Any, specs: Any, events: Any, parent: int) -> None:
+    """A worker starts: no Ctrl-C, dies with the parent, takes its spec, narrows CUDA_VISIBLE_DEVICES."""
+    _ignore_interrupts()
+    if os.getppid() != parent:  # the parent died before the kernel could be told
+        os._exit(1)
+    spec: WorkerSpec = specs.get(timeout=120)
+    if spec.cuda_visible_devices is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.cuda_visible_devices  # before anything initialises CUDA
+    _STATE.update(spec=spec, settings=settings, events=events, model=None, about=None)
+    events.put(("hello", spec.rank, os.getpid()))
+
+
+def _task(paths: List[str]) -> int:
+    """A worker transcribes ``paths``; events go on the queue; the model stays for the next task."""
+    from ..boot import ensure
+    from ..select import _select
+
+    spec: WorkerSpec = _STATE["spec"]
+    settings, events = _STATE["settings"], _STATE["events"]
+    if _STATE["about"] is None:
+        ensure()
+        _STATE["about"] = worker_facts(spec.rank, _select(worker=spec.rank, reconcile=False))
+    for path in paths:
+        events.put(("begin", path, os.getpid()))
+    run = run_files(settings, paths, lambda: settings.load(cpu_threads=spec.cpu_threads), rank=spec.rank,
+                    more=_STATE["about"], model=_STATE["model"])
+    while True:
+        try:
+            event = next(run)
+        except StopIteration as stop:
+            _STATE["model"] = stop.value
+            break
+        events.put(event)
+    return len(paths)
+
+
+class WorkerDied(Exception):
+    """The pool broke (a worker process ended abruptly)."""
+
+
+class Workers:
+    """Worker processes (spawned; see the module docstring)."""
+
+    def __init__(self, settings: Any, workers: Any, *, seconds: Optional[Dict[str, float]] = None) -> None:
+        self.settings, self.workers = settings, workers
+        self.seconds = seconds or {}
+
+    def _gpus(self) -> List[str]:
+        """The GPUs this run uses: none with ``--device cpu`` or when the device chosen is the CPU."""
+        if self.settings.device == "cpu":
+            return []
+        from ..select import _select
+
+        choice = _select(reconcile=False)
+        if choice.ct2_device != "cuda" and self.settings.device != "cuda":
+            return []
+        return [d.uuid for d in choice.candidates]
+
+    def plan(self, files: int) -> List[WorkerSpec]:
+        from .._host import cpu_threads
+
+        gpus = self._gpus()
+        fit, self.ram_why = ram_fit(self.settings) if not gpus else (None, "")
+        specs = plan_workers(self.workers, gpus=gpus, cores=cpu_threads(), files=files, ram_fit=fit)
+        where = f"one per GPU ({len(gpus)})" if gpus else f"CPU, {specs[0].cpu_threads} thread(s) each"
+        cap = f"; RAM: {self.ram_why}" if fit is not None and fit < cpu_threads() else ""
+        asked = "" if self.workers == "auto" else f" (asked {self.workers})"
+        self.line = f"{len(specs)} worker process(es){asked}: {where}{cap}"
+        return specs
+
+    def run(self, paths: Sequence[str]) -> Iterator[Event]:
+        from .runners import audio_seconds
+
+        specs = self.plan(len(paths))
+        for path in paths:
+            if path not in self.seconds:
+                self.seconds[path] = audio_seconds(path)
+        yield ("plan", self.line)
+        queue = [list(b) for b in bundles(paths, self.seconds, 30.0 * 16, len(specs))]
+        suspects: Dict[str, int] = {}
+        barren = 0
+        while queue:
+            left: List[List[str]] = []
+            try:
+                yield from self._pool(specs, queue, left)
+                queue = left
+            except WorkerDied as died:
+                queue = left
+                started: Set[str] = died.args[0]
+                for path in started:
+                    suspects[path] = suspects.get(path, 0) + 1
+                    if suspects[path] >= 2:
+                        yield ("error", path, f"{path}: its worker process ended abruptly twice while "
+                                              "transcribing it (killed, out of memory, or a crash in native code)")
+                    else:
+                        queue.insert(0, [path])  # alone: the next break names the file
+                barren = barren + 1 if not died.args[1] else 0
+                if barren >= MAX_BARREN_BREAKS:
+                    from ..errors import GpubootError
+
+                    for group in queue:
+                        for path in group:
+                            yield ("error", path, GpubootError(
+                                f"{path}: not transcribed: worker processes keep ending before finishing a file",
+                                "run without --workers to see the error"))
+                    return
+
+    def _pool(self, specs: List[WorkerSpec], queue: List[List[str]], left: List[List[str]]) -> Iterator[Event]:
+        """One pool over ``queue``; on a break raises ``WorkerDied((started files, progress made))`` with the
+        tasks not yet done put in ``left``."""
+        import multiprocessing
+        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+        from concurrent.futures.process import BrokenProcessPool
+        from multiprocessing.managers import SyncManager
+
+        ctx = multiprocessing.get_context("spawn")
+        manager = SyncManager(ctx=ctx)  # its own process: ignores Ctrl-C, dies with this one
+        manager.start(_die_with_parent)
+        pids: Set[int] = set()
+        executor: Any = None
+        events: Any = None
+        try:
+            specs_q = manager.Queue()
+            events = manager.Queue()
+            for spec in specs:
+                specs_q.put(spec)
+            executor = ProcessPoolExecutor(max_workers=len(specs), mp_context=ctx, initializer=_init,
+                                           initargs=(self.settings, specs_q, events, os.getpid()))
+            todo = list(queue)
+            running: Dict[Any, List[str]] = {}
+            begun: Dict[str, int] = {}
+            finished: Set[str] = set()
+            progressed = False
+            while todo or running:
+                while todo and len(running) < IN_FLIGHT_PER_WORKER * len(specs):
+                    group = todo.pop(0)
+                    running[executor.submit(_task, group)] = group
+                done, _ = wait(list(running), timeout=0.05, return_when=FIRST_COMPLETED)
+                for event in _drain(events):
+                    if event[0] == "hello":
+                        pids.add(event[2])
+                    elif event[0] == "begin":
+                        begun[event[1]] = event[2]
+                    else:
+                        if event[0] in ("done", "error"):
+                            finished.add(event[1])
+                            progressed = True
+                        yield event
+                broken = False
+                for future in done:
+                    group = running.pop(future)
+                    try:
+                        future.result()
+                    except BrokenProcessPool:
+                        broken = True
+                        left.append([p for p in group if p not in finished])
+                    except Exception as exc:  # a task that raised: its files that had no result
+                        for path in group:
+                            if path not in finished:
+                                yield ("error", path, f"{path}: {type(exc).__name__}: {exc}")
+                if broken:
+                    time.sleep(0.1)
+                    for event in _drain(events):
+                        if event[0] in ("done", "error", "progress", "segment", "loaded"):
+                            if event[0] in ("done", "error"):
+                                finished.add(event[1])
+                            yield event
+                    for group in running.values():
+                        left.append([p for p in group if p not in finished])
+                    running.clear()
+                    left.extend(todo)
+                    left[:] = [[p for p in g if p not in finished] for g in left]
+                    started = {p for p in begun if p not in finished}
+                    # a started file is retried alone; the rest of its group goes back as it was
+                    left[:] = [[p for p in g if p not in started] for g in left]
+                    left[:] = [g for g in left if g]
+                    raise WorkerDied(started, progressed)
+        finally:
+            _stop(executor, pids, events)
+            manager.shutdown()
+
+
+def _drain(events: Any) -> Iterator[Event]:
+    import queue as queues
+
+    while True:
+        try:
+            yield events.get_nowait()
+        except queues.Empty:
+            return
+        except (EOFError, OSError, BrokenPipeError):  # the manager is gone: nothing more will come
+            return
+
+
+def _stop(executor: Any, pids: Set[int], events: Any) -> None:
+    """Stop the pool now: cancel what has not started, SIGTERM every worker, wait for them."""
+    if executor is None:
+        return
+    executor.shutdown(wait=False, cancel_futures=True)
+    for event in _drain(events):  # workers that said hello since the last look
+        if event[0] == "hello":
+            pids.add(event[2])
+    # Workers still starting have not said hello, and tasks already handed to the call queue cannot be
+    # cancelled: the executor's own process table (CPython's, since 3.2) reaches them too.
+    pids.update(getattr(executor, "_processes", None) or {})
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except OSError:
+            pass
+    executor.shutdown(wait=True)
