@@ -120,10 +120,13 @@ def test_path_too_long_is_one_line() -> None:
     assert "File name too long" in one_error_line(proc)
 
 
-def test_a_directory_is_one_line(tmp_path: Path) -> None:
+def test_a_folder_without_audio_is_one_line(tmp_path: Path) -> None:
+    """A folder is walked for recordings; one holding none is one line naming the suffixes looked for."""
+    (tmp_path / "notes.txt").write_text("not audio")
     proc = gpuboot_cli("transcribe", str(tmp_path))
     assert proc.returncode == 1
-    assert "is a directory" in one_error_line(proc)
+    line = one_error_line(proc)
+    assert "holds no audio files" in line and "*.wav" in line and "*.mp3" in line, line
 
 
 def test_an_unreadable_file_is_one_line(tmp_path: Path) -> None:

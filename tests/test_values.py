@@ -71,6 +71,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
     report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
+    from gpuboot.cli.inputs import Input, expand, mirror
     from gpuboot.cli.runners import plan_workers
     from gpuboot.pairings import PAIRINGS, SHARED_PAIRINGS
     from gpuboot.subtitles import make_subtitles
@@ -84,6 +85,12 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from gpuboot._metadata import Malformed, read_distribution
     from gpuboot.doctor.actions import pip_install
     from gpuboot.doctor.remedy import Applied, Step
+
+    clip = tmp_path / "talks" / "a.wav"
+    clip.parent.mkdir()
+    clip.write_bytes(b"RIFF")
+    (tmp_path / "quiet").mkdir()
+    refused = expand([str(clip), str(tmp_path / "quiet")])[1]  # a folder without recordings is refused
 
     planned = gpuboot.fix(report_)
     step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
@@ -166,6 +173,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "KnownBad": KNOWN_BAD[0],
         "ProcessReport": process_report,
         "ProcessFinding": process_finding,
+        "Input": Input(path=str(clip), base=mirror([str(clip)], tmp_path / "out")[0]),
+        "Refused": refused[0],
     }
 
 

@@ -48,7 +48,8 @@ _LAZY = {
     "ModelNotFoundError": "errors", "AudioError": "errors", "MissingDependencyError": "errors",
     "UnknownLibraryError": "errors", "BrokenDependencyError": "errors", "IncompatibleDependencyError": "errors",
     "DriverNotFoundError": "errors",
-    "transcribe": "whisper", "memory_info": "memory", "MemoryInfo": "memory", "check_pressure": "memory",
+    "transcribe": "whisper", "transcribe_many": "whisper.multibatch",
+    "memory_info": "memory", "MemoryInfo": "memory", "check_pressure": "memory",
     "MemoryPressure": "memory", "fix": "doctor.remedy", "FixResult": "doctor.remedy",
     "check_process": "process", "ProcessReport": "process",
     "make_subtitles": "subtitles", "check_subtitles": "subtitles", "Subtitles": "subtitles",
@@ -63,7 +64,8 @@ __all__ = [
     "LoadedLibrary", "MemoryCheck", "MissingDependencyError", "MissingLibrary", "ModelLoadError",
     "ModelNotFoundError", "Resolution", "UnknownLibraryError", "WhisperLoad", "alias", "check_memory",
     "detect_driver", "discover", "ensure", "list_devices", "load_info", "load_whisper", "locate", "preload",
-    "recommend_whisper_model", "resolve", "select_device", "subprocess_env", "transcribe", "memory_info",
+    "recommend_whisper_model", "resolve", "select_device", "subprocess_env", "transcribe",
+    "transcribe_many", "memory_info",
     "MemoryInfo", "check_pressure", "MemoryPressure", "fix", "FixResult", "check_process", "ProcessReport",
     "make_subtitles", "check_subtitles", "Subtitles", "SubtitleStyle",
 ]
@@ -101,6 +103,7 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from .whisper.decoding import transcribe
     from .whisper.load import WhisperLoad, load_info, load_whisper
     from .whisper.model_memory import recommend_whisper_model
+    from .whisper.multibatch import transcribe_many
 
 class _Package(type(sys)):  # type: ignore[misc]
     """``gpuboot``'s module type: public names imported on first use (PEP 562 does the same with a module-level

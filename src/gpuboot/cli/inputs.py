@@ -15,10 +15,11 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from .._record import Record
 from ..errors import GpubootError
+from ..whisper.audio import SPECIAL_FILES, special_kind
 
 __all__ = ["AUDIO_SUFFIXES", "SPECIAL_FILES", "WRITE_FIXES", "Input", "Refused", "shown", "expand", "special_kind",
            "mirror", "case_insensitive", "first_clash", "check_output_dir", "write_problem", "OutputDirError"]
@@ -26,15 +27,6 @@ __all__ = ["AUDIO_SUFFIXES", "SPECIAL_FILES", "WRITE_FIXES", "Input", "Refused",
 #: Suffixes taken from a folder given as an input (lower case): containers FFmpeg decodes that hold speech.
 AUDIO_SUFFIXES = frozenset({".wav", ".mp3", ".flac", ".m4a", ".ogg", ".oga", ".opus", ".aac", ".wma", ".aif",
                             ".aiff", ".amr", ".mka", ".webm", ".mp4", ".m4v", ".mov", ".mkv", ".3gp", ".caf"})
-
-#: File kinds that are not recordings, refused up front (reading a FIFO waits for a writer for ever): the
-#: ``stat`` test and how the message names it.
-SPECIAL_FILES: Tuple[Tuple[Callable[[int], bool], str], ...] = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
 
 _ANY_DIR = "pass --output-dir with a directory this user can write"
 #: Why a transcript cannot be written, by ``errno``: (what it means, the fix).  The rest: the system's words.
@@ -84,14 +76,6 @@ class OutputDirError(GpubootError):
     """The output directory cannot take transcripts (checked before any transcription)."""
 
 
-def special_kind(mode: int) -> Optional[str]:
-    """How ``SPECIAL_FILES`` names a file of this ``st_mode``, or ``None`` for a regular file or directory."""
-    for test, name in SPECIAL_FILES:
-        if test(mode):
-            return name
-    return None
-
-
 def expand(paths: Iterable[str]) -> Tuple[List[str], List[Refused]]:
     """The recordings in ``paths``: files as given (a missing or unreadable one is left for the decoder's own
     message), folders walked for ``AUDIO_SUFFIXES`` (hidden entries and links to folders skipped, names sorted),
@@ -114,8 +98,8 @@ def expand(paths: Iterable[str]) -> Tuple[List[str], List[Refused]]:
                 files.extend(found)
             else:
                 refused.append(Refused(path=path, message=f"the folder {shown(path)} holds no audio files",
-                                       fix="pass audio files, or a folder holding " +
-                                       ", ".join(sorted(s[1:] for s in AUDIO_SUFFIXES)[:6]) + ", ... files"))
+                                       fix="pass audio files, or a folder holding files named " +
+                                       " ".join(sorted("*" + s for s in AUDIO_SUFFIXES))))
         else:
             files.append(path)
     return files, refused

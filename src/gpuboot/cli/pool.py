@@ -126,7 +126,8 @@ class Workers:
         fit, self.ram_why = ram_fit(self.settings) if not gpus else (None, "")
         specs = plan_workers(self.workers, gpus=gpus, cores=cpu_threads(), files=files, ram_fit=fit)
         where = f"one per GPU ({len(gpus)})" if gpus else f"CPU, {specs[0].cpu_threads} thread(s) each"
-        cap = f"; RAM: {self.ram_why}" if fit is not None and fit < cpu_threads() else ""
+        wanted = cpu_threads() if self.workers == "auto" else int(self.workers)
+        cap = f"; RAM: {self.ram_why}" if fit is not None and fit < min(wanted, files) else ""
         asked = "" if self.workers == "auto" else f" (asked {self.workers})"
         self.line = f"{len(specs)} worker process(es){asked}: {where}{cap}"
         return specs
@@ -140,37 +141,43 @@ class Workers:
                 self.seconds[path] = audio_seconds(path)
         yield ("plan", self.line)
         queue = [list(b) for b in bundles(paths, self.seconds, 30.0 * 16, len(specs))]
-        suspects: Dict[str, int] = {}
+        isolate: List[str] = []  # files a worker died on: each alone, one at a time, so a death names its file
         barren = 0
-        while queue:
+        while queue or isolate:
             left: List[List[str]] = []
+            alone = bool(isolate)
+            tasks, isolate = ([[p] for p in isolate], []) if alone else (queue, [])
             try:
-                yield from self._pool(specs, queue, left)
-                queue = left
+                yield from self._pool(specs, tasks, left, limit=1 if alone else None)
+                if not alone:
+                    queue = []
+                barren = 0
+                continue
             except WorkerDied as died:
+                started, progressed = died.args
+            if alone:  # it died again with this file alone in flight: this file kills its worker
+                for path in sorted(started):
+                    yield ("error", path, f"{path}: its worker process ended abruptly while transcribing it, "
+                                          "twice (killed, out of memory, or a crash in native code)")
+                isolate = [p for group in left for p in group]
+            else:
                 queue = left
-                started: Set[str] = died.args[0]
-                for path in started:
-                    suspects[path] = suspects.get(path, 0) + 1
-                    if suspects[path] >= 2:
-                        yield ("error", path, f"{path}: its worker process ended abruptly twice while "
-                                              "transcribing it (killed, out of memory, or a crash in native code)")
-                    else:
-                        queue.insert(0, [path])  # alone: the next break names the file
-                barren = barren + 1 if not died.args[1] else 0
-                if barren >= MAX_BARREN_BREAKS:
-                    from ..errors import GpubootError
+                isolate = sorted(started)
+            barren = 0 if progressed else barren + 1
+            if barren >= MAX_BARREN_BREAKS:
+                from ..errors import GpubootError
 
-                    for group in queue:
-                        for path in group:
-                            yield ("error", path, GpubootError(
-                                f"{path}: not transcribed: worker processes keep ending before finishing a file",
-                                "run without --workers to see the error"))
-                    return
+                for path in [*isolate, *(p for group in queue for p in group)]:
+                    yield ("error", path, GpubootError(
+                        f"{path}: not transcribed: worker processes keep ending before finishing a file",
+                        "run without --workers to see the error"))
+                return
 
-    def _pool(self, specs: List[WorkerSpec], queue: List[List[str]], left: List[List[str]]) -> Iterator[Event]:
-        """One pool over ``queue``; on a break raises ``WorkerDied((started files, progress made))`` with the
-        tasks not yet done put in ``left``."""
+    def _pool(self, specs: List[WorkerSpec], queue: List[List[str]], left: List[List[str]], *,
+              limit: Optional[int] = None) -> Iterator[Event]:
+        """One pool over ``queue`` (``limit`` tasks in flight, default ``IN_FLIGHT_PER_WORKER`` per worker); on a
+        break raises ``WorkerDied((started files, progress made))`` with the tasks not yet done put in
+        ``left``."""
         import multiprocessing
         from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
         from concurrent.futures.process import BrokenProcessPool
@@ -195,7 +202,7 @@ class Workers:
             finished: Set[str] = set()
             progressed = False
             while todo or running:
-                while todo and len(running) < IN_FLIGHT_PER_WORKER * len(specs):
+                while todo and len(running) < (limit or IN_FLIGHT_PER_WORKER * len(specs)):
                     group = todo.pop(0)
                     running[executor.submit(_task, group)] = group
                 done, _ = wait(list(running), timeout=0.05, return_when=FIRST_COMPLETED)
@@ -260,9 +267,12 @@ def _stop(executor: Any, pids: Set[int], events: Any) -> None:
     if executor is None:
         return
     executor.shutdown(wait=False, cancel_futures=True)
-    for event in _drain(events):  # workers that said hello since the last look
-        if event[0] == "hello":
-            pids.add(event[2])
+    try:
+        for event in _drain(events):  # workers that said hello since the last look
+            if event[0] == "hello":
+                pids.add(event[2])
+    except Exception:  # the manager's connection was cut mid-call (Ctrl-C): the process table below suffices
+        pass
     # Workers still starting have not said hello, and tasks already handed to the call queue cannot be
     # cancelled: the executor's own process table (CPython's, since 3.2) reaches them too.
     pids.update(getattr(executor, "_processes", None) or {})

@@ -176,12 +176,12 @@ class Progress:
             self.bar.refresh()
 
     def update(self, done: float) -> None:
-        """``done`` audio seconds in all: the bar moves there, RTF (elapsed / audio done) beside it."""
+        """``done`` audio seconds in all: the bar moves there (set, not added: sums of rounded steps would
+        creep past the total), RTF (elapsed / audio done) beside it."""
         if self.bar is None or done <= self.done:
             return
-        done = min(done, self.bar.total)
-        self.bar.update(round(done - self.done, 3))
-        self.done = done
+        self.done = min(done, self.bar.total)
+        self.bar.n = round(self.done, 3)
         elapsed = time.perf_counter() - self.started
         if self.done > 0:
             self.bar.set_postfix_str(f"RTF {elapsed / self.done:.3f}", refresh=True)
@@ -201,6 +201,7 @@ class Progress:
         """End the bar: filled when the work is complete, left where it was when it was stopped."""
         if self.bar is not None:
             if complete:
-                self.bar.update(max(0.0, self.bar.total - self.done))
+                self.bar.n = self.bar.total
+                self.bar.refresh()
             self.bar.close()
             self.bar = None

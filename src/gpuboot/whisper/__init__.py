@@ -2,7 +2,8 @@
 
 Modules: ``load`` (the fallback chain and ``WhisperLoad``), ``models`` (which
 model directory), ``audio`` (reading audio), the batched decoding (with
-out-of-memory resume: ``decoding``), ``throughput`` (batch size and threads),
+out-of-memory resume: ``decoding``), many recordings in shared batches
+(``multibatch``, its packing in ``packing``), ``throughput`` (batch size and threads),
 ``model_memory`` (which size fits), ``formats`` (txt/srt/vtt/json).
 """
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any, List
+import stat
+from typing import Any, Callable, List, Optional, Tuple
 
 from .. import _deps
 from ..errors import AudioError
 
-__all__ = ["decode", "decode_bytes", "verify_decoder", "samples_of", "SAMPLE_RATE"]
+__all__ = ["decode", "decode_bytes", "verify_decoder", "samples_of", "SAMPLE_RATE", "SPECIAL_FILES", "special_kind"]
 
 #: Whisper's sample rate, Hz.
 SAMPLE_RATE = 16000
@@ -54,19 +55,35 @@ def verify_decoder() -> None:
     _DECODER_OK.append(True)
 
 
+#: File kinds that are not recordings, refused before they are opened (reading a FIFO waits for a writer for
+#: ever): the ``stat`` test and how the message names it.
+SPECIAL_FILES: Tuple[Tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(mode: int) -> Optional[str]:
+    """How ``SPECIAL_FILES`` names a file of this ``st_mode``, or ``None`` for a regular file or directory."""
+    for test, name in SPECIAL_FILES:
+        if test(mode):
+            return name
+    return None
+
+
 def decode(path: str) -> Any:
     """Decode ``path`` to 16 kHz mono float32 samples (a numpy array).
 
     Raises:
-        AudioError: missing, a directory, unreadable, a path the file system
-            refuses (too long), or not audio FFmpeg can decode.
+        AudioError: missing, a directory, a FIFO, device or socket (never opened), unreadable, a path the file
+            system refuses (too long), or not audio FFmpeg can decode.
         IncompatibleDependencyError: decoding failed inside faster-whisper/av
             for a reason that is not the file (an API mismatch between versions).
         MissingDependencyError, BrokenDependencyError: faster-whisper (which
             decodes) cannot be imported.
     """
-    import stat
-
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
@@ -76,6 +93,10 @@ def decode(path: str) -> Any:
                          "pass a shorter path to an existing audio file") from None
     if stat.S_ISDIR(st.st_mode):
         raise AudioError(f"{path} is a directory, not an audio file", "pass an audio file (wav, mp3, flac, ...)")
+    kind = special_kind(st.st_mode)
+    if kind is not None:
+        raise AudioError(f"{path} is {kind}, not an audio file",
+                         "pass the recording itself (copy a stream to a file first)")
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path} is not readable (permission denied)",
                          "give this user read permission (chmod u+r) or copy the file")

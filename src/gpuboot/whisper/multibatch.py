@@ -33,6 +33,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 from .. import _deps
 from .._log import log
 from .audio import SAMPLE_RATE
+from .packing import File, Window, split
 
 __all__ = ["transcribe_many", "Step"]
 
@@ -55,86 +56,6 @@ class Step(NamedTuple):
     segments: List[Any]
     info: Any
     whole: Optional[List[Any]] = None
-
-
-class _File:
-    """One recording in flight: its speech pieces and the segments of each window it is in."""
-
-    def __init__(self, key: Any, duration: float, language: str, probability: float, all_probs: Any) -> None:
-        self.key, self.duration = key, duration
-        self.language, self.probability, self.all_probs = language, probability, all_probs
-        self.pieces: List[_Piece] = []
-        self.done_pieces = 0  # pieces decoded, in order
-        self.windows: List[_Window] = []  # the windows holding its pieces, in order
-        self.results: Dict[int, List[Any]] = {}  # window serial -> this file's segments there
-        self.given = 0  # windows whose segments were handed out
-        self.segments: List[Any] = []  # the segments handed out
-        self.complete_input = False  # every piece is in a window
-        self.speech = 0.0
-
-    @property
-    def done(self) -> bool:
-        return self.complete_input and len(self.results) == len(self.windows)
-
-    def seconds_done(self) -> float:
-        """Audio seconds done: up to the end of the last piece before the first one still waiting."""
-        if self.done:
-            return self.duration
-        reached = 0.0
-        for window in self.windows:
-            if window.serial not in self.results:
-                break
-            reached = max((p.source_end for p in window.pieces if p.file is self), default=reached)
-        return min(self.duration, reached)
-
-    def newly_final(self) -> List[Any]:
-        out: List[Any] = []
-        while self.given < len(self.windows) and self.windows[self.given].serial in self.results:
-            out.extend(self.results[self.windows[self.given].serial])
-            self.given += 1
-        for seg in out:
-            self.segments.append(seg)
-            seg.id = len(self.segments)
-        return out
-
-
-class _Piece(NamedTuple):
-    file: _File
-    at: float  # start in its window, s
-    end: float  # end in its window, s
-    source: float  # start in its file, s
-
-    @property
-    def source_end(self) -> float:
-        return self.source + self.end - self.at
-
-
-class _Window:
-    """Up to ``chunk_length`` seconds of packed speech."""
-
-    def __init__(self, serial: int) -> None:
-        self.serial = serial
-        self.parts: List[Any] = []
-        self.pieces: List[_Piece] = []
-        self.samples = 0
-        self.features: Any = None
-
-    def add(self, file: _File, samples: Any, start: int) -> None:
-        at = self.samples / SAMPLE_RATE
-        self.samples += len(samples)
-        piece = _Piece(file, at, self.samples / SAMPLE_RATE, start / SAMPLE_RATE)
-        self.parts.append(samples)
-        self.pieces.append(piece)
-        file.pieces.append(piece)
-        if not file.windows or file.windows[-1] is not self:
-            file.windows.append(self)
-
-    def piece_at(self, t: float) -> _Piece:
-        """The piece holding time ``t`` of the window (the nearest one past either end)."""
-        for piece in self.pieces:
-            if t < piece.end:
-                return piece
-        return self.pieces[-1]
 
 
 def _defaults() -> Dict[str, Any]:
@@ -239,8 +160,12 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
             per_language[language] = (tok, _options(tok, args, True), _options(tok, args, args["word_timestamps"]))
         return per_language[language]
 
-    open_windows: Dict[str, _Window] = {}
-    ready: Dict[str, List[_Window]] = {}
+    open_windows: Dict[str, Window] = {}
+    ready: Dict[str, List[Window]] = {}
+    # Per language, as the pipeline keeps them for one recording: the packed speech decoded so far (each
+    # window's offset) and the end of the last word (its word-timing fix-up after a pause), so that a single
+    # recording gets exactly the pipeline's own timings.
+    clocks: Dict[str, List[float]] = {}
     serial = [0]
     size = [batch_size]
 
@@ -252,12 +177,16 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
             window.parts = []
             ready.setdefault(language, []).append(window)
 
-    def decode(language: str, windows: List[_Window]) -> Iterator[Step]:
+    def decode(language: str, windows: List[Window]) -> Iterator[Step]:
         tok, opts, reported = setup(language)
-        outputs = _forward(pipeline, windows, tok, opts, size)
-        touched: List[_File] = []
+        clock = clocks.setdefault(language, [0.0, 0.0])
+        for window in windows:
+            window.offset = clock[0]
+            clock[0] += window.samples / SAMPLE_RATE
+        outputs = _forward(pipeline, windows, tok, opts, size, clock)
+        touched: List[File] = []
         for window, output in zip(windows, outputs):
-            for file, segs in _split(window, output, reported, tok).items():
+            for file, segs in split(window, output, reported, tok).items():
                 file.results[window.serial] = segs
             for piece in window.pieces:
                 piece.file.results.setdefault(window.serial, [])
@@ -286,7 +215,7 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
         else:
             raise ValueError(f"{key}: batched decoding of audio over {chunk_length} s needs vad_filter=True")
         language, probability, all_probs = _language(model, args, samples, clips)
-        file = _File(key, duration, language, probability, all_probs)
+        file = File(key, duration, language, probability, all_probs)
         file.speech = sum(c["end"] - c["start"] for c in clips) / SAMPLE_RATE
         for clip in clips:
             start, end = int(clip["start"]), int(clip["end"])
@@ -297,7 +226,7 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
                     window = None
                     yield from drain(language, False)  # a long file is decoded while it is still being read
                 if window is None:
-                    window = open_windows[language] = _Window(serial[0])
+                    window = open_windows[language] = Window(serial[0])
                     serial[0] += 1
                 take = min(end - start, window_samples - window.samples)
                 window.add(file, samples[start:start + take], start)
@@ -313,17 +242,18 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
         yield from drain(language, True)
 
 
-def _forward(pipeline: Any, windows: List[_Window], tok: Any, opts: Any, size: List[int]) -> List[Any]:
+def _forward(pipeline: Any, windows: List[Window], tok: Any, opts: Any, size: List[int],
+             clock: List[float]) -> List[Any]:
     """``pipeline.forward`` over ``windows``, halving the batch on out-of-memory errors (``size[0]`` keeps the
-    smaller size for the batches after)."""
+    smaller size for the batches after); ``clock[1]`` carries the pipeline's last word end."""
     import numpy as np
 
     outputs: List[Any] = []
     start = 0
     while start < len(windows):
         part = windows[start:start + size[0]]
-        metadata = [{"offset": 0.0, "duration": w.samples / SAMPLE_RATE, "segments": []} for w in part]
-        pipeline.last_speech_timestamp = 0.0  # each window starts afresh: word timings of other files came before
+        metadata = [{"offset": w.offset, "duration": w.samples / SAMPLE_RATE, "segments": []} for w in part]
+        pipeline.last_speech_timestamp = clock[1]
         try:
             outputs.extend(pipeline.forward(np.stack([w.features for w in part]), tok, metadata, opts))
         except Exception as exc:
@@ -332,37 +262,9 @@ def _forward(pipeline: Any, windows: List[_Window], tok: Any, opts: Any, size: L
             log.warning("out of memory at batch %d (%s); retrying at batch %d", size[0], exc, size[0] // 2)
             size[0] //= 2
             continue
+        clock[1] = pipeline.last_speech_timestamp
         start += len(part)
     return outputs
-
-
-def _split(window: _Window, output: List[Dict[str, Any]], opts: Any, tok: Any) -> Dict[_File, List[Any]]:
-    """One window's decoded segments as each file's segments: every word to the piece its midpoint falls in,
-    moved onto that file's timeline; a file's consecutive words in a segment make one segment."""
-    from faster_whisper.transcribe import Segment, Word
-
-    out: Dict[_File, List[Any]] = {}
-    for seg in output:
-        runs: List[Tuple[_File, List[Any]]] = []
-        for w in seg.get("words") or []:
-            piece = window.piece_at((w["start"] + w["end"]) / 2)
-            shift = piece.source - piece.at
-            lo, hi = piece.source, piece.source_end
-            word = Word(start=round(min(max(w["start"] + shift, lo), hi), 3),
-                        end=round(min(max(w["end"] + shift, lo), hi), 3), word=w["word"],
-                        probability=w["probability"])
-            if runs and runs[-1][0] is piece.file:
-                runs[-1][1].append(word)
-            else:
-                runs.append((piece.file, [word]))
-        for file, words in runs:
-            text = "".join(w.word for w in words)
-            out.setdefault(file, []).append(Segment(
-                id=0, seek=int(words[0].start * 100), start=words[0].start, end=max(words[-1].end, words[0].start),
-                text=text, tokens=[t for t in tok.encode(text)], avg_logprob=seg["avg_logprob"],
-                compression_ratio=seg["compression_ratio"], no_speech_prob=seg["no_speech_prob"],
-                words=words if opts.word_timestamps else None, temperature=opts.temperatures[0]))
-    return out
 
 
 def _language(model: Any, args: Dict[str, Any], samples: Any, clips: List[Dict[str, Any]]
@@ -383,7 +285,7 @@ def _language(model: Any, args: Dict[str, Any], samples: Any, clips: List[Dict[s
                                  language_detection_threshold=args["language_detection_threshold"])
 
 
-def _info(file: _File, opts: Any, vad: Any, info_class: Any) -> Any:
+def _info(file: File, opts: Any, vad: Any, info_class: Any) -> Any:
     return info_class(language=file.language, language_probability=file.probability, duration=file.duration,
                       duration_after_vad=file.speech, transcription_options=opts, vad_options=vad,
                       all_language_probs=file.all_probs)
