@@ -15,10 +15,13 @@ never touch).  Batches of ``batch_size`` windows go through the pipeline's
 own ``forward`` (encoder, beam search, word alignment) with word timings on;
 each word goes back to the piece its midpoint falls in, onto that file's
 timeline, and a file's segments are the runs of its words in each window.
-Measured (docs/benchmarks.md "Many short files"): 80 clips of 3-10 s, CPU,
-tiny.en int8 -- 16 windows instead of 80 and 2.7x the files/hour of a loop
-over the files with ``BatchedInferencePipeline(batch_size=16)``, WER 0.105 vs
-0.230.
+Measured (docs/benchmarks.md "Many short files"): 240 clips of 3-10 s, CPU,
+tiny.en, each arm a whole process -- 2.42x the files/hour of a loop over the
+files with ``BatchedInferencePipeline(batch_size=16)`` in int8, mean WER
+0.222 vs 0.333.  One recording alone gets the pipeline's own words and
+timings: window offsets and the last word's end are carried per language as
+the pipeline carries them, and times are rounded to 10 ms as its
+``restore_speech_timestamps`` rounds them.
 
 Options and their defaults are the pipeline's
 (``BatchedInferencePipeline.transcribe``'s signature); as there, windows are

@@ -94,7 +94,7 @@ class Window:
 def split(window: Window, output: List[Dict[str, Any]], opts: Any, tok: Any) -> Dict[File, List[Any]]:
     """One window's decoded segments as each file's segments: every word to the piece its midpoint falls in,
     moved onto that file's timeline and rounded to 10 ms as the pipeline's ``restore_speech_timestamps``
-    does; a file's consecutive words in a segment make one segment."""
+    does (never past the file's end); a file's consecutive words in a segment make one segment."""
     from faster_whisper.transcribe import Segment, Word
 
     out: Dict[File, List[Any]] = {}
@@ -104,8 +104,8 @@ def split(window: Window, output: List[Dict[str, Any]], opts: Any, tok: Any) -> 
             piece = window.piece_at((w["start"] + w["end"]) / 2 - window.offset)
             shift = piece.source - piece.at - window.offset
             top = piece.file.duration
-            word = Word(start=round(min(max(w["start"] + shift, 0.0), top), 2),
-                        end=round(min(max(w["end"] + shift, 0.0), top), 2), word=w["word"],
+            word = Word(start=min(round(max(w["start"] + shift, 0.0), 2), top),
+                        end=min(round(max(w["end"] + shift, 0.0), 2), top), word=w["word"],
                         probability=w["probability"])
             if runs and runs[-1][0] is piece.file:
                 runs[-1][1].append(word)
