@@ -23,9 +23,9 @@ from gpuboot._record import Record
 
 
 def _all_record_types() -> List[type]:
-    for info in pkgutil.iter_modules(gpuboot.__path__):
-        if info.name != "__main__":  # running it would run the command
-            importlib.import_module(f"gpuboot.{info.name}")
+    for info in pkgutil.walk_packages(gpuboot.__path__, "gpuboot."):  # every module, whatever ran before
+        if not info.name.endswith("__main__"):  # running it would run the command
+            importlib.import_module(info.name)
     out: List[type] = []
     todo = list(Record.__subclasses__())
     while todo:
@@ -72,6 +72,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
     from gpuboot.cli.inputs import Input, expand, mirror
+    from gpuboot.cli.rayrun import plan_ray
     from gpuboot.cli.runners import plan_workers
     from gpuboot.pairings import PAIRINGS, SHARED_PAIRINGS
     from gpuboot.subtitles import make_subtitles
@@ -175,6 +176,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "ProcessFinding": process_finding,
         "Input": Input(path=str(clip), base=mirror([str(clip)], tmp_path / "out")[0]),
         "Refused": refused[0],
+        "RayPlan": plan_ray([{"CPU": 8.0, "GPU": 2.0}, {"CPU": 4.0}], "auto", files=10),
     }
 
 

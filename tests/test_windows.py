@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -372,3 +373,42 @@ def test_the_hook_makes_an_unmodified_command_find_cublas(py313: WinPython, tmp_
     assert seen["1"]["mapped"] is True and (seen["1"]["bare"] or "").lower() == wheel_dll, seen
     assert seen["1"]["log"] == ["gpuboot hook: ensure() before `import ctranslate2`: 2 NVIDIA libraries ready"]
     assert seen["0"] == {"mapped": False, "bare": None, "log": []}  # the control: Windows cannot find it alone
+
+
+def test_the_command_on_windows_compares_names_as_ntfs_and_prints_utf8_json(py313: WinPython, tmp_path: Path) -> None:
+    """On Windows (Wine's drives find a name in any case, as NTFS does): ``Talk.wav`` and ``talk.flac`` would
+    write one ``talk.srt`` and are refused before any work; and ``--json`` piped, where Windows Python's stdout is
+    the ANSI code page, still carries a non-Latin file name, as UTF-8."""
+    from speech import SAMPLE, WER_LIMIT, wer
+
+    whisper_site = py313.provision_whisper()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(SAMPLE, folder / "Talk.wav")
+    shutil.copy(SAMPLE, folder / "talk.flac")
+    named = folder / "東京 café.wav"
+    shutil.copy(SAMPLE, named)
+    out = py313.json(f"""
+        import sys, io, json, subprocess, contextlib
+        sys.path.insert(0, {winpath(whisper_site)!r})
+        from gpuboot.cli.inputs import case_insensitive
+        from gpuboot.cli import main
+        err = io.StringIO()
+        clash = main(["transcribe", {winpath(folder / "Talk.wav")!r}, {winpath(folder / "talk.flac")!r},
+                      "--output-dir", {winpath(tmp_path / "out")!r}], stdout=io.StringIO(), stderr=err)
+        child = ("import sys; sys.modules['_wmi'] = None; sys.path.insert(0, " + repr({winpath(whisper_site)!r})
+                 + "); from gpuboot.cli import main; sys.exit(main())")  # the harness's Wine shim, as above
+        proc = subprocess.run([sys.executable, "-c", child, "transcribe", {winpath(named)!r}, "--json"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, input=b"")
+        print(json.dumps({{"insensitive": case_insensitive(__import__("pathlib").Path({winpath(tmp_path)!r})),
+                          "clash": clash, "err": err.getvalue(), "encoding": sys.stdout.encoding,
+                          "code": proc.returncode, "stdout": proc.stdout.decode("utf-8"),
+                          "stderr": proc.stderr.decode("utf-8", "replace")[-2000:]}}))
+    """, tmp_path)
+    assert out["insensitive"] is True
+    assert out["clash"] == 2 and "would both write" in out["err"], out["err"]  # a usage error, as on Linux
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # refused before any work
+    assert out["encoding"].lower().replace("-", "") != "utf8", out["encoding"]  # the pipe is not UTF-8 by itself
+    assert out["code"] == 0, out["stderr"]
+    result = json.loads(out["stdout"])
+    assert result["audio"].endswith("東京 café.wav") and wer(result["text"]) <= WER_LIMIT, result
