@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -246,7 +247,8 @@ def test_the_output_directory_is_tried_before_any_work_with_its_real_cause(tmp_p
                                                                            fix: str) -> None:
     d = tmp_path / "out"
     d.mkdir()
-    run = (f"{setup.format(d=d)} && exec {sys.executable} -m gpuboot transcribe {SAMPLE} --output-dir {d} "
+    q = {name: shlex.quote(str(value)) for name, value in (("d", d), ("python", sys.executable), ("audio", SAMPLE))}
+    run = (f"{setup.format(d=q['d'])} && exec {q['python']} -m gpuboot transcribe {q['audio']} --output-dir {q['d']} "
            "--model /nonexistent-model-dir")  # a model that cannot load: the check comes first
     t0 = time.monotonic()
     proc = _in_namespace(run, tmp_path)

@@ -143,3 +143,20 @@ def test_silence_and_bad_arguments(model: Any) -> None:
     long = np.zeros(40 * RATE, dtype=np.float32)
     with pytest.raises(ValueError, match="vad_filter=True"):
         list(gpuboot.transcribe_many(model, [("long", long)], vad_filter=False))
+
+
+def test_a_window_that_ends_its_text_early_costs_no_file_its_words(model: Any) -> None:
+    """Six copies of one 6 s clip: five fill one window, and tiny.en ended that window's text early (measured: the
+    fourth copy lost its second sentence, the fifth everything).  The pieces that got no word are decoded again
+    with only their file's pieces, so every copy has both sentences."""
+    from speech import SAMPLE, WER_LIMIT
+
+    from gpuboot.whisper.audio import decode
+
+    samples = decode(str(SAMPLE))
+    results = list(gpuboot.transcribe_many(model, [(f"copy{i}", samples) for i in range(6)], batch_size=16))
+    texts = _texts(results)
+    assert len(texts) == 6
+    assert all(wer(text) <= WER_LIMIT for text in texts.values()), texts
+    for _, segs, _ in results:
+        assert [s.start for s in segs] == sorted(s.start for s in segs)  # a second try's words in time order

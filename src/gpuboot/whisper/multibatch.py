@@ -89,6 +89,12 @@ def _options(tokenizer: Any, args: Dict[str, Any], words: bool) -> Any:
         without_timestamps=args["without_timestamps"], max_initial_timestamp=0.0)
 
 
+#: A piece of speech at least this long (VAD's 2 x 0.4 s padding included) that got no word in a window shared by
+#: several files is decoded again with only its file's missed pieces: a window packed full of speech can end its
+#: text early (tiny.en, five 6 s clips in one window: the fourth lost a sentence, the fifth everything).  A window
+#: of one file is left as the pipeline leaves it, so one recording gets ``gpuboot.transcribe``'s words.
+RETRY_MIN_S = 1.0
+
 _OOM = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "std::bad_alloc")
 
 
@@ -172,13 +178,43 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
     serial = [0]
     size = [batch_size]
 
+    pending: Dict[Tuple[int, File], List[Any]] = {}  # (window, file) -> its segments there, awaiting a retry
+
+    def features(window: Window) -> None:
+        window.audio = np.concatenate(window.parts)
+        window.features = pad_or_trim(model.feature_extractor(window.audio)[..., :-1])
+        window.parts = []
+
     def close(language: str) -> None:
         window = open_windows.pop(language, None)
         if window is not None:
-            audio = np.concatenate(window.parts)
-            window.features = pad_or_trim(model.feature_extractor(audio)[..., :-1])
-            window.parts = []
+            features(window)
             ready.setdefault(language, []).append(window)
+
+    def settle(language: str, window: Window, found: Dict[File, List[Any]]) -> None:
+        """A decoded window's segments to its files; a file's pieces that got no word go to a second try."""
+        if window.retry_of is not None:
+            file = window.pieces[0].file
+            again = pending.pop((window.retry_of, file), []) + found.get(file, [])
+            file.results[window.retry_of] = sorted(again, key=lambda seg: seg.start)
+            return
+        missed: Dict[File, List[Any]] = {}
+        shared = len({piece.file for piece in window.pieces}) > 1  # one file's own window: as the pipeline has it
+        for i, piece in enumerate(window.pieces):
+            if shared and i not in window.heard and piece.end - piece.at >= RETRY_MIN_S:
+                missed.setdefault(piece.file, []).append(piece)
+        for piece in window.pieces:
+            file = piece.file
+            if file in missed and (window.serial, file) not in pending:
+                pending[(window.serial, file)] = found.get(file, [])
+                retry = window.again(serial[0], missed[file])
+                serial[0] += 1
+                features(retry)
+                ready.setdefault(language, []).insert(0, retry)  # decoded in the next batch
+                log.debug("%s: %d piece(s) got no words in a shared window; decoding them again alone",
+                          file.key, len(missed[file]))
+            elif file not in missed:
+                file.results[window.serial] = found.get(file, [])
 
     def decode(language: str, windows: List[Window]) -> Iterator[Step]:
         tok, opts, reported = setup(language)
@@ -189,10 +225,9 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
         outputs = _forward(pipeline, windows, tok, opts, size, clock)
         touched: List[File] = []
         for window, output in zip(windows, outputs):
-            for file, segs in split(window, output, reported, tok).items():
-                file.results[window.serial] = segs
+            settle(language, window, split(window, output, reported, tok))
+            window.audio = None
             for piece in window.pieces:
-                piece.file.results.setdefault(window.serial, [])
                 if piece.file not in touched:
                     touched.append(piece.file)
         for file in touched:

@@ -3,7 +3,7 @@ windows (``Window``), and a decoded window's words put back on each recording's 
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from .audio import SAMPLE_RATE
 
@@ -63,15 +63,29 @@ class Piece(NamedTuple):
 
 
 class Window:
-    """Up to ``chunk_length`` seconds of packed speech."""
+    """Up to ``chunk_length`` seconds of packed speech; a second try (``retry_of``: the window whose words
+    missed these pieces) holds pieces of one file only and is not listed in that file's windows."""
 
-    def __init__(self, serial: int) -> None:
-        self.serial = serial
+    def __init__(self, serial: int, retry_of: Optional[int] = None) -> None:
+        self.serial, self.retry_of = serial, retry_of
         self.parts: List[Any] = []
         self.pieces: List[Piece] = []
         self.samples = 0
+        self.audio: Any = None  # the packed samples, from closing to decoding
         self.features: Any = None
         self.offset = 0.0  # start on its language's clock of packed speech, s (set when it is decoded)
+        self.heard: Set[int] = set()  # pieces (by index) that got at least one word
+
+    def again(self, serial: int, missed: List[Piece]) -> Window:
+        """A window of ``missed`` (pieces of this window, one file's) to decode again."""
+        retry = Window(serial, retry_of=self.serial)
+        for piece in missed:
+            samples = self.audio[round(piece.at * SAMPLE_RATE):round(piece.end * SAMPLE_RATE)]
+            at = retry.samples / SAMPLE_RATE
+            retry.samples += len(samples)
+            retry.parts.append(samples)
+            retry.pieces.append(Piece(piece.file, at, retry.samples / SAMPLE_RATE, piece.source))
+        return retry
 
     def add(self, file: File, samples: Any, start: int) -> None:
         at = self.samples / SAMPLE_RATE
@@ -102,6 +116,7 @@ def split(window: Window, output: List[Dict[str, Any]], opts: Any, tok: Any) -> 
         runs: List[Tuple[File, List[Any]]] = []
         for w in seg.get("words") or []:
             piece = window.piece_at((w["start"] + w["end"]) / 2 - window.offset)
+            window.heard.add(window.pieces.index(piece))
             shift = piece.source - piece.at - window.offset
             top = piece.file.duration
             word = Word(start=min(round(max(w["start"] + shift, 0.0), 2), top),
