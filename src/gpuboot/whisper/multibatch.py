@@ -16,7 +16,7 @@ own ``forward`` (encoder, beam search, word alignment) with word timings on;
 each word goes back to the piece its midpoint falls in, onto that file's
 timeline, and a file's segments are the runs of its words in each window.
 Measured (docs/benchmarks.md "Many short files"): 240 clips of 3-10 s, CPU,
-tiny.en, each arm a whole process -- 2.42x the files/hour of a loop over the
+tiny.en, each arm a whole process -- 2.27x the files/hour of a loop over the
 files with ``BatchedInferencePipeline(batch_size=16)`` in int8, mean WER
 0.222 vs 0.333.  One recording alone gets the pipeline's own words and
 timings: window offsets and the last word's end are carried per language as
