@@ -100,13 +100,18 @@ def decode(path: str) -> Any:
     if not os.access(path, os.R_OK):
         raise AudioError(f"{path} is not readable (permission denied)",
                          "give this user read permission (chmod u+r) or copy the file")
+    return _decoded(path, path)
+
+
+def _decoded(source: Any, name: str) -> Any:
+    """faster-whisper's ``decode_audio`` of ``source`` (a path or a binary file object), never empty."""
     fw = _deps.faster_whisper()
     try:
-        samples = fw.decode_audio(path)
+        samples = fw.decode_audio(source)
     except Exception as exc:
-        raise _decode_failure(path, exc) from None
+        raise _decode_failure(name, exc) from None
     if len(samples) == 0:
-        raise AudioError(f"{path} holds no audio samples", "pass a non-empty recording")
+        raise AudioError(f"{name} holds no audio samples", "pass a non-empty recording")
     return samples
 
 
@@ -126,15 +131,7 @@ def samples_of(audio: Any) -> Any:
     if isinstance(audio, (str, bytes, os.PathLike)):
         return decode(os.fsdecode(audio) if isinstance(audio, bytes) else os.fspath(audio))
     if hasattr(audio, "read"):
-        fw = _deps.faster_whisper()
-        name = str(getattr(audio, "name", "the audio file object"))
-        try:
-            samples = fw.decode_audio(audio)
-        except Exception as exc:
-            raise _decode_failure(name, exc) from None
-        if len(samples) == 0:
-            raise AudioError(f"{name} holds no audio samples", "pass a non-empty recording")
-        return samples
+        return _decoded(audio, str(getattr(audio, "name", "the audio file object")))
     import numpy as np
 
     array = np.asarray(audio)
@@ -163,14 +160,7 @@ def decode_bytes(name: str, data: bytes) -> Any:
     """
     import io
 
-    fw = _deps.faster_whisper()
-    try:
-        samples = fw.decode_audio(io.BytesIO(data))
-    except Exception as exc:
-        raise _decode_failure(name, exc) from None
-    if len(samples) == 0:
-        raise AudioError(f"{name} holds no audio samples", "pass a non-empty recording")
-    return samples
+    return _decoded(io.BytesIO(data), name)
 
 
 def _short(path: str, limit: int = 80) -> str:
