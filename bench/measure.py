@@ -139,7 +139,8 @@ STDLIB = "ctypes, logging, dataclasses, pathlib, subprocess, typing, re, threadi
 
 
 #: What ensure() imports on a machine with a driver.
-DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers, gpuboot._libs.needs, gpuboot._libs.resolve, gpuboot.dllpath, "
+DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers.table, gpuboot._libs.needs, gpuboot._libs.resolve, "
+               "gpuboot.dllpath, "
                "gpuboot._libs.linux")
 
 

@@ -37,7 +37,7 @@ def main() -> int:
         lines.append(text)
 
     from gpuboot._gpus.causes import driver_causes
-    from gpuboot._gpus.probe import probe_driver
+    from gpuboot.machine.probe import probe_driver
 
     probe = probe_driver()
     say(f"driver probe ({probe.elapsed_ms:.0f} ms in a child process):")

@@ -227,12 +227,12 @@ def only(directory: Path, libdir: Path, names: Sequence[str]) -> Path:
 #: real) and select_device's reason, as JSON on the last line.
 REPORT = textwrap.dedent("""
     import json, os, sys
-    from gpuboot._gpus.probe import probe_driver
+    from gpuboot.machine.probe import probe_driver
     from gpuboot.doctor import diagnose, gather
     from gpuboot.select import select_device
     root = sys.argv[1]
     probe = probe_driver(root=root)
-    from gpuboot._host import injected
+    from gpuboot.machine.snapshot import injected
     from gpuboot.select import _select
     with injected(probe=probe):
         report = diagnose(gather(consumers=["ctranslate2"]))

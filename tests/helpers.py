@@ -147,7 +147,7 @@ def child_env(env: Optional[Dict[str, str]] = None, *, driver: bool = False,
 def no_driver(monkeypatch: Any, root: Path) -> None:
     """In this process, gpuboot's driver check reads an empty ``root``: a host
     without an NVIDIA driver (the real check, an injected file system)."""
-    from gpuboot._gpus import driver as _driver
+    from gpuboot.machine import driver as _driver
 
     real = _driver.detect_driver
     root.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,7 @@ def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: str = "4.8.5",
     ctranslate2 version (the installed consumers' binaries are the real ones)."""
     from fake_nvml import FakeNVML
 
-    from gpuboot._host import injected
+    from gpuboot.machine.snapshot import injected
     from gpuboot.select import _select
 
     with injected(nvml=FakeNVML(gpus, cuda_version=driver_cuda), cpu_threads=cpu_threads):
@@ -191,10 +191,10 @@ def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: str = "4.8.5",
 
 
 def gathered(consumers: Optional[Sequence[str]] = None, **host: Any) -> Any:
-    """doctor's ``Context`` of an injected machine: ``host`` names ``gpuboot._host.Host``'s stand-ins
+    """doctor's ``Context`` of an injected machine: ``host`` names ``gpuboot.machine.snapshot.Host``'s stand-ins
     (``nvml``, ``driver``, ``probe``, ``search_paths``, ``metadata``, ...), everything else is real."""
-    from gpuboot._host import injected
     from gpuboot.doctor import gather
+    from gpuboot.machine.snapshot import injected
 
     with injected(**host):
         return gather(consumers=consumers)
@@ -202,8 +202,8 @@ def gathered(consumers: Optional[Sequence[str]] = None, **host: Any) -> Any:
 
 def hosted(function: Any, **host: Any) -> Any:
     """``function`` called on an injected machine: ``hosted(discover, nvml=FakeNVML([...]))(environ={})``.
-    ``host`` names ``gpuboot._host.Host``'s stand-ins; ``order_probe`` is its ``cuda_order``."""
-    from gpuboot._host import injected
+    ``host`` names ``gpuboot.machine.snapshot.Host``'s stand-ins; ``order_probe`` is its ``cuda_order``."""
+    from gpuboot.machine.snapshot import injected
 
     if "order_probe" in host:
         host["cuda_order"] = host.pop("order_probe")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuboot._quote import command_line
+from gpuboot.base.quote import command_line
 from gpuboot.doctor.actions import (
     TORCH_INDEXES,
     InvalidAction,

@@ -16,8 +16,8 @@ from helpers import compile_stub, gathered, install, require_real, run_child, wh
 
 from gpuboot import locate, resolve
 from gpuboot._libs import catalog as cat
-from gpuboot._libs.binary import read_binary, soname_of
 from gpuboot._libs.loaded import LoadedView
+from gpuboot.binaries.names import read_binary, soname_of
 from gpuboot.doctor import diagnose
 
 CT2 = {"ctranslate2": ("4.8.5", [])}
@@ -144,7 +144,7 @@ def test_ensure_does_not_preload_the_hack_as_cuda_12(tmp_path: Path) -> None:
     site = cross_major_link_site(tmp_path)
     proc = run_child(f"""
         import json, gpuboot
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{str(site)!r}]):
             r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps({{"loaded": [str(x.library.path) for x in r.loaded],
@@ -193,7 +193,7 @@ def test_loader_and_doctor_agree_on_a_toolkit_copy_loaded_first(tmp_path: Path) 
         ctypes.CDLL({str(toolkit / "libcublasLt.so.12")!r}, mode=os.RTLD_GLOBAL)
         ctypes.CDLL({str(toolkit / "libcublas.so.12")!r}, mode=os.RTLD_GLOBAL)
         view = LoadedView.of_this_process()
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{str(site)!r}]):
             r = gpuboot.ensure(consumers=["ctranslate2"])
         shadowed = {{x.library.filename: os.path.realpath(x.loaded_path) for x in r.libraries if x.shadowed}}

@@ -10,8 +10,8 @@ from helpers import install, run_child, wheel
 
 import gpuboot
 from gpuboot import boot
-from gpuboot._gpus import driver as _driver
-from gpuboot._host import injected
+from gpuboot.machine import driver as _driver
+from gpuboot.machine.snapshot import injected
 
 
 def test_without_a_driver_ensure_loads_nothing_and_imports_nothing_heavy() -> None:
@@ -56,7 +56,7 @@ def test_ensure_without_consumers_loads_what_is_there(tmp_path: Path) -> None:
                    needed={"libcublas.so.12": ["libcublasLt.so.12"]})
     proc = run_child(f"""
         import json, gpuboot
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{str(site)!r}]):
             r = gpuboot.ensure(consumers=[])
         print(json.dumps([[l.library.filename, l.ok] for l in r.libraries] + [r.ok, len(r.missing)]))

@@ -80,8 +80,9 @@ def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pyt
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
     from gpuboot import cli
-    from gpuboot._gpus import driver as _driver
-    from gpuboot._gpus import nvml, probe
+    from gpuboot._gpus import nvml
+    from gpuboot.machine import driver as _driver
+    from gpuboot.machine import probe
 
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=present,
                                                                                            evidence="injected"))
@@ -119,11 +120,11 @@ def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) ->
     from gpuboot._gpus import nvml
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
-    from gpuboot._gpus import driver as _driver
+    from gpuboot.machine import driver as _driver
 
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
                                                                                            evidence="faked"))
-    from gpuboot._gpus import probe
+    from gpuboot.machine import probe
 
     answer = healthy(count=2)  # the driver answers CUDA with both GPUs; it cannot say their PCI order
     monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)

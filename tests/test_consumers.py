@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from gpuboot.consumers.table import cuda_version_of_tag, installed_needs, needs_of
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gpuboot._host import injected
-from gpuboot.consumers import cuda_version_of_tag, installed_needs, needs_of
+from gpuboot.machine.snapshot import injected
 
 
 @pytest.mark.parametrize(("version", "cuda", "libs", "cudnn"), [

@@ -22,7 +22,7 @@ from probes import healthy
 from speech import SAMPLE, SAMPLE_SECONDS
 
 import gpuboot
-from gpuboot import _deps
+from gpuboot.base import deps as _deps
 from gpuboot.whisper import decode, embedded_model, verify_decoder
 from gpuboot.whisper.audio import _decode_failure, _wav_bytes
 
@@ -232,7 +232,7 @@ def test_the_library_logs_nothing_unless_the_app_configures_logging(tmp_path: Pa
     proc = run_child(f"""
         import logging
         import gpuboot
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{str(tmp_path)!r}]):
             report = gpuboot.ensure(consumers=["ctranslate2"])
         assert report.warnings, report
@@ -251,8 +251,9 @@ def test_cli_fallback_lines_are_log_records(monkeypatch: pytest.MonkeyPatch) -> 
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
     from gpuboot import cli
-    from gpuboot._gpus import driver as _driver
-    from gpuboot._gpus import nvml, probe
+    from gpuboot._gpus import nvml
+    from gpuboot.machine import driver as _driver
+    from gpuboot.machine import probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,

@@ -27,7 +27,8 @@ from helpers import choose, hosted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuboot.devices import discover, list_devices, parse_visible_devices
+from gpuboot._gpus.nvml import discover, list_devices
+from gpuboot._gpus.visible import parse_visible_devices
 from gpuboot.select import _select
 
 NO_ENV: Dict[str, str] = {}
@@ -352,7 +353,7 @@ def test_mixed_gpus_take_cudas_own_order_from_a_child_process(tmp_path: Path) ->
     (bus 01): CUDA ordinal 0 is the V100, and no heuristic warning."""
     from functools import partial
 
-    from gpuboot.devices import cuda_order_from_driver
+    from gpuboot.machine.order import cuda_order_from_driver
 
     lib = _stub_libcuda(tmp_path)
     gpus = [gpu(T4, 0), gpu(V100, 1)]
@@ -367,7 +368,7 @@ def test_mixed_gpus_take_cudas_own_order_from_a_child_process(tmp_path: Path) ->
 def test_the_estimate_and_its_warning_only_when_the_driver_cannot_say(tmp_path: Path) -> None:
     from functools import partial
 
-    from gpuboot.devices import cuda_order_from_driver
+    from gpuboot.machine.order import cuda_order_from_driver
 
     lib = _stub_libcuda(tmp_path)
     env = {"LD_LIBRARY_PATH": str(lib)}  # no GPUBOOT_STUB_BUS_IDS: cuInit fails

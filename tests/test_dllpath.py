@@ -12,11 +12,11 @@ import pytest
 from helpers import compile_stub, hosted, install, run_child, wheel
 
 import gpuboot
-from gpuboot._host import injected
 from gpuboot._libs import resolve as _resolve
 from gpuboot._libs.aliases import alias, alias_dir, check_alias
 from gpuboot.errors import AbiMismatchError, CacheDirError
-from gpuboot.shellenv import subprocess_env
+from gpuboot.machine.snapshot import injected
+from gpuboot.startup.shellenv import subprocess_env
 
 CUBLAS_NEEDS = {"libcublas.so.12": ["libcublasLt.so.12"]}
 

@@ -15,8 +15,8 @@ from helpers import compile_stub, gathered, install, run_child, wheel
 from probes import empty, healthy
 
 from gpuboot import cli, doctor
-from gpuboot._host import injected
 from gpuboot.doctor import Report, diagnose, json_schema
+from gpuboot.machine.snapshot import injected
 
 ROOT = Path(__file__).parent.parent
 
@@ -110,7 +110,7 @@ def test_library_already_loaded_from_elsewhere(tmp_path: Path) -> None:
         ctypes.CDLL({str(decoy_dir / 'libcublasLt.so.12')!r}, mode=ctypes.RTLD_GLOBAL)  # loaded first, by someone
         import importlib
         importlib.import_module("gpuboot._libs.search")._LDCONFIG_CACHE = {{}}
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         from gpuboot.doctor import diagnose, gather
         with injected(search_paths=[{str(site)!r}], driver=True,
                       metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None):

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from gpu_code import SECOND, build, fixture, oracle, pe_with_fatbin, read
+from gpuboot.consumers.binaries import installed_binaries
+from gpuboot.consumers.table import consumer
 from helpers import require_real
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpuboot._code.fatbin import read_fatbin
-from gpuboot._code.files import installed_binaries
-from gpuboot.consumers import consumer
+from gpuboot.binaries.fatbin import read_fatbin
 
 MIXED = ("sm_75", "sm_90a", "sm_100f", "sm_120", "compute_120", "compute_86")
 SPECIFIC = ("sm_90", "sm_100", "sm_100a", "compute_100a", "sm_120f", "compute_120f", "compute_89")

@@ -33,8 +33,8 @@ from fake_nvml import TESLA_K80 as FAKE_K80
 from gpu_code import KERNEL, SECOND, fixture
 from helpers import choose, require_real
 
-from gpuboot._code.fatbin import GpuCode, read_fatbin
 from gpuboot._code.rules import PTX_ISA_CUDA, cubin_runs, judge, ptx_needs_cuda, ptx_runs
+from gpuboot.binaries.fatbin import GpuCode, read_fatbin
 
 # --------------------------------------------------------------------------- the rules
 

@@ -13,20 +13,20 @@ from typing import List
 
 import pytest
 from fake_nvml import A100, FakeNVML, gpu
+from gpuboot.consumers.table import needs_of
 from helpers import compile_stub, hosted, install, run_child, wheel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import gpuboot
 from gpuboot import boot
-from gpuboot._host import injected
+from gpuboot._gpus.nvml import discover
 from gpuboot._libs import resolve as _resolve
 from gpuboot._libs.aliases import alias_dir
-from gpuboot.consumers import needs_of
-from gpuboot.devices import discover
 from gpuboot.errors import CacheDirError, GpubootError, LibraryLoadError, ModelNotFoundError
+from gpuboot.machine.snapshot import injected
 from gpuboot.select import _select, worker_rank
-from gpuboot.shellenv import subprocess_env
+from gpuboot.startup.shellenv import subprocess_env
 from gpuboot.whisper.models import _check_model
 
 ROOT_USER = hasattr(os, "geteuid") and os.geteuid() == 0
@@ -382,7 +382,7 @@ def test_nothing_is_written_into_site_packages(tmp_path: Path) -> None:
     before = snapshot()
     run_child(f"""
         import gpuboot
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{str(site)!r}]):
             r = gpuboot.ensure(consumers=[])
         assert r.ok, r

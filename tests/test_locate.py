@@ -280,7 +280,7 @@ def test_the_loader_cache_naming_one_file_twice_gives_it_once(tmp_path: Path, mo
 def test_without_a_major_the_installed_consumer_decides(tmp_path: Path) -> None:
     """A new user's first call: nothing installed but the consumer.  ctranslate2 4.8.5 needs CUDA 12, so the fix
     is the CUDA 12 wheel (the CUDA 13 one would be found and never loaded), and the resolution says who decided."""
-    from gpuboot._host import injected
+    from gpuboot.machine.snapshot import injected
 
     empty = tmp_path / "empty"
     empty.mkdir()

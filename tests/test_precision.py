@@ -27,7 +27,7 @@ from fake_nvml import (
 )
 from helpers import choose, hosted
 
-from gpuboot.devices import list_devices
+from gpuboot._gpus.nvml import list_devices
 from gpuboot.select import _select
 
 NO_ENV: Dict[str, str] = {}

@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
+from gpuboot.consumers.readers import Need
 from helpers import compile_stub, require_real, run_child
 
-from gpuboot._consumer_rules import Need
-from gpuboot._host import injected
-from gpuboot.process import check_process, mix_findings
+from gpuboot.machine.snapshot import injected
+from gpuboot.mix.process import check_process, mix_findings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -156,7 +156,7 @@ SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import gpuboot
-from gpuboot._host import injected
+from gpuboot.machine.snapshot import injected
 with injected(driver=True):  # a host with a driver: ensure() does its work (loading needs no GPU)
     {first}
     {second}

@@ -140,9 +140,9 @@ def test_library_errors_speak_python_not_command_line_flags() -> None:
 
 
 def test_the_command_names_flags_where_the_library_names_keywords() -> None:
-    from gpuboot import shellenv
     from gpuboot.cli.terminal import for_the_command_line
     from gpuboot.doctor import diagnose
+    from gpuboot.startup import shellenv
 
     with pytest.raises(ValueError, match="consumer must be one of") as err:
         diagnose(consumer="mxnet")

@@ -16,8 +16,8 @@ from readme import README, assert_exact, block
 from speech import SAMPLE
 
 import gpuboot
-from gpuboot._host import injected
 from gpuboot.doctor import diagnose, gather
+from gpuboot.machine.snapshot import injected
 from gpuboot.whisper import embedded_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +53,7 @@ def test_the_strict_ensure_example_is_what_it_raises(tmp_path: Path) -> None:
 def test_the_env_example_is_what_gpuboot_env_prints(tmp_path: Path) -> None:
     site = _site(tmp_path)
     proc = run_child(f"""
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         from gpuboot.cli import main
         with injected(search_paths=[{str(site)!r}], metadata={{"ctranslate2": ("4.8.5", [])}}.get, environ={{}},
                       platform="linux"):

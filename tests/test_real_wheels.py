@@ -62,7 +62,7 @@ def test_ensure_for_ctranslate2_loads_the_real_cublas() -> None:
         raise
     proc = run_child("""
         import json, sys, gpuboot
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True):
             r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps({

@@ -19,8 +19,8 @@ from fake_nvml import (
 )
 from helpers import choose, hosted
 
-from gpuboot.devices import discover, list_devices
-from gpuboot.memory import check_memory
+from gpuboot._gpus.nvml import discover, list_devices
+from gpuboot.placement.memory import check_memory
 from gpuboot.select import DeviceAssigner, _select
 
 NO_ENV: Dict[str, str] = {}

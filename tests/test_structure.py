@@ -82,7 +82,7 @@ def test_the_import_graph_has_no_cycle() -> None:
 
 @pytest.mark.parametrize(("low", "never"), [
     ("gpuboot._libs", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli",
-                       "gpuboot._gpus", "gpuboot._code", "gpuboot.devices", "gpuboot.memory")),
+                       "gpuboot._gpus", "gpuboot._code", "gpuboot.devices", "gpuboot.placement.memory")),
     ("gpuboot._gpus", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli",
                        "gpuboot._libs", "gpuboot._code", "gpuboot.dllpath", "gpuboot.locate")),
     ("gpuboot._code", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli")),
@@ -104,7 +104,7 @@ def test_gpuboot_locate_is_one_object_however_it_is_reached() -> None:
     assert pickle.loads(pickle.dumps(gpuboot.locate)) is gpuboot.locate
 
 
-#: Parameter names that were test seams before they moved to ``gpuboot._host.Host`` (or to private functions).
+#: Parameter names that were test seams before they moved to the machine's snapshot (or to private functions).
 SEAMS = {"nvml", "inventory", "windows_api", "runner", "refusal", "order_probe", "metadata", "loaded",
          "initial_environ", "distributions", "malformed", "free_bytes", "ct2_version", "reconcile", "probe",
          "cpu_threads", "driver", "wsl"}
@@ -114,12 +114,12 @@ def _public_callables() -> Dict[str, object]:
     import inspect
 
     import gpuboot.doctor
-    import gpuboot.memory
+    import gpuboot.placement.memory
     import gpuboot.select
-    import gpuboot.shellenv
+    import gpuboot.startup.shellenv
 
     out: Dict[str, object] = {}
-    for module in (gpuboot, gpuboot.doctor, gpuboot.memory, gpuboot.select, gpuboot.shellenv):
+    for module in (gpuboot, gpuboot.doctor, gpuboot.placement.memory, gpuboot.select, gpuboot.startup.shellenv):
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name)
             if inspect.isfunction(obj) or inspect.isclass(obj):
@@ -128,11 +128,11 @@ def _public_callables() -> Dict[str, object]:
 
 
 def test_no_public_parameter_is_a_test_seam() -> None:
-    """Public signatures hold what users pass; the machine is injected through ``gpuboot._host`` instead."""
+    """Public signatures hold what users pass; the machine is injected through ``gpuboot.machine.snapshot`` instead."""
     import inspect
     from dataclasses import is_dataclass
 
-    from gpuboot._record import Record
+    from gpuboot.base.record import Record
 
     found = {}
     for name, obj in _public_callables().items():

@@ -18,8 +18,8 @@ from helpers import choose, gathered, hosted, install, require_real, wheel
 from test_dllpath import FakeWindowsAPI
 
 import gpuboot
-from gpuboot._host import Host, injected
-from gpuboot._record import Record
+from gpuboot.base.record import Record
+from gpuboot.machine.snapshot import Host, injected
 
 
 def _all_record_types() -> List[type]:
@@ -38,12 +38,13 @@ def _all_record_types() -> List[type]:
 @pytest.fixture
 def values(tmp_path: Path) -> Dict[str, Any]:
     """One real value of every result type, made by the calls that return them."""
-    from gpuboot._libs import binary as _binary
+    from gpuboot.consumers.table import CONSUMER_TABLE, CTRANSLATE2_RULES, needs_of
+
     from gpuboot._libs import catalog as _catalog
     from gpuboot._libs.needs import resolve_needs
     from gpuboot._libs.search import Search
-    from gpuboot.consumers import CONSUMER_TABLE, CTRANSLATE2_RULES, needs_of
-    from gpuboot.memory import check_memory, check_pressure, memory_info
+    from gpuboot.binaries import names as _binary
+    from gpuboot.placement.memory import check_memory, check_pressure, memory_info
     from gpuboot.whisper.throughput import plan_throughput
 
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
@@ -63,18 +64,19 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     compile_stub(stub, "libcublasLt.so.12")
     candidates = Search("win32", [str(site)], {}).candidates([_catalog.spec("cublas")])
     from gpuboot._gpus.causes import driver_causes
-    from gpuboot._gpus.probe import DriverProbe
     from gpuboot.doctor import diagnose
+    from gpuboot.machine.probe import DriverProbe
     from gpuboot.whisper import embedded_model
 
     probe_ = DriverProbe(libcuda="/usr/lib/x86_64-linux-gnu/libcuda.so.535.261.03", libcuda_version="535.261.03",
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
     report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
+    from gpuboot.consumers.pairings import PAIRINGS, SHARED_PAIRINGS
+
     from gpuboot.cli.inputs import Input, expand, mirror
     from gpuboot.cli.rayrun import plan_ray
     from gpuboot.cli.runners import plan_workers
-    from gpuboot.pairings import PAIRINGS, SHARED_PAIRINGS
     from gpuboot.subtitles import make_subtitles
     from gpuboot.subtitles.languages import LANGUAGES
 
@@ -83,9 +85,9 @@ def values(tmp_path: Path) -> Dict[str, Any]:
 
     load_segment = _Segment()
     subtitles = make_subtitles([load_segment], duration=3.0)
-    from gpuboot._metadata import Malformed, read_distribution
     from gpuboot.doctor.actions import pip_install
     from gpuboot.doctor.remedy import Applied, Step
+    from gpuboot.machine.metadata import Malformed, read_distribution
 
     clip = tmp_path / "talks" / "a.wav"
     clip.parent.mkdir()
@@ -96,11 +98,12 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     planned = gpuboot.fix(report_)
     step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
                                                      display="pip install nvidia-cublas-cu12")
+    from gpuboot.consumers.binaries import installed_binaries, linked
+
     from gpuboot._code.consumers import ARCH_FIXES, consumer_code
-    from gpuboot._code.fatbin import read_fatbin
-    from gpuboot._code.files import installed_binaries, linked
+    from gpuboot.binaries.fatbin import read_fatbin
     from gpuboot.doctor.checks_known import KNOWN_BAD
-    from gpuboot.process import check_process
+    from gpuboot.mix.process import check_process
 
     cudnn = [str(compile_stub(tmp_path / d / name, name)) for d, name in (("a", "libcudnn.so.9"),
                                                                         ("b", "libcudnn.so.8"))]

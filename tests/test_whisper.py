@@ -11,7 +11,7 @@ from probes import healthy
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
-from gpuboot._gpus import driver as _driver
+from gpuboot.machine import driver as _driver
 from gpuboot.whisper import decode, embedded_model, load_info, transcribe
 from gpuboot.whisper.load import _plan
 
@@ -83,7 +83,8 @@ def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypa
     cuda_fails_here()
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot._gpus import nvml, probe
+    from gpuboot._gpus import nvml
+    from gpuboot.machine import probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
@@ -176,7 +177,8 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
     5; with device='cuda' the invalid ordinal is its own error."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot._gpus import nvml, probe
+    from gpuboot._gpus import nvml
+    from gpuboot.machine import probe
 
     monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,

@@ -111,7 +111,7 @@ def test_ensure_makes_a_bare_name_loadlibrarya_work(py313: WinPython, tmp_path: 
         import sys; sys.path.insert(0, {winpath(site)!r})
         before = bare_load()
         import gpuboot, os
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{winpath(site)!r}]):
             r = gpuboot.ensure(consumers=["ctranslate2"])
         entries = os.environ["PATH"].split(";")
@@ -133,7 +133,7 @@ def test_a_decoy_in_the_current_directory_is_never_loaded(py313: WinPython, tmp_
     out = py313.json(f"""
         import sys; sys.path.insert(0, {winpath(site)!r})
         import gpuboot
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True):
             gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps(bare_load()))
@@ -163,7 +163,7 @@ def test_ensure_after_a_dll_mapped_above_4_gib_was_loaded(py313: WinPython, tmp_
         first = ctypes.WinDLL({winpath(bindir / "cublas64_12.dll")!r})  # as torch does, before gpuboot
         import gpuboot
         from gpuboot.dllpath import preload
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{winpath(site)!r}]):
             r = gpuboot.ensure(consumers=["ctranslate2"])
         again = preload(gpuboot.locate(["cublas"], search_paths=[{winpath(site)!r}]))
@@ -274,7 +274,7 @@ def test_python_39_finds_and_preloads_too(py39: WinPython, tmp_path: Path) -> No
         import sys, json; sys.path.insert(0, {winpath(site)!r})
         import gpuboot, nvidia.cuda_runtime
         (cudart,) = gpuboot.locate(["cudart"], cuda_major=12)
-        from gpuboot._host import injected
+        from gpuboot.machine.snapshot import injected
         with injected(driver=True, search_paths=[{winpath(site)!r}]):
             r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps([sys.version_info[:2], nvidia.cuda_runtime.__file__, cudart.soname,

@@ -13,17 +13,17 @@ import _thread
 import sys
 import time
 
-from ._gpus import driver as _driver
-from ._gpus.driver import DriverInfo
-from ._host import current
-from ._record import Record
+from .base.record import Record
+from .machine import driver as _driver
+from .machine.driver import DriverInfo
+from .machine.snapshot import current
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
     from ._libs.types import LoadedLibrary, MissingLibrary
-    from .consumers import Need
+    from .consumers.table import Need
 
 __all__ = ["ensure", "EnsureReport", "last_report"]
 
@@ -133,14 +133,14 @@ def _run(consumers: Optional[Sequence[str]]) -> EnsureReport:
     info = _driver.detect_driver()
     if not info.present:
         if "logging" in sys.modules:  # unconfigured logging would drop a debug record anyway
-            from ._log import log
+            from .base.log import log
 
             log.debug("no NVIDIA driver (%s); loading nothing", info.evidence)
         return EnsureReport(driver=info, elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
     from ._libs.needs import resolve_needs
-    from ._log import log
-    from .consumers import CONSUMERS, installed_needs
+    from .base.log import log
+    from .consumers.table import CONSUMERS, installed_needs
     from .dllpath import get_loader, load_all
 
     needs = installed_needs(tuple(consumers) if consumers is not None else CONSUMERS)

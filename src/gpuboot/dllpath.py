@@ -19,11 +19,11 @@ import time
 from pathlib import Path
 from typing import Dict, Iterable, List, MutableMapping, Optional, Sequence, cast
 
-from . import _host
 from ._libs.loader import Loader
 from ._libs.platform import check_platform
 from ._libs.types import Library, LoadedLibrary
-from ._log import log
+from .base.log import log
+from .machine import snapshot as _host
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -54,7 +54,7 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
     A consumer built for CUDA 12 must get ``libcublas.so.12`` and never
     ``.so.13``, so the whole set is resolved together: with ``cuda_major``
     given, only that major is accepted; otherwise the installed consumers
-    decide (``gpuboot.consumers``: the first one that loads one of ``names``
+    decide (``gpuboot.consumers.table``: the first one that loads one of ``names``
     -- ctranslate2 4.8.5 needs cuBLAS 12 -- and ``decided_by`` names it);
     with none installed, the major that provides the most required names
     wins (ties: the one found earliest in search order).  Within the major, files come from one location where possible
@@ -88,7 +88,7 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
 def _consumers_major(names: Sequence[str]) -> Tuple[Optional[int], str]:
     """``(cuda_major, who)``: the CUDA major of the first installed consumer that loads one of ``names``, or
     ``(None, "")``."""
-    from .consumers import installed_needs
+    from .consumers.table import installed_needs
 
     wanted = set(names)
     for need in installed_needs():

@@ -12,7 +12,6 @@ import sys
 import threading
 from typing import Any, Callable, Literal, Mapping, Optional, Tuple
 
-from . import _host
 from ._gpus import precision as _precision
 from ._gpus.device import Device, Inventory
 from ._gpus.nvml import _discover
@@ -25,12 +24,13 @@ from ._gpus.precision import (
     lacks_tensor_cores,
     torch_dtype_for,
 )
-from ._record import Record
-from ._select_reasons import cuda_verdict, driver_cause, driver_too_old, gpu_code, probe_cuda
+from .base.record import Record
+from .machine import snapshot as _host
+from .placement.reasons import cuda_verdict, driver_cause, driver_too_old, gpu_code, probe_cuda
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._gpus.driver import DriverInfo
+    from .machine.driver import DriverInfo
 
 __all__ = ["DeviceChoice", "select_device", "DeviceAssigner", "PREFERENCES", "Preference", "DeviceKind",
            "worker_rank"]
@@ -215,7 +215,7 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
     ct2_version = ct2_version or None  # "": the caller knows none is installed
     real_nvml = _host.current().nvml is None  # a stand-in NVML is a simulated machine: its probe is the host's
     if probe is None and inventory is None and visible and (real_nvml or _host.current().probe is not None):
-        from ._gpus.probe import probe_driver
+        from .machine.probe import probe_driver
 
         probe = probe_driver(environ=env)  # NVML lists GPUs: ask CUDA itself (cached; a child process)
     cuda_says = cuda_verdict(probe) if visible else None

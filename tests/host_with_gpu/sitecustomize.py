@@ -45,7 +45,7 @@ class _PatchAfterImport:
 
 
 try:
-    from gpuboot._gpus import driver as _driver
+    from gpuboot.machine import driver as _driver
 except ImportError:
     pass
 else:
@@ -70,7 +70,7 @@ else:
     def _search(module):  # type: ignore[no-untyped-def]
         module._LDCONFIG_CACHE = {}
 
-    _after_import("gpuboot._gpus.probe", _probe)
+    _after_import("gpuboot.machine.probe", _probe)
     _after_import("gpuboot._gpus.nvml", _nvml)
     _after_import("gpuboot._libs.search", _search)
     sys.meta_path.insert(0, _PatchAfterImport())

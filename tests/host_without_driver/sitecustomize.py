@@ -7,7 +7,7 @@ driver and GPUs as on one without:
 
 * gpuboot's driver check reads its paths under this directory (which holds no
   ``proc/driver/nvidia``, ``dev/nvidiactl`` or ``dev/dxg``) instead of ``/``;
-* the driver probe (``gpuboot._gpus.probe.probe_driver``), once imported,
+* the driver probe (``gpuboot.machine.probe.probe_driver``), once imported,
   answers as on a host with nothing NVIDIA: no libcuda, no NVML, no kernel
   module, no device nodes, not a container.
 
@@ -20,7 +20,7 @@ import os
 import sys
 
 try:
-    from gpuboot._gpus import driver as _driver
+    from gpuboot.machine import driver as _driver
 except ImportError:  # a child without gpuboot on its path
     pass
 else:
@@ -33,11 +33,11 @@ else:
     _driver.detect_driver = _detect_under_root
 
     class _ProbeOfAnEmptyHost:
-        """A meta-path hook: after ``gpuboot._gpus.probe`` runs, its
+        """A meta-path hook: after ``gpuboot.machine.probe`` runs, its
         ``probe_driver`` returns the probe of a host with nothing NVIDIA."""
 
         def find_spec(self, name, path=None, target=None):  # type: ignore[no-untyped-def]
-            if name != "gpuboot._gpus.probe":
+            if name != "gpuboot.machine.probe":
                 return None
             sys.meta_path.remove(self)
             import importlib.util

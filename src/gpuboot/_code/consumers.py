@@ -1,6 +1,6 @@
 """Each installed consumer's GPU code against one GPU: native, JIT or none, with the way out.
 
-The consumer's binaries come from its row (``gpuboot.consumers.Consumer.binaries``);
+The consumer's binaries come from its row (``gpuboot.consumers.table.Consumer.binaries``);
 their fatbins are read once per file (``fatbin.py``) and judged by the
 CUDA compatibility rules (``rules.py``).  ``ARCH_FIXES`` holds the known
 ways to a build that carries an architecture, each sourced; without one, the
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import List, Mapping, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
 from .rules import CodeVerdict, judge
 
 __all__ = ["ArchFix", "ARCH_FIXES", "ConsumerCode", "consumer_code", "installed_code"]
@@ -90,7 +90,7 @@ class ConsumerCode(Record):
 
 
 def _fix(name: str, verdict: CodeVerdict) -> Tuple[str, str]:
-    from ..consumers import consumer
+    from ..consumers.table import consumer
     from .rules import PTX_ISA_SOURCE
 
     if verdict.kind == "native":
@@ -116,9 +116,9 @@ def consumer_code(name: str, cc: Tuple[int, int], driver_cuda: Optional[Tuple[in
     """How installed consumer ``name`` runs on a GPU of compute capability ``cc``, or ``None`` when it is not
     installed, its row names no binaries, or none of its binaries could be read.  ``found``: its ``(version,
     binaries)`` when already read (doctor's context), else they are looked up (``files.installed_binaries``)."""
-    from ..consumers import consumer
-    from .fatbin import Fatbin, read_fatbin
-    from .files import installed_binaries
+    from ..binaries.fatbin import Fatbin, read_fatbin
+    from ..consumers.binaries import installed_binaries
+    from ..consumers.table import consumer
 
     row = consumer(name)
     if row is None:
@@ -145,7 +145,7 @@ def installed_code(cc: Tuple[int, int], driver_cuda: Optional[Tuple[int, int]] =
                    ) -> Tuple[ConsumerCode, ...]:
     """``consumer_code`` for every installed consumer (default: every row of ``consumers.CONSUMER_TABLE``);
     ``found``: their ``(version, binaries)`` already read (only those are judged)."""
-    from ..consumers import CONSUMERS
+    from ..consumers.table import CONSUMERS
 
     out: List[ConsumerCode] = []
     for name in CONSUMERS if consumers is None else consumers:

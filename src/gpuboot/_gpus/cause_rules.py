@@ -7,8 +7,8 @@ from __future__ import annotations
 import os
 from typing import List, NamedTuple, Optional
 
+from ..machine.probe import DriverProbe
 from .codes import COMPUTE_MODES, cuda_code, cuda_error, nvml_code, nvml_error
-from .probe import DriverProbe
 
 _CONTAINER_FIX = ("start the container with `docker run --gpus all ...` (or `--runtime=nvidia`; Kubernetes: a "
                   "`nvidia.com/gpu` resource limit) on a host with the NVIDIA Container Toolkit installed")

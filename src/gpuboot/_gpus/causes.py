@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import Callable, List, NamedTuple, Optional, Tuple
 
-from .._record import Record
+from ..base.record import Record
+from ..machine.probe import DriverProbe
 from .cause_rules import (
     Seen,
     compat_older,
@@ -48,7 +49,6 @@ from .cause_rules import (
     wsl_no_driver,
 )
 from .codes import COMPUTE_MODES, cuda_error, cuda_version_text, nvml_error
-from .probe import DriverProbe
 
 __all__ = ["Cause", "CauseRule", "CAUSES", "driver_causes", "cause_line", "DRIVER_MINIMUMS", "driver_minimum"]
 

@@ -12,16 +12,16 @@ from __future__ import annotations
 import re
 from typing import Any, List, Mapping, Optional, Tuple
 
-from . import driver as _driver
+from ..machine import driver as _driver
+from ..machine.driver import DriverInfo
+from ..machine.order import cuda_order_from_driver
 from .codes import cuda_version
 from .device import Device, Inventory
-from .driver import DriverInfo
-from .order import cuda_order_from_driver
 from .visible import apply_visibility
 
 
 def _host_environ() -> Mapping[str, str]:
-    from .._host import environ
+    from ..machine.snapshot import environ
 
     return environ()
 
@@ -29,7 +29,7 @@ __all__ = ["discover", "list_devices"]
 
 def _nvml() -> Any:
     """``pynvml``, or the current host's stand-in (``_host.Host.nvml``)."""
-    from .._host import current
+    from ..machine.snapshot import current
 
     given = current().nvml
     if given is not None:
@@ -124,7 +124,7 @@ def discover(*, environ: Optional[Mapping[str, str]] = None) -> Inventory:
 
 def _discover(*, environ: Optional[Mapping[str, str]] = None, driver: Optional[DriverInfo] = None) -> Inventory:
     """``discover()``, with a driver check already made (``ensure()``'s) not made again."""
-    from .._host import current
+    from ..machine.snapshot import current
 
     host = current()
     env = _host_environ() if environ is None else environ

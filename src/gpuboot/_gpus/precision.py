@@ -182,7 +182,7 @@ def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_vers
 
 def ct2_version() -> Optional[str]:
     """The installed ctranslate2 version, from its (validated) metadata; ctranslate2 is not imported."""
-    from ..consumers import read_metadata
+    from ..consumers.table import read_metadata
 
     found = read_metadata("ctranslate2")
     return found[0] if found else None

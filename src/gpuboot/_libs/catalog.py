@@ -30,7 +30,7 @@ Facts worth knowing, all visible in those lists:
 
 from __future__ import annotations
 
-from .._record import Record
+from ..base.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import Dict, Iterable, List, Optional
 
-from .binary import soname_of
+from ..binaries.names import soname_of
 
 __all__ = ["mapped_paths", "LoadedView"]
 
@@ -21,7 +21,7 @@ __all__ = ["mapped_paths", "LoadedView"]
 def mapped_paths(maps: str = "/proc/self/maps") -> List[str]:
     """Paths of the shared objects mapped into this process, first seen first
     (``[]`` where ``/proc`` is absent; the current host's list when it gives one)."""
-    from .._host import current
+    from ..machine.snapshot import current
 
     given = current().loaded
     if given is not None:

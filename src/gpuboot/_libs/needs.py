@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .._record import Record
-from ..consumers import Need
+from ..base.record import Record
+from ..consumers.table import Need
 from .resolve import resolve
 from .types import Library, MissingLibrary, Resolution
 

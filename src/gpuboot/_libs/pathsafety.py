@@ -49,7 +49,7 @@ def search_roots(search_paths: Optional[Sequence[str]]) -> List[Path]:
     import sys
 
     if search_paths is None:
-        from .._host import current
+        from ..machine.snapshot import current
 
         search_paths = current().search_paths
     roots: List[Path] = []

@@ -29,7 +29,7 @@ def check_platform(platform: Optional[str] = None) -> Platform:
         ValueError: neither ``"linux"`` nor ``"win32"``.
     """
     if platform is None:
-        from .._host import current
+        from ..machine.snapshot import current
 
         platform = current().platform
     if platform is None:

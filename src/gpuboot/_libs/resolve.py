@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import _host
+from ..machine import snapshot as _host
 from . import catalog as cat
 from .platform import check_platform
 from .search import Candidate, Search

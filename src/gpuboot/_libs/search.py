@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
+from ..binaries.names import soname_of
 from . import catalog as cat
-from .binary import soname_of
 from .owners import Owners
 from .pathsafety import safe_directory, search_roots
 from .types import Library

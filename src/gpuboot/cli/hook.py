@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..hook import hook_path, import_names, install_hook, uninstall_hook
+    from ..startup.hook import hook_path, import_names, install_hook, uninstall_hook
 
     if args.action == "install":
         path = install_hook(args.site)

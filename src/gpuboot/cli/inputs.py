@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
 from ..errors import GpubootError
 from ..whisper.audio import SPECIAL_FILES, special_kind
 

@@ -120,7 +120,7 @@ class Workers:
         return [d.uuid for d in choice.candidates]
 
     def plan(self, files: int) -> List[WorkerSpec]:
-        from .._host import cpu_threads
+        from ..machine.snapshot import cpu_threads
 
         gpus = self._gpus()
         fit, self.ram_why = ram_fit(self.settings) if not gpus else (None, "")

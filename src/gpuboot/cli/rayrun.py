@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from .._record import Record
+from ..base.record import Record
 from ..errors import GpubootError
 from .runners import CPU_CORES_PER_WORKER, Event, bundles, ram_fit, run_files, worker_facts
 
@@ -160,7 +160,7 @@ class RayActors:
         self.seconds = seconds or {}
 
     def run(self, paths: Sequence[str]) -> Iterator[Event]:
-        from .._deps import import_optional
+        from ..base.deps import import_optional
         from .runners import audio_seconds
 
         if self.address:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
 
-from .._record import Record
+from ..base.record import Record
 
 __all__ = ["Event", "InProcess", "WorkerSpec", "plan_workers", "run_files", "CPU_CORES_PER_WORKER",
            "audio_seconds", "bundles", "ram_fit"]
@@ -216,7 +216,7 @@ def ram_fit(settings: Any, ram: Optional[int] = None) -> Tuple[Optional[int], st
     ``model_memory.WHISPER_MEMORY`` has one for the model and precision, else twice its weights (a model
     directory's ``model.bin``, or ``model_memory.MODEL_BYTES`` for a size name) with ``HEADROOM``.
     ``(None, why)`` when RAM or the model's size is unknown."""
-    from .._host import available_ram
+    from ..machine.snapshot import available_ram
     from ..whisper.model_memory import cpu_model_peak
     from ..whisper.models import embedded_model
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from typing import Literal, Optional, Sequence, Tuple
 
-from .._quote import command_line
-from .._record import Record
+from ..base.quote import command_line
+from ..base.record import Record
 
 __all__ = ["ActionKind", "Action", "pip_install", "pip_uninstall", "remove_link", "host", "command_line",
            "remedy_text", "TORCH_INDEXES", "torch_index", "index_cuda", "InvalidAction"]
@@ -118,7 +118,7 @@ def pip_uninstall(*names: str) -> Action:
     Raises:
         InvalidAction: an empty list or a name that is not a distribution name.
     """
-    from .._metadata import valid_name
+    from ..machine.metadata import valid_name
 
     if not names:
         raise InvalidAction("pip uninstall of nothing")

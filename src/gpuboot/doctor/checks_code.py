@@ -68,7 +68,7 @@ def check_gpu_code(ctx: Context) -> List[Finding]:
 def check_process_mix(ctx: Context) -> List[Finding]:
     """The CUDA libraries this process has mapped, against its consumers (``gpuboot.check_process``'s rules), and
     installed consumers of different CUDA majors that require one soname."""
-    from ..process import mix_findings
+    from ..mix.process import mix_findings
 
     binaries = {name: found[1] for name, found in ctx.binaries.items()}
     _libs, _consumers, found = mix_findings(ctx.loaded if ctx.platform != "win32" else [], ctx.needs, binaries,

@@ -17,7 +17,7 @@ from typing import List
 from .._gpus.causes import driver_causes
 from .._gpus.codes import cuda_version_text
 from .._libs import catalog as cat
-from .._metadata import valid_name
+from ..machine.metadata import valid_name
 from .actions import pip_uninstall
 from .report import Context, Finding, Severity
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
 from .actions import Action, host, pip_install
 from .report import Context, Finding, Severity
 

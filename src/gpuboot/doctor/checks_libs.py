@@ -10,8 +10,8 @@ from .._gpus.causes import DRIVER_MINIMUMS
 from .._libs import catalog as cat
 from .._libs.types import MissingLibrary
 from .._libs.wheels import install_requirement
-from ..consumers import Need, consumer, needs_of
-from ..pairings import conflicts_with_installed, consumer_change
+from ..consumers.pairings import conflicts_with_installed, consumer_change
+from ..consumers.table import Need, consumer, needs_of
 from .actions import Action, command_line, index_cuda, pip_install, remove_link, torch_index
 from .report import Context, Finding, Severity
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import List
 
-from ..consumers import CONSUMERS
+from ..consumers.table import CONSUMERS
 from .actions import command_line
 from .report import Context, Finding
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Mapping, Optional, Tuple
 
-from ..consumers import CONSUMER_TABLE
+from ..consumers.table import CONSUMER_TABLE
 from .checks_code import check_gpu_code, check_process_mix
 from .checks_driver import check_driver
 from .checks_gpu import check_choice, check_devices, check_driver_age

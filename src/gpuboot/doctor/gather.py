@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 from typing import Dict, Optional, Sequence
 
-from .. import _host
-from .._host import current
-from ..consumers import read_metadata
-from ..pairings import installed_distributions, malformed_distributions
+from ..consumers.pairings import installed_distributions, malformed_distributions
+from ..consumers.table import read_metadata
+from ..machine import snapshot as _host
+from ..machine.snapshot import current
 from .report import Context
 
 __all__ = ["gather"]
@@ -41,15 +41,15 @@ def gather(*, consumers: Optional[Sequence[str]] = None) -> Context:
     Args:
         consumers: the distribution names checked (default: every consumer gpuboot knows).
     """
-    from .._code.files import installed_binaries
-    from .._gpus.driver import detect_driver
-    from .._gpus.hostfacts import is_wsl
     from .._gpus.nvml import _discover
-    from .._gpus.probe import probe_of_host
     from .._libs.loaded import mapped_paths
     from .._libs.platform import check_platform
     from .._libs.resolve import locate
-    from ..consumers import CONSUMERS, consumer, installed_needs
+    from ..consumers.binaries import installed_binaries
+    from ..consumers.table import CONSUMERS, consumer, installed_needs
+    from ..machine.driver import detect_driver
+    from ..machine.hostfacts import is_wsl
+    from ..machine.probe import probe_of_host
 
     host = current()
     plat = check_platform()

@@ -10,8 +10,8 @@ import sys
 import sysconfig
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from .._quote import command_line
-from .._record import Record
+from ..base.quote import command_line
+from ..base.record import Record
 from .actions import Action
 from .report import Report
 

@@ -34,8 +34,8 @@ import sys
 import tempfile
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from .._record import Record
-from ..pairings import conflicts_with_installed, installed_distributions
+from ..base.record import Record
+from ..consumers.pairings import conflicts_with_installed, installed_distributions
 from .plan import Step, environment_refusal, other_interpreter, pip_can_check, plan_fix
 from .report import Report
 
@@ -229,6 +229,6 @@ def _forget_caches() -> None:
     import importlib
 
     importlib.invalidate_caches()
-    from .._gpus import probe
+    from ..machine import probe
 
     probe.clear_cache()

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
 
-from .._record import Record
-from ..consumers import Need
+from ..base.record import Record
+from ..consumers.table import Need
 from .actions import Action, remedy_text
 
 __all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Severity", "Finding", "Context", "Report"]

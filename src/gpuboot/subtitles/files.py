@@ -16,7 +16,7 @@ import io
 from pathlib import Path
 from typing import Any, List, Sequence
 
-from .. import _deps
+from ..base import deps as _deps
 from .timing import Cue
 
 __all__ = ["to_srt", "to_vtt", "read_cues", "escape_vtt"]

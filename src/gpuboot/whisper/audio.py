@@ -6,7 +6,7 @@ import os
 import stat
 from typing import Any, Callable, List, Optional, Tuple
 
-from .. import _deps
+from ..base import deps as _deps
 from ..errors import AudioError
 
 __all__ = ["decode", "decode_bytes", "verify_decoder", "samples_of", "SAMPLE_RATE", "SPECIAL_FILES", "special_kind"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional, Tuple
 
-from .. import _deps
-from .._log import log
+from ..base import deps as _deps
+from ..base.log import log
 from .audio import SAMPLE_RATE
 from .load import WhisperLoad
 from .models import _model_bytes
@@ -125,7 +125,7 @@ def _resumable(pipeline: Any, audio: Any, size: int, segments: Any, options: Any
 
 def _recheck_batch(info: WhisperLoad, size: int) -> int:
     """The planned GPU batch, shrunk to what NVML says is free now."""
-    from ..memory import memory_info
+    from ..placement.memory import memory_info
     from .model_memory import HEADROOM
     from .throughput import per_item_bytes
 

@@ -15,10 +15,10 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, List, Literal, Optional, Tuple, Union
 
-from .. import _deps
 from .._gpus.precision import COMPUTE_TYPES, ComputeType
-from .._log import log
-from .._record import Record
+from ..base import deps as _deps
+from ..base.log import log
+from ..base.record import Record
 from ..errors import DriverNotFoundError, ModelLoadError
 from .audio import verify_decoder
 from .models import _check_model, _local_model, _model_bytes
@@ -303,7 +303,7 @@ def _cuda_cause(trail: List[Attempt]) -> str:
     if not any(a.device == "cuda" and not a.ok for a in trail):
         return ""
     from .._gpus.causes import cause_line
-    from .._gpus.probe import probe_driver
+    from ..machine.probe import probe_driver
 
     line = cause_line(probe_driver())
     return f"; cause: {line}" if line else ""
@@ -311,7 +311,7 @@ def _cuda_cause(trail: List[Attempt]) -> str:
 
 def _throughput_for(dev: str, choice: Any, model_bytes: int, batched: Union[str, bool],
                     batch_size: Union[str, int], streams: int) -> Any:
-    from .._host import available_ram
+    from ..machine.snapshot import available_ram
     from .throughput import plan_throughput
 
     on_gpu = dev == "cuda" and choice.gpu is not None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Tuple
 
-from .._host import available_ram
+from ..machine.snapshot import available_ram
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

@@ -33,8 +33,8 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from .. import _deps
-from .._log import log
+from ..base import deps as _deps
+from ..base.log import log
 from .audio import SAMPLE_RATE
 from .packing import File, Window, split
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from ._consumer_rules import (
+from ..base.record import Record
+from .readers import (
     CTRANSLATE2_RULES,
     CUPY_LIBS,
     JAX_LIBS,
@@ -24,7 +25,6 @@ from ._consumer_rules import (
     torch_need,
     wheels_need,
 )
-from ._record import Record
 
 __all__ = ["Need", "Rule", "Consumer", "CONSUMER_TABLE", "CONSUMERS", "CTRANSLATE2_RULES", "consumer", "needs_of",
            "installed_needs", "read_metadata", "cuda_version_of_tag"]
@@ -158,8 +158,8 @@ def read_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
     ``name`` whose metadata is valid (``_metadata``), or ``None``.  Never raises
     for what the metadata says: a malformed one is skipped here and reported by
     ``malformed_distributions()`` (doctor's ``malformed-metadata``)."""
-    from ._host import current
-    from ._metadata import read_distribution
+    from ..machine.metadata import read_distribution
+    from ..machine.snapshot import current
 
     given = current().metadata
     if given is not None:
@@ -186,7 +186,7 @@ def installed_needs(consumers: Sequence[str] = CONSUMERS) -> List[Need]:
 
 def _linked_need(name: str, version: str, need: Optional[Need]) -> Optional[Need]:
     """``need`` corrected by the CUDA and cuDNN majors the consumer's binaries link, when they name any."""
-    from ._code.files import installed_binaries, linked
+    from .binaries import installed_binaries, linked
 
     row = consumer(name)
     if row is None or not row.binaries:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from typing import Any, List, Optional, Sequence, Tuple
 
-from ._consumer_rules import canonical as _canonical
-from ._record import Record
+from ..base.record import Record
+from .readers import canonical as _canonical
 
 __all__ = ["Pairing", "PAIRINGS", "SharedPairing", "SHARED_PAIRINGS", "Installed", "installed_distributions",
            "malformed_distributions", "conflicts_with_installed", "consumer_change"]
@@ -73,8 +73,8 @@ Installed = Sequence[Tuple[str, str, Sequence[str]]]
 def installed_distributions() -> List[Tuple[str, str, Sequence[str]]]:
     """``(name, version, Requires-Dist)`` of every distribution on ``sys.path``
     whose metadata is valid (``_metadata.scan_distributions``)."""
-    from ._host import current
-    from ._metadata import scan_distributions
+    from ..machine.metadata import scan_distributions
+    from ..machine.snapshot import current
 
     given = current().distributions
     if given is not None:
@@ -85,8 +85,8 @@ def installed_distributions() -> List[Tuple[str, str, Sequence[str]]]:
 
 def malformed_distributions() -> List[Any]:
     """Every distribution on ``sys.path`` whose metadata is malformed (``_metadata.Malformed``)."""
-    from ._host import current
-    from ._metadata import scan_distributions
+    from ..machine.metadata import scan_distributions
+    from ..machine.snapshot import current
 
     given = current().malformed
     if given is not None:

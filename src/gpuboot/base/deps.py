@@ -19,7 +19,7 @@ import re
 from types import ModuleType
 from typing import Optional, Tuple
 
-from .errors import BrokenDependencyError, IncompatibleDependencyError, MissingDependencyError
+from ..errors import BrokenDependencyError, IncompatibleDependencyError, MissingDependencyError
 
 __all__ = ["import_optional", "faster_whisper", "installed_version", "distribution_of", "describe"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Tuple
 
-from ._gpus.device import Device
+from .._gpus.device import Device
 
 __all__ = ["gpu_code", "cuda_verdict", "probe_cuda", "driver_cause", "driver_too_old"]
 
@@ -15,7 +15,7 @@ __all__ = ["gpu_code", "cuda_verdict", "probe_cuda", "driver_cause", "driver_too
 def gpu_code(device: Device, driver_cuda: Optional[Tuple[int, int]],
              found: Optional[Mapping[str, Any]] = None) -> Tuple[Any, ...]:
     """Each installed consumer's GPU code judged for ``device`` (``_code/consumers.py``; binaries read once)."""
-    from ._code.consumers import installed_code
+    from .._code.consumers import installed_code
 
     cc = device.compute_capability
     label = (f"cuda:{device.cuda_ordinal} {device.name} (CC {cc[0]}.{cc[1]})")
@@ -27,7 +27,7 @@ def cuda_verdict(probe: Any) -> Optional[str]:
     broken layer and its fix in one line (``_gpus/causes.py``)."""
     if probe is None or probe.answered:
         return None
-    from ._gpus.causes import cause_line
+    from .._gpus.causes import cause_line
 
     return cause_line(probe) or "cuInit did not succeed"
 
@@ -36,7 +36,7 @@ def probe_cuda(probe: Any) -> Optional[Tuple[int, int]]:
     """The CUDA version the probe's driver supports (NVML's, else ``cuDriverGetVersion``)."""
     if probe is None:
         return None
-    from ._gpus.codes import cuda_version
+    from .._gpus.codes import cuda_version
 
     return cuda_version(probe.nvml_cuda_version or probe.cuda_driver_version)
 
@@ -46,15 +46,15 @@ def driver_cause(error: str, probe: Any, real: bool, env: Mapping[str, str]) -> 
     fix when there is a driver (or a user-space ``libcuda``) to ask, else
     discovery's own error ("no NVIDIA driver ...")."""
     if probe is None and real:
-        from ._gpus.driver import detect_driver
-        from ._gpus.hostfacts import libcuda_hints
-        from ._gpus.probe import probe_driver
+        from ..machine.driver import detect_driver
+        from ..machine.hostfacts import libcuda_hints
+        from ..machine.probe import probe_driver
 
         if detect_driver().present or libcuda_hints(environ=env):
             probe = probe_driver(environ=env)
     if probe is None:
         return error
-    from ._gpus.causes import driver_causes
+    from .._gpus.causes import driver_causes
 
     causes = driver_causes(probe, gpu_expected=True)
     if not causes or causes[0].id == "no-driver":  # nothing NVIDIA here: discovery's own words say it best
@@ -68,7 +68,7 @@ def driver_too_old(driver_cuda: Optional[Tuple[int, int]], ct2_version: Optional
     driver supports (NVML ``nvmlSystemGetCudaDriverVersion``)."""
     if driver_cuda is None or ct2_version is None:
         return None
-    from .consumers import needs_of
+    from ..consumers.table import needs_of
 
     need = needs_of("ctranslate2", ct2_version)
     if need is None or driver_cuda[0] >= need.cuda_major:

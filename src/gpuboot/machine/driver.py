@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from .._record import Record
+from ..base.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ def detect_driver(*, root: Optional[str] = None) -> DriverInfo:
     Returns:
         A ``DriverInfo``; never raises.
     """
-    from .._host import current
+    from .snapshot import current
 
     host = current()
     if host.driver is not None:

@@ -1,7 +1,7 @@
 """A consumer's own CUDA binaries, found beside its metadata, and what they link against.
 
 The files are found by the patterns of the consumer's row
-(``gpuboot.consumers.Consumer.binaries``, gpuboot's own table), under the directory
+(``gpuboot.consumers.table.Consumer.binaries``, gpuboot's own table), under the directory
 that holds the distribution's ``.dist-info``; a match whose real path leaves
 that directory (a link planted in a cloned repository) is not read.  Only
 headers are read (``binary``, ``fatbin``).
@@ -14,8 +14,8 @@ import os
 import re
 from typing import List, Optional, Sequence, Tuple
 
-from .._libs.binary import read_binary
-from .._record import Record
+from ..base.record import Record
+from ..binaries.names import read_binary
 
 __all__ = ["consumer_binaries", "installed_binaries", "Linked", "linked"]
 
@@ -41,8 +41,8 @@ def installed_binaries(name: str, patterns: Sequence[str]) -> Tuple[Optional[str
     """``(version, binaries)`` of installed distribution ``name``: the files matching ``patterns`` (a consumer
     row's ``binaries``) beside its ``.dist-info``; ``(None, ())`` when it is not installed, or when the machine is
     an injected one whose metadata is given without its files (``_host.Host.sites`` unset)."""
-    from .._host import current
-    from .._metadata import read_distribution
+    from ..machine.metadata import read_distribution
+    from ..machine.snapshot import current
 
     if not patterns:
         return None, ()

@@ -19,7 +19,7 @@ import os
 import re
 from typing import Iterable, List, Optional, Tuple, Union
 
-from ._record import Record
+from ..base.record import Record
 
 __all__ = ["Distribution", "Malformed", "valid_name", "read_distribution", "scan_distributions"]
 

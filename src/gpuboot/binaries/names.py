@@ -20,7 +20,7 @@ import os
 import struct
 from typing import BinaryIO, Dict, List, Optional, Tuple
 
-from .._record import Record
+from ..base.record import Record
 
 __all__ = ["BinaryInfo", "read_binary", "soname_of"]
 

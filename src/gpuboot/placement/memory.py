@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from ._gpus.device import Device
-from ._gpus.nvml import discover
-from ._host import available_ram
-from ._record import Record
+from .._gpus.device import Device
+from .._gpus.nvml import discover
+from ..base.record import Record
+from ..machine.snapshot import available_ram
 
 __all__ = ["MemoryInfo", "memory_info", "MemoryPressure", "check_pressure", "DEFAULT_THRESHOLD", "MemoryCheck",
            "check_memory"]

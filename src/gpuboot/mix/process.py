@@ -29,12 +29,12 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ._record import Record
+from ..base.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._consumer_rules import Need
-    from ._libs.types import Library
+    from .._libs.types import Library
+    from ..consumers.readers import Need
 
 __all__ = ["ProcessReport", "ProcessFinding", "check_process"]
 
@@ -82,7 +82,7 @@ class ProcessReport(Record):
 
 def _index(platform: str) -> Dict[str, Tuple[str, int]]:
     """soname -> (catalog name, variant key), for the names without wildcards."""
-    from ._libs import catalog as cat
+    from .._libs import catalog as cat
 
     out: Dict[str, Tuple[str, int]] = {}
     for name, spec in cat.CATALOG.items():
@@ -94,7 +94,7 @@ def _index(platform: str) -> Dict[str, Tuple[str, int]]:
 
 
 def _mapped_libraries(paths: Sequence[str], platform: str) -> List[Tuple[str, str, str]]:
-    from ._libs.binary import soname_of
+    from ..binaries.names import soname_of
 
     index = _index(platform)
     out: List[Tuple[str, str, str]] = []
@@ -111,7 +111,7 @@ def _mapped_libraries(paths: Sequence[str], platform: str) -> List[Tuple[str, st
 
 
 def _fix_for(need: Need, lib: str) -> str:
-    from ._libs.wheels import install_command
+    from .._libs.wheels import install_command
 
     cuda = need.cuda_major
     major = need.cudnn_major if lib.startswith("cudnn") else cuda
@@ -124,7 +124,7 @@ def mix_findings(paths: Sequence[str], needs: Sequence[Need], binaries: Mapping[
     """The rules over mapped ``paths``, the installed consumers' ``needs`` and their ``binaries`` (consumer ->
     files); ``installed``: ``locate()``'s inventory, for what could still be loaded.  Returns (libraries,
     consumers mapped, findings)."""
-    from ._libs import catalog as cat
+    from .._libs import catalog as cat
 
     libs = _mapped_libraries(paths, platform)
     real = {os.path.realpath(p) for p in paths}
@@ -182,7 +182,7 @@ def mix_findings(paths: Sequence[str], needs: Sequence[Need], binaries: Mapping[
 
 def _shared_sonames(needs: Sequence[Need], platform: str) -> List[ProcessFinding]:
     """Two consumers of different CUDA majors that both require a library whose soname both majors share."""
-    from ._libs import catalog as cat
+    from .._libs import catalog as cat
 
     out: List[ProcessFinding] = []
     needs = list(needs)
@@ -199,7 +199,7 @@ def _shared_sonames(needs: Sequence[Need], platform: str) -> List[ProcessFinding
                 same = set(spec.filenames(platform, ka)) & set(spec.filenames(platform, kb))
                 if not same or spec.key not in (cat.KEY_CUDA, cat.KEY_CUDNN):
                     continue
-                from .pairings import SHARED_PAIRINGS
+                from ..consumers.pairings import SHARED_PAIRINGS
 
                 moves = [p for p in SHARED_PAIRINGS if p.library == lib and p.consumer in (a.consumer, b.consumer)]
                 fix = (f"pip install \"{moves[0].requirement}\" ({moves[0].source})" if moves else
@@ -225,12 +225,12 @@ def check_process() -> ProcessReport:
         A ``ProcessReport`` (``ok``, ``findings``).  Never raises for what it
         reads; on Windows ``checked`` is ``False``.
     """
-    from ._code.files import installed_binaries
-    from ._host import current
-    from ._libs.loaded import mapped_paths
-    from ._libs.platform import check_platform
-    from ._libs.resolve import locate
-    from .consumers import consumer, installed_needs
+    from .._libs.loaded import mapped_paths
+    from .._libs.platform import check_platform
+    from .._libs.resolve import locate
+    from ..consumers.binaries import installed_binaries
+    from ..consumers.table import consumer, installed_needs
+    from ..machine.snapshot import current
 
     platform = check_platform()
     if platform == "win32" and current().loaded is None:

@@ -38,7 +38,7 @@ import os
 import struct
 from typing import Dict, FrozenSet, List, Literal, Optional, Tuple
 
-from .._record import Record
+from ..base.record import Record
 
 __all__ = ["GpuCode", "Module", "Fatbin", "read_fatbin", "FATBIN_SECTIONS"]
 

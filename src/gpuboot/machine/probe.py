@@ -40,7 +40,7 @@ import threading
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .._record import Record
+from ..base.record import Record
 from .hostfacts import _host_facts, kernel_module_version, libcuda_hints
 
 __all__ = ["DriverProbe", "probe_driver", "probe_of_host", "kernel_module_version", "libcuda_hints", "clear_cache"]
@@ -182,8 +182,8 @@ def probe_driver(*, root: str = "/", environ: Optional[Mapping[str, str]] = None
         A ``DriverProbe``; never raises (a failed child is its ``error``).
         The current host's answer (``_host.Host.probe``) when it gives one.
     """
-    from .._host import current
-    from .._host import environ as host_environ
+    from .snapshot import current
+    from .snapshot import environ as host_environ
 
     given = current().probe
     if given is not None:
@@ -237,7 +237,7 @@ def probe_of_host(environ: Optional[Mapping[str, str]] = None) -> Optional[Drive
     """The probe gpuboot's callers use: the current host's answer when it gives one, ``None`` when the host
     is simulated without one (a stand-in driver check or NVML: the real driver belongs to another machine),
     else ``probe_driver(environ=...)``."""
-    from .._host import current
+    from .snapshot import current
 
     host = current()
     if host.probe is not None:

@@ -1,7 +1,7 @@
 """How gpuboot reads what a consumer needs from its metadata: version tables (``Rule`` rows) and readers of its
 Requires-Dist (torch's local tags and ``nvidia-*`` requirements, the ``and-cuda``/``with-cuda`` extras).
 
-Values only: nothing here reads the environment.  ``gpuboot.consumers`` holds the consumer rows that use them.
+Values only: nothing here reads the environment.  ``gpuboot.consumers.table`` holds the consumer rows that use them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from ._record import Record
+from ..base.record import Record
 
 __all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "ONNXRUNTIME_RULES", "cuda_version_of_tag", "match_rules",
            "torch_need", "wheels_need", "canonical", "TF_LIBS", "JAX_LIBS",

@@ -15,11 +15,11 @@ import os
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from . import _host
-from ._libs.loader import prepend_path
-from ._libs.pathsafety import safe_directory
-from ._libs.platform import check_platform, library_path_variable
-from ._libs.types import Library
+from .._libs.loader import prepend_path
+from .._libs.pathsafety import safe_directory
+from .._libs.platform import check_platform, library_path_variable
+from .._libs.types import Library
+from ..machine import snapshot as _host
 
 __all__ = ["SHELLS", "subprocess_env", "render", "snippets", "env_directories"]
 
@@ -97,8 +97,8 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
     env = dict(_host.environ() if base is None else base)
     if libraries is None:
         libraries = _default_libraries(plat)
-    from ._libs.aliases import alias_dir
-    from .dllpath import directories
+    from .._libs.aliases import alias_dir
+    from ..dllpath import directories
 
     dirs = [str(d) for d in directories(libraries) if safe_directory(d)]
     if plat != "win32":
@@ -118,12 +118,12 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
 
 
 def _default_libraries(platform: str) -> Sequence[Library]:
-    from .dllpath import preloaded
+    from ..dllpath import preloaded
 
     done = preloaded()
     if done:
         return done
-    from ._libs.needs import resolve_needs
-    from .consumers import installed_needs
+    from .._libs.needs import resolve_needs
+    from ..consumers.table import installed_needs
 
     return resolve_needs(installed_needs(), platform=platform).libraries

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from ._record import Record
+from ..base.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

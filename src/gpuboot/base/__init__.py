@@ -1,0 +1,1 @@
+"""What every layer uses: the value type, the logger, shell quoting, optional imports."""

@@ -1,0 +1,1 @@
+"""The GPU consumers gpuboot knows, one row each, and what the installed ones need."""
