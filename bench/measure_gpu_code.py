@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from measure import ROOT, child, col, interleaved, stats
+from rounds import ROOT, child, col, interleaved, stats
 
 #: Where bench looks for PyPI's CUDA torch (tests/test_process.py builds it there under CI).
 TORCH_ENVS = [os.environ.get("GPUBOOT_TORCH_ENV", ""), str(Path.home() / ".cache" / "gpuboot-tests" / "torch-2.14.1")]
