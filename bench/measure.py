@@ -288,12 +288,15 @@ def _cpu() -> str:
 
 def measure_only(cases: Sequence[str], runs: int) -> Dict[str, Any]:
     """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``, ``subtitle_rules``,
-    ``short_clips``."""
+    ``short_clips``, ``import``, ``ensure``, ``driver_path``, ``preload``."""
     from measure_gpu_code import bench_fatbin, bench_hook
     from measure_transcripts import bench_short_clips, bench_subtitle_rules
 
     table = {"gpu_code": lambda: bench_fatbin(5), "hook": lambda: bench_hook(max(runs, 40)),
-             "subtitle_rules": bench_subtitle_rules, "short_clips": bench_short_clips}
+             "subtitle_rules": bench_subtitle_rules, "short_clips": bench_short_clips,
+             "import": lambda: bench_import(runs), "ensure": lambda: bench_ensure_no_driver(runs),
+             "driver_path": lambda: bench_driver_path_import(runs),
+             "preload": lambda: {case: bench_preload(max(runs, 40), case) for case in PRELOAD_SETS}}
     unknown = [c for c in cases if c not in table]
     if unknown:
         raise SystemExit(f"unknown case(s) {', '.join(unknown)}; --only takes {', '.join(table)}")
