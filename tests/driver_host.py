@@ -232,11 +232,10 @@ REPORT = textwrap.dedent("""
     from gpuboot.select import select_device
     root = sys.argv[1]
     probe = probe_driver(root=root)
-    from gpuboot.machine.snapshot import injected
-    from gpuboot.select import _select
-    with injected(probe=probe):
+    from gpuboot.machine.snapshot import Machine
+    with Machine(probe=probe, ask_consumers=False).scope():
         report = diagnose(gather(consumers=["ctranslate2"]))
-        choice = _select(probe=probe, reconcile=False)
+        choice = select_device()
     print(json.dumps({"exit": report.exit_code, "answered": report.answered, "nvml_answered": report.nvml_answered,
                       "findings": [[f.id, f.severity, f.title, f.remedy] for f in report.findings],
                       "reason": choice.reason, "kind": choice.kind, "ct2_device": choice.ct2_device,

@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import hosted
+from helpers import machine
 
 from gpuboot.machine import driver as _driver
 
 
 def test_driver_detection_on_windows_looks_for_nvcuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SystemRoot", str(tmp_path))
-    assert not hosted(_driver.detect_driver, platform="win32")().present
+    assert not _driver.detect_driver(platform="win32").present
     (tmp_path / "System32").mkdir()
     (tmp_path / "System32" / "nvcuda.dll").write_bytes(b"")
-    info = hosted(_driver.detect_driver, platform="win32")()
+    info = _driver.detect_driver(platform="win32")
     assert info.present and info.evidence.endswith("nvcuda.dll")
+    assert machine(platform="win32").driver == info  # a snapshot of a Windows machine reads the same
 
 
 # --------------------------------------------------------------------------- the probe's own facts and limits

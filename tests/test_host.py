@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuboot.machine.snapshot import cpu_threads
+from gpuboot.machine.process import cpu_threads
 
 
 def test_cpu_threads_honours_affinity_and_cgroup_quota(tmp_path: pytest.TempPathFactory) -> None:

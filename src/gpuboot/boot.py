@@ -14,7 +14,6 @@ import sys
 import time
 
 from .base.record import Record
-from .machine import driver as _driver
 from .machine.driver import DriverInfo
 from .machine.snapshot import current
 
@@ -23,7 +22,8 @@ if TYPE_CHECKING:
     from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
     from ._libs.types import LoadedLibrary, MissingLibrary
-    from .consumers.table import Need
+    from .consumers.types import Need
+    from .machine.snapshot import Machine
 
 __all__ = ["ensure", "EnsureReport", "last_report"]
 
@@ -72,7 +72,6 @@ class EnsureReport(Record):
 
 _LOCK = _thread.allocate_lock()
 _REPORTS: Dict[Hashable, EnsureReport] = {}
-_HOSTS: Dict[int, object] = {}
 _LAST: List[EnsureReport] = []
 
 
@@ -94,7 +93,8 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
     Without an NVIDIA driver it returns at once having loaded nothing (a few
     ``stat`` calls).  Idempotent and thread-safe: the first call does the
     work under a lock, later calls with the same arguments (on the same
-    ``_host.Host``) return the same report.  Problems are logged on ``logging.getLogger("gpuboot")``.
+    machine: ``machine.snapshot.current()``'s origin) return the same report.  Problems are logged on
+    ``logging.getLogger("gpuboot")``.
 
     Args:
         strict: raise instead of warn when a needed library is missing or
@@ -110,17 +110,15 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
             message names it and the exact ``pip install`` command.
         LibraryLoadError: ``strict`` and a library could not be loaded.
     """
-    # The host is part of the key; the cache holds it, so its id cannot be reused while cached.
-    host = current()
-    key = (tuple(consumers) if consumers is not None else None, id(host))
+    machine = current()
+    key = (tuple(consumers) if consumers is not None else None, machine.origin)
     report = _REPORTS.get(key)
     if report is None:
         with _LOCK:
             report = _REPORTS.get(key)
             if report is None:
-                report = _run(consumers)
+                report = _run(machine, consumers)
                 _REPORTS[key] = report
-                _HOSTS[id(host)] = host
                 _LAST.append(report)
                 del _LAST[:-1]
     if strict:
@@ -128,9 +126,9 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
     return report
 
 
-def _run(consumers: Optional[Sequence[str]]) -> EnsureReport:
+def _run(machine: Machine, consumers: Optional[Sequence[str]]) -> EnsureReport:
     t0 = time.perf_counter()
-    info = _driver.detect_driver()
+    info = machine.driver
     if not info.present:
         if "logging" in sys.modules:  # unconfigured logging would drop a debug record anyway
             from .base.log import log
@@ -140,11 +138,11 @@ def _run(consumers: Optional[Sequence[str]]) -> EnsureReport:
 
     from ._libs.needs import resolve_needs
     from .base.log import log
-    from .consumers.table import CONSUMERS, installed_needs
+    from .consumers.installed import installed_needs
     from .dllpath import get_loader, load_all
 
-    needs = installed_needs(tuple(consumers) if consumers is not None else CONSUMERS)
-    plan = resolve_needs(needs)
+    needs = installed_needs(machine, consumers)
+    plan = resolve_needs(machine, needs)
     results = load_all(plan.libraries, get_loader())
     warnings: List[str] = [f"{m.describe()}. Fix: {m.fix}" for m in plan.missing]
     for r in results:
@@ -174,11 +172,3 @@ def _raise_for(report: EnsureReport) -> None:
     failed = {str(r.library.path): r.error or "" for r in report.libraries if not r.ok}
     if failed:
         raise LibraryLoadError(failed)
-
-
-def _reset_for_tests() -> None:
-    """Forget cached reports (the loaded libraries stay loaded)."""
-    with _LOCK:
-        _REPORTS.clear()
-        _HOSTS.clear()
-        _LAST.clear()

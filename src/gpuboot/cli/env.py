@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .._libs.platform import check_platform, library_path_variable
+    from ..machine.snapshot import current
     from ..startup.shellenv import env_directories, render, snippets
 
-    plat = check_platform()
+    plat = check_platform(current().platform)
     shell = args.shell or ("powershell" if plat == "win32" else "bash")
     dirs = env_directories(plat)
     if args.json:

@@ -76,13 +76,15 @@ def _init(settings: Any, specs: Any, events: Any, parent: int) -> None:
 def _task(paths: List[str]) -> int:
     """A worker transcribes ``paths``; events go on the queue; the model stays for the next task."""
     from ..boot import ensure
-    from ..select import _select
+    from ..machine.snapshot import current
+    from ..select import select_device
 
     spec: WorkerSpec = _STATE["spec"]
     settings, events = _STATE["settings"], _STATE["events"]
     if _STATE["about"] is None:
         ensure()
-        _STATE["about"] = worker_facts(spec.rank, _select(worker=spec.rank, reconcile=False))
+        with current().replace(ask_consumers=False).scope():  # the model is not loaded yet: CTranslate2 unasked
+            _STATE["about"] = worker_facts(spec.rank, select_device(worker=spec.rank))
     for path in paths:
         events.put(("begin", path, os.getpid()))
     run = run_files(settings, paths, lambda: settings.load(cpu_threads=spec.cpu_threads), rank=spec.rank,
@@ -112,21 +114,24 @@ class Workers:
         """The GPUs this run uses: none with ``--device cpu`` or when the device chosen is the CPU."""
         if self.settings.device == "cpu":
             return []
-        from ..select import _select
+        from ..machine.snapshot import current
+        from ..select import select_device
 
-        choice = _select(reconcile=False)
+        with current().replace(ask_consumers=False).scope():
+            choice = select_device()
         if choice.ct2_device != "cuda" and self.settings.device != "cuda":
             return []
         return [d.uuid for d in choice.candidates]
 
     def plan(self, files: int) -> List[WorkerSpec]:
-        from ..machine.snapshot import cpu_threads
+        from ..machine.snapshot import current
 
+        cores = current().cpu_threads
         gpus = self._gpus()
         fit, self.ram_why = ram_fit(self.settings) if not gpus else (None, "")
-        specs = plan_workers(self.workers, gpus=gpus, cores=cpu_threads(), files=files, ram_fit=fit)
+        specs = plan_workers(self.workers, gpus=gpus, cores=cores, files=files, ram_fit=fit)
         where = f"one per GPU ({len(gpus)})" if gpus else f"CPU, {specs[0].cpu_threads} thread(s) each"
-        wanted = cpu_threads() if self.workers == "auto" else int(self.workers)
+        wanted = cores if self.workers == "auto" else int(self.workers)
         cap = f"; RAM: {self.ram_why}" if fit is not None and fit < min(wanted, files) else ""
         asked = "" if self.workers == "auto" else f" (asked {self.workers})"
         self.line = f"{len(specs)} worker process(es){asked}: {where}{cap}"

@@ -127,10 +127,12 @@ class _RayTranscriber:
 
     def __init__(self, settings: Any, rank: int, threads: int) -> None:
         from ..boot import ensure
-        from ..select import _select
+        from ..machine.snapshot import current
+        from ..select import select_device
 
         ensure()
-        self.choice = _select(worker=rank, reconcile=False)  # Ray set CUDA_VISIBLE_DEVICES for this actor
+        with current().replace(ask_consumers=False).scope():  # Ray set CUDA_VISIBLE_DEVICES for this actor
+            self.choice = select_device(worker=rank)
         self.settings, self.rank, self.threads = settings, rank, threads
         self.model: Any = None
 

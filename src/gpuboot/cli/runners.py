@@ -216,12 +216,12 @@ def ram_fit(settings: Any, ram: Optional[int] = None) -> Tuple[Optional[int], st
     ``model_memory.WHISPER_MEMORY`` has one for the model and precision, else twice its weights (a model
     directory's ``model.bin``, or ``model_memory.MODEL_BYTES`` for a size name) with ``HEADROOM``.
     ``(None, why)`` when RAM or the model's size is unknown."""
-    from ..machine.snapshot import available_ram
+    from ..machine.snapshot import current
     from ..whisper.model_memory import cpu_model_peak
     from ..whisper.models import embedded_model
 
     source = settings.model or embedded_model() or "small"
-    ram = available_ram() if ram is None else ram
+    ram = current().ram if ram is None else ram
     peak = cpu_model_peak(source, settings.compute_type)
     if not ram or peak is None:
         return None, "RAM or the model's size unknown"

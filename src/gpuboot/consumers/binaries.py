@@ -1,10 +1,10 @@
 """A consumer's own CUDA binaries, found beside its metadata, and what they link against.
 
 The files are found by the patterns of the consumer's row
-(``gpuboot.consumers.table.Consumer.binaries``, gpuboot's own table), under the directory
+(``Consumer.binaries``, gpuboot's own table), under the directory
 that holds the distribution's ``.dist-info``; a match whose real path leaves
 that directory (a link planted in a cloned repository) is not read.  Only
-headers are read (``binary``, ``fatbin``).
+headers are read (``binaries/names.py``).
 """
 
 from __future__ import annotations
@@ -12,10 +12,14 @@ from __future__ import annotations
 import glob
 import os
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Optional, Sequence, Tuple
 
 from ..base.record import Record
 from ..binaries.names import read_binary
+
+if TYPE_CHECKING:
+    from ..machine.snapshot import Machine
+    from .types import Consumer
 
 __all__ = ["consumer_binaries", "installed_binaries", "Linked", "linked"]
 
@@ -37,22 +41,18 @@ def consumer_binaries(dist_info: Optional[str], patterns: Sequence[str]) -> Tupl
     return tuple(found)
 
 
-def installed_binaries(name: str, patterns: Sequence[str]) -> Tuple[Optional[str], Tuple[str, ...]]:
-    """``(version, binaries)`` of installed distribution ``name``: the files matching ``patterns`` (a consumer
-    row's ``binaries``) beside its ``.dist-info``; ``(None, ())`` when it is not installed, or when the machine is
-    an injected one whose metadata is given without its files (``_host.Host.sites`` unset)."""
-    from ..machine.metadata import read_distribution
-    from ..machine.snapshot import current
+def installed_binaries(machine: Machine, row: Consumer) -> Tuple[Optional[str], Tuple[str, ...]]:
+    """``(version, binaries)`` of consumer ``row`` as installed on ``machine``: the files matching its
+    ``binaries`` patterns beside its ``.dist-info`` (read once per snapshot); ``(None, ())`` when it is not
+    installed, and ``(version, ())`` when its metadata gives no directory (a described distribution)."""
 
-    if not patterns:
-        return None, ()
-    host = current()
-    if host.metadata is not None and host.sites is None:
-        return None, ()
-    dist, _bad = read_distribution(name, list(host.sites) if host.sites is not None else None)
-    if dist is None:
-        return None, ()
-    return dist.version, consumer_binaries(dist.path, patterns)
+    def read() -> Tuple[Optional[str], Tuple[str, ...]]:
+        dist = machine.distribution(row.name)
+        if dist is None:
+            return None, ()
+        return dist.version, consumer_binaries(dist.path, row.binaries)
+
+    return machine.memo(("binaries", row.name), read)
 
 
 class Linked(Record):

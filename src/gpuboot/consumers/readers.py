@@ -1,87 +1,51 @@
-"""How gpuboot reads what a consumer needs from its metadata: version tables (``Rule`` rows) and readers of its
-Requires-Dist (torch's local tags and ``nvidia-*`` requirements, the ``and-cuda``/``with-cuda`` extras).
+"""How a consumer's needs are read from its metadata: its version against its rules, or its Requires-Dist (and
+local version tag) read by a ``Reader``.  Values only: nothing here reads the environment.
 
-Values only: nothing here reads the environment.  ``gpuboot.consumers.table`` holds the consumer rows that use them.
+Readers: ``requires_dist`` (``nvidia-cuda-runtime-cuNN`` / ``nvidia-cublas-cuNN`` -- plain names from CUDA 13 --
+or NVIDIA's ``cuda-toolkit`` metapackage, and ``nvidia-cudnn-cuNN``'s specifier; TensorFlow's ``and-cuda`` and
+JAX's ``with-cuda`` extras name them) and ``local_tag_or_requires`` (a ``+cu121`` local version tag first:
+torch's own builds).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
-from ..base.record import Record
+from .types import Build, Consumer, Need, Rule
 
-__all__ = ["Need", "Rule", "CTRANSLATE2_RULES", "ONNXRUNTIME_RULES", "cuda_version_of_tag", "match_rules",
-           "torch_need", "wheels_need", "canonical", "TF_LIBS", "JAX_LIBS",
-           "CUPY_LIBS"]
+__all__ = ["needs_of", "match_rules", "requires_dist", "local_tag_or_requires", "cuda_version_of_tag"]
 
 
-class Need(Record):
-    """Libraries one installed consumer needs.
-
-    Attributes:
-        consumer: distribution name (``"ctranslate2"``).
-        version: its installed version.
-        cuda_major: the CUDA major its binaries were built against.
-        libraries: catalog names it loads (required).
-        optional: catalog names it uses when present.
-        cudnn_major: the cuDNN major, where it uses cuDNN.
-        source: where the fact comes from.
-    """
-
-    consumer: str
-    version: str
-    cuda_major: int
-    libraries: Tuple[str, ...]
-    optional: Tuple[str, ...] = ()
-    cudnn_major: Optional[int] = None
-    source: str = ""
+def needs_of(row: Consumer, version: str, requires: Sequence[str] = ()) -> Optional[Need]:
+    """The ``Need`` of consumer ``row`` at ``version`` (with its Requires-Dist), or ``None`` when that build uses
+    no CUDA, or the version is not one (or not one its rules know)."""
+    if not isinstance(version, str):
+        return None
+    if row.rules:
+        return match_rules(row.name, version, row.rules)
+    build = row.reads(version, requires) if row.reads is not None else None
+    if build is None and row.cuda_major is not None and _valid(version):
+        build = Build(cuda_major=row.cuda_major, source=f"its distribution name (CUDA {row.cuda_major})")
+    if build is None:
+        return None
+    uses_cudnn = "cudnn" in row.libraries + row.optional
+    return Need(consumer=row.name, version=version, cuda_major=build.cuda_major, libraries=row.libraries,
+                optional=row.optional, cudnn_major=build.cudnn_major if uses_cudnn else None, source=build.source)
 
 
-class Rule(Record):
-    """One row of a consumer's compatibility table; ``specifier`` is a PEP 440
-    specifier on the consumer's version."""
+def _valid(version: str) -> bool:
+    from packaging.version import InvalidVersion, Version
 
-    specifier: str
-    cuda_major: int
-    libraries: Tuple[str, ...]
-    optional: Tuple[str, ...] = ()
-    cudnn_major: Optional[int] = None
-    source: str = ""
-
-
-# CTranslate2 CHANGELOG and faster-whisper README ("GPU" section). cudart is
-# linked statically into libctranslate2 (its ELF NEEDED list has no cudart; it
-# dlopens libcublas.so.12 by name, and cuBLAS loads lazily at the first GEMM).
-CTRANSLATE2_RULES: Tuple[Rule, ...] = (
-    Rule(specifier="<4.0.0", cuda_major=11, libraries=("cublas", "cudnn"), cudnn_major=8,
-         source="CTranslate2 CHANGELOG 4.0.0: 'CUDA 12 is now the default'; 3.x used CUDA 11 + cuDNN 8"),
-    Rule(specifier=">=4.0.0,<4.5.0", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=8,
-         source="CTranslate2 CHANGELOG 4.0.0: CUDA 12 + cuDNN 8"),
-    Rule(specifier=">=4.5.0,<4.6.3", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=9,
-         source="CTranslate2 CHANGELOG 4.5.0: cuDNN 9"),
-    Rule(specifier=">=4.6.3", cuda_major=12, libraries=("cublas",), optional=("cudnn",), cudnn_major=9,
-         source="CTranslate2 CHANGELOG 4.6.3: cuDNN optional (pure-CUDA Conv1d)"),
-)
-
-# onnxruntime-gpu: CUDA Execution Provider requirements table
-# (onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html).
-ONNXRUNTIME_RULES: Tuple[Rule, ...] = (
-    Rule(specifier=">=1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"), optional=("curand",),
-         cudnn_major=9,
-         source="onnxruntime CUDA EP requirements: 1.19+ default build is CUDA 12.x + cuDNN 9"),
-    Rule(specifier=">=1.17.0,<1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
-         source="onnxruntime CUDA EP requirements: 1.17-1.18 default CUDA 12 builds use cuDNN 8"),
-    Rule(specifier="<1.17.0", cuda_major=11, libraries=("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
-         source="onnxruntime CUDA EP requirements: up to 1.16 CUDA 11.x + cuDNN 8"),
-)
-
-
-def canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
+    try:
+        Version(version)
+    except InvalidVersion:
+        return False
+    return True
 
 
 def match_rules(consumer: str, version: str, rules: Sequence[Rule]) -> Optional[Need]:
+    """The ``Need`` of the first of ``rules`` whose specifier contains ``version``, or ``None``."""
     from packaging.specifiers import SpecifierSet
     from packaging.version import InvalidVersion, Version
 
@@ -92,8 +56,7 @@ def match_rules(consumer: str, version: str, rules: Sequence[Rule]) -> Optional[
     for rule in rules:
         if SpecifierSet(rule.specifier).contains(v, prereleases=True):
             return Need(consumer=consumer, version=version, cuda_major=rule.cuda_major, libraries=rule.libraries,
-                        optional=rule.optional,
-                        cudnn_major=rule.cudnn_major, source=rule.source)
+                        optional=rule.optional, cudnn_major=rule.cudnn_major, source=rule.source)
     return None
 
 
@@ -122,47 +85,14 @@ def _requirements(requires: Sequence[str]) -> List[Any]:
     return out
 
 
-def torch_need(version: str, requires: Sequence[str]) -> Optional[Need]:
-    """torch: ``+cu121`` local tags name the CUDA build; PyPI's Linux wheels
-    without a tag declare ``nvidia-*-cu12`` (or CUDA 13 ``nvidia-*``) in
-    Requires-Dist; ``+cpu`` and Windows PyPI wheels use no CUDA."""
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        local = Version(version).local or ""
-    except InvalidVersion:
-        return None
-    m = re.fullmatch(r"cu(\d+)", local)
-    cuda: Optional[int] = None
-    src = ""
-    tagged = cuda_version_of_tag(m.group(1)) if m else None
-    if m and tagged:
-        cuda = tagged[0]
-        src = f"torch local version tag +cu{m.group(1)} (CUDA {tagged[0]}.{tagged[1]})"
-    reqs = _requirements(requires)
-    if cuda is None:
-        found = _cuda_of_requires(reqs)
-        if found is not None:
-            cuda, src = found[0], f"torch {found[1]}"
-    if cuda is None:
-        return None
-    cudnn: Optional[int] = None
-    for req in reqs:
-        if re.fullmatch(r"nvidia-cudnn-cu\d+", canonical(req.name)):
-            pins = [s.version for s in req.specifier if s.operator in ("==", "===")]
-            major = re.match(r"(\d+)", pins[0]) if pins else None
-            cudnn = int(major.group(1)) if major else cudnn
-    return Need(consumer="torch", version=version, cuda_major=cuda, libraries=("cudart", "cublas"),
-                optional=("cudnn", "nvrtc", "cufft", "curand", "cusparse", "cusolver", "nccl"),
-                cudnn_major=cudnn, source=src)
-
-
 def _cuda_of_requires(reqs: Sequence[Any]) -> Optional[Tuple[int, str]]:
     """The CUDA major a consumer's Requires-Dist names, with the line: ``nvidia-cuda-runtime-cuNN`` /
     ``nvidia-cublas-cuNN`` (plain names from CUDA 13), or NVIDIA's ``cuda-toolkit[...]==13.0.3`` metapackage
     (torch 2.14.1, CuPy's ``ctk`` extra)."""
+    from ..machine.metadata import canonical_name
+
     for req in reqs:
-        name = canonical(req.name)
+        name = canonical_name(req.name)
         m = re.fullmatch(r"nvidia-(?:cuda-runtime|cublas)(?:-cu(\d+))?", name)
         if m:
             return (int(m.group(1)) if m.group(1) else 13), f"Requires-Dist: {req}"
@@ -183,32 +113,46 @@ def _major_of(req: Any) -> Optional[int]:
     return None
 
 
-def wheels_need(libraries: Tuple[str, ...], optional: Tuple[str, ...] = (), name_major: Optional[int] = None
-                 ) -> Callable[[str, Sequence[str]], Optional[Need]]:
-    """A ``reads`` for a consumer whose Requires-Dist names the NVIDIA wheels it needs (often under an extra:
-    ``tensorflow[and-cuda]``, ``jax-cuda12-plugin[with-cuda]``): the CUDA major from ``nvidia-cuda-runtime-cuNN``
-    / ``nvidia-cublas-cuNN`` (plain names from CUDA 13), the cuDNN major from ``nvidia-cudnn-cuNN``'s specifier;
-    ``name_major`` when its distribution name says it (``cupy-cuda12x``)."""
+def _cudnn_of_requires(reqs: Sequence[Any]) -> Optional[int]:
+    from ..machine.metadata import canonical_name
 
-    def read(version: str, requires: Sequence[str], consumer: str = "") -> Optional[Need]:
-        reqs = _requirements(requires)
-        cudnn: Optional[int] = None
-        found = _cuda_of_requires(reqs)
-        cuda, src = found if found is not None else (None, "")
-        for req in reqs:
-            if re.fullmatch(r"nvidia-cudnn-cu\d+", canonical(req.name)) and cudnn is None:
-                cudnn = _major_of(req)
-        if cuda is None and name_major is not None:
-            cuda, src = name_major, f"its distribution name (CUDA {name_major})"
-        if cuda is None:
-            return None
-        return Need(consumer=consumer, version=version, cuda_major=cuda, libraries=libraries, optional=optional,
-                    cudnn_major=cudnn if "cudnn" in libraries + optional else None, source=src)
-
-    return read
+    for req in reqs:
+        if re.fullmatch(r"nvidia-cudnn-cu\d+", canonical_name(req.name)):
+            major = _major_of(req)
+            if major is not None:
+                return major
+    return None
 
 
-#: The libraries TensorFlow, JAX and CuPy load (their wheels' Requires-Dist and DT_NEEDED).
-TF_LIBS = ("cudart", "cublasLt", "cublas", "cufft", "curand", "cusolver", "cusparse", "cudnn", "nvjitlink")
-JAX_LIBS = ("cudart", "cublasLt", "cublas", "cufft", "cusolver", "cusparse", "cudnn", "cupti")
-CUPY_LIBS = ("cublasLt", "cublas", "cufft", "curand", "cusolver", "cusparse", "nvrtc")
+def requires_dist(version: str, requires: Sequence[str]) -> Optional[Build]:
+    """A consumer whose Requires-Dist names the NVIDIA wheels it needs (often under an extra:
+    ``tensorflow[and-cuda]``, ``jax-cuda12-plugin[with-cuda]``): the CUDA major from
+    ``nvidia-cuda-runtime-cuNN`` / ``nvidia-cublas-cuNN``, the cuDNN major from ``nvidia-cudnn-cuNN``'s
+    specifier."""
+    reqs = _requirements(requires)
+    found = _cuda_of_requires(reqs)
+    if found is None:
+        return None
+    return Build(cuda_major=found[0], cudnn_major=_cudnn_of_requires(reqs), source=found[1])
+
+
+def local_tag_or_requires(version: str, requires: Sequence[str]) -> Optional[Build]:
+    """A ``+cu121`` local version tag names the CUDA build (torch's own indexes); without one, the
+    ``nvidia-*`` wheels its Requires-Dist names (PyPI's Linux wheels); ``+cpu`` and a build that names neither
+    (Windows PyPI wheels) use no CUDA."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        local = Version(version).local or ""
+    except InvalidVersion:
+        return None
+    m = re.fullmatch(r"cu(\d+)", local)
+    tagged = cuda_version_of_tag(m.group(1)) if m else None
+    reqs = _requirements(requires)
+    if m and tagged:
+        return Build(cuda_major=tagged[0], cudnn_major=_cudnn_of_requires(reqs),
+                     source=f"local version tag +cu{m.group(1)} (CUDA {tagged[0]}.{tagged[1]})")
+    found = _cuda_of_requires(reqs)
+    if found is None:
+        return None
+    return Build(cuda_major=found[0], cudnn_major=_cudnn_of_requires(reqs), source=found[1])

@@ -1,129 +1,192 @@
-"""The GPU consumers gpuboot knows (``CONSUMER_TABLE``, one row each) and what the installed ones need.
+"""The GPU consumers gpuboot knows: ``CONSUMER_TABLE``, one row each, carrying everything known about it.
 
-Nothing here imports ctranslate2, torch or the others: versions come from
-``importlib.metadata`` (the ``.dist-info`` directories), read by the rules and
-readers of ``_consumer_rules``, and the majors a consumer's own binaries link
-(``_code/files.py``) correct them.
+A new consumer, or a new fact about one (a CTranslate2 release's rule, a known-bad build, an old build that still
+carries an architecture), is a change to its row here, plus the test data of its real wheel
+(``tests/data/consumers/``, checked by ``tests/test_consumer_rows.py``).  Binaries, libraries and majors were read
+off the wheels named in each row's comment (Requires-Dist, ELF ``DT_NEEDED`` and ``RUNPATH``, fatbins); TensorRT's
+and llama-cpp-python's CUDA builds are not on PyPI as wheels, so theirs come from their binaries when installed.
+Nothing here imports a consumer, except ``ctranslate2_compute_types`` when asked to.
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Set, Tuple
 
-from ..base.record import Record
-from .readers import (
-    CTRANSLATE2_RULES,
-    CUPY_LIBS,
-    JAX_LIBS,
-    ONNXRUNTIME_RULES,
-    TF_LIBS,
-    Need,
-    Rule,
-    canonical,
-    cuda_version_of_tag,
-    match_rules,
-    torch_need,
-    wheels_need,
-)
+from .readers import local_tag_or_requires, requires_dist
+from .types import ArchFix, Consumer, Index, Pairing, Quirk, Rule
 
-__all__ = ["Need", "Rule", "Consumer", "CONSUMER_TABLE", "CONSUMERS", "CTRANSLATE2_RULES", "consumer", "needs_of",
-           "installed_needs", "read_metadata", "cuda_version_of_tag"]
+__all__ = ["CONSUMER_TABLE", "CONSUMERS", "consumer", "for_names", "ctranslate2_compute_types", "torch_mps_available"]
 
 
-class Consumer(Record):
-    """One row of ``CONSUMER_TABLE``: a package that loads NVIDIA libraries, and how gpuboot reads its needs.
+def ctranslate2_compute_types(ordinal: int) -> Optional[Set[str]]:
+    """``ctranslate2.get_supported_compute_types("cuda", ordinal)``, or ``None`` where ctranslate2 is absent or
+    CUDA has no such device.  Imports ctranslate2."""
+    import importlib.util
 
-    Attributes:
-        name: its distribution name, canonical (``"onnxruntime-gpu"``).
-        for_name: its name for ``gpuboot doctor --for`` and ``diagnose(consumer=)`` (``"onnxruntime"``).
-        rules: version ranges -> CUDA/cuDNN majors and libraries (``Rule``), when its version tells.
-        reads: how the need is read from ``(version, Requires-Dist)`` when its metadata tells instead
-            (torch's ``+cu121`` tags and ``nvidia-*`` requirements); ``None``: ``rules``.
-        plain_load_on_windows: loads its CUDA DLLs with plain ``LoadLibraryA`` (searches ``PATH``, not
-            ``os.add_dll_directory``): doctor checks ``PATH`` for it on Windows.
-        upgrade: the requirement that moves a build for an older CUDA major than the installed wheels to
-            the current one (ctranslate2 3.x beside CUDA 12 wheels), or ``None``.
-        upgrade_source: where that upgrade comes from.
-        binaries: ``glob`` patterns, relative to the directory holding its
-            ``.dist-info``, of the files that carry its GPU code and name the
-            CUDA libraries it links (``_code/files.py``); where they
-            link a CUDA or cuDNN major, that major is the one it needs, whatever
-            its version or name says.
-        imports: its top-level import names (``gpuboot hook`` runs ``ensure()``
-            before the first of them is imported).
-        build_arch: how to build it with native code for one architecture:
-            ``{cc}`` becomes ``9.0``, ``{arch}`` ``90``.
-        libraries: catalog names it loads, when no rule says (a row read from its
-            binaries or its name alone).
-    """
+    if importlib.util.find_spec("ctranslate2") is None:
+        return None
+    try:
+        import ctranslate2
 
-    name: str
-    for_name: str
-    rules: Tuple[Rule, ...] = ()
-    reads: Optional[Callable[[str, Sequence[str]], Optional[Need]]] = None
-    plain_load_on_windows: bool = False
-    upgrade: Optional[str] = None
-    upgrade_source: str = ""
-    binaries: Tuple[str, ...] = ()
-    imports: Tuple[str, ...] = ()
-    build_arch: str = ""
-    libraries: Tuple[str, ...] = ()
+        # Without a usable CUDA device the first call raises, and later calls in the same process answer
+        # {"float32"} (ctranslate2 4.8.5): only a device that CUDA counts has a meaningful answer.
+        if ctranslate2.get_cuda_device_count() <= ordinal:
+            return None
+        return set(ctranslate2.get_supported_compute_types("cuda", ordinal))
+    except Exception:  # raises RuntimeError without a driver or CUDA device
+        return None
 
 
-#: The consumers gpuboot knows; a new consumer is one row (and its rules).  Binaries, libraries and majors of the
-#: new rows were read off their wheels (tensorflow 2.21.0, jax-cuda12-plugin/-pjrt 0.10.2, cupy-cuda12x 14.2.0:
-#: Requires-Dist, ELF DT_NEEDED and RUNPATH, fatbins); TensorRT's and llama-cpp-python's CUDA builds are not on PyPI
-#: as wheels, so theirs come from their binaries when installed.
+def torch_mps_available() -> bool:
+    """``torch.backends.mps.is_available()``, ``False`` where torch is absent.  Imports torch."""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return bool(torch.backends.mps.is_available())
+
+
+#: The libraries TensorFlow, JAX and CuPy load (their wheels' Requires-Dist and DT_NEEDED).
+_TF_LIBS = ("cudart", "cublasLt", "cublas", "cufft", "curand", "cusolver", "cusparse", "cudnn", "nvjitlink")
+_JAX_LIBS = ("cudart", "cublasLt", "cublas", "cufft", "cusolver", "cusparse", "cudnn", "cupti")
+_CUPY_LIBS = ("cublasLt", "cublas", "cufft", "curand", "cusolver", "cusparse", "nvrtc")
+_CUPY_BUILD = ("build CuPy for it: CUPY_NVCC_GENERATE_CODE=arch=compute_{arch},code=sm_{arch} pip install cupy "
+               "--no-binary cupy (CuPy 'Installation', environment variables)")
+_JAX_BUILD = ("build jaxlib's CUDA plugin for it: python build/build.py build --wheels=jax-cuda-plugin "
+              "--cuda_compute_capabilities={cc} (JAX 'Building from source')")
+
+
+def _cupy(major: int) -> Consumer:  # cupy-cuda12x 14.2.0, cupy-cuda13x 14.2.0
+    return Consumer(name=f"cupy-cuda{major}x", for_name="cupy", imports=("cupy",), reads=requires_dist,
+                    cuda_major=major, optional=_CUPY_LIBS, build_arch=_CUPY_BUILD,
+                    binaries=("cupy/cuda/thrust.*", "cupy/cuda/cub.*", "cupy_backends/cuda/libs/cublas.*"))
+
+
+def _jax(major: int) -> Consumer:  # jax-cuda12-plugin 0.10.2, jax-cuda13-plugin 0.10.2
+    return Consumer(name=f"jax-cuda{major}-plugin", for_name="jax", imports=("jax",), reads=requires_dist,
+                    cuda_major=major, libraries=_JAX_LIBS, optional=("nvrtc", "nvjitlink"), build_arch=_JAX_BUILD,
+                    binaries=(f"jax_plugins/xla_cuda{major}/xla_cuda_plugin.so", f"jax_cuda{major}_plugin/_linalg.so"))
+
+
+def _tensorrt(major: int) -> Consumer:  # tensorrt-cu12-libs, tensorrt-cu13-libs: NVIDIA's index, not PyPI
+    return Consumer(name=f"tensorrt-cu{major}-libs", for_name="tensorrt", imports=("tensorrt",), reads=requires_dist,
+                    cuda_major=major, libraries=("cudart",),
+                    binaries=("tensorrt_libs/libnvinfer.so.*", "tensorrt_libs/nvinfer_*.dll"))
+
+
+#: The consumers gpuboot knows, one row each; a row's rules are oldest first.
 CONSUMER_TABLE: Tuple[Consumer, ...] = (
-    Consumer(name="ctranslate2", for_name="ctranslate2", rules=CTRANSLATE2_RULES, plain_load_on_windows=True,
-             upgrade="ctranslate2>=4.6.3",
-             upgrade_source="ctranslate2 >= 4.6.3: CUDA 12 builds (CTranslate2 CHANGELOG 4.0.0, 4.6.3)",
-             binaries=("ctranslate2.libs/libctranslate2*.so*", "ctranslate2/ctranslate2.dll"), imports=("ctranslate2",),
-             build_arch="build CTranslate2 for it: cmake -DWITH_CUDA=ON -DCUDA_ARCH_LIST={cc} (CTranslate2's CMake "
-                        "option; a native sm_120 build ran float16 4.3x faster than the PTX one, CTranslate2 #1933)"),
-    Consumer(name="onnxruntime-gpu", for_name="onnxruntime", rules=ONNXRUNTIME_RULES,
-             binaries=("onnxruntime/capi/libonnxruntime_providers_cuda.so",
-                       "onnxruntime/capi/onnxruntime_providers_cuda.dll"), imports=("onnxruntime",),
-             build_arch="build ONNX Runtime for it: ./build.sh --use_cuda --cmake_extra_defines "
-                        "CMAKE_CUDA_ARCHITECTURES={arch} (ONNX Runtime build documentation)"),
-    Consumer(name="torch", for_name="torch", reads=torch_need, libraries=("cudart", "cublas"),
-             binaries=("torch/lib/libtorch_cuda.so", "torch/lib/torch_cuda.dll"), imports=("torch",),
-             build_arch="build PyTorch for it: TORCH_CUDA_ARCH_LIST={cc} python setup.py develop (PyTorch README, "
-                        "'From Source')"),
-    Consumer(name="tensorflow", for_name="tensorflow",
-             reads=wheels_need(TF_LIBS, optional=("nccl", "cupti", "nvrtc")),
-             binaries=("tensorflow/libtensorflow_framework.so.2", "tensorflow/libtensorflow_cc.so.2"),
-             imports=("tensorflow",),
-             build_arch="build TensorFlow for it: ./configure with TF_CUDA_COMPUTE_CAPABILITIES={cc} (TensorFlow "
-                        "'Build from source')"),
-    Consumer(name="jax-cuda12-plugin", for_name="jax", reads=wheels_need(JAX_LIBS, optional=("nvrtc", "nvjitlink"),
-                                                                             name_major=12),
-             binaries=("jax_plugins/xla_cuda12/xla_cuda_plugin.so", "jax_cuda12_plugin/_linalg.so"), imports=("jax",),
-             build_arch="build jaxlib's CUDA plugin for it: python build/build.py build --wheels=jax-cuda-plugin "
-                        "--cuda_compute_capabilities={cc} (JAX 'Building from source')"),
-    Consumer(name="jax-cuda13-plugin", for_name="jax", reads=wheels_need(JAX_LIBS, optional=("nvrtc", "nvjitlink"),
-                                                                             name_major=13),
-             binaries=("jax_plugins/xla_cuda13/xla_cuda_plugin.so", "jax_cuda13_plugin/_linalg.so"), imports=("jax",),
-             build_arch="build jaxlib's CUDA plugin for it: python build/build.py build --wheels=jax-cuda-plugin "
-                        "--cuda_compute_capabilities={cc} (JAX 'Building from source')"),
-    Consumer(name="cupy-cuda12x", for_name="cupy", reads=wheels_need((), optional=CUPY_LIBS, name_major=12),
-             binaries=("cupy/cuda/thrust.*", "cupy/cuda/cub.*", "cupy_backends/cuda/libs/cublas.*"),
-             imports=("cupy",),
-             build_arch="build CuPy for it: CUPY_NVCC_GENERATE_CODE=arch=compute_{arch},code=sm_{arch} pip install "
-                        "cupy --no-binary cupy (CuPy 'Installation', environment variables)"),
-    Consumer(name="cupy-cuda13x", for_name="cupy", reads=wheels_need((), optional=CUPY_LIBS, name_major=13),
-             binaries=("cupy/cuda/thrust.*", "cupy/cuda/cub.*", "cupy_backends/cuda/libs/cublas.*"),
-             imports=("cupy",),
-             build_arch="build CuPy for it: CUPY_NVCC_GENERATE_CODE=arch=compute_{arch},code=sm_{arch} pip install "
-                        "cupy --no-binary cupy (CuPy 'Installation', environment variables)"),
-    Consumer(name="tensorrt-cu12-libs", for_name="tensorrt", reads=wheels_need(("cudart",), name_major=12),
-             binaries=("tensorrt_libs/libnvinfer.so.*", "tensorrt_libs/nvinfer_*.dll"), imports=("tensorrt",)),
-    Consumer(name="tensorrt-cu13-libs", for_name="tensorrt", reads=wheels_need(("cudart",), name_major=13),
-             binaries=("tensorrt_libs/libnvinfer.so.*", "tensorrt_libs/nvinfer_*.dll"), imports=("tensorrt",)),
-    Consumer(name="llama-cpp-python", for_name="llama-cpp", libraries=("cudart", "cublasLt", "cublas"),
-             binaries=("llama_cpp/lib/libggml-cuda.so", "llama_cpp/lib/ggml-cuda.dll"), imports=("llama_cpp",),
-             build_arch='build it for it: CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={arch}" pip install '
-                        "llama-cpp-python --no-binary llama-cpp-python (llama-cpp-python README)"),
+    # ctranslate2 4.8.5 (cp311 manylinux and win_amd64), 3.24.0 (manylinux). cudart is linked statically into
+    # libctranslate2 (its NEEDED list has no cudart; it dlopens libcublas.so.12 by name, and cuBLAS loads lazily
+    # at the first GEMM). Rules: CTranslate2 CHANGELOG and faster-whisper README ("GPU").
+    Consumer(
+        name="ctranslate2", for_name="ctranslate2", imports=("ctranslate2",), plain_load_on_windows=True,
+        binaries=("ctranslate2.libs/libctranslate2*.so*", "ctranslate2/ctranslate2.dll"),
+        rules=(
+            Rule(specifier="<4.0.0", cuda_major=11, libraries=("cublas", "cudnn"), cudnn_major=8,
+                 source="CTranslate2 CHANGELOG 4.0.0: 'CUDA 12 is now the default'; 3.x used CUDA 11 + cuDNN 8"),
+            Rule(specifier=">=4.0.0,<4.5.0", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=8,
+                 source="CTranslate2 CHANGELOG 4.0.0: CUDA 12 + cuDNN 8"),
+            Rule(specifier=">=4.5.0,<4.6.3", cuda_major=12, libraries=("cublas", "cudnn"), cudnn_major=9,
+                 source="CTranslate2 CHANGELOG 4.5.0: cuDNN 9"),
+            Rule(specifier=">=4.6.3", cuda_major=12, libraries=("cublas",), optional=("cudnn",), cudnn_major=9,
+                 source="CTranslate2 CHANGELOG 4.6.3: cuDNN optional (pure-CUDA Conv1d)"),
+        ),
+        upgrade=True, chooses="compute_type", placement=True, compute_types=ctranslate2_compute_types,
+        build_arch="build CTranslate2 for it: cmake -DWITH_CUDA=ON -DCUDA_ARCH_LIST={cc} (CTranslate2's CMake "
+                   "option; a native sm_120 build ran float16 4.3x faster than the PTX one, CTranslate2 #1933)",
+        arch_fixes=(
+            ArchFix(cc_from=(3, 5), cc_below=(5, 3),
+                    fix='pip install "ctranslate2<4" (3.24.0: cubins sm_35 and sm_50; built for CUDA 11 and cuDNN 8, '
+                        'so also pip install nvidia-cublas-cu11 "nvidia-cudnn-cu11<9")',
+                    source="the ctranslate2 3.24.0 manylinux wheel's libctranslate2 fatbin: cubins sm_35, sm_50, "
+                           "sm_53, sm_60, sm_61, sm_70, sm_75, sm_80, sm_86 (tests/test_gpu_code.py reads it)"),
+        ),
+        # torch < 2.4 pins cuDNN 8 (torch 2.3.1: nvidia-cudnn-cu12==8.9.2.26); ctranslate2 4.5.0-4.6.2 needs
+        # cuDNN 9; ctranslate2 4.4.0 is the last on cuDNN 8 and torch 2.4 the first on cuDNN 9.
+        pairings=(
+            Pairing(library="nvidia-cudnn-cu12", major=9, pinned_by="torch", pinned_spec="<2.4",
+                    consumer_fix="ctranslate2==4.4.0", other_fix="torch>=2.4",
+                    source="faster-whisper #1086; CTranslate2 CHANGELOG 4.5.0 (cuDNN 9); torch 2.4.0 Requires-Dist"),
+        ),
+        quirks=(
+            Quirk(id="ctranslate2-int8-cc12", severity="warning", versions="<4.7", cc_majors=(12,),
+                  drops=("int8", "int8_float32", "int8_float16", "int8_bfloat16"),
+                  what="int8 compute types fail with CUBLAS_STATUS_NOT_SUPPORTED", fix="ctranslate2>=4.7.0",
+                  source="CTranslate2 #1865; fixed by padding int8 GEMMs to multiples of 16 in 4.7.0 "
+                         "(CTranslate2 #1982)"),
+            Quirk(id="ctranslate2-int8-cublas13", severity="warning", cuda_from=13, cc_majors=(12,),
+                  drops=("int8_float16", "int8_bfloat16"),
+                  what="int8_float16 and int8_bfloat16 crash in cuBLAS 13 unless CTranslate2 was built for sm_120",
+                  instead="use compute_type float16 or bfloat16 (or build CTranslate2 with -DCUDA_ARCH_LIST=12.0)",
+                  source="CTranslate2 #1933 (int8_float16 and int8_bfloat16 with cuBLAS 13 on CC 12.0)"),
+        )),
+    # onnxruntime-gpu 1.23.2 (manylinux): the CUDA Execution Provider requirements table
+    # (onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html).
+    Consumer(
+        name="onnxruntime-gpu", for_name="onnxruntime", imports=("onnxruntime",), placement=True,
+        binaries=("onnxruntime/capi/libonnxruntime_providers_cuda.so",
+                  "onnxruntime/capi/onnxruntime_providers_cuda.dll"),
+        rules=(
+            Rule(specifier="<1.17.0", cuda_major=11, libraries=("cudart", "cublas", "cufft", "cudnn"), cudnn_major=8,
+                 source="onnxruntime CUDA EP requirements: up to 1.16 CUDA 11.x + cuDNN 8"),
+            Rule(specifier=">=1.17.0,<1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"),
+                 cudnn_major=8,
+                 source="onnxruntime CUDA EP requirements: 1.17-1.18 default CUDA 12 builds use cuDNN 8"),
+            Rule(specifier=">=1.19.0", cuda_major=12, libraries=("cudart", "cublas", "cufft", "cudnn"),
+                 optional=("curand",), cudnn_major=9,
+                 source="onnxruntime CUDA EP requirements: 1.19+ default build is CUDA 12.x + cuDNN 9"),
+        ),
+        build_arch="build ONNX Runtime for it: ./build.sh --use_cuda --cmake_extra_defines "
+                   "CMAKE_CUDA_ARCHITECTURES={arch} (ONNX Runtime build documentation)"),
+    # torch 2.9.1 (manylinux_2_28, CUDA 12.8 Requires-Dist), 2.14.1 (CUDA 13: cuda-toolkit metapackage).
+    Consumer(
+        name="torch", for_name="torch", imports=("torch",), reads=local_tag_or_requires,
+        libraries=("cudart", "cublas"), optional=("cudnn", "nvrtc", "cufft", "curand", "cusparse", "cusolver", "nccl"),
+        binaries=("torch/lib/libtorch_cuda.so", "torch/lib/torch_cuda.dll"), chooses="torch_dtype", placement=True,
+        apple_gpu=torch_mps_available,
+        build_arch="build PyTorch for it: TORCH_CUDA_ARCH_LIST={cc} python setup.py develop (PyTorch README, "
+                   "'From Source')",
+        arch_fixes=(
+            ArchFix(cc_from=(5, 0), cc_below=(7, 5), index="cu126",
+                    fix="install PyTorch's CUDA 12.6 build, which still carries Maxwell (5.0), Pascal (6.0) and "
+                        "Volta (7.0): pip install torch --index-url https://download.pytorch.org/whl/cu126",
+                    source="PyTorch 2.8 release notes ('Removed support for Maxwell, Pascal, and Volta architectures "
+                           "with CUDA 12.8 and 12.9 builds'); support matrix in pytorch/pytorch#172352 (12.6: 5.0, "
+                           "6.0, 7.0, 7.5, 8.0, 8.6, 9.0)"),
+        ),
+        # PyTorch's "Previous PyTorch Versions" page (pytorch.org/get-started/previous-versions).
+        index_url="https://download.pytorch.org/whl/{tag}",
+        indexes=(Index(tag="cu117", cuda=(11, 7), serves=">=1.13,<2.1"),
+                 Index(tag="cu118", cuda=(11, 8), serves=">=2.0,<2.8"),
+                 Index(tag="cu121", cuda=(12, 1), serves=">=2.1,<2.6"),
+                 Index(tag="cu124", cuda=(12, 4), serves=">=2.4,<2.7"),
+                 Index(tag="cu126", cuda=(12, 6), serves=">=2.6,<2.10"),
+                 Index(tag="cu128", cuda=(12, 8), serves=">=2.7"),
+                 Index(tag="cu129", cuda=(12, 9), serves=">=2.8,<2.9"),
+                 Index(tag="cu130", cuda=(13, 0), serves=">=2.9"))),
+    # tensorflow 2.21.0 (manylinux): its and-cuda extra.
+    Consumer(
+        name="tensorflow", for_name="tensorflow", imports=("tensorflow",), reads=requires_dist, libraries=_TF_LIBS,
+        optional=("nccl", "cupti", "nvrtc"),
+        binaries=("tensorflow/libtensorflow_framework.so.2", "tensorflow/libtensorflow_cc.so.2"),
+        build_arch="build TensorFlow for it: ./configure with TF_CUDA_COMPUTE_CAPABILITIES={cc} (TensorFlow "
+                   "'Build from source')"),
+    _jax(12),
+    _jax(13),
+    _cupy(12),
+    _cupy(13),
+    _tensorrt(12),
+    _tensorrt(13),
+    # llama-cpp-python's CUDA wheels (abetlen's index): what it needs comes from its libggml-cuda's NEEDED.
+    Consumer(
+        name="llama-cpp-python", for_name="llama-cpp", imports=("llama_cpp",),
+        libraries=("cudart", "cublasLt", "cublas"),
+        binaries=("llama_cpp/lib/libggml-cuda.so", "llama_cpp/lib/ggml-cuda.dll"),
+        build_arch='build it for it: CMAKE_ARGS="-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={arch}" pip install '
+                   "llama-cpp-python --no-binary llama-cpp-python (llama-cpp-python README)"),
 )
 
 #: Consumers gpuboot knows, by distribution name.
@@ -132,77 +195,16 @@ CONSUMERS: Tuple[str, ...] = tuple(c.name for c in CONSUMER_TABLE)
 
 def consumer(name: str) -> Optional[Consumer]:
     """The row of distribution ``name`` (any spelling: ``onnxruntime_gpu``), or ``None``."""
-    wanted = canonical(name)
+    from ..machine.metadata import canonical_name
+
+    wanted = canonical_name(name)
     return next((c for c in CONSUMER_TABLE if c.name == wanted), None)
 
 
-def needs_of(consumer_name: str, version: str, requires: Sequence[str] = ()) -> Optional[Need]:
-    """The ``Need`` of ``consumer_name`` at ``version``, or ``None`` when that build
-    uses no CUDA (or the version is not one gpuboot knows, or not a version)."""
-    if not isinstance(consumer_name, str) or not isinstance(version, str):
-        return None
-    row = consumer(consumer_name)
-    if row is None:
-        return None
-    if row.reads is not None:
-        need = row.reads(version, requires)
-        return need._replace(consumer=row.name) if need is not None and not need.consumer else need
-    return match_rules(row.name, version, row.rules)
-
-
-Metadata = Callable[[str], Optional[Tuple[str, Sequence[str]]]]
-
-
-def read_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
-    """``(version, Requires-Dist)`` of the first installed distribution called
-    ``name`` whose metadata is valid (``_metadata``), or ``None``.  Never raises
-    for what the metadata says: a malformed one is skipped here and reported by
-    ``malformed_distributions()`` (doctor's ``malformed-metadata``)."""
-    from ..machine.metadata import read_distribution
-    from ..machine.snapshot import current
-
-    given = current().metadata
-    if given is not None:
-        return given(name)
-    dist, _bad = read_distribution(name)
-    return (dist.version, list(dist.requires)) if dist is not None else None
-
-
-def installed_needs(consumers: Sequence[str] = CONSUMERS) -> List[Need]:
-    """``Need``s of the consumers installed in this environment: from their
-    version tables or Requires-Dist, corrected by what their own binaries link
-    (``Consumer.binaries``: ``libonnxruntime_providers_cuda.so`` needing
-    ``libcublas.so.13`` is a CUDA 13 build whatever its version range says)."""
-    out: List[Need] = []
-    for name in consumers:
-        found = read_metadata(name)
-        if found is None:
-            continue
-        need = _linked_need(name, found[0], needs_of(name, found[0], found[1]))
-        if need is not None:
-            out.append(need)
+def for_names() -> Dict[str, Tuple[str, ...]]:
+    """``--for`` name -> the distribution names of its rows (``jax`` is ``jax-cuda12-plugin`` and
+    ``jax-cuda13-plugin``), table order."""
+    out: Dict[str, Tuple[str, ...]] = {}
+    for row in CONSUMER_TABLE:
+        out[row.for_name] = (*out.get(row.for_name, ()), row.name)
     return out
-
-
-def _linked_need(name: str, version: str, need: Optional[Need]) -> Optional[Need]:
-    """``need`` corrected by the CUDA and cuDNN majors the consumer's binaries link, when they name any."""
-    from .binaries import installed_binaries, linked
-
-    row = consumer(name)
-    if row is None or not row.binaries:
-        return need
-    found, binaries = installed_binaries(row.name, row.binaries)
-    if found != version or not binaries:
-        return need
-    links = linked(binaries)
-    if links.cuda_major is None:
-        return need
-    evidence = "; ".join(links.evidence) + " (its binary's dynamic section)"
-    if need is None:
-        return Need(consumer=row.name, version=version, cuda_major=links.cuda_major, libraries=row.libraries,
-                    cudnn_major=links.cudnn_major, source=evidence)
-    cudnn = links.cudnn_major if links.cudnn_major is not None else need.cudnn_major
-    if links.cuda_major == need.cuda_major and cudnn == need.cudnn_major:
-        return need
-    return need._replace(cuda_major=links.cuda_major, cudnn_major=cudnn,
-                         source=f"{evidence}, not what {need.source or 'its metadata'} says")

@@ -27,24 +27,20 @@ class DriverInfo(Record):
     evidence: str
 
 
-def detect_driver(*, root: Optional[str] = None) -> DriverInfo:
+def detect_driver(*, root: Optional[str] = None, platform: Optional[str] = None) -> DriverInfo:
     """Look for an NVIDIA driver with a few ``stat`` calls (no loading).
 
     Args:
-        root: the file-system root the Linux paths are read under (default
-            ``/``; a container's or a chroot's root file system to inspect another).
+        root: the file-system root the Linux paths are read under (default ``/``; a container's or a chroot's
+            root file system to inspect another).
+        platform: ``"linux"`` or ``"win32"``: whose driver files are looked for (default: this process's).
+            A ``Machine`` snapshot's ``driver`` is this function's answer for its ``root`` and ``platform``.
 
     Returns:
         A ``DriverInfo``; never raises.
     """
-    from .snapshot import current
-
-    host = current()
-    if host.driver is not None:
-        return DriverInfo(present=host.driver, evidence="given by the caller")
-    plat = host.platform or ("win32" if sys.platform == "win32" else "linux")
-    root = root or host.root or "/"
-    if plat == "win32":
+    root = root or "/"
+    if (platform or sys.platform) == "win32":
         system = os.path.join(os.environ.get("SystemRoot", r"C:\Windows"), "System32", "nvcuda.dll")
         if os.path.exists(system):
             return DriverInfo(present=True, evidence=system)

@@ -21,10 +21,11 @@ from typing import Iterable, List, Optional, Tuple, Union
 
 from ..base.record import Record
 
-__all__ = ["Distribution", "Malformed", "valid_name", "read_distribution", "scan_distributions"]
+__all__ = ["Distribution", "Malformed", "canonical_name", "valid_name", "read_distribution", "scan_distributions"]
 
 #: PEP 508 / core metadata: a distribution name.
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
+_SEPARATORS = re.compile(r"[-_.]+")
 
 
 class Distribution(Record):
@@ -58,13 +59,17 @@ class Malformed(Record):
     why: str
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name as PEP 503 normalises it (``onnxruntime_gpu`` -> ``onnxruntime-gpu``): the one
+    spelling every table and comparison uses (``packaging.utils.canonicalize_name`` does the same)."""
+    return _SEPARATORS.sub("-", name).lower()
+
+
 def valid_name(name: object) -> Optional[str]:
     """``name``'s canonical form when it is a valid distribution name, else ``None``."""
     if not isinstance(name, str) or not _NAME.match(name):
         return None
-    from packaging.utils import canonicalize_name
-
-    return str(canonicalize_name(name))
+    return canonical_name(name)
 
 
 def _shown(text: str) -> str:

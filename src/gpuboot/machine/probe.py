@@ -43,7 +43,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 from ..base.record import Record
 from .hostfacts import _host_facts, kernel_module_version, libcuda_hints
 
-__all__ = ["DriverProbe", "probe_driver", "probe_of_host", "kernel_module_version", "libcuda_hints", "clear_cache"]
+__all__ = ["DriverProbe", "probe_driver", "kernel_module_version", "libcuda_hints", "clear_cache"]
 
 _CAP_MKNOD = 27  # linux/capability.h
 
@@ -179,16 +179,10 @@ def probe_driver(*, root: str = "/", environ: Optional[Mapping[str, str]] = None
             create a stale ``/dev/nvidiactl``; see the module docstring).
 
     Returns:
-        A ``DriverProbe``; never raises (a failed child is its ``error``).
-        The current host's answer (``_host.Host.probe``) when it gives one.
+        A ``DriverProbe``; never raises (a failed child is its ``error``).  A ``Machine`` snapshot's
+        ``probe`` is this function's answer for its root, environment and platform.
     """
-    from .snapshot import current
-    from .snapshot import environ as host_environ
-
-    given = current().probe
-    if given is not None:
-        return given  # type: ignore[no-any-return]
-    env = dict(host_environ() if environ is None else environ)
+    env = dict(os.environ if environ is None else environ)
     plat = platform or ("win32" if sys.platform == "win32" else "linux")
     key = (root, plat, tuple(sorted(env.items())), init, python)
     with _LOCK:
@@ -231,20 +225,6 @@ def probe_driver(*, root: str = "/", environ: Optional[Mapping[str, str]] = None
     with _LOCK:
         _CACHE[key] = probe
     return probe
-
-
-def probe_of_host(environ: Optional[Mapping[str, str]] = None) -> Optional[DriverProbe]:
-    """The probe gpuboot's callers use: the current host's answer when it gives one, ``None`` when the host
-    is simulated without one (a stand-in driver check or NVML: the real driver belongs to another machine),
-    else ``probe_driver(environ=...)``."""
-    from .snapshot import current
-
-    host = current()
-    if host.probe is not None:
-        return host.probe  # type: ignore[no-any-return]
-    if host.driver is not None or host.nvml is not None:
-        return None
-    return probe_driver(environ=environ)
 
 
 def _ask(env: Mapping[str, str], init: bool, timeout: float, python: str) -> Tuple[Dict[str, Any], Optional[str]]:

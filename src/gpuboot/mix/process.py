@@ -34,7 +34,7 @@ from ..base.record import Record
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from .._libs.types import Library
-    from ..consumers.readers import Need
+    from ..consumers.types import Need
 
 __all__ = ["ProcessReport", "ProcessFinding", "check_process"]
 
@@ -64,7 +64,7 @@ class ProcessReport(Record):
 
     Attributes:
         libraries: ``(catalog name, soname, real path)`` of each NVIDIA library mapped, first mapped first.
-        consumers: the installed consumers whose own binaries are mapped (``"ctranslate2"``, ``"torch"``).
+        consumers: the installed consumers whose own binaries are mapped (their distribution names).
         findings: the problems, each with its fix.
         checked: ``False`` where the mapped objects cannot be read (Windows).
     """
@@ -199,12 +199,9 @@ def _shared_sonames(needs: Sequence[Need], platform: str) -> List[ProcessFinding
                 same = set(spec.filenames(platform, ka)) & set(spec.filenames(platform, kb))
                 if not same or spec.key not in (cat.KEY_CUDA, cat.KEY_CUDNN):
                     continue
-                from ..consumers.pairings import SHARED_PAIRINGS
-
-                moves = [p for p in SHARED_PAIRINGS if p.library == lib and p.consumer in (a.consumer, b.consumer)]
-                fix = (f"pip install \"{moves[0].requirement}\" ({moves[0].source})" if moves else
-                       f"install both for one CUDA major (`gpuboot doctor --for {b.consumer}` names the build), or "
-                       "run them in separate processes")
+                fix = _move_off(lib, (a, b)) or (
+                    f"install both for one CUDA major (`gpuboot doctor --for {b.consumer}` names the build), or "
+                    "run them in separate processes")
                 out.append(ProcessFinding(
                     id="shared-soname", severity="warning",
                     title=f"{a.consumer} {a.version} (CUDA {a.cuda_major}) and {b.consumer} {b.version} "
@@ -212,6 +209,19 @@ def _shared_sonames(needs: Sequence[Need], platform: str) -> List[ProcessFinding
                           "one of them runs on the other's build",
                     fix=fix))
     return out
+
+
+def _move_off(library: str, needs: Sequence[Need]) -> Optional[str]:
+    """The upgrade that makes one of ``needs``' consumers stop requiring ``library``: its row's first rule that
+    makes it optional (ctranslate2 4.6.3 made cuDNN optional), when its installed version still requires it."""
+    from ..consumers.table import consumer
+
+    for need in needs:
+        row = consumer(need.consumer)
+        rule = row.first_without(library) if row is not None and library in need.libraries else None
+        if row is not None and rule is not None:
+            return f'pip install "{row.requirement_of(rule)}" ({rule.source})'
+    return None
 
 
 def check_process() -> ProcessReport:
@@ -225,21 +235,20 @@ def check_process() -> ProcessReport:
         A ``ProcessReport`` (``ok``, ``findings``).  Never raises for what it
         reads; on Windows ``checked`` is ``False``.
     """
-    from .._libs.loaded import mapped_paths
-    from .._libs.platform import check_platform
     from .._libs.resolve import locate
     from ..consumers.binaries import installed_binaries
-    from ..consumers.table import consumer, installed_needs
+    from ..consumers.installed import installed_needs
+    from ..consumers.table import consumer
     from ..machine.snapshot import current
 
-    platform = check_platform()
-    if platform == "win32" and current().loaded is None:
+    machine = current()
+    if machine.loaded is None:  # Windows keeps no /proc
         return ProcessReport(checked=False)
-    needs = installed_needs()
+    needs = installed_needs(machine)
     binaries: Dict[str, Sequence[str]] = {}
     for need in needs:
         row = consumer(need.consumer)
         if row is not None:
-            binaries[need.consumer] = installed_binaries(row.name, row.binaries)[1]
-    libs, consumers, findings = mix_findings(mapped_paths(), needs, binaries, platform, locate())
+            binaries[need.consumer] = installed_binaries(machine, row)[1]
+    libs, consumers, findings = mix_findings(machine.loaded, needs, binaries, machine.platform, locate(machine))
     return ProcessReport(libraries=tuple(libs), consumers=tuple(consumers), findings=tuple(findings))

@@ -11,7 +11,7 @@ from typing import Mapping, Optional
 from .._gpus.device import Device
 from .._gpus.nvml import discover
 from ..base.record import Record
-from ..machine.snapshot import available_ram
+from ..machine.snapshot import current
 
 __all__ = ["MemoryInfo", "memory_info", "MemoryPressure", "check_pressure", "DEFAULT_THRESHOLD", "MemoryCheck",
            "check_memory"]
@@ -138,7 +138,7 @@ def check_memory(required_bytes: int, device: Optional[Device]) -> MemoryCheck:
     """
     if required_bytes < 0:
         raise ValueError(f"required_bytes must be >= 0, not {required_bytes}")
-    free = device.free_memory if device is not None else available_ram()
+    free = device.free_memory if device is not None else current().ram
     where = device.describe() if device is not None else "CPU RAM"
     ok = required_bytes <= free
     verb = "fits in" if ok else "does not fit in"

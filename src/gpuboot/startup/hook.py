@@ -19,7 +19,7 @@ PTH_NAME = "gpuboot-hook.pth"
 
 
 def import_names() -> Tuple[str, ...]:
-    """Every consumer's top-level import names (``consumers.CONSUMER_TABLE``), once each, table order."""
+    """Every consumer's top-level import names (its row's ``imports``), once each, table order."""
     from ..consumers.table import CONSUMER_TABLE
 
     return tuple(dict.fromkeys(name for row in CONSUMER_TABLE for name in row.imports))

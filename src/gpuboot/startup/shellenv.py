@@ -19,7 +19,7 @@ from .._libs.loader import prepend_path
 from .._libs.pathsafety import safe_directory
 from .._libs.platform import check_platform, library_path_variable
 from .._libs.types import Library
-from ..machine import snapshot as _host
+from ..machine.snapshot import Machine, current
 
 __all__ = ["SHELLS", "subprocess_env", "render", "snippets", "env_directories"]
 
@@ -93,10 +93,11 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
     Returns:
         A new ``dict[str, str]``; ``base`` is not changed.
     """
-    plat = check_platform()
-    env = dict(_host.environ() if base is None else base)
+    machine = current()
+    plat = check_platform(machine.platform)
+    env = dict(machine.environ if base is None else base)
     if libraries is None:
-        libraries = _default_libraries(plat)
+        libraries = _default_libraries(machine)
     from .._libs.aliases import alias_dir
     from ..dllpath import directories
 
@@ -117,13 +118,13 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
     return env
 
 
-def _default_libraries(platform: str) -> Sequence[Library]:
+def _default_libraries(machine: Machine) -> Sequence[Library]:
     from ..dllpath import preloaded
 
     done = preloaded()
     if done:
         return done
     from .._libs.needs import resolve_needs
-    from ..consumers.table import installed_needs
+    from ..consumers.installed import installed_needs
 
-    return resolve_needs(installed_needs(), platform=platform).libraries
+    return resolve_needs(machine, installed_needs(machine)).libraries
