@@ -10,8 +10,6 @@ import pickle
 from pathlib import Path
 from typing import Dict, List, Optional, Set, Tuple
 
-import pytest
-
 import gpuboot
 
 SRC = Path(gpuboot.__file__).parent
