@@ -1,4 +1,5 @@
-"""What installed consumers need, from their metadata: the CTranslate2 table, torch builds."""
+"""What installed consumers need, from their metadata: torch builds by their local tag and Requires-Dist, CPU
+builds, bad versions (each row against its real wheel: tests/test_consumer_rows.py)."""
 
 from __future__ import annotations
 
@@ -11,22 +12,6 @@ from gpuboot.consumers.installed import installed_needs
 from gpuboot.consumers.readers import cuda_version_of_tag, needs_of
 from gpuboot.consumers.table import consumer
 from gpuboot.machine.snapshot import current
-
-
-@pytest.mark.parametrize(("version", "cuda", "libs", "cudnn"), [
-    ("3.24.0", 11, ("cublas", "cudnn"), 8),
-    ("4.0.0", 12, ("cublas", "cudnn"), 8),
-    ("4.4.0", 12, ("cublas", "cudnn"), 8),
-    ("4.5.0", 12, ("cublas", "cudnn"), 9),
-    ("4.6.2", 12, ("cublas", "cudnn"), 9),
-    ("4.6.3", 12, ("cublas",), 9),
-    ("4.8.5", 12, ("cublas",), 9),
-])
-def test_ctranslate2_table(version: str, cuda: int, libs: tuple, cudnn: int) -> None:
-    need = needs_of(consumer("ctranslate2"), version)
-    assert need is not None
-    assert (need.cuda_major, need.libraries, need.cudnn_major) == (cuda, libs, cudnn)
-    assert "CHANGELOG" in need.source
 
 
 @pytest.mark.parametrize(("version", "requires", "cuda"), [

@@ -32,7 +32,7 @@ def installed_need(machine: Machine, row: Consumer) -> Optional[Need]:
         dist = machine.distribution(row.name)
         if dist is None:
             return None
-        return _linked_need(machine, row, dist.version, needs_of(row, dist.version, dist.requires))
+        return _linked_need(machine, row, dist.version, needs_of(row, dist.version, dist.requires, machine.platform))
 
     return machine.memo(("need", row.name), read)
 

@@ -17,14 +17,15 @@ from .types import Build, Consumer, Need, Rule
 __all__ = ["needs_of", "match_rules", "requires_dist", "local_tag_or_requires", "cuda_version_of_tag"]
 
 
-def needs_of(row: Consumer, version: str, requires: Sequence[str] = ()) -> Optional[Need]:
-    """The ``Need`` of consumer ``row`` at ``version`` (with its Requires-Dist), or ``None`` when that build uses
-    no CUDA, or the version is not one (or not one its rules know)."""
+def needs_of(row: Consumer, version: str, requires: Sequence[str] = (), platform: str = "linux") -> Optional[Need]:
+    """The ``Need`` of consumer ``row`` at ``version`` (with its Requires-Dist, of which the lines whose markers
+    hold on ``platform`` count: torch's Windows wheel names its Linux-only CUDA wheels), or ``None`` when that
+    build uses no CUDA, or the version is not one (or not one its rules know)."""
     if not isinstance(version, str):
         return None
     if row.rules:
         return match_rules(row.name, version, row.rules)
-    build = row.reads(version, requires) if row.reads is not None else None
+    build = row.reads(version, [str(r) for r in _requirements(requires, platform)]) if row.reads is not None else None
     if build is None and row.cuda_major is not None and _valid(version):
         build = Build(cuda_major=row.cuda_major, source=f"its distribution name (CUDA {row.cuda_major})")
     if build is None:
@@ -72,17 +73,34 @@ def cuda_version_of_tag(digits: str) -> Optional[Tuple[int, int]]:
     return int(digits[:-1]), int(digits[-1])
 
 
-def _requirements(requires: Sequence[str]) -> List[Any]:
-    """``requires`` parsed by ``packaging`` (``Requirement``); lines it rejects are left out."""
+#: The marker variables of each platform gpuboot reads metadata for (PEP 508).
+_PLATFORM_MARKERS = {"linux": {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"},
+                     "win32": {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt"}}
+
+
+def _requirements(requires: Sequence[str], platform: Optional[str] = None) -> List[Any]:
+    """``requires`` parsed by ``packaging`` (``Requirement``); lines it rejects are left out, and with
+    ``platform`` the lines whose marker does not hold there (an ``extra`` counts as installed: metadata does not
+    say which extras were)."""
     from packaging.requirements import InvalidRequirement, Requirement
 
     out = []
     for line in requires:
         try:
-            out.append(Requirement(str(line)))
+            req = Requirement(str(line))
         except InvalidRequirement:
             continue
+        if platform is None or req.marker is None or _holds(req.marker, platform):
+            out.append(req)
     return out
+
+
+def _holds(marker: Any, platform: str) -> bool:
+    from packaging.markers import default_environment
+
+    env = {**default_environment(), **_PLATFORM_MARKERS.get(platform, {})}
+    extras = re.findall(r"""extra\s*==\s*["']([^"']+)["']""", str(marker)) or [""]
+    return any(marker.evaluate({**env, "extra": e}) for e in extras)
 
 
 def _cuda_of_requires(reqs: Sequence[Any]) -> Optional[Tuple[int, str]]:

@@ -226,7 +226,7 @@ def check_cpu_only_builds(ctx: Context) -> List[Finding]:
     out: List[Finding] = []
     for row in CONSUMER_TABLE if has_gpu else ():
         dist = ctx.machine.distribution(row.name) if row.indexes else None
-        if dist is not None and needs_of(row, dist.version, dist.requires) is None:
+        if dist is not None and needs_of(row, dist.version, dist.requires, ctx.platform) is None:
             out.append(_cpu_only(ctx, row, dist.version))
     return out
 
