@@ -3,8 +3,9 @@
 A new consumer, or a new fact about one (a CTranslate2 release's rule, a known-bad build, an old build that still
 carries an architecture), is a change to its row here, plus the test data of its real wheel
 (``tests/data/consumers/``, checked by ``tests/test_consumer_rows.py``).  Binaries, libraries and majors were read
-off the wheels named in each row's comment (Requires-Dist, ELF ``DT_NEEDED`` and ``RUNPATH``, fatbins); TensorRT's
-and llama-cpp-python's CUDA builds are not on PyPI as wheels, so theirs come from their binaries when installed.
+off the wheels named in each row's comment (Requires-Dist, the file list, ELF ``DT_NEEDED`` and ``RUNPATH``,
+fatbins); TensorRT's and llama-cpp-python's CUDA builds are not on PyPI as wheels (PyPI has their source
+distributions), so theirs come from their binaries when installed.
 Nothing here imports a consumer, except ``ctranslate2_compute_types`` when asked to.
 """
 
@@ -58,19 +59,19 @@ _JAX_BUILD = ("build jaxlib's CUDA plugin for it: python build/build.py build --
               "--cuda_compute_capabilities={cc} (JAX 'Building from source')")
 
 
-def _cupy(major: int) -> Consumer:  # cupy-cuda12x 14.2.0, cupy-cuda13x 14.2.0
+def _cupy(major: int) -> Consumer:  # cupy-cuda12x 14.2.0, cupy-cuda13x 14.2.0 (manylinux2014)
     return Consumer(name=f"cupy-cuda{major}x", for_name="cupy", imports=("cupy",), reads=requires_dist,
                     cuda_major=major, optional=_CUPY_LIBS, build_arch=_CUPY_BUILD,
                     binaries=("cupy/cuda/thrust.*", "cupy/cuda/cub.*", "cupy_backends/cuda/libs/cublas.*"))
 
 
-def _jax(major: int) -> Consumer:  # jax-cuda12-plugin 0.10.2, jax-cuda13-plugin 0.10.2
+def _jax(major: int) -> Consumer:  # jax-cuda12-plugin 0.12.0.1, jax-cuda13-plugin 0.12.1; xla_cuda_plugin.so: -pjrt's
     return Consumer(name=f"jax-cuda{major}-plugin", for_name="jax", imports=("jax",), reads=requires_dist,
                     cuda_major=major, libraries=_JAX_LIBS, optional=("nvrtc", "nvjitlink"), build_arch=_JAX_BUILD,
                     binaries=(f"jax_plugins/xla_cuda{major}/xla_cuda_plugin.so", f"jax_cuda{major}_plugin/_linalg.so"))
 
 
-def _tensorrt(major: int) -> Consumer:  # tensorrt-cu12-libs, tensorrt-cu13-libs: NVIDIA's index, not PyPI
+def _tensorrt(major: int) -> Consumer:  # tensorrt-cu12/-cu13-libs 11.4.0.106: PyPI has the sdists, NVIDIA the wheels
     return Consumer(name=f"tensorrt-cu{major}-libs", for_name="tensorrt", imports=("tensorrt",), reads=requires_dist,
                     cuda_major=major, libraries=("cudart",),
                     binaries=("tensorrt_libs/libnvinfer.so.*", "tensorrt_libs/nvinfer_*.dll"))
@@ -78,7 +79,7 @@ def _tensorrt(major: int) -> Consumer:  # tensorrt-cu12-libs, tensorrt-cu13-libs
 
 #: The consumers gpuboot knows, one row each; a row's rules are oldest first.
 CONSUMER_TABLE: Tuple[Consumer, ...] = (
-    # ctranslate2 4.8.5 (cp311 manylinux and win_amd64), 3.24.0 (manylinux). cudart is linked statically into
+    # ctranslate2 4.8.5 (cp311 manylinux and win_amd64), 4.7.0, 4.6.3, 4.6.2, 3.24.0 (manylinux). cudart is linked statically into
     # libctranslate2 (its NEEDED list has no cudart; it dlopens libcublas.so.12 by name, and cuBLAS loads lazily
     # at the first GEMM). Rules: CTranslate2 CHANGELOG and faster-whisper README ("GPU").
     Consumer(
@@ -123,7 +124,7 @@ CONSUMER_TABLE: Tuple[Consumer, ...] = (
                   instead="use compute_type float16 or bfloat16 (or build CTranslate2 with -DCUDA_ARCH_LIST=12.0)",
                   source="CTranslate2 #1933 (int8_float16 and int8_bfloat16 with cuBLAS 13 on CC 12.0)"),
         )),
-    # onnxruntime-gpu 1.23.2 (manylinux): the CUDA Execution Provider requirements table
+    # onnxruntime-gpu 1.31.1 (manylinux): the CUDA Execution Provider requirements table
     # (onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html).
     Consumer(
         name="onnxruntime-gpu", for_name="onnxruntime", imports=("onnxruntime",), placement=True,
@@ -141,7 +142,8 @@ CONSUMER_TABLE: Tuple[Consumer, ...] = (
         ),
         build_arch="build ONNX Runtime for it: ./build.sh --use_cuda --cmake_extra_defines "
                    "CMAKE_CUDA_ARCHITECTURES={arch} (ONNX Runtime build documentation)"),
-    # torch 2.9.1 (manylinux_2_28, CUDA 12.8 Requires-Dist), 2.14.1 (CUDA 13: cuda-toolkit metapackage).
+    # torch 2.9.1 (manylinux_2_28: CUDA 12.8 Requires-Dist; win_amd64: the CPU build), 2.15.0 (CUDA 13: NVIDIA's
+    # cuda-toolkit metapackage), 2.4.0 and 2.3.1 (the cuDNN 9 and cuDNN 8 pins of the pairing).
     Consumer(
         name="torch", for_name="torch", imports=("torch",), reads=local_tag_or_requires,
         libraries=("cudart", "cublas"), optional=("cudnn", "nvrtc", "cufft", "curand", "cusparse", "cusolver", "nccl"),
@@ -180,7 +182,8 @@ CONSUMER_TABLE: Tuple[Consumer, ...] = (
     _cupy(13),
     _tensorrt(12),
     _tensorrt(13),
-    # llama-cpp-python's CUDA wheels (abetlen's index): what it needs comes from its libggml-cuda's NEEDED.
+    # llama-cpp-python 0.3.36 (PyPI's sdist; CUDA wheels are on its own index): what it needs comes from its
+    # libggml-cuda's NEEDED.
     Consumer(
         name="llama-cpp-python", for_name="llama-cpp", imports=("llama_cpp",),
         libraries=("cudart", "cublasLt", "cublas"),
