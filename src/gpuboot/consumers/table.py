@@ -79,9 +79,9 @@ def _tensorrt(major: int) -> Consumer:  # tensorrt-cu12/-cu13-libs 11.4.0.106: P
 
 #: The consumers gpuboot knows, one row each; a row's rules are oldest first.
 CONSUMER_TABLE: Tuple[Consumer, ...] = (
-    # ctranslate2 4.8.5 (cp311 manylinux and win_amd64), 4.7.0, 4.6.3, 4.6.2, 3.24.0 (manylinux). cudart is linked statically into
-    # libctranslate2 (its NEEDED list has no cudart; it dlopens libcublas.so.12 by name, and cuBLAS loads lazily
-    # at the first GEMM). Rules: CTranslate2 CHANGELOG and faster-whisper README ("GPU").
+    # ctranslate2 4.8.5 (cp311 manylinux and win_amd64), 4.7.0, 4.6.3, 4.6.2, 3.24.0 (manylinux). cudart is linked
+    # statically into libctranslate2 (its NEEDED list has no cudart; it dlopens libcublas.so.12 by name, and cuBLAS
+    # loads lazily at the first GEMM). Rules: CTranslate2 CHANGELOG and faster-whisper README ("GPU").
     Consumer(
         name="ctranslate2", for_name="ctranslate2", imports=("ctranslate2",), plain_load_on_windows=True,
         binaries=("ctranslate2.libs/libctranslate2*.so*", "ctranslate2/ctranslate2.dll"),
