@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 from ..base.record import Record
 from ..errors import GpubootError
-from .runners import CPU_CORES_PER_WORKER, Event, bundles, ram_fit, run_files, worker_facts
+from .events import Event, Failed, Planned, Segment
+from .runners import CPU_CORES_PER_WORKER, bundles, ram_fit, run_files, worker_facts
 
 __all__ = ["RayActors", "RayPlan", "plan_ray", "reachable", "RAY_CONNECT_TIMEOUT_S"]
 
@@ -150,7 +151,7 @@ class _RayTranscriber:
                 events.append(next(run))
             except StopIteration as stop:
                 self.model = stop.value
-                return [e for e in events if e[0] != "segment"]  # live lines stay on the actor
+                return [e for e in events if not isinstance(e, Segment)]  # live lines stay on the actor
 
 
 class RayActors:
@@ -179,7 +180,7 @@ class RayActors:
         try:
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
             plan = plan_ray(nodes, self.workers, files=len(paths), ram_fit=ram_fit(self.settings)[0])
-            yield ("plan", plan.reason)
+            yield Planned(line=plan.reason)
             for path in paths:
                 if path not in self.seconds:
                     self.seconds[path] = audio_seconds(path)
@@ -221,8 +222,9 @@ class RayActors:
                 except RayActorError as exc:
                     why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     for path in group:
-                        yield ("error", path, GpubootError(f"{path}: the Ray actor transcribing it died ({why})",
-                                                           "see `ray logs` on the node; the other files went on"))
+                        died = GpubootError(f"{path}: the Ray actor transcribing it died ({why})",
+                                            "see `ray logs` on the node; the other files went on")
+                        yield Failed(path=path, error=died)
                     for other, (r, g) in list(flying.items()):  # its other task died with it
                         if r == rank:
                             flying.pop(other)
@@ -231,7 +233,7 @@ class RayActors:
                     actors[rank] = start(rank)
                 except Exception as exc:  # the task itself raised: its files, one line each
                     for path in group:
-                        yield ("error", path, f"{path}: {type(exc).__name__}: {exc}")
+                        yield Failed(path=path, error=f"{path}: {type(exc).__name__}: {exc}")
 
 
 def _read(group: Sequence[str]) -> Tuple[List[Tuple[str, bytes]], List[Event]]:
@@ -243,6 +245,6 @@ def _read(group: Sequence[str]) -> Tuple[List[Tuple[str, bytes]], List[Event]]:
         except OSError as exc:
             from ..errors import AudioError
 
-            events.append(("error", path, AudioError(f"{path}: not readable ({exc.strerror or exc})",
-                                                     "check the path and its permissions")))
+            events.append(Failed(path=path, error=AudioError(f"{path}: not readable ({exc.strerror or exc})",
+                                                             "check the path and its permissions")))
     return files, events

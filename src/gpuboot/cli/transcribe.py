@@ -25,9 +25,11 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, TextIO
 
+from .events import Done, Event, Failed, Loaded, Planned, Progress, Segment
 from .inputs import Input, shown
 from .style_args import add_style_arguments
-from .terminal import Progress, error_line, is_tty
+from .terminal import Progress as ProgressBar
+from .terminal import error_line, is_tty
 
 __all__ = ["SUMMARY", "add_arguments", "run", "plan_inputs", "Outputs", "MAX_BEAM", "MAX_BATCH_ASKED"]
 
@@ -224,35 +226,38 @@ class Outputs:
         self.ended: Set[str] = set()  # files done or failed
         self.printed = 0
         label = Path(self.paths[0]).name if len(self.paths) == 1 else f"{len(self.paths)} files"
-        self.progress = Progress(self.interactive and bool(self.paths), err, sum(self.known.values()) or 1.0,
+        self.progress = ProgressBar(self.interactive and bool(self.paths), err, sum(self.known.values()) or 1.0,
                                  shown(label))
 
-    def handle(self, event: Sequence[Any]) -> None:
-        kind = event[0]
-        if kind in ("done", "error") and event[1] in self.inputs:
-            self.ended.add(event[1])
-        if kind == "loaded":
-            self._loaded(event[1], event[2] if len(event) > 2 else None)
-        elif kind == "plan":
+    def handle(self, event: Event) -> None:
+        """One runner event (``events.py``), whatever the runner."""
+        if isinstance(event, (Done, Failed)) and event.path in self.inputs:
+            self.ended.add(event.path)
+        if isinstance(event, Loaded):
+            self._loaded(event.info, event.rank)
+        elif isinstance(event, Planned):
             if self.interactive:
-                self.progress.write(f"gpuboot: {event[1]}", self.err)
-        elif kind == "segment":
+                self.progress.write(f"gpuboot: {event.line}", self.err)
+        elif isinstance(event, Segment):
             if self.live:
-                self._live(event[1], event[2], final=False)
-        elif kind == "progress":
-            self._advance(event[1], float(event[2]))
-        elif kind == "error":
-            from ..errors import GpubootError
+                self._live(event.path, event.segment, final=False)
+        elif isinstance(event, Progress):
+            self._advance(event.path, float(event.seconds))
+        elif isinstance(event, Failed):
+            self._failed(event)
+        elif isinstance(event, Done):
+            self._done(event)
 
-            self.failures += 1
-            if event[1] in self.known:
-                self._advance(event[1], self.known[event[1]])
-            exc = event[2] if isinstance(event[2], BaseException) else GpubootError(shown(str(event[2])))
-            self.progress.clear()
-            error_line(self.err, exc)
-            self._print_plain()
-        elif kind == "done":
-            self._done(*event[1:])
+    def _failed(self, event: Failed) -> None:
+        from ..errors import GpubootError
+
+        self.failures += 1
+        if event.path in self.known:
+            self._advance(event.path, self.known[event.path])
+        exc = event.error if isinstance(event.error, BaseException) else GpubootError(shown(str(event.error)))
+        self.progress.clear()
+        error_line(self.err, exc)
+        self._print_plain()
 
     def _loaded(self, info: Any, rank: Optional[int]) -> None:
         if not self.interactive or (self.loaded_said and not self.verbose):
@@ -291,10 +296,11 @@ class Outputs:
             self.progress.write(f"{head}[{timestamp(c.start)} --> {timestamp(c.end)}] {c.text}", self.out)
         self.shown[path] = max(shown_count, len(ready))
 
-    def _done(self, path: str, rendered: Dict[str, str], item: Any, plain: str, summary: Any = None) -> None:
+    def _done(self, event: Done) -> None:
         from ..whisper.outsets import write_set
         from .inputs import write_problem
 
+        path, rendered, item, plain, summary = event.path, event.rendered, event.item, event.plain, event.summary
         if self.live and path in self.live_segments:
             self._live(path, None, final=True)
         self.live_segments.pop(path, None)
