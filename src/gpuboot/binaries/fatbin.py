@@ -39,6 +39,7 @@ import struct
 from typing import Dict, FrozenSet, List, Literal, Optional, Tuple
 
 from ..base.record import Record
+from .layout import elf, pe
 
 __all__ = ["GpuCode", "Module", "Fatbin", "read_fatbin", "FATBIN_SECTIONS"]
 
@@ -185,7 +186,8 @@ def _read(m: mmap.mmap, path: str) -> Optional[Fatbin]:
         sections = _elf_sections(m)
         wanted = FATBIN_SECTIONS["elf"]
     elif m[:2] == b"MZ":
-        sections = _pe_sections(m)
+        layout = pe(m)
+        sections = [(s.name, s.offset, s.size) for s in layout.sections] if layout is not None else None
         wanted = FATBIN_SECTIONS["pe"]
     elif m[:4] == _CONTAINER.pack(_MAGIC, 1, 16, 0)[:4]:  # a bare fatbin file (nvcc -fatbin)
         sections, wanted = [("", 0, len(m))], ("",)
@@ -278,41 +280,9 @@ def _walk(m: mmap.mmap, pos: int, end: int, found: Dict[_Key, int],
 
 
 def _elf_sections(m: mmap.mmap) -> Optional[List[Tuple[str, int, int]]]:
-    """(name, file offset, size) of each section of a little-endian ELF64 file, or ``None``."""
-    if m[4] != 2 or m[5] != 1:  # ELFCLASS64, ELFDATA2LSB: what CUDA ships for
+    """(name, file offset, size) of each section of a little-endian ELF64 file (what CUDA ships for), or
+    ``None``."""
+    header = elf(m)
+    if header is None or header.bits != 64 or header.order != "<" or not header.shoff or header.shentsize < 64:
         return None
-    shoff = struct.unpack_from("<Q", m, 0x28)[0]
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", m, 0x3A)
-    if not shoff or shentsize < 64 or not shnum or shstrndx >= shnum or shoff + shnum * shentsize > len(m):
-        return None
-    heads = [struct.unpack_from("<IIQQQQ", m, shoff + i * shentsize) for i in range(shnum)]
-    strtab = heads[shstrndx][4]
-    out = []
-    for name_off, sh_type, _flags, _addr, offset, size in heads:
-        if sh_type == 8:  # SHT_NOBITS: nothing in the file
-            continue
-        start = strtab + name_off
-        stop = m.find(b"\x00", start, start + 256)
-        if stop < 0:
-            continue
-        out.append((m[start:stop].decode("ascii", "replace"), offset, size))
-    return out
-
-
-def _pe_sections(m: mmap.mmap) -> Optional[List[Tuple[str, int, int]]]:
-    """(name, file offset, size) of each section of a PE image, or ``None``."""
-    lfanew = struct.unpack_from("<I", m, 0x3C)[0]
-    if lfanew + 24 > len(m) or m[lfanew:lfanew + 4] != b"PE\x00\x00":
-        return None
-    nsections, = struct.unpack_from("<H", m, lfanew + 6)
-    opt_size, = struct.unpack_from("<H", m, lfanew + 20)
-    table = lfanew + 24 + opt_size
-    out = []
-    for i in range(nsections):
-        at = table + 40 * i
-        if at + 40 > len(m):
-            return None
-        raw_name = m[at:at + 8].rstrip(b"\x00")
-        vsize, _vaddr, rawsize, rawptr = struct.unpack_from("<IIII", m, at + 8)
-        out.append((raw_name.decode("ascii", "replace"), rawptr, min(vsize, rawsize) if vsize else rawsize))
-    return out
+    return [(s.name, s.offset, s.size) for s in header.sections(m) if s.type != 8]  # SHT_NOBITS: not in the file
