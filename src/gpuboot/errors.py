@@ -106,3 +106,7 @@ class IncompatibleDependencyError(GpubootError):
 class DriverNotFoundError(GpubootError):
     """A GPU was asked for explicitly (``device="cuda"``) on a machine with no
     NVIDIA driver, so no CUDA library could ever run."""
+
+
+class OutputDirError(GpubootError):
+    """The output directory cannot take transcripts (checked before any transcription)."""

@@ -54,8 +54,7 @@ class DeviceChoice(Record):
         kind: ``"cuda"``, ``"mps"`` or ``"cpu"``.
         cuda_ordinal: the CUDA ordinal (``torch.device("cuda", i)``,
             ``WhisperModel(device_index=i)``), ``None`` unless ``kind="cuda"``.
-        gpu: the NVML ``Device`` chosen, ``None`` unless ``kind="cuda"``
-            (``device`` is its deprecated spelling).
+        gpu: the NVML ``Device`` chosen, ``None`` unless ``kind="cuda"``.
         torch_dtype: ``"bfloat16"``, ``"float16"`` or ``"float32"``.
         compute_type: the CTranslate2 compute type (CTranslate2 has no MPS:
             on a Mac it is a CPU type).

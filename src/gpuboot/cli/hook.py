@@ -1,4 +1,4 @@
-"""``gpuboot hook install|uninstall|status``: the opt-in start-up hook (``gpuboot/hook.py``, ``gpuboot_hook``)."""
+"""``gpuboot hook install|uninstall|status``: the opt-in start-up hook (``startup/hook.py``, ``gpuboot_hook``)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Doctor's check of the driver: "ok" only when CUDA answered, else one finding per broken layer and its fix.
 
-The verdict is the driver probe's (``_gpus/probe.py``): the driver is ok only
+The verdict is the driver probe's (``machine/probe.py``): the driver is ok only
 when ``cuInit`` returned 0 and counted at least one GPU.  NVML answering is
 not enough -- in a container without the ``compute`` capability, with a
 ``cuda-compat`` libcuda on a GeForce, or without ``/dev/nvidia-uvm``, NVML

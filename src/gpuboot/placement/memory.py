@@ -25,8 +25,7 @@ class MemoryInfo(Record):
     """Memory of one CUDA device, bytes.
 
     Attributes:
-        gpu: the NVML ``Device`` (its ``cuda_ordinal`` is the one asked for);
-            ``device`` is its deprecated spelling.
+        gpu: the NVML ``Device`` (its ``cuda_ordinal`` is the one asked for).
         total, free: bytes, from NVML (memory info v2 where the driver has it).
         used: ``total - free``: what other processes and the driver's
             reservations hold.

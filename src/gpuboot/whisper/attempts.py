@@ -52,7 +52,7 @@ class WhisperLoad(Record):
             ``BatchedInferencePipeline`` for this model.
         batch_size: its batch size (1 when not batched).
         cpu_threads, num_workers: what ``WhisperModel`` was given.
-        throughput: why those (``_throughput.plan_throughput``'s reason).
+        throughput: why those (``throughput.plan_throughput``'s reason).
         source: the model directory loaded (a size name resolved in the cache).
         warnings: what the caller should know of a working choice: CTranslate2
             reaching this GPU only through a JIT compile of its PTX (slow first
