@@ -93,9 +93,8 @@ STDLIB = "ctypes, logging, dataclasses, pathlib, subprocess, typing, re, threadi
 
 
 #: What ensure() imports on a machine with a driver.
-DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers.table, gpuboot._libs.needs, gpuboot._libs.resolve, "
-               "gpuboot.dllpath, "
-               "gpuboot._libs.linux")
+DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers.installed, gpuboot._libs.needs, gpuboot._libs.resolve, "
+               "gpuboot.dllpath, gpuboot._libs.linux, gpuboot.machine.readers, gpuboot.machine.metadata")
 
 
 def bench_driver_path_import(runs: int) -> Dict[str, Any]:

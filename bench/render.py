@@ -14,9 +14,8 @@ from typing import Any, Dict, List, Optional, Sequence
 ROOT = Path(__file__).resolve().parent.parent
 #: Mirrors measure.STDLIB / measure.DRIVER_PATH for the prose (render imports nothing of measure).
 STDLIB = "ctypes, logging, dataclasses, pathlib, subprocess, typing, re, threading, hashlib, fnmatch"
-DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers.table, gpuboot._libs.needs, gpuboot._libs.resolve, "
-               "gpuboot.dllpath, "
-               "gpuboot._libs.linux")
+DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers.installed, gpuboot._libs.needs, gpuboot._libs.resolve, "
+               "gpuboot.dllpath, gpuboot._libs.linux, gpuboot.machine.readers, gpuboot.machine.metadata")
 #: The preload budgets: case -> the ratio to raw ctypes.CDLL it must stay under.
 PRELOAD_BUDGETS = {"cudart+cublasLt+cublas": 1.05, "cudart+cublasLt+cublas+cudnn": 1.10}
 
