@@ -394,8 +394,8 @@ def render(data: Dict[str, Any]) -> str:
                  "`python scripts/gpu_check.py` and this benchmark.\n")
 
     L.append("## Where the time goes\n")
-    L.append("`python -X importtime -c \"import gpuboot.locate, gpuboot.dllpath, gpuboot._libs.linux, "
-             "gpuboot.consumers.table\"` (what the driver-present path of `ensure()` imports), largest cumulative:\n")
+    L.append(f"`python -X importtime -c \"import {DRIVER_PATH}\"` (what the driver-present path of `ensure()` "
+             "imports), largest cumulative:\n")
     L.append("```")
     L.extend(data["profile"])
     L.append("```")
