@@ -353,3 +353,47 @@ def test_part_seven_without_the_weights_builds_a_model_and_judges_no_words(tiny_
     assert result.problems == (), result.problems
     assert "with random weights" in text and "load_whisper(): cpu/int8" in text and "words not judged" in text
     assert "WER" not in text.split("load_whisper():")[1]
+
+
+def _command(text: str) -> List[str]:
+    """The GPU machine's command: the lines from ``python3 -m pip install`` to the check's own line."""
+    lines = [line.strip() for line in text.splitlines()]
+    start = next(i for i, line in enumerate(lines) if line.startswith("python3 -m pip install"))
+    end = next(i for i, line in enumerate(lines) if i > start and line.startswith("python3 scripts/gpu_check.py"))
+    return lines[start:end + 1]
+
+
+def test_the_readme_gives_the_command_the_check_documents() -> None:
+    import ast
+
+    doc = ast.get_docstring(ast.parse((ROOT / "scripts" / "gpu_check.py").read_text()))
+    assert doc is not None
+    command = _command(doc)
+    assert command == _command((ROOT / "README.md").read_text()), command
+    assert "--target /tmp/site" in command[0] and "--no-index" in command[0] and "$OUT" in command[-1]
+
+
+def test_a_wheel_repacked_with_lzma_installs_the_same_files(tmp_path: Path) -> None:
+    """The carried wheels' format: a real wheel (gpuboot's own, built from the checkout with uv), every member stored
+    again LZMA-compressed, installed by pip with ``--no-index --no-deps --target`` as on the GPU machine."""
+    import subprocess
+    import zipfile
+
+    from gpucheck.wheels import repack
+
+    built = tmp_path / "built"
+    subprocess.run([sys.executable, "-m", "uv", "build", "-q", "--wheel", "--out-dir", str(built), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)  # as noxfile.py builds it
+    (wheel,) = built.glob("gpuboot-*.whl")
+    (tmp_path / "lzma").mkdir()
+    packed = repack(wheel, tmp_path / "lzma")
+    with zipfile.ZipFile(wheel) as a, zipfile.ZipFile(packed) as b:
+        assert [i.filename for i in a.infolist()] == [i.filename for i in b.infolist()]
+        assert {i.compress_type for i in b.infolist()} == {zipfile.ZIP_LZMA}
+        assert all(a.read(n) == b.read(n) for n in a.namelist())
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
+                    "--no-cache-dir", "--target", str(site), str(packed)], check=True, capture_output=True,
+                   timeout=600)
+    for rel in ("gpuboot/select.py", "gpuboot/doctor/doctor-schema.json"):
+        assert (site / rel).read_bytes() == (ROOT / "src" / rel).read_bytes()
