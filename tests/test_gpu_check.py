@@ -47,7 +47,7 @@ from gpucheck.compare import (  # noqa: E402
 )
 from gpucheck.jobs import PARTS, run  # noqa: E402
 from gpucheck.parts_work import WER_LIMIT  # noqa: E402
-from gpucheck.result import Check, PartResult, run_child, verdict  # noqa: E402
+from gpucheck.result import Check, OutOfTime, PartResult, run_child, verdict  # noqa: E402
 
 H100_UUID = "GPU-0b7d9a42-3c1e-4f58-a6d2-91e4c07b5f13"
 A100_UUID = "GPU-1f6d8b24-9a3e-4c70-8e15-c2b7a0d4f863"
@@ -296,7 +296,15 @@ def test_a_child_that_hangs_is_killed_with_what_it_started(tmp_path: Path, pidfi
 def test_no_child_starts_after_the_deadline(tmp_path: Path) -> None:
     check = _check(tmp_path)
     check.deadline = time.monotonic()
-    assert run_child(check, "echo").error == "not started: the check's time is up"
+    with pytest.raises(OutOfTime, match="the echo child was not started"):
+        run_child(check, "echo")
+
+    def late(check: Check) -> PartResult:
+        run_child(check, "echo")
+        raise AssertionError("not reached")
+
+    lines, code = run(check, io.StringIO(), parts=(("3 late", late),))
+    assert code == 0 and "part 3 late: SKIPPED -- the echo child was not started" in "\n".join(lines)
 
 
 @pytest.fixture(scope="module")

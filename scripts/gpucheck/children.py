@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
-from .compare import DeviceView, normalise_uuid
+from .compare import normalise_uuid
+from .views import cuda_count, cupy_views, gpuboot_views, torch_views
 
 
 def _optional(name: str) -> Tuple[Any, str]:
@@ -30,50 +30,6 @@ def _optional(name: str) -> Tuple[Any, str]:
 
 def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()[:2000]
-
-
-def gpuboot_views() -> List[Dict[str, Any]]:
-    import gpuboot
-
-    inv = gpuboot.discover()
-    return [asdict(DeviceView(ordinal=-1 if d.cuda_ordinal is None else d.cuda_ordinal, name=d.name,
-                              cc=(d.compute_capability[0], d.compute_capability[1]), uuid=d.uuid,
-                              total=d.total_memory, free=d.free_memory)) for d in inv.visible]
-
-
-def torch_views(torch: Any) -> List[Dict[str, Any]]:
-    out = []
-    for i in range(torch.cuda.device_count()):
-        p = torch.cuda.get_device_properties(i)
-        free, total = torch.cuda.mem_get_info(i)
-        out.append(asdict(DeviceView(ordinal=i, name=p.name, cc=(p.major, p.minor),
-                                     uuid=normalise_uuid(str(getattr(p, "uuid", "") or "")), total=total, free=free)))
-    return out
-
-
-def cupy_views(cupy: Any) -> List[Dict[str, Any]]:
-    """The CUDA runtime's own answers (``cudaGetDeviceCount``, ``cudaGetDeviceProperties``, ``cudaMemGetInfo``)."""
-    rt = cupy.cuda.runtime
-    out = []
-    for i in range(cuda_count(cupy)):
-        p = rt.getDeviceProperties(i)
-        name = p["name"].decode() if isinstance(p["name"], bytes) else str(p["name"])
-        with cupy.cuda.Device(i):
-            free, total = rt.memGetInfo()
-        out.append(asdict(DeviceView(ordinal=i, name=name, cc=(p["major"], p["minor"]),
-                                     uuid=normalise_uuid(p.get("uuid")), total=total, free=free)))
-    return out
-
-
-def cuda_count(cupy: Any) -> int:
-    """``cudaGetDeviceCount``; 0 for ``cudaErrorNoDevice`` (100, driver_types.h), as CUDA says when nothing is
-    visible."""
-    try:
-        return int(cupy.cuda.runtime.getDeviceCount())
-    except cupy.cuda.runtime.CUDARuntimeError as exc:
-        if getattr(exc, "status", None) == 100:
-            return 0
-        raise
 
 
 # --------------------------------------------------------------------------- the children
@@ -148,13 +104,13 @@ def child_visible(arg: Any) -> Dict[str, Any]:
     out: Dict[str, Any] = {"gpuboot": [d.uuid for d in inv.visible], "warnings": list(inv.warnings)}
     cupy, why = _optional("cupy")
     if cupy is None:
-        out["cuda_error"] = why
+        out["cupy_missing"] = why
     else:
         try:
             n = cuda_count(cupy)
             out["cuda"] = [normalise_uuid(cupy.cuda.runtime.getDeviceProperties(i).get("uuid")) for i in range(n)]
-        except Exception as exc:
-            out["cuda_error"] = _error(exc)
+        except cupy.cuda.runtime.CUDARuntimeError as exc:  # a code of driver_types.h' cudaError_t
+            out["cuda_error"], out["cuda_status"] = _error(exc), getattr(exc, "status", None)
     torch, why = _optional("torch")
     if torch is not None:
         out["torch_count"] = int(torch.cuda.device_count())
@@ -351,8 +307,3 @@ CHILDREN: Dict[str, Callable[[Any], Dict[str, Any]]] = {
     "load": child_load, "code": child_code, "choice": child_choice, "whisper": child_whisper, "model": child_model,
     "timing": child_timing,
 }
-
-
-def views(raw: Optional[List[Dict[str, Any]]]) -> List[DeviceView]:
-    """Device views back from a child's JSON."""
-    return [DeviceView(**{**d, "cc": tuple(d["cc"])}) for d in raw or []]

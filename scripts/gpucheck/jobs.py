@@ -13,7 +13,7 @@ from typing import Callable, List, Optional, Sequence, TextIO, Tuple
 from .compare import safe_name
 from .parts import part_devices, part_driver, part_loading, part_visible
 from .parts_work import part_choice, part_code, part_timing, part_whisper
-from .result import Check, PartResult
+from .result import Check, OutOfTime, PartResult
 
 Part = Tuple[str, Callable[[Check], PartResult]]
 
@@ -46,9 +46,12 @@ def installed_consumers(names: Sequence[str] = IMAGE_CONSUMERS) -> Optional[List
 
 
 def run_part(check: Check, function: Callable[[Check], PartResult]) -> PartResult:
-    """One part; a part that raises is a disagreement carrying its traceback, never the check's crash."""
+    """One part; a part that raises is a disagreement carrying its traceback, never the check's crash; a part
+    the check's time ran out for is skipped."""
     try:
         return function(check)
+    except OutOfTime as exc:
+        return PartResult("skipped", str(exc))
     except Exception:
         return PartResult("disagree", "the part crashed", (), (traceback.format_exc(),))
 

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 from typing import Any, List, Optional
 
-from .children import views
 from .compare import (
     VISIBLE_SHAPES,
     Preloaded,
@@ -23,6 +22,7 @@ from .compare import (
     normalise_uuid,
 )
 from .result import Check, PartResult, run_child, verdict
+from .views import views
 
 STUB_NOTE = "the libcuda found is gpuboot's test stub: no CUDA runtime runs on it"
 
@@ -203,13 +203,20 @@ def part_visible(check: Check) -> PartResult:
             problems.append(f"CUDA_VISIBLE_DEVICES={shown}: {child.error}")
             continue
         a = child.answer
+        expect = shape.expect(gpus)
         cuda = a.get("cuda") if cuda_trusted else None
+        if cuda_trusted and "cuda_error" in a:
+            if expect == []:  # the rules hide every GPU, and CUDA refused to count any: the same answer
+                cuda = []
+            else:
+                problems.append(f"CUDA_VISIBLE_DEVICES={shown} ({shape.label}): the CUDA runtime failed where "
+                                f"the documented rules show {expect}: {a['cuda_error']}")
         if cuda is None and not gpu_only:
             gpu_only.append("CUDA's own reading of each shape (the CUDA runtime through CuPy): " +
-                            (a.get("cuda_error", "") if cuda_trusted else gpu_blocker(check)))
-        expect = shape.expect(gpus)
-        evidence.append(f"{shape.label} ({shown}): gpuboot {a['gpuboot']}; CUDA {a.get('cuda', '-')}; torch "
-                        f"{a.get('torch_count', '-')}; the documented rules: "
+                            (a.get("cupy_missing", "") if cuda_trusted else gpu_blocker(check)))
+        evidence.append(f"{shape.label} ({shown}): gpuboot {a['gpuboot']}; CUDA "
+                        f"{a.get('cuda', a.get('cuda_error', '-'))}; torch {a.get('torch_count', '-')}; the "
+                        "documented rules: "
                         f"{'say nothing' if expect is None else expect}")
         problems += compare_visible(shape.label, value, expect, a["gpuboot"], cuda,
                                     a.get("torch_count") if cuda_trusted else None)

@@ -76,6 +76,10 @@ class Check:
     facts: Dict[str, Any] = field(default_factory=dict)
 
 
+class OutOfTime(Exception):
+    """No child is started after the check's deadline: the part is skipped, saying so."""
+
+
 @dataclass(frozen=True)
 class ChildOutcome:
     """A child's answer (``answer``) or why there is none (``error``: a timeout, a crash with its traceback)."""
@@ -89,10 +93,14 @@ def run_child(check: Check, name: str, arg: Any = None, *, env: Optional[Mapping
               timeout: Optional[float] = None) -> ChildOutcome:
     """Run child ``name`` (``children.CHILDREN``) in a fresh interpreter in its own process group, killed with
     everything it started when it outlives ``timeout`` (or the check's deadline).  ``env`` changes the
-    environment (a ``None`` value removes the variable)."""
+    environment (a ``None`` value removes the variable).
+
+    Raises:
+        OutOfTime: the check's deadline has passed (less than 5 s left).
+    """
     left = check.deadline - time.monotonic()
     if left < 5:
-        return ChildOutcome(None, "not started: the check's time is up")
+        raise OutOfTime(f"the {name} child was not started: the check's time (--time-limit) is up")
     limit = min(timeout or check.child_timeout, left)
     full = dict(os.environ)
     for k, v in (env or {}).items():
