@@ -405,3 +405,37 @@ def test_a_wheel_repacked_with_lzma_installs_the_same_files(tmp_path: Path) -> N
                    timeout=600)
     for rel in ("gpuboot/select.py", "gpuboot/doctor/doctor-schema.json"):
         assert (site / rel).read_bytes() == (ROOT / "src" / rel).read_bytes()
+
+
+SMI = """#!/bin/sh
+# nvidia-smi's two outputs the check reads, in the real tool's shapes (580.159.04 on an H100).
+case "$1" in
+--query-gpu=*) echo "{driver}, NVIDIA H100 80GB HBM3, {uuid}" ;;
+*) echo "+-----------------------------------------------------------------------------------------+"
+   echo "| NVIDIA-SMI {driver}             Driver Version: {driver}     CUDA Version: {cuda}     |" ;;
+esac
+"""
+
+
+@pytest.mark.parametrize("driver, cuda, uuid, wrong", [
+    ("580.159.04", "13.0", H100_UUID, []),
+    ("580.159.03", "13.0", H100_UUID, ["driver version"]),
+    ("580.159.04", "12.9", H100_UUID, ["CUDA version", "CUDA version"]),
+    ("580.159.04", "13.0", A100_UUID, ["GPUs"]),
+])
+def test_nvidia_smi_against_the_probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, driver: str, cuda: str,
+                                      uuid: str, wrong: List[str]) -> None:
+    from gpucheck.parts import _nvidia_smi
+    from probes import healthy
+
+    smi = tmp_path / "nvidia-smi"
+    smi.write_text(SMI.format(driver=driver, cuda=cuda, uuid=uuid))
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    evidence: List[str] = []
+    problems: List[str] = []
+    gpu_only: List[str] = []
+    probe = healthy("580.159.04", 13000)
+    assert _nvidia_smi(evidence, problems, gpu_only, probe, [H100_UUID]) == 1
+    assert [p.split(":")[0] for p in problems] == wrong, problems
+    assert gpu_only == [] and f"nvidia-smi: CUDA Version {cuda}" in evidence

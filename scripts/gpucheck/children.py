@@ -58,6 +58,9 @@ def child_driver(arg: Any) -> Dict[str, Any]:
         out["torch_available"] = bool(torch.cuda.is_available())
         get = getattr(torch._C, "_cuda_getDeviceCount", None)
         out["torch_cuda_count"] = int(get()) if get is not None else None
+        if out["torch_available"]:
+            torch.cuda.init()
+            out["torch_libcuda"] = [p for p in _maps() if os.path.basename(p).startswith("libcuda.so")]
     cupy, why = _optional("cupy")
     if cupy is None:
         out["cupy_error"] = why

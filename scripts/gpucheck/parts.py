@@ -7,6 +7,7 @@ import order in part 4).
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -63,10 +64,12 @@ def _nvidia_smi(evidence: List[str], problems: List[str], gpu_only: List[str], p
         problems.append(f"GPUs: gpuboot (NVML) {sorted(nvml_uuids)} vs nvidia-smi {smi_uuids}")
     m = re.search(r"CUDA Version:\s*(\d+)\.(\d+)", head)
     if m:
-        evidence.append(f"nvidia-smi: CUDA Version {m.group(1)}.{m.group(2)}")
-        if _cuda_text(probe.cuda_driver_version) != f"{m.group(1)}.{m.group(2)}":
-            problems.append(f"CUDA version: probe (cuDriverGetVersion {probe.cuda_driver_version}) vs nvidia-smi "
-                            f"{m.group(1)}.{m.group(2)}")
+        smi_cuda = f"{m.group(1)}.{m.group(2)}"
+        evidence.append(f"nvidia-smi: CUDA Version {smi_cuda}")
+        for label, value in (("cuDriverGetVersion", probe.cuda_driver_version),
+                             ("nvmlSystemGetCudaDriverVersion_v2", probe.nvml_cuda_version)):
+            if _cuda_text(value) != smi_cuda:
+                problems.append(f"CUDA version: probe ({label} {value}) vs nvidia-smi {smi_cuda}")
     return 1
 
 
@@ -140,6 +143,11 @@ def part_driver(check: Check) -> PartResult:
                     problems.append(f"{theirs} {a[key]} vs the probe's {ours}")
                 else:
                     compared += 1
+            if "torch_libcuda" in a:  # the libcuda the probe's loader resolved is the one torch's process maps
+                compared += 1
+                if [os.path.realpath(p) for p in a["torch_libcuda"]] != [os.path.realpath(probe.libcuda or "")]:
+                    problems.append(f"libcuda: the probe's {probe.libcuda} vs torch's process maps "
+                                    f"{a['torch_libcuda']}")
     return verdict(f"CUDA {'answered' if probe.answered else 'did not answer'}; {compared} comparison(s) made",
                    evidence, problems, gpu_only, compared)
 
