@@ -71,7 +71,7 @@ def main() -> int:
 
         return build(args.wheels, ROOT, sys.stdout)
 
-    from gpucheck.jobs import installed_consumers, report_name, run
+    from gpucheck.jobs import provided_consumers, report_name, run
     from gpucheck.result import Check
 
     from gpuboot.whisper import embedded_model
@@ -82,7 +82,7 @@ def main() -> int:
                   model=args.model or embedded_model(), model_files=str(small) if small.is_dir() else None,
                   sample=str(sample),
                   reference=(ROOT / "samples" / "speech-en.txt").read_text().strip())
-    check.facts["consumers"] = installed_consumers()
+    check.facts["consumers"] = provided_consumers()
     lines, code = run(check, sys.stdout)
     path = args.out or args.out_dir / report_name(check)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -233,7 +233,7 @@ def test_gpu_check_on_a_healthy_stub_host_runs_every_part(tmp_path: Path, gpu_ch
     assert out["rc"] == 0, report
     assert out["status"] == HEALTHY_STUB, out["status"]
     assert out["name"] == "gpu-check-nvidia-geforce-rtx-4090.txt"
-    assert "doctor: ok NVIDIA driver 550.54.14" in report and "cuInit 0, 1 GPU(s)" in report
+    assert "doctor (for ctranslate2): exit 0; ok NVIDIA driver 550.54.14" in report and "cuInit 0, 1 GPU(s)" in report
     assert "the libcuda found is gpuboot's test stub" in report
     assert f"gpuboot (NVML) cuda:0 NVIDIA GeForce RTX 4090 CC 8.9 {RTX_4090.uuid}" in report
     shapes = re.findall(r"^    .+ \((unset|'[^']*')\): gpuboot ", report, flags=re.M)

@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 from importlib import metadata
-from typing import Callable, List, Optional, Sequence, TextIO, Tuple
+from typing import Callable, List, Sequence, TextIO, Tuple
 
 from .compare import safe_name
 from .parts import part_devices, part_driver, part_loading, part_visible
@@ -33,16 +33,26 @@ PARTS: Tuple[Part, ...] = (
 IMAGE_CONSUMERS = ("torch", "cupy-cuda13x", "jax-cuda13-plugin")
 
 
-def installed_consumers(names: Sequence[str] = IMAGE_CONSUMERS) -> Optional[List[str]]:
-    """Those of ``names`` installed here, or ``None`` (every installed consumer) when none is."""
-    found = []
-    for name in names:
-        try:
-            metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-        found.append(name)
-    return found or None
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def provided_consumers() -> List[str]:
+    """The consumers parts 1 and 4 hold a healthy machine to (doctor exits 0, ``ensure()`` misses nothing): the
+    image's CUDA 13 ones where any is installed, else every installed consumer gpuboot knows
+    (``gpuboot.doctor.CONSUMER_ALIASES``) -- less ctranslate2 while CUDA 12 cuBLAS is not installed, the case part
+    7 checks."""
+    from gpuboot.doctor import CONSUMER_ALIASES
+
+    image = [n for n in IMAGE_CONSUMERS if _installed(n)]
+    if image:
+        return image
+    known = sorted({n for names in CONSUMER_ALIASES.values() for n in names})
+    return [n for n in known if _installed(n) and not (n == "ctranslate2" and not _installed("nvidia-cublas-cu12"))]
 
 
 def run_part(check: Check, function: Callable[[Check], PartResult]) -> PartResult:

@@ -110,7 +110,9 @@ def part_driver(check: Check) -> PartResult:
         if not drivers or drivers[0].severity != "ok":
             problems.append(f"doctor's driver finding is not ok: {[(f.severity, f.title) for f in drivers]}")
         else:
-            evidence.append(f"doctor: ok {drivers[0].title}")
+            consumers = check.facts.get("consumers")
+            evidence.append(f"doctor (for {', '.join(consumers) if consumers else 'no consumer'}): exit "
+                            f"{report.exit_code}; ok {drivers[0].title}")
         if report.exit_code != 0:
             problems.append(f"doctor exits {report.exit_code} where CUDA answered")
             problems.extend(doctor_problems)
@@ -239,7 +241,7 @@ def part_loading(check: Check) -> PartResult:
     if probe is None or not probe.anything:
         return verdict("", [], [], compared=0, skipped_because="no NVIDIA driver: ensure() loads nothing")
     consumers = check.facts.get("consumers")
-    evidence = [f"consumers: {', '.join(consumers) if consumers else 'every installed one gpuboot knows'}"]
+    evidence = [f"consumers: {', '.join(consumers) if consumers else 'none installed'}"]
     problems: List[str] = []
     gpu_only: List[str] = []
     for order in ("ensure-first", "torch-first"):
