@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, List, Optional
 
 from .compare import (
@@ -205,9 +206,12 @@ def part_visible(check: Check) -> PartResult:
     evidence: List[str] = [f"{len(shapes)} shapes over {len(gpus)} GPU(s)" + ("" if migs else "; no MIG instances")]
     problems: List[str] = []
     gpu_only: List[str] = []
-    for shape in shapes:
-        value = shape.value(gpus)
-        child = run_child(check, "visible", env={"CUDA_VISIBLE_DEVICES": value}, timeout=120)
+    values = [shape.value(gpus) for shape in shapes]
+    # Independent processes: a few at a time where there are cores for them (a GPU machine), else one by one.
+    with ThreadPoolExecutor(max_workers=max(1, min(4, (os.cpu_count() or 1) // 4))) as pool:
+        children = list(pool.map(lambda v: run_child(check, "visible", env={"CUDA_VISIBLE_DEVICES": v},
+                                                     timeout=120), values))
+    for shape, value, child in zip(shapes, values, children):
         shown = "unset" if value is None else repr(value)
         if child.answer is None:
             problems.append(f"CUDA_VISIBLE_DEVICES={shown}: {child.error}")
