@@ -66,6 +66,10 @@ def main() -> int:
     parser.add_argument("--wheels", type=Path, help="fetch the wheels the GPU machine's image lacks into "
                                                     "DIR/wheels, print their sizes, and exit")
     args = parser.parse_args()
+    if args.model is not None and not (Path(args.model) / "model.bin").is_file():
+        parser.error(f"--model {args.model}: not a CTranslate2 model directory (it has no model.bin)")
+    if not args.time_limit > 0:
+        parser.error(f"--time-limit must be a number of seconds above 0, not {args.time_limit}")
     if args.wheels is not None:
         from gpucheck.wheels import build
 
@@ -85,8 +89,13 @@ def main() -> int:
     check.facts["consumers"] = provided_consumers()
     lines, code = run(check, sys.stdout)
     path = args.out or args.out_dir / report_name(check)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+    except OSError as exc:
+        print(f"gpu_check: the report was printed above but could not be written to {path}: {exc}; "
+              "fix: pass --out-dir or --out with a writable place", file=sys.stderr)
+        return 1
     print(f"report: {path}")
     return code
 

@@ -439,3 +439,15 @@ def test_nvidia_smi_against_the_probe(tmp_path: Path, monkeypatch: pytest.Monkey
     assert _nvidia_smi(evidence, problems, gpu_only, probe, [H100_UUID]) == 1
     assert [p.split(":")[0] for p in problems] == wrong, problems
     assert gpu_only == [] and f"nvidia-smi: CUDA Version {cuda}" in evidence
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model", "/nonexistent/model"], "--model /nonexistent/model: not a CTranslate2 model directory"),
+    (["--time-limit", "-5"], "--time-limit must be a number of seconds above 0"),
+])
+def test_bad_options_are_one_line_with_the_fix(args: List[str], message: str) -> None:
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "gpu_check.py"), *args], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
