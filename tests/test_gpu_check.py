@@ -384,13 +384,18 @@ def test_the_readme_gives_the_command_the_check_documents() -> None:
 def test_a_wheel_repacked_with_lzma_installs_the_same_files(tmp_path: Path) -> None:
     """The carried wheels' format: a real wheel (gpuboot's own, built from the checkout with uv), every member stored
     again LZMA-compressed, installed by pip with ``--no-index --no-deps --target`` as on the GPU machine."""
+    import shutil
     import subprocess
     import zipfile
 
     from gpucheck.wheels import repack
 
+    project = tmp_path / "project"  # a copy: setuptools writes build/ beside the sources
+    shutil.copytree(ROOT / "src", project / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, project / name)
     built = tmp_path / "built"
-    subprocess.run([sys.executable, "-m", "uv", "build", "-q", "--wheel", "--out-dir", str(built), str(ROOT)],
+    subprocess.run([sys.executable, "-m", "uv", "build", "-q", "--wheel", "--out-dir", str(built), str(project)],
                    check=True, capture_output=True, timeout=600)  # as noxfile.py builds it
     (wheel,) = built.glob("gpuboot-*.whl")
     (tmp_path / "lzma").mkdir()
