@@ -2,8 +2,8 @@
 whole.
 
 Reads only the zip central directory (and the one compressed ``METADATA`` member) through HTTP range requests
-(with ``--metadata`` the list keeps the ``.dist-info`` files and the shared objects: a consumer's wheel),
-so a 700 MB cuDNN wheel costs a few hundred kilobytes.  A project whose CUDA builds PyPI has only as a source
+(with ``--metadata`` the list keeps the ``.dist-info`` files, the packages' ``__init__.py`` and the shared
+objects: a consumer's wheel), so a 700 MB cuDNN wheel costs a few hundred kilobytes.  A project whose CUDA builds PyPI has only as a source
 distribution (``.tar.gz``) gets that distribution's ``PKG-INFO`` instead, read off the head of the archive.  Used
 to refresh the fixtures in ``tests/data/wheels/`` and ``tests/data/consumers/``; not part of the installed package.
 
@@ -122,8 +122,10 @@ def main() -> None:
         print(dest / f"{filename}.PKG-INFO")
     else:
         names = remote_namelist(url)
-        if metadata:  # a consumer's wheel: its .dist-info and the shared objects that carry its GPU code
-            names = [n for n in names if ".dist-info/" in n or re.search(r"\.(so|dll|pyd)(\.[\w.]*)?$", n)]
+        if metadata:  # a consumer's wheel: its .dist-info, its packages' __init__.py (the import names the
+            # start-up hook watches) and the shared objects that carry its GPU code
+            names = [n for n in names if ".dist-info/" in n or re.fullmatch(r"[^/]+/__init__\.py", n)
+                     or re.search(r"\.(so|dll|pyd)(\.[\w.]*)?$", n)]
         (dest / f"{filename}.txt").write_text("\n".join(sorted(names)) + "\n")
         print(dest / f"{filename}.txt", len(names))
         if metadata:
