@@ -3,9 +3,10 @@ whole.
 
 Reads only the zip central directory (and the one compressed ``METADATA`` member) through HTTP range requests
 (with ``--metadata`` the list keeps the ``.dist-info`` files, the packages' ``__init__.py`` and the shared
-objects: a consumer's wheel), so a 700 MB cuDNN wheel costs a few hundred kilobytes.  A project whose CUDA builds PyPI has only as a source
-distribution (``.tar.gz``) gets that distribution's ``PKG-INFO`` instead, read off the head of the archive.  Used
-to refresh the fixtures in ``tests/data/wheels/`` and ``tests/data/consumers/``; not part of the installed package.
+objects: a consumer's wheel), so a 700 MB cuDNN wheel costs a few hundred kilobytes.  A project whose CUDA
+builds PyPI has only as a source distribution (``.tar.gz``) gets that distribution's ``PKG-INFO`` instead, read
+off the head of the archive.  Used to refresh the fixtures in ``tests/data/wheels/`` and
+``tests/data/consumers/``; not part of the installed package.
 
 Usage: python tools/wheel_filelist.py [--metadata] PROJECT VERSION PLATFORM_TAG OUT_DIR
        (PLATFORM_TAG is a substring of the file name, e.g. ``win_amd64``, ``manylinux_2_27_x86_64``, or
