@@ -118,6 +118,12 @@ def test_model_auto_on_cpu_recommends_within_the_cap(model_dir: str, tmp_path: P
     assert "hf download" in err.value.fix and "model='/path/to/model'" in err.value.fix
 
 
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"model": "huge"}, gpuboot.ModelNotFoundError),
+    ({"model": ""}, gpuboot.ModelNotFoundError),
+    ({"model": "tiny", "device": "gpu"}, ValueError),
+    ({"model": "tiny", "compute_type": "fp16"}, ValueError),
+])
 def test_bad_arguments(kwargs: dict[str, Any], error: type) -> None:
     with pytest.raises(error):
         gpuboot.load_whisper(**kwargs)

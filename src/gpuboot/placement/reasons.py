@@ -69,10 +69,13 @@ def probe_cuda(probe: Optional[DriverProbe]) -> Optional[Tuple[int, int]]:
 
 def driver_cause(machine: Machine, error: str) -> str:
     """Why no GPU is usable, in one line: the driver probe's broken layer and fix when there is a driver (or a
-    user-space ``libcuda``) to ask, else discovery's own ``error`` ("no NVIDIA driver ...")."""
+    user-space ``libcuda``) to ask or a GPU is expected (an NVIDIA container image's ``NVIDIA_VISIBLE_DEVICES``:
+    one started without ``--gpus`` has nothing NVIDIA inside), else discovery's own ``error`` ("no NVIDIA
+    driver ...")."""
     from ..machine.hostfacts import libcuda_hints
 
-    probe = machine.probe if machine.driver.present or libcuda_hints(machine.root, machine.environ) else None
+    expected = machine.driver.present or bool(machine.environ.get("NVIDIA_VISIBLE_DEVICES"))
+    probe = machine.probe if expected or libcuda_hints(machine.root, machine.environ) else None
     if probe is None:
         return error
     from .._gpus.causes import driver_causes

@@ -262,7 +262,7 @@ class _Packer:
         for window, output in zip(windows, outputs):
             self.settle(language, window, split(window, output, reported, tok))
             window.audio = None
-            touched += [piece.file for piece in window.pieces if piece.file not in touched]
+            touched += [file for file in dict.fromkeys(piece.file for piece in window.pieces) if file not in touched]
         for file in touched:
             new = file.newly_final()
             if file.done:
