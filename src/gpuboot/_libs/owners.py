@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ..machine.metadata import canonical_name
+from ..base import canonical_name
 
 __all__ = ["Owners", "OWNER_CACHE", "OWNER_PREFIXES"]
 

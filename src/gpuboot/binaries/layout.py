@@ -1,5 +1,6 @@
-"""The layout of an ELF or PE file, read from its bytes (a read-only memory map): the one reader of binary structure
-that the names a binary carries (``names.py``) and its GPU code (``fatbin.py``) both use.
+"""The layout of an ELF or PE file, read from its bytes (a file read where it is asked, or a memory map): the one
+reader of binary structure that the names a binary carries (``names.py``) and its GPU code (``fatbin.py``) both
+use.
 
 ELF (System V ABI, "ELF Header", "Section Header", "Program Header", "Dynamic Section"): 32- and 64-bit, either
 byte order.  PE (Microsoft "PE Format": the COFF header, the optional header's data directories, the section
@@ -9,17 +10,50 @@ table).  Every offset is checked against the file's size: a truncated or malform
 
 from __future__ import annotations
 
-import mmap
 import os
 import struct
 from typing import Any, Iterator, List, Optional, Tuple
 
 from ..base.record import Record
 
-__all__ = ["Section", "Elf", "Pe", "open_image", "elf", "pe", "cstring"]
+__all__ = ["Section", "Elf", "Pe", "FileImage", "open_image", "unpack", "elf", "pe", "cstring"]
 
-#: A read-only view of a file's bytes.
+#: A read-only view of a file's bytes: ``FileImage`` or a ``mmap`` (``fatbin.py`` maps the file it walks).
 Image = Any
+
+
+class FileImage:
+    """The bytes of an open file read where they are asked (``len``, indexing, slices, ``find``), by seek and
+    read: the few kilobytes of headers a library's names take, without mapping it (nor importing ``mmap``)."""
+
+    def __init__(self, f: Any) -> None:
+        self._f = f
+        self._size = os.fstat(f.fileno()).st_size
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, slice):
+            start, stop, _ = key.indices(self._size)
+            if stop <= start:
+                return b""
+            self._f.seek(start)
+            return self._f.read(stop - start)
+        data = self[key:key + 1] if key >= 0 else b""
+        if not data:
+            raise IndexError("image index out of range")
+        return data[0]
+
+    def find(self, sub: bytes, start: int, end: int) -> int:
+        at = self[start:end].find(sub)
+        return start + at if at >= 0 else -1
+
+    def __enter__(self) -> FileImage:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
 
 
 class Section(Record):
@@ -118,13 +152,21 @@ class Pe(Record):
 
 
 def open_image(path: os.PathLike[str] | str) -> Tuple[Any, Image]:
-    """``(file, read-only map)`` of ``path`` (close both); ``ValueError`` for an empty file."""
+    """``(file, its FileImage)`` of ``path`` (close both); ``ValueError`` for an empty file."""
     f = open(path, "rb")
     try:
-        return f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        image = FileImage(f)
+        if not len(image):
+            raise ValueError("an empty file")
+        return f, image
     except (OSError, ValueError):
         f.close()
         raise
+
+
+def unpack(fmt: str, image: Image, offset: int) -> Tuple[Any, ...]:
+    """``struct.unpack`` of ``fmt`` at ``offset`` of ``image``; ``ValueError`` past its end."""
+    return struct.unpack(fmt, _slice(image, offset, struct.calcsize(fmt)))
 
 
 def _slice(image: Image, start: int, size: int) -> bytes:
@@ -161,15 +203,15 @@ def elf(image: Image) -> Optional[Elf]:
     order = {1: "<", 2: ">"}.get(image[5])
     if bits is None or order is None:
         return None
-    machine = struct.unpack_from(order + "H", image, 18)[0]
+    machine = unpack(order + "H", image, 18)[0]
     if bits == 64:
         if len(image) < 64:
             return None
-        phoff, shoff = struct.unpack_from(order + "QQ", image, 32)
-        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(order + "HHHHH", image, 54)
+        phoff, shoff = unpack(order + "QQ", image, 32)
+        phentsize, phnum, shentsize, shnum, shstrndx = unpack(order + "HHHHH", image, 54)
     else:
-        phoff, shoff = struct.unpack_from(order + "II", image, 28)
-        phentsize, phnum, shentsize, shnum, shstrndx = struct.unpack_from(order + "HHHHH", image, 42)
+        phoff, shoff = unpack(order + "II", image, 28)
+        phentsize, phnum, shentsize, shnum, shstrndx = unpack(order + "HHHHH", image, 42)
     return Elf(bits=bits, order=order, machine=machine, phoff=phoff, phentsize=phentsize, phnum=phnum, shoff=shoff,
                shentsize=shentsize, shnum=shnum, shstrndx=shstrndx)
 
@@ -178,18 +220,18 @@ def pe(image: Image) -> Optional[Pe]:
     """The layout of the PE image ``image``, or ``None`` when it is not one."""
     if len(image) < 64 or image[:2] != b"MZ":
         return None
-    lfanew = struct.unpack_from("<I", image, 0x3C)[0]
+    lfanew = unpack("<I", image, 0x3C)[0]
     if lfanew + 24 > len(image) or image[lfanew:lfanew + 4] != b"PE\x00\x00":
         return None
-    machine, nsections = struct.unpack_from("<HH", image, lfanew + 4)
-    opt_size = struct.unpack_from("<H", image, lfanew + 20)[0]
+    machine, nsections = unpack("<HH", image, lfanew + 4)
+    opt_size = unpack("<H", image, lfanew + 20)[0]
     opt = lfanew + 24
-    magic = struct.unpack_from("<H", image, opt)[0] if opt_size >= 2 else 0
+    magic = unpack("<H", image, opt)[0] if opt_size >= 2 else 0
     if magic not in (0x20B, 0x10B):
         return None
     bits, dirs_at = (64, 112) if magic == 0x20B else (32, 96)
-    ndirs = struct.unpack_from("<I", image, opt + dirs_at - 4)[0]
-    dirs = tuple(struct.unpack_from("<II", image, opt + dirs_at + 8 * i) for i in range(min(ndirs, 2)))
+    ndirs = unpack("<I", image, opt + dirs_at - 4)[0]
+    dirs = tuple(unpack("<II", image, opt + dirs_at + 8 * i) for i in range(min(ndirs, 2)))
     spans: List[Tuple[int, int, int]] = []
     sections: List[Section] = []
     table = opt + opt_size

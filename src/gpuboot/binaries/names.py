@@ -8,7 +8,7 @@ Microsoft "PE Format" specification, sections "The .edata Section" and "The
 .idata Section").  A ``libcublas.so.12`` that is a link to
 ``libcublas.so.11`` still says ``libcublas.so.11``.
 
-Only headers are read (``layout.py``, through a read-only map) -- the ELF program headers, the dynamic section
+Only headers are read (``layout.py``, by seek and read) -- the ELF program headers, the dynamic section
 and the few strings it points at; the PE headers, section table and two directory tables -- a few kilobytes even
 for a 500 MB library, never loaded.  Results are cached per (real path, size, mtime).
 """
@@ -20,7 +20,7 @@ import struct
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..base.record import Record
-from .layout import cstring, elf, open_image, pe
+from .layout import cstring, elf, open_image, pe, unpack
 
 __all__ = ["BinaryInfo", "read_binary", "soname_of"]
 
@@ -101,7 +101,7 @@ def _pe(image: Any) -> Optional[BinaryInfo]:
     soname: Optional[str] = None
     if dirs and dirs[0][0]:  # the export directory: its DLL name
         export = layout.offset(dirs[0][0])
-        soname = cstring(image, layout.offset(struct.unpack_from("<I", image, export + 12)[0]))
+        soname = cstring(image, layout.offset(unpack("<I", image, export + 12)[0]))
     needed: List[str] = []
     if len(dirs) > 1 and dirs[1][0]:  # the import directory: one 20-byte descriptor per DLL, then zeros
         pos = layout.offset(dirs[1][0])

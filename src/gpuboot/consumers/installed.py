@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
-from .binaries import installed_binaries, linked
 from .readers import needs_of
 from .table import CONSUMER_TABLE, consumer
 from .types import Consumer, Need
@@ -38,7 +37,10 @@ def installed_need(machine: Machine, row: Consumer) -> Optional[Need]:
 
 
 def _linked_need(machine: Machine, row: Consumer, version: str, need: Optional[Need]) -> Optional[Need]:
-    """``need`` corrected by the CUDA and cuDNN majors the consumer's binaries link, when they name any."""
+    """``need`` corrected by the CUDA and cuDNN majors the consumer's binaries link, when they name any (the
+    header reader imported here, off the import of the driver path)."""
+    from .binaries import installed_binaries, linked
+
     found, binaries = installed_binaries(machine, row)
     if found != version or not binaries:
         return need

@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Callable, Literal, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Set, Tuple
 
 from ..base.record import Record
 
-__all__ = ["Need", "Build", "Rule", "ArchFix", "Pairing", "Quirk", "Index", "Consumer", "Reader", "Chooses"]
+__all__ = ["Need", "Build", "Rule", "ArchFix", "Pairing", "Quirk", "Index", "Consumer"]
 
 
 class Need(Record):
@@ -41,8 +41,13 @@ class Build(Record):
     source: str = ""
 
 
-#: How a consumer's build is read from ``(version, Requires-Dist)`` when its version alone does not tell.
-Reader = Callable[[str, Sequence[str]], Optional[Build]]
+if TYPE_CHECKING:  # the two type aliases (typing's subscriptions cost an import of the driver path ~0.1 ms)
+    from typing import Callable, Literal
+
+    #: How a consumer's build is read from ``(version, Requires-Dist)`` when its version alone does not tell.
+    Reader = Callable[[str, Sequence[str]], Optional[Build]]
+    #: The precision of ``DeviceChoice`` a consumer's code decides.
+    Chooses = Literal["", "torch_dtype", "compute_type"]
 
 
 class Rule(Record):
@@ -92,9 +97,6 @@ class Pairing(Record):
     other_fix: str
     source: str
 
-
-#: The precision of ``DeviceChoice`` a consumer's code decides.
-Chooses = Literal["", "torch_dtype", "compute_type"]
 
 
 class Quirk(Record):

@@ -19,13 +19,13 @@ import os
 import re
 from typing import Iterable, List, Optional, Tuple, Union
 
+from ..base import canonical_name
 from ..base.record import Record
 
 __all__ = ["Distribution", "Malformed", "canonical_name", "valid_name", "read_distribution", "scan_distributions"]
 
 #: PEP 508 / core metadata: a distribution name.
 _NAME = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECASE)
-_SEPARATORS = re.compile(r"[-_.]+")
 
 
 class Distribution(Record):
@@ -57,12 +57,6 @@ class Malformed(Record):
     name: str
     path: Optional[str]
     why: str
-
-
-def canonical_name(name: str) -> str:
-    """A distribution name as PEP 503 normalises it (``onnxruntime_gpu`` -> ``onnxruntime-gpu``): the one
-    spelling every table and comparison uses (``packaging.utils.canonicalize_name`` does the same)."""
-    return _SEPARATORS.sub("-", name).lower()
 
 
 def valid_name(name: object) -> Optional[str]:
