@@ -72,3 +72,13 @@ def test_broadcast_rules_on_real_speech(kind: str, models: Dict[str, Any], tmp_p
     assert [s["text"] for s in data["segments"]] == [c.text for c in subs.cues]
     assert data["subtitles"]["broken"] == subs.report.broken
     assert data["subtitles"]["cues"] == len(subs.cues)  # the report (a terminal gets its summary line)
+
+    # gpuboot's own files pass its own check, with no option: judged by the rules they were made with.
+    files = [str(out / f"{audio.stem}.srt"), str(out / f"{audio.stem}.vtt")]
+    check = subprocess.run([sys.executable, "-m", "gpuboot", "subtitles", "check", *files, "--json"],
+                           capture_output=True, text=True, timeout=120, env=child_env())
+    assert check.returncode == 0, check.stdout + check.stderr
+    for item in json.loads(check.stdout):
+        assert (item["broken"], item["speech_bound"]) == (data["subtitles"]["broken"],
+                                                          data["subtitles"]["speech_bound"]), item
+        assert item["limits"] == data["subtitles"]["limits"]
