@@ -304,3 +304,85 @@ def test_a_ray_actor_that_dies_is_an_error_line_per_file_it_held(tmp_path: Path)
     failed = {Path(x.split(": ")[2]).stem for x in errors}
     assert written | failed == {"long", "short0", "short1", "short2"} and not written & failed
     assert written  # the other actor's files were transcribed
+
+
+def test_a_server_that_accepts_and_never_answers_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    """A real TCP server that accepts every connection and never sends a byte (what a firewall's tarpit, a
+    stuck process or the wrong service does): the TCP check passes, and the HTTP/2 opening Ray's gRPC would
+    answer gets nothing."""
+    held: List[socket.socket] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            t0 = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", str(SAMPLE), "--ray-address",
+                                   address], capture_output=True, text=True, timeout=120, env=child_env())
+            assert time.monotonic() - t0 < 60, proc.stderr
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+            (line,) = proc.stderr.strip().splitlines()
+            assert "accepts connections but did not answer" in line and "-- fix:" in line, line
+        assert held  # the server really accepted
+    finally:
+        stop.set()
+        thread.join(10)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_ray_address_auto_with_no_ray_running_is_one_line(tmp_path: Path) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        require_real("ray (pip install 'gpuboot[ray]')")
+    env = child_env({"RAY_TMPDIR": str(tmp_path / "no-ray")})  # no cluster file there: no Ray to find
+    env.pop("RAY_ADDRESS", None)
+    (tmp_path / "no-ray").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", str(SAMPLE), "--ray-address", "auto"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("gpuboot: error: cannot connect to the Ray cluster at auto: ") and "ray start" in line
+
+
+class _Ray:
+    """What ``rayrun._init`` calls of the ``ray`` module: ``init``, here one that fails or never returns."""
+
+    def __init__(self, error: Optional[BaseException] = None) -> None:
+        self.error, self.release = error, threading.Event()
+
+    def init(self, **kwargs: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.release.wait(60)
+
+
+def test_ray_init_runs_under_a_deadline_and_its_failures_are_one_line() -> None:
+    from gpuboot.cli.rayrun import _init
+    from gpuboot.errors import GpubootError
+
+    stuck = _Ray()
+    t0 = time.monotonic()
+    with pytest.raises(GpubootError, match="did not finish within 1 s"):
+        _init(stuck, "10.0.0.5:6379", timeout=1.0)
+    assert time.monotonic() - t0 < 30
+    stuck.release.set()
+    with pytest.raises(GpubootError) as failed:
+        _init(_Ray(ConnectionError("no cluster (first line)\nsecond line")), None, timeout=30)
+    message, fix = str(failed.value).split("\n  fix: ")
+    assert message == "cannot connect to a local Ray: ConnectionError: no cluster (first line)" and fix
