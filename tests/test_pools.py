@@ -5,6 +5,7 @@ way the out-of-memory killer kills one (SIGKILL), by watching which process has 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,7 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import pytest
 from helpers import child_env, require_real
@@ -73,28 +74,74 @@ def _wait_for(predicate: Any, within: float) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _busy_cores() -> Iterator[int]:
+    """Every core this process may use kept busy by a spinning process (what a loaded CI machine, or a second
+    heavy job, does to the run), ended on the way out."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield n
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait(30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time ``pid`` has used (user + system, ``/proc/PID/stat`` fields 14 and 15), seconds; 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _workers_decoding(mark: str, command: int) -> bool:
+    """Two processes of the run besides the command have used 3 s of CPU each: the model is loaded (about 1 s)
+    and decoding has begun."""
+    return sum(1 for pid in _marked(mark) if pid != command and _cpu_seconds(pid) >= 3.0) >= 2
+
+
 @needs_model
-@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
-                                                    (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code", "word", "when"), [
+    (signal.SIGINT, 130, "interrupted", "decoding"),  # in the first tasks, before any transcript is written
+    (signal.SIGTERM, 143, "terminated", "writing"),  # once transcripts are being written
+])
 def test_a_stop_with_thousands_of_files_queued_is_prompt_and_complete(tmp_path: Path, sig: int, code: int,
-                                                                        word: str) -> None:
+                                                                        word: str, when: str) -> None:
+    """With every core busy.  "Prompt" means the queue is not worked through: 3,000 of these clips take about
+    10 minutes on a quiet 2-core x86-64 CPU (240 took 46-52 s, docs/benchmarks.md), the stop is bounded at
+    2 minutes even under the load (how fast it is, is a bench figure)."""
     if sys.platform != "linux":
         pytest.skip("reads /proc")
     folder = _thousands(tmp_path)
     out = tmp_path / "out"
     mark = uuid.uuid4().hex
-    proc = _start([str(folder), "--workers", "2", "--output-dir", str(out), "--output-format", "txt"], mark, tmp_path)
-    assert _wait_for(lambda: out.exists() and any(out.glob("*.txt")), 240), proc.stderr.read() if proc.poll() else ""
-    assert len(_marked(mark)) >= 4  # the command, its manager and two workers
-    t0 = time.monotonic()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - t0 < 20, err  # prompt, whatever is queued
+    with _busy_cores():
+        proc = _start([str(folder), "--workers", "2", "--output-dir", str(out), "--output-format", "txt"], mark,
+                      tmp_path)
+        if when == "writing":
+            ready = lambda: out.exists() and any(out.glob("*.txt"))  # noqa: E731
+        else:
+            ready = lambda: _workers_decoding(mark, proc.pid)  # noqa: E731
+        started = _wait_for(lambda: proc.poll() is not None or ready(), 900)
+        assert started and proc.poll() is None, proc.communicate(timeout=60)[1] if proc.poll() is not None else ""
+        assert len(_marked(mark)) >= 4  # the command, its manager and two workers
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+        stopped = time.monotonic() - t0
+    assert stopped < 120, (stopped, err)  # prompt, whatever is queued
     assert proc.returncode == code, err
     assert f"gpuboot: {word}: " in err and "leaked" not in err and "Traceback" not in err, err
-    assert _gone(mark, 10), "worker processes outlived the command"
-    names = [p.name for p in out.iterdir()]
-    assert 0 < len(names) < 3000 and not [n for n in names if n.startswith(".")]  # no partial or temporary file
+    assert _gone(mark, 60), "worker processes outlived the command"
+    names = [p.name for p in out.iterdir()] if out.exists() else []
+    assert len(names) < 3000 and not [n for n in names if n.startswith(".")]  # no partial or temporary file
+    assert names or when == "decoding"
 
 
 @needs_model
@@ -139,6 +186,7 @@ class _Killer(threading.Thread):
             time.sleep(0.001)
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_worker_that_dies_costs_one_error_line_and_the_run_goes_on(tmp_path: Path) -> None:
     if sys.platform != "linux":
@@ -266,6 +314,7 @@ def test_ray_takes_no_file_as_its_address_and_an_unreachable_cluster_is_one_line
     assert "ray start --head" in line
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_ray_actor_that_dies_is_an_error_line_per_file_it_held(tmp_path: Path) -> None:
     try:

@@ -23,6 +23,8 @@ from subtitle_metrics import examples, measure
 import gpuboot
 from gpuboot.whisper.models import embedded_model
 
+pytestmark = pytest.mark.slow  # the whole tier (pyproject's markers)
+
 THRESHOLDS = {"within_lines_and_7s": (">=", 1.0), "min_duration": (">=", 0.98), "gaps_min_frames": (">=", 1.0),
               "short_gaps_chained": (">=", 0.95), "reading_speed": (">=", 0.95), "bad_line_breaks": ("<=", 0.02),
               "sentence_starts": (">=", 0.90)}

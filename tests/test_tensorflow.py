@@ -50,6 +50,8 @@ def tf_env() -> Path:
 #: The scenario, run as root in the namespace: make the layout, run the unmodified program, report.
 SCENARIO = """
 import json, os, subprocess, sys
+
+pytestmark = pytest.mark.slow  # the whole tier (pyproject's markers)
 python, site, split, src, maps = sys.argv[2:7]
 layout, hook = sys.argv[7], sys.argv[8]
 if layout == "split":

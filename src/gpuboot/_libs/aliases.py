@@ -153,6 +153,10 @@ def alias(library: Library, alias_name: str) -> Path:
             or not writable (read-only, a full or read-only file system), with its fix.
         NotImplementedError: on Windows (DLL names cannot be aliased).
     """
+    from .._record import expect
+
+    expect(library, Library, "library", "from gpuboot.locate()")
+    expect(alias_name, str, "alias_name", "a shared-object name such as 'libcudnn.so'")
     if library.filename.endswith(".dll"):
         raise NotImplementedError("DLL names cannot be aliased; gpuboot puts the DLL directory on PATH")
     check_alias(library.filename, alias_name)

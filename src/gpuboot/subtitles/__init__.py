@@ -98,6 +98,7 @@ def make_subtitles(segments: Iterable[Any], info: Any = None, *, style: Optional
 
     Raises:
         ValueError: a rule value out of range or not finite (``SubtitleStyle.check``), or an unknown rule name.
+        TypeError: ``segments`` holds something that is not a segment (``start``, ``end``, ``text``).
     """
     from .layout import sentences, split_sentence, wrap_units
     from .timing import time_cues
@@ -110,6 +111,10 @@ def make_subtitles(segments: Iterable[Any], info: Any = None, *, style: Optional
     code = language or base.language or (getattr(info, "language", None) if info is not None else None)
     style = base._replace(**rules, language=code).check() if rules or code != base.language else base.check()
     segs = list(segments)
+    for seg in segs:
+        if not all(hasattr(seg, field) for field in ("start", "end", "text")):
+            raise TypeError(f"make_subtitles() takes faster-whisper segments (start, end, text, words), not "
+                            f"{type(seg).__name__}")
     lang = style.lang(" ".join(str(getattr(s, "text", "")) for s in segs[:20]))
     end = duration if duration is not None else getattr(info, "duration", None) if info is not None else None
     units, timed = units_of(segs, lang)
