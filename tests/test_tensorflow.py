@@ -27,6 +27,8 @@ from driver_host import namespaces_available, run, stub_cuda, stub_nvml
 from helpers import require_real
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # the whole tier (pyproject's markers)
+
 TF_ENV = Path(os.environ.get("GPUBOOT_TF_ENV", Path.home() / ".cache" / "gpuboot-tests" / "tensorflow-and-cuda"))
 
 
@@ -50,8 +52,6 @@ def tf_env() -> Path:
 #: The scenario, run as root in the namespace: make the layout, run the unmodified program, report.
 SCENARIO = """
 import json, os, subprocess, sys
-
-pytestmark = pytest.mark.slow  # the whole tier (pyproject's markers)
 python, site, split, src, maps = sys.argv[2:7]
 layout, hook = sys.argv[7], sys.argv[8]
 if layout == "split":
