@@ -323,6 +323,13 @@ def _throughput_for(dev: str, choice: Any, model_bytes: int, batched: Union[str,
                            resident_bytes=model_bytes, batched=batched, batch_size=batch_size, streams=streams)
 
 
+def expect_model(model: Any) -> None:
+    """``model`` is a faster-whisper ``WhisperModel`` (``load_whisper``'s), or one ``TypeError`` line saying so."""
+    if not callable(getattr(model, "transcribe", None)) or not hasattr(model, "feature_extractor"):
+        raise TypeError(f"model must be a faster-whisper WhisperModel (from gpuboot.load_whisper()), not "
+                        f"{type(model).__name__} {model!r:.60}")
+
+
 def load_info(model: Any) -> WhisperLoad:
     """The ``WhisperLoad`` record of a model returned by ``load_whisper``.
 
