@@ -109,7 +109,12 @@ def cache_dir(create: bool = True) -> Optional[Path]:
         import platformdirs
 
         path = Path(platformdirs.user_cache_dir("gpuboot", appauthor=False))
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long, a loop of links
+        raise CacheDirError(f"cannot use {str(path)[:80]}... as gpuboot's cache directory: {exc.strerror or exc}",
+                            "export GPUBOOT_CACHE_DIR=/a/directory/you/own") from None
+    if not exists:
         if not create:
             return None
         try:
