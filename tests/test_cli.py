@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
+import signal
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
-from typing import List
+from typing import Any, Dict, Iterator, List, Sequence
 
 import pytest
 from helpers import child_env
@@ -153,9 +156,129 @@ def test_examples_run(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("rank 1: ")
     proc = subprocess.run([sys.executable, str(root / "scripts/gpu_check.py"), "--out", str(tmp_path / "c.txt")],
-                          capture_output=True, text=True, timeout=120, env=child_env())
+                          capture_output=True, text=True, timeout=300, env=child_env())
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "c.txt").read_text().rstrip().endswith("result: ok")
+    report = (tmp_path / "c.txt").read_text()
+    assert report.rstrip().endswith("result: ok")
+    assert "part 1 driver: SKIPPED -- no NVIDIA driver on this machine" in report  # nothing to compare, no failure
+
+
+# --------------------------------------------------------------------------- the GPU check on stub driver hosts
+
+#: What the namespace runs: scripts/gpu_check.py in a process group of its own (its pid in a file, so the fixture
+#: can end it and everything it started), bounded, its exit code and output as JSON.
+GPU_CHECK = textwrap.dedent("""
+    import json, os, signal, subprocess, sys
+    proc = subprocess.Popen([sys.executable, sys.argv[2], "--out-dir", sys.argv[3], "--time-limit", "240"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    with open(sys.argv[4], "w") as f:
+        f.write(str(proc.pid))
+    try:
+        out, err = proc.communicate(timeout=280)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+    print(json.dumps({"rc": proc.returncode, "out": out, "err": err,
+                      "files": {n: open(os.path.join(sys.argv[3], n)).read() for n in os.listdir(sys.argv[3])}}))
+""")
+
+
+@pytest.fixture
+def gpu_check_pid(tmp_path: Path) -> Iterator[Path]:
+    """The file the scenario writes the check's pid to; the check's process group is ended here in any case."""
+    path = tmp_path / "gpu-check.pid"
+    yield path
+    if path.exists():
+        try:
+            os.killpg(int(path.read_text()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+
+
+def run_gpu_check(tmp_path: Path, pidfile: Path, gpus: Sequence[Any], cu_init: str = "CUDA_SUCCESS",
+                  nodes: Sequence[str] = ("nvidiactl", "nvidia0", "nvidia-uvm")) -> Dict[str, Any]:
+    """scripts/gpu_check.py on a stub host (tests/driver_host.py): NVML and libcuda compiled against NVIDIA's
+    headers, describing ``gpus``, ``cuInit`` answering ``cu_init``; the rest of the machine is this one."""
+    from driver_host import namespaces_available, run, stub_cuda, stub_nvml
+
+    namespaces_available()
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    libs = [stub_cuda(tmp_path / "cuda", gpus=gpus, cu_init=cu_init), stub_nvml(tmp_path / "nvml", gpus=gpus)]
+    out = run(tmp_path, libdirs=libs, kernel_module="550.54.14", nodes=nodes, code=GPU_CHECK,
+              args=[str(Path(__file__).parent.parent / "scripts" / "gpu_check.py"), str(reports), str(pidfile)],
+              env={"HF_HUB_OFFLINE": "1"})
+    assert "Traceback" not in out["err"], out["err"]
+    (name,) = out["files"]
+    out["name"], out["report"] = name, out["files"][name]
+    out["status"] = dict(re.findall(r"^\| (\d [^|]+?) \| ([a-z-]+) \|", out["report"], flags=re.M))
+    assert list(out["status"]) == ["1 driver", "2 devices", "3 CUDA_VISIBLE_DEVICES", "4 loading", "5 GPU code",
+                                   "6 choice and memory", "7 main job (Whisper)", "8 timings"], out["report"]
+    assert out["report"].rstrip().splitlines()[-1] == out["out"].rstrip().splitlines()[-2]  # printed and written
+    return out
+
+
+HEALTHY_STUB = {"1 driver": "needs-gpu", "2 devices": "needs-gpu", "3 CUDA_VISIBLE_DEVICES": "needs-gpu",
+                "4 loading": "needs-gpu", "5 GPU code": "needs-gpu", "6 choice and memory": "needs-gpu",
+                "7 main job (Whisper)": "needs-gpu", "8 timings": "agree"}
+
+
+def test_gpu_check_on_a_healthy_stub_host_runs_every_part(tmp_path: Path, gpu_check_pid: Path) -> None:
+    """One RTX 4090: every part runs to the end; what torch, CuPy or CTranslate2 must answer is marked as needing a
+    GPU (no CUDA runtime runs on the stub libcuda), nothing disagrees, exit 0."""
+    from driver_host import RTX_4090
+
+    out = run_gpu_check(tmp_path, gpu_check_pid, [RTX_4090])
+    report = out["report"]
+    assert out["rc"] == 0, report
+    assert out["status"] == HEALTHY_STUB, out["status"]
+    assert out["name"] == "gpu-check-nvidia-geforce-rtx-4090.txt"
+    assert "doctor (for ctranslate2): exit 0; ok NVIDIA driver 550.54.14" in report and "cuInit 0, 1 GPU(s)" in report
+    assert "the libcuda found is gpuboot's test stub" in report
+    assert f"gpuboot (NVML) cuda:0 NVIDIA GeForce RTX 4090 CC 8.9 {RTX_4090.uuid}" in report
+    shapes = re.findall(r"^    .+ \((unset|'[^']*')\): gpuboot ", report, flags=re.M)
+    assert len(shapes) >= 11 and "'0,0'" in shapes and f"'{RTX_4090.uuid}'" in shapes, shapes
+    assert "ensure-first: ensure() " in report and "preloaded libcublasLt.so.12, libcublas.so.12" in report
+    assert "torch-first: " in report and "check_process: ok" in report
+    assert "verdict: ctranslate2 4.8.5 runs natively on cuda:0 NVIDIA GeForce RTX 4090 (CC 8.9)" in report
+    assert "prefer=speed: cuda:0 torch_dtype=bfloat16 compute_type=int8_float16" in report
+    if embedded_model() is not None:  # the fallback from the stub's CUDA to the CPU, and the words
+        (wer_text,) = re.findall(r"load_whisper\(\): cpu/int8, .* WER ([0-9.]+): ", report)
+        assert float(wer_text) <= WER_LIMIT and "load_whisper trail: cuda/float16 failed" in report
+    assert "ensure() " in report.split("part 8 timings")[1] and report.rstrip().endswith("result: ok")
+
+
+def test_gpu_check_on_a_two_gpu_stub_host(tmp_path: Path, gpu_check_pid: Path) -> None:
+    """A GTX 1080 and an RTX 4090: both in CUDA ordinal order, the shapes that need a second GPU run too."""
+    from driver_host import GTX_1080, RTX_4090
+
+    out = run_gpu_check(tmp_path, gpu_check_pid, [GTX_1080, RTX_4090])
+    report = out["report"]
+    assert out["rc"] == 0 and out["status"] == HEALTHY_STUB, report
+    assert out["name"] == "gpu-check-nvidia-geforce-gtx-1080-x2.txt"
+    assert f"gpuboot (NVML) cuda:0 NVIDIA GeForce GTX 1080 CC 6.1 {GTX_1080.uuid}" in report
+    assert f"gpuboot (NVML) cuda:1 NVIDIA GeForce RTX 4090 CC 8.9 {RTX_4090.uuid}" in report
+    assert f"the last first ('1,0'): gpuboot ['{RTX_4090.uuid}', '{GTX_1080.uuid}']" in report
+    assert f"1 ('1'): gpuboot ['{RTX_4090.uuid}']" in report and "15 shapes over 2 GPU(s)" in report
+    assert "select_device: cuda:1 -- CUDA cuda:1 NVIDIA GeForce RTX 4090" in report  # the better GPU
+
+
+def test_gpu_check_where_cuda_does_not_answer_fails_on_the_driver(tmp_path: Path, gpu_check_pid: Path) -> None:
+    """NVML answers, cuInit says CUDA_ERROR_UNKNOWN (999) and /dev/nvidia-uvm is missing: the driver part
+    disagrees with doctor's broken layer and fix, every other part still runs, exit 1."""
+    from driver_host import RTX_4090
+
+    out = run_gpu_check(tmp_path, gpu_check_pid, [RTX_4090], cu_init="CUDA_ERROR_UNKNOWN",
+                        nodes=("nvidiactl", "nvidia0"))
+    report = out["report"]
+    assert out["rc"] == 1, report
+    assert out["status"]["1 driver"] == "disagree"
+    assert [n for n, s in out["status"].items() if s == "disagree"] == ["1 driver"], out["status"]
+    assert "DISAGREEMENT: CUDA did not answer (cuInit 999) while NVML answers" in report
+    assert "/dev/nvidia-uvm is missing" in report and "nvidia-modprobe -u" in report
+    assert "the part crashed" not in report
+    assert "select_device: cpu -- CPU" in report and "NVML answers, CUDA does not" in report
+    assert report.rstrip().endswith("result: FAIL (1 part(s) disagree: 1 driver)")
 
 
 def test_without_faster_whisper_transcribe_names_the_install_command() -> None:
