@@ -79,7 +79,10 @@ def stream_mode(host: str, port: int, wav: str) -> dict:
             break
         sent += len(chunk) / RATE
     ended = time.monotonic()
-    client.close(timeout=120)
+    try:
+        client.close(timeout=120)  # END_OF_AUDIO, then it waits for the server to close
+    except Exception as exc:  # the server had ended the session: END_OF_AUDIO cannot be sent
+        errors.append(repr(exc))
     return {"transcript": client.transcript, "last_partial": client.last_partial, "partials": len(partials),
             "errors": errors, "sent_s": sent, "t0": t0, "audio_end": ended, "closed": closed,
             "commit_times": [t for t, _ in committed], "server_error": client._client.server_error}
