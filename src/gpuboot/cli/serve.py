@@ -75,7 +75,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     settings = ServeSettings(host=args.host, port=args.port, max_clients=args.max_clients,
                              max_connection_time=args.max_connection_time, keepalive=args.keepalive)
     model = load_whisper(args.model or embedded_model() or "small", device=args.device,
-                         compute_type=args.compute_type, batched=False)
+                         compute_type=args.compute_type)
     info = load_info(model)
     pool = LivePool(model, max_streams=settings.max_clients)
     say = log_to(err, args.quiet)

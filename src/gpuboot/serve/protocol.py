@@ -275,8 +275,9 @@ def disconnect(uid: str) -> str:
     return _message(uid, message="DISCONNECT")
 
 
-def language(uid: str, code: str, probability: float) -> str:
-    return _message(uid, language=code, language_prob=round(probability, 4))
+def language(uid: str, code: str, probability: Optional[float]) -> str:
+    """The language detected (``probability`` ``None`` where the decoder gives none)."""
+    return _message(uid, language=code, language_prob=None if probability is None else round(probability, 4))
 
 
 def segments(uid: str, items: Sequence[Mapping[str, Any]]) -> str:

@@ -23,22 +23,26 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import time
-from typing import Any, Callable, Dict, Optional, Set, TextIO
+from typing import Any, Callable, Dict, List, Optional, Set, TextIO
 
 from . import protocol
 from .protocol import ProtocolError
 from .segments import Transcript
 from .settings import ServeSettings
 
-__all__ = ["Server", "Stalled", "log_to", "SHUTDOWN_S", "CLOSE_TIMEOUT_S", "POLL_S"]
+__all__ = ["Server", "Stalled", "log_to", "SHUTDOWN_S", "CLOSE_TIMEOUT_S", "BACKLOG_S", "FINISH_S"]
 
 #: Every client is closed this long after ``stop()`` at the latest, s.
 SHUTDOWN_S = 3.0
 #: A closing handshake waits this long for the client's answer, then the TCP connection is dropped, s.
 CLOSE_TIMEOUT_S = 2.0
-#: A client that sends nothing has its stream asked for new words this often, s.
-POLL_S = 0.2
+#: Audio a stream may hold not yet taken in by the pool's worker before the client's frames stop being read, s.
+BACKLOG_S = 10.0
+BACKLOG_POLL_S = 0.05
+#: The longest ``finish()`` after ``END_OF_AUDIO`` (the rest of a 15 s buffer, in the pool's batches), s.
+FINISH_S = 60.0
 
 
 class Stalled(Exception):
@@ -54,6 +58,7 @@ class Client:
         self.transcript = Transcript(words=options.word_timestamps)
         self.dirty = asyncio.Event()
         self.final = False
+        self.notice: Optional[str] = None  # the language message, once detected; "" once sent
         self.delivered = 0
         self.started = time.monotonic()
 
@@ -145,14 +150,21 @@ class Server:
             return
         from ..errors import GpubootError
 
+        loop = asyncio.get_running_loop()
+        holder: List[Client] = []
+
+        def on_events(stream: Any, events: Any) -> None:  # the pool's worker thread: hand over to the loop
+            loop.call_soon_threadsafe(self._events, holder[0], events)
+
         try:
-            stream = self.pool.open(language=options.language)
+            stream = self.pool.open(language=options.language, on_events=on_events)
         except GpubootError as exc:  # the pool cannot serve another stream within its latency budget
             self.log(f"client {uid[:12]} refused: {exc} (WAIT)")
             await self._send_close(ws, [protocol.warning(uid, str(exc)), protocol.wait(uid, self._wait_minutes())],
                                    1000, "server full")
             return
         client = Client(ws, options, stream)
+        holder.append(client)
         self.clients[id(ws)] = client
         self.log(f"{client.name()} connected ({len(self.clients)} of {self.settings.max_clients})")
         try:
@@ -164,7 +176,7 @@ class Server:
             self.log(f"{client.name()} went away")
         finally:
             del self.clients[id(ws)]
-            await asyncio.get_running_loop().run_in_executor(self._threads, stream.close)
+            stream.close()  # quick: undecoded audio dropped, a finish() waiting on it returns
 
     async def _session(self, c: Client) -> None:
         """Run ``c`` until ``END_OF_AUDIO`` (its last words, then close 1000), a broken rule (``ERROR``), a
@@ -220,26 +232,26 @@ class Server:
             await self._send_close(c.ws, [protocol.error(c.uid, line)], 1011, "server error")
 
     async def _reader(self, c: Client) -> None:
-        """Frames into the stream until ``END_OF_AUDIO``, then the stream finished."""
-        import numpy as np
-
+        """Frames into the stream until ``END_OF_AUDIO``, then the stream finished (its events come through
+        ``on_events``).  While the stream holds more than ``BACKLOG_S`` of audio not yet taken in, no frame is
+        read: the client's own TCP window fills and its sends wait."""
         loop = asyncio.get_running_loop()
-        idle = np.zeros(0, dtype=np.float32)
         while True:
-            try:
-                frame = await asyncio.wait_for(c.ws.recv(), POLL_S)
-            except asyncio.TimeoutError:  # recv() is cancellation-safe: nothing is lost
-                self._apply(c, await loop.run_in_executor(self._threads, c.stream.feed, idle))
-                continue
+            frame = await c.ws.recv()
             if protocol.is_end_of_audio(frame):
                 break
-            samples = protocol.decode_frame(frame, c.options.audio_format)
-            self._apply(c, await loop.run_in_executor(self._threads, c.stream.feed, samples))
-        self._apply(c, await loop.run_in_executor(self._threads, c.stream.finish))
+            c.stream.feed(protocol.decode_frame(frame, c.options.audio_format))  # returns at once
+            while c.stream.backlog > BACKLOG_S:
+                await asyncio.sleep(BACKLOG_POLL_S)
+        await loop.run_in_executor(self._threads, functools.partial(c.stream.finish, timeout=FINISH_S))
         c.transcript.close()
 
-    def _apply(self, c: Client, events: Any) -> None:
+    def _events(self, c: Client, events: Any) -> None:
+        """``on_events``, in the event loop: the transcript updated, the sender woken, the language told."""
         if c.transcript.apply(events):
+            c.dirty.set()
+        if c.options.language is None and c.notice is None and c.stream.language:
+            c.notice = protocol.language(c.uid, c.stream.language, None)  # once, before the next update
             c.dirty.set()
 
     async def _sender(self, c: Client) -> None:
@@ -249,12 +261,17 @@ class Server:
             c.dirty.clear()
             items = c.transcript.update(c.options.send_last_n_segments, c.delivered)
             made = c.transcript.completed
+            messages = [c.notice] if c.notice else []
             if items:
+                messages.append(protocol.segments(c.uid, items))
+            for message in messages:
                 try:
-                    await asyncio.wait_for(c.ws.send(protocol.segments(c.uid, items)), self.settings.keepalive)
+                    await asyncio.wait_for(c.ws.send(message), self.settings.keepalive)
                 except asyncio.TimeoutError:
                     raise Stalled() from None
-                c.delivered = made
+            if c.notice:
+                c.notice = ""
+            c.delivered = made
             if c.final and not c.dirty.is_set():
                 return
 
