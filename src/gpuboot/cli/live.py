@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator, List, NamedTuple, Optional, TextIO
@@ -46,10 +47,14 @@ class _Segment(NamedTuple):
     words: Any = None
 
 
-def _chunks_of_stdin(stdin: Any) -> Iterator[bytes]:
+def _chunks_of_stdin(fd: int) -> Iterator[bytes]:
+    """Standard input's bytes as they come, by ``os.read`` on its descriptor: no buffered reader's lock, so a
+    read still blocked when the command ends cannot stall the interpreter's shutdown."""
+    import os
+
     size = int(16000 * 2 * CHUNK_S)
     while True:
-        data = stdin.read1(size) if hasattr(stdin, "read1") else stdin.read(size)
+        data = os.read(fd, size)
         if not data:
             return
         yield data
@@ -64,6 +69,39 @@ def _chunks_of_samples(samples: Any, realtime: bool) -> Iterator[Any]:
             if wait > 0:
                 time.sleep(wait)
         yield samples[start:start + step]
+
+
+class _Feeder:
+    """Feeds ``chunks`` into ``stream`` on a thread of its own (a read of stdin blocks); a file not ``paced``
+    is kept at most ``BACKLOG_S`` ahead of the decoder."""
+
+    def __init__(self, stream: Any, chunks: Iterator[Any], paced: bool) -> None:
+        self.stream, self.chunks, self.paced = stream, chunks, paced
+        self.ended, self.stopping = threading.Event(), threading.Event()
+        self.error: Optional[BaseException] = None
+        self.thread = threading.Thread(target=self._run, name="gpuboot-live-feed", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for chunk in self.chunks:
+                if self.stopping.is_set():
+                    return
+                self.stream.feed(chunk)
+                while not self.paced and self.stream.backlog > BACKLOG_S and not self.stopping.is_set():
+                    self.stopping.wait(0.05)
+        except Exception as exc:  # AudioError, a worker failure: the main thread raises it
+            if not self.stopping.is_set():
+                self.error = exc
+        finally:
+            self.ended.set()
+
+    def stop(self) -> None:
+        """No more feeding; waits for a file's feeder (a blocked read of stdin is left to end with the process)."""
+        self.stopping.set()
+        if self.paced:
+            return
+        self.thread.join(timeout=FINISH_S)
 
 
 class _Printer:
@@ -97,22 +135,25 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         samples = decode(source)
     model = settings.load()
-    pool = LivePool(model, max_streams=1)
-    stream = pool.open(language=args.language, style=settings.style)
+    changed = threading.Event()
+    stream = LivePool(model, max_streams=1).open(language=args.language, style=settings.style,
+                                                 on_events=lambda _s, _e: changed.set())
     printer = _Printer(out)
-    chunks: Iterator[Any] = (_chunks_of_stdin(sys.stdin.buffer) if samples is None
+    chunks: Iterator[Any] = (_chunks_of_stdin(sys.stdin.fileno()) if samples is None
                              else _chunks_of_samples(samples, args.realtime))
+    feeder = _Feeder(stream, chunks, paced=samples is None or args.realtime)
     code = 0
     try:
-        for chunk in chunks:
-            stream.feed(chunk)
-            while source != "-" and stream.backlog > BACKLOG_S:
-                stream.events(timeout=0.1)
-                printer.show(stream.cues)
+        while not feeder.ended.is_set():
+            changed.wait(0.25)  # a decoded step, or a quarter second: SIGINT/SIGTERM land here at once
+            changed.clear()
             printer.show(stream.cues)
     except KeyboardInterrupt as exc:
         code = 143 if isinstance(exc, Terminated) else 130
         err.write(f"gpuboot: {'terminated' if code == 143 else 'interrupted'}: decoding what was read\n")
+    feeder.stop()
+    if feeder.error is not None:
+        raise feeder.error
     stream.finish(timeout=FINISH_S)
     printer.show(stream.cues)
     _write(args, settings, stream, source, err)

@@ -40,9 +40,11 @@ class Transcript:
         vad: gate on speech (``False``: every sample is speech, utterances end only at ``max_buffer``).
     """
 
-    def __init__(self, *, language: Optional[str], min_silence: float, max_buffer: float, vad: bool) -> None:
+    def __init__(self, *, language: Optional[str], min_silence: float, max_buffer: float, vad: bool,
+                 hold: float = 1.0) -> None:
         import numpy as np
 
+        self.hold = hold
         self.language = language
         self.max_buffer = int(max_buffer * RATE)
         self.gate: Optional[SpeechGate] = SpeechGate(min_silence) if vad else None
@@ -55,7 +57,6 @@ class Transcript:
         self.fresh = 0  # samples since the last decode
         self.final: List[LiveWord] = []
         self.prior: List[LiveWord] = []
-        self.prompt = ""
 
     def take(self, samples: Any) -> None:
         """Samples in (16 kHz float32), in order: VAD runs on them; silence before speech is dropped."""
@@ -100,7 +101,14 @@ class Transcript:
         return None
 
     def _request(self, end: int) -> Request:
-        return Request(audio=self.buffer[:end - self.offset], prompt=self.prompt, language=self.language)
+        return Request(audio=self.buffer[:end - self.offset], prompt=self._prompt(), language=self.language)
+
+    def _prompt(self) -> str:
+        """The confirmed text before the buffer (words inside it are decoded again, so they are not prompted:
+        a prompt that holds the buffer's own words makes Whisper skip them)."""
+        base = self.offset / RATE
+        before = [w.word for w in self.final[-200:] if w.end <= base]
+        return "".join(before)[-PROMPT_CHARS:]
 
     def apply(self, final: bool, request: Request, hyp: Hypothesis) -> Tuple[List[LiveWord], List[LiveWord]]:
         """A decoded ``request``: ``(newly final words, tentative tail)`` on the stream's timeline."""
@@ -123,6 +131,9 @@ class Transcript:
             self.heard = self.speaking
             return confirmed, []
         n = agreed(self.prior, new)
+        horizon = base + span - self.hold
+        while n and new[n - 1].end > horizon:
+            n -= 1
         confirmed, self.prior = new[:n], new[n:]
         self._commit(confirmed)
         if len(self.buffer) > self.max_buffer:
@@ -131,8 +142,6 @@ class Transcript:
 
     def _commit(self, words: List[LiveWord]) -> None:
         self.final.extend(words)
-        if words:
-            self.prompt = (self.prompt + "".join(w.word for w in words))[-PROMPT_CHARS:]
 
     def _bound(self) -> None:
         """Cut a long buffer after its last confirmed sentence end, else its last confirmed word; with no
