@@ -55,8 +55,9 @@ _LAZY = {
     "check_process": "process", "ProcessReport": "process",
     "make_subtitles": "subtitles", "check_subtitles": "subtitles", "Subtitles": "subtitles",
     "SubtitleStyle": "subtitles",
-    "live": "live", "LiveStream": "live", "LivePool": "live", "LiveEvent": "live", "LiveWord": "live",
-    "LiveLatency": "live", "LiveCapacityError": "live", "StreamClosedError": "live",
+    "live": "streaming", "LiveStream": "streaming", "LivePool": "streaming", "LiveEvent": "streaming",
+    "LiveWord": "streaming", "LiveLatency": "streaming", "LiveCapacityError": "streaming",
+    "StreamClosedError": "streaming",
 }
 # A literal list, so that type checkers read the public names (mypy --strict,
 # no implicit re-export); tests/test_public_api.py checks it against _LAZY and locate.
@@ -99,12 +100,21 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
         ModelNotFoundError,
         UnknownLibraryError,
     )
-    from .live import LiveCapacityError, LiveEvent, LiveLatency, LivePool, LiveStream, LiveWord, StreamClosedError, live
     from .locate import Resolution, resolve
     from .memory import MemoryCheck, MemoryInfo, MemoryPressure, check_memory, check_pressure, memory_info
     from .process import ProcessReport, check_process
     from .select import DeviceAssigner, DeviceChoice, select_device
     from .shellenv import subprocess_env
+    from .streaming import (
+        LiveCapacityError,
+        LiveEvent,
+        LiveLatency,
+        LivePool,
+        LiveStream,
+        LiveWord,
+        StreamClosedError,
+        live,
+    )
     from .subtitles import Subtitles, SubtitleStyle, check_subtitles, make_subtitles
     from .whisper.decoding import transcribe
     from .whisper.load import WhisperLoad, load_info, load_whisper

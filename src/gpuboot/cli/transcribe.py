@@ -110,10 +110,17 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--json", action="store_true",
                    help="print JSON to stdout: text, segments, device, compute_type, trail, timings "
                         "(a list for several files)")
+    from .live import add_arguments as add_live_arguments
+
+    add_live_arguments(t)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Transcribe every file in ``args.audio``: plan the inputs, run them, write the outputs; the exit code."""
+    if args.live:
+        from .live import run as run_live
+
+        return run_live(args, out, err)
     from .job import Settings
 
     settings = Settings(args)

@@ -109,10 +109,11 @@ class Decoder:
         found = self.model.detect_language(audio=audio)
         return str(found[0])
 
-    def decode(self, requests: Sequence[Request]) -> List[Hypothesis]:
+    def decode(self, requests: Sequence[Request], window_s: Optional[float] = None) -> List[Hypothesis]:
         """Every request decoded (those without a language get theirs detected first), one language per batch
         and at most ``cap`` buffers in one; an out-of-memory error halves ``cap`` and the same requests are
         decoded again (logged).  Buffers with a prompt and without one go in separate batches (``_previous``).
+        ``window_s`` overrides the shortest encoder input for this call.
 
         Raises:
             RuntimeError: CTranslate2's own errors; out of memory at batch 1.
@@ -124,17 +125,18 @@ class Decoder:
         found: Dict[int, Hypothesis] = {}
         for key in dict.fromkeys((r.language, bool(r.prompt.strip())) for r in todo):
             index = [i for i, r in enumerate(todo) if (r.language, bool(r.prompt.strip())) == key]
-            for i, hyp in zip(index, self._capped([todo[i] for i in index])):
+            window = self.window_samples if window_s is None else round(min(30.0, window_s) * 16000)
+            for i, hyp in zip(index, self._capped([todo[i] for i in index], window)):
                 found[i] = hyp
         return [found[i] for i in range(len(todo))]
 
-    def _capped(self, requests: Sequence[Request]) -> List[Hypothesis]:
+    def _capped(self, requests: Sequence[Request], window: int) -> List[Hypothesis]:
         out: List[Hypothesis] = []
         start = 0
         while start < len(requests):
             part = requests[start:start + self.cap]
             try:
-                out.extend(self._batch(part))
+                out.extend(self._batch(part, window))
             except Exception as exc:
                 if not _is_oom(exc) or self.cap == 1:
                     raise
@@ -145,11 +147,11 @@ class Decoder:
             start += len(part)
         return out
 
-    def _batch(self, requests: Sequence[Request]) -> List[Hypothesis]:
+    def _batch(self, requests: Sequence[Request], window: int) -> List[Hypothesis]:
         import numpy as np
 
         longest = max(len(r.audio) for r in requests)
-        size = min(MAX_FRAMES * 160, max(longest + self.pad_samples, self.window_samples))
+        size = min(MAX_FRAMES * 160, max(longest + self.pad_samples, window))
         audio = np.zeros((len(requests), size), dtype=np.float32)
         for i, r in enumerate(requests):
             audio[i, :min(len(r.audio), size)] = r.audio[:size]

@@ -31,9 +31,10 @@ def norm(word: str) -> str:
 
 def agreed(previous: Sequence[Any], current: Sequence[Any]) -> int:
     """How many leading words ``current`` shares with ``previous`` (each has a ``word`` attribute): the words
-    LocalAgreement-2 confirms."""
+    LocalAgreement-2 confirms -- never ``current``'s last word, whose punctuation (and often its identity)
+    Whisper settles only once it hears what follows ("dog" then "dog.")."""
     n = 0
-    for a, b in zip(previous, current):
+    for a, b in zip(previous, current[:-1]):
         if norm(a.word) != norm(b.word):
             break
         n += 1

@@ -1,4 +1,7 @@
-"""Live transcription: audio transcribed as it arrives, one stream or many on one model.
+"""Live transcription: audio transcribed as it arrives, one stream or many on one model (``gpuboot.live``).
+
+(The folder is ``streaming``, not ``live``: a submodule would shadow the function ``gpuboot.live`` on the
+package once imported.)
 
 >>> import gpuboot
 >>> stream = gpuboot.live(language="en")           # the embedded tiny.en, or live(model) / live("small")

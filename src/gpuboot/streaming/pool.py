@@ -28,6 +28,14 @@ LATENCY_BUDGET = 8.0
 MIN_SILENCE = 0.5
 #: Default longest buffer, s.
 MAX_BUFFER = 15.0
+#: Default beam width: tiny.en greedy loses 7-9 WER points against beam 5 on the bench recording's first
+#: minute (final decodes only: 0.26 vs 0.17; with agreement: 0.28 vs 0.19), as faster-whisper's default.
+BEAM_SIZE = 5
+#: Seconds one round of decoding every active stream may take at the full window before the pool switches to
+#: ``busy_window_s`` (a word waits about two rounds plus ``transcript.HOLD``).
+ROUND_TARGET = 1.2
+#: Default shortest encoder input when busy, s.
+BUSY_WINDOW = 15.0
 #: Samples (16 kHz) a stream takes in per step at most: a backlog is worked through in steps, not at once.
 _ABSORB = 4 * 16000
 
@@ -61,16 +69,20 @@ class LivePool:
             most 16); halved for good after an out-of-memory error.
         latency_budget: seconds; ``open()`` refuses a stream when, from the measured step cost, two rounds of
             decoding every open stream would take longer than this.
-        beam_size: beam search width of each step (1: greedy; the final decode of an utterance uses it too).
-        window_s: the shortest encoder input, seconds (30: Whisper's trained window; less is faster and,
-            for tiny.en, measurably less accurate: docs/benchmarks.md).
+        beam_size: beam search width of each step (1: greedy, faster and less accurate).
+        window_s: the shortest encoder input, seconds (30: Whisper's trained window).
+        busy_window_s: the shortest encoder input while a round of decoding every active stream at ``window_s``
+            would take over ``ROUND_TARGET`` seconds (measured): a shorter input costs less (tiny.en int8,
+            2-core x86-64 CPU, beam 5, four 7 s buffers: 3.8 s at 30 s, 1.3 s at 15 s) and loses a few WER
+            points (docs/benchmarks.md), where waiting would cost more latency.
 
     Raises:
         ValueError: ``max_streams``, ``max_batch`` or ``beam_size`` below 1, a budget not above 0.
     """
 
     def __init__(self, model: Any = None, *, max_streams: Optional[int] = None, max_batch: Optional[int] = None,
-                 latency_budget: float = LATENCY_BUDGET, beam_size: int = 1, window_s: float = 30.0) -> None:
+                 latency_budget: float = LATENCY_BUDGET, beam_size: int = BEAM_SIZE, window_s: float = 30.0,
+                 busy_window_s: float = BUSY_WINDOW) -> None:
         for name, value in (("max_streams", max_streams), ("max_batch", max_batch), ("beam_size", beam_size)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
@@ -81,7 +93,9 @@ class LivePool:
         cap = max_batch or min(16, int(getattr(info, "batch_size", 8) or 8))
         self.decoder = Decoder(self.model, beam_size=beam_size, window_s=window_s, cap=cap)
         self.max_streams, self.latency_budget = max_streams, float(latency_budget)
-        self.clock = StepClock()
+        self.window_s, self.busy_window_s = float(window_s), float(min(window_s, busy_window_s))
+        self.clock = StepClock()  # steps at window_s
+        self.busy_clock = StepClock()  # steps at busy_window_s
         self._streams: List[LiveStream] = []
         self._lock = threading.Condition()
         self._worker: Optional[threading.Thread] = None
@@ -122,7 +136,9 @@ class LivePool:
         if self.max_streams is not None and open_now >= self.max_streams:
             raise LiveCapacityError(f"this live pool serves at most {self.max_streams} stream(s) and all are open",
                                     "close a stream first, or make the pool with a larger max_streams")
-        rounds = self.clock.round_time(open_now + 1, self.decoder.cap)
+        rounds = self.busy_clock.round_time(open_now + 1, self.decoder.cap)
+        if rounds is None:
+            rounds = self.clock.round_time(open_now + 1, self.decoder.cap)
         if rounds is not None and 2 * rounds > self.latency_budget:
             raise LiveCapacityError(
                 f"stream {open_now + 1} refused: decoding {open_now + 1} streams takes {rounds:.2f} s a round "
@@ -186,8 +202,11 @@ class LivePool:
         """One step over ``streams`` (in round-robin order); ``True`` when there may be more to do at once."""
         for s in streams:
             s._absorb(_ABSORB)
-        active = sum(1 for s in streams if s._transcript.active)
-        step = self.clock.step(max(1, active), self.decoder.cap)
+        active = max(1, sum(1 for s in streams if s._transcript.active))
+        full = self.clock.round_time(active, self.decoder.cap)
+        busy = full is not None and full > ROUND_TARGET and self.busy_window_s < self.window_s
+        clock = self.busy_clock if busy else self.clock
+        step = clock.step(active, self.decoder.cap)
         due: List[Tuple[LiveStream, bool, Request]] = []
         for s in streams:
             got = s._request(step)
@@ -198,9 +217,10 @@ class LivePool:
         lang = due[0][2].language
         batch = [d for d in due if d[2].language == lang or d[2].language is None][:self.decoder.cap]
         t0 = time.perf_counter()
-        hyps: List[Hypothesis] = self.decoder.decode([d[2] for d in batch])
+        hyps: List[Hypothesis] = self.decoder.decode([d[2] for d in batch],
+                                                     self.busy_window_s if busy else self.window_s)
         spent = time.perf_counter() - t0
-        self.clock.record(len(batch), spent)
+        clock.record(len(batch), spent)
         for (s, final, request), hyp in zip(batch, hyps):
             s._apply(final, request, hyp, spent / len(batch))
         with self._lock:  # round-robin: the streams just served go last
