@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from speech import SAMPLE
 
-from gpuboot.live.records import LiveEvent, LiveWord
 from gpuboot.serve import protocol
 from gpuboot.serve.protocol import ProtocolError, decode_frame, parse_options
 from gpuboot.serve.segments import MAX_SEGMENT_S, PAUSE_S, Transcript
+from gpuboot.streaming.records import LiveEvent, LiveWord
 
 #: The options message of WhisperLive 0.10.0's client with its defaults (``Client.on_open``), field by field.
 CLIENT_OPTIONS = {"uid": "0b5e4f3c-8f7e-4a39-a1f6-5d1c9d8b2e10", "language": "en", "task": "transcribe",

@@ -65,9 +65,9 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import asyncio
     import errno
 
-    from ..live import LivePool
     from ..serve.server import Server, log_to
     from ..serve.settings import ServeSettings
+    from ..streaming import LivePool
     from ..whisper.load import load_info, load_whisper
     from ..whisper.models import embedded_model
 
