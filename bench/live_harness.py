@@ -265,6 +265,9 @@ def summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def main() -> int:
+    from live_peers import PEER_ARMS  # the peers' arms (bench/live_peers.py)
+
+    ARMS.update(PEER_ARMS)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--arm", default="gpuboot", choices=sorted(ARMS))
     ap.add_argument("--streams", type=int, default=1)

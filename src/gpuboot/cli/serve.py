@@ -33,10 +33,22 @@ def _number(low: float, high: float, whole: bool) -> Any:
     return parse
 
 
+DESCRIPTION = (
+    "Serve live transcription over websockets in WhisperLive's protocol, so that its clients work unchanged. "
+    "A client sends one JSON options message ({\"uid\": ..., \"language\": \"en\" or null, ...}), then binary "
+    "16 kHz mono float32 frames (int16 or uint8 with \"audio_format\"), then END_OF_AUDIO. The server answers "
+    "SERVER_READY, then {\"uid\", \"segments\": [{\"start\", \"end\", \"text\", \"completed\"}]} whenever the "
+    "transcript changes (completed segments never change), WAIT when full, ERROR and a close for what breaks the "
+    "protocol (the other clients go on), DISCONNECT when it shuts down. Every client is a stream of one LivePool "
+    "on one model. SIGTERM or Ctrl-C: every client gets its transcript so far and DISCONNECT, exit 0. The README's "
+    "'gpuboot serve' section has every message.")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..serve.settings import ServeSettings
     from ..whisper.load import COMPUTE_TYPES, DEVICES
 
+    p.description = DESCRIPTION
     d = ServeSettings()
     p.add_argument("--host", default=d.host,
                    help=f"address to listen on (default: {d.host}, this machine only; 0.0.0.0 for every interface)")

@@ -59,6 +59,7 @@ class Client:
         self.dirty = asyncio.Event()
         self.final = False
         self.notice: Optional[str] = None  # the language message, once detected; "" once sent
+        self.last_update: Optional[str] = None
         self.delivered = 0
         self.started = time.monotonic()
 
@@ -262,8 +263,10 @@ class Server:
             items = c.transcript.update(c.options.send_last_n_segments, c.delivered)
             made = c.transcript.completed
             messages = [c.notice] if c.notice else []
-            if items:
-                messages.append(protocol.segments(c.uid, items))
+            update = protocol.segments(c.uid, items) if items else None
+            if update is not None and update != c.last_update:  # a finish that changed nothing sends nothing
+                messages.append(update)
+                c.last_update = update
             for message in messages:
                 try:
                     await asyncio.wait_for(c.ws.send(message), self.settings.keepalive)
