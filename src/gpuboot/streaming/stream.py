@@ -11,6 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
+from .._log import log
 from ..errors import GpubootError
 from .clock import ArrivalClock
 from .cues import LiveCues
@@ -272,12 +273,16 @@ class LiveStream:
             self._subtitles = self._cues.finish(self._fed / 16000)
             self._done = True
             self._lock.notify_all()
+        self.pool._forget(self)  # a finished stream no longer counts against the pool's streams
 
     def _deliver(self, events: List[LiveEvent]) -> None:
         if not events:
             return
         if self._on_events is not None:
-            self._on_events(self, events)
+            try:
+                self._on_events(self, events)
+            except Exception:  # the caller's callback: its failure is logged, the other streams go on
+                log.exception("live: the on_events callback raised")
             return
         with self._lock:
             self._events.extend(events)
