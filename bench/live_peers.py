@@ -2,6 +2,12 @@
 tiny.en int8 model (``gpuboot.whisper.models.embedded_model()``), and how their environments are made.
 
     python bench/live_peers.py install [whisperlive,whisperlivekit,ufal] [--ufal-checkout PATH]
+    python bench/live_peers.py measure [--runs 2] [--update-docs]
+
+``measure`` runs ``PEER_ROWS`` (bench/measure_live.py's ``bench_live``: each arm a fresh process, arms
+interleaved round by round) and merges their arms into the ``live`` figures of docs/benchmarks.json (gpuboot's
+own arms kept as measured), then renders docs/benchmarks.md with bench/render.py -- into build/bench/ unless
+``--update-docs``.  A peer whose environment is missing is skipped with a line saying how to install it.
 
 Each peer gets a virtual environment of its own under ``.venv-bench/peers/`` (git-ignored), installed from the
 package index as ``PEERS`` lists (the command prints what it fetches first).  ufal whisper_streaming is not on
@@ -170,7 +176,7 @@ class WhisperLiveClient(Client):
         self.kept: List[Dict[str, Any]] = []
         self.changed = time.monotonic()
         self.closed = threading.Event()
-        self.out: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self.out: queue.Queue[Optional[bytes]] = queue.Queue()
         threading.Thread(target=self._receive, daemon=True).start()
         threading.Thread(target=self._send, daemon=True).start()
 
@@ -267,7 +273,7 @@ class WhisperLiveKitClient(Client):
         from websockets.sync.client import connect
 
         self.ws = connect(f"ws://127.0.0.1:{port}/asr?language=en", open_timeout=60, max_size=None)
-        self.out: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self.out: queue.Queue[Optional[bytes]] = queue.Queue()
         self.done = threading.Event()
         self.seen = 0
         threading.Thread(target=self._receive, daemon=True).start()
@@ -334,7 +340,7 @@ class _PipeClient(Client):
     def __init__(self, proc: subprocess.Popen) -> None:
         super().__init__()
         self.proc = proc
-        self.out: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self.out: queue.Queue[Optional[bytes]] = queue.Queue()
         self.done = threading.Event()
         threading.Thread(target=self._receive, daemon=True).start()
         threading.Thread(target=self._send, daemon=True).start()
@@ -419,7 +425,7 @@ class FasterWhisperLoopClient(Client):
                 for seg in done:
                     self.finals.extend((w, when) for w in _words(seg.text))
                 if done:
-                    cut = int(round((segments[-1].start if not last else segments[-1].end) * 16000))
+                    cut = round((segments[-1].start if not last else segments[-1].end) * 16000)
                     with self.lock:
                         self.buffer = self.buffer[cut:]
             if last:
@@ -450,17 +456,61 @@ class FasterWhisperLoopArm(Arm):
         return FasterWhisperLoopClient(self.model)
 
 
+#: (arm, streams) the bench measures: each peer where it can serve that many streams at once (ufal's server and
+#: WhisperLiveKit's LocalAgreement serve one in the issue's comparison).
+PEER_ROWS: Tuple[Tuple[str, int], ...] = (
+    ("faster-whisper-loop", 1), ("whisper_streaming", 1), ("whisperlive", 1), ("whisperlive", 2),
+    ("whisperlive", 4), ("whisperlivekit", 1), ("gpuboot-serve", 1), ("gpuboot-serve", 2), ("gpuboot-serve", 4))
+#: Which environment an arm needs (None: the bench's own).
+NEEDS = {"whisperlive": "whisperlive", "whisperlivekit": "whisperlivekit", "whisper_streaming": "ufal"}
+
 PEER_ARMS = {arm.name: arm for arm in (FasterWhisperLoopArm, WhisperLiveArm, GpubootServeArm, WhisperStreamingArm,
                                        WhisperLiveKitArm)}
 
 
+def measure(runs: int, update_docs: bool) -> None:
+    """``PEER_ROWS`` measured and merged into docs/benchmarks.json's live figures; docs/benchmarks.md rendered."""
+    from measure_live import bench_live
+    from render import render
+
+    rows = []
+    for arm, streams in PEER_ROWS:
+        env = NEEDS.get(arm)
+        if env is not None and not python_of(env).exists():
+            print(f"live_peers: {arm} skipped: python bench/live_peers.py install {env}", flush=True)
+        elif arm == "whisper_streaming" and ufal_checkout() is None:
+            print("live_peers: whisper_streaming skipped: python bench/live_peers.py install ufal --ufal-checkout "
+                  "PATH (git clone https://github.com/ufal/whisper_streaming)", flush=True)
+        else:
+            rows.append((arm, streams))
+    measured = bench_live(runs, tuple(rows))
+    if measured is None:
+        raise SystemExit("live_peers: the bench recording needs espeak-ng (apt-get install espeak-ng)")
+    data = json.loads((ROOT / "docs" / "benchmarks.json").read_text())
+    live = data.get("live") or {k: v for k, v in measured.items() if k != "arms"} | {"arms": {}}
+    live["arms"] = {k: v for k, v in live["arms"].items() if v["system"] not in PEER_ARMS}
+    live["arms"].update(measured["arms"])
+    live["peers_offline_wer"] = measured.get("offline_wer")
+    data["live"] = live
+    out = ROOT / "docs" if update_docs else ROOT / "build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "benchmarks.json").write_text(json.dumps(data, indent=1) + "\n")
+    (out / "benchmarks.md").write_text(render(data))
+    print(f"live_peers: wrote {out / 'benchmarks.json'} and {out / 'benchmarks.md'}", flush=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("command", choices=["install"])
+    ap.add_argument("command", choices=["install", "measure"])
     ap.add_argument("peers", nargs="?", default=",".join(PEERS))
     ap.add_argument("--ufal-checkout", type=Path, default=None,
                     help="a checkout of https://github.com/ufal/whisper_streaming (not on the package index)")
+    ap.add_argument("--runs", type=int, default=2, help="runs of every arm (measure)")
+    ap.add_argument("--update-docs", action="store_true", help="write docs/benchmarks.{json,md} (measure)")
     args = ap.parse_args()
+    if args.command == "measure":
+        measure(args.runs, args.update_docs)
+        return 0
     names = [n for n in args.peers.split(",") if n]
     unknown = [n for n in names if n not in PEERS]
     if unknown:

@@ -35,7 +35,7 @@ def main() -> None:
     asr.transcribe(np.zeros(RATE, dtype=np.float32))  # the server's --warmup-file: the first step is not slower
     online = OnlineASRProcessor(asr, None, buffer_trimming=("segment", 15))
     online.init()
-    frames: "queue.Queue" = queue.Queue()
+    frames: queue.Queue = queue.Queue()
 
     def read() -> None:
         while True:
