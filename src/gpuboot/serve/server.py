@@ -205,6 +205,8 @@ class Server:
         finally:
             for task in (reader, sender, stopping):
                 task.cancel()
+                if task.done() and not task.cancelled():
+                    task.exception()  # retrieved: its outcome is handled below
         if failed is not None:
             await self._failed(c, None if not failed.done() else failed.exception())
             return
@@ -225,6 +227,8 @@ class Server:
         elif error is None or isinstance(error, Stalled):
             self.log(f"{c.name()} closed: it stopped reading (an update unread for {self.settings.keepalive:g} s)")
             await self._close(c.ws, 1008, "client stopped reading")
+        elif isinstance(error, ConnectionClosed) and error.sent is not None and error.sent.code == 1011:
+            self.log(f"{c.name()} closed: it stopped reading (a ping unanswered for {self.settings.keepalive:g} s)")
         elif isinstance(error, ConnectionClosed):
             self.log(f"{c.name()} went away ({error})")
         else:  # the stream failed: the client is told in one line, the others go on
