@@ -113,6 +113,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return 1
     finally:
         pool.close()
+        _join_decoder()
     say(f"stopped: {active} client{'s' if active != 1 else ''} closed")
     return 0
 
@@ -144,6 +145,21 @@ def websockets() -> None:
         raise IncompatibleDependencyError(f"websockets {version} has no asyncio server (websockets.asyncio came in "
                                           f"{WEBSOCKETS_MIN}.0)", f"pip install 'websockets>={WEBSOCKETS_MIN}'")
     import_optional("websockets.asyncio.server", "websockets", SERVE_INSTALL)
+
+
+#: Longest wait for the pool's decoding thread to finish its step after the pool is closed, s.
+JOIN_S = 3.0
+
+
+def _join_decoder() -> None:
+    """Wait (at most ``JOIN_S``) for the live pool's worker thread (``gpuboot-live``) to end: it ends once no
+    stream is open, after the step it is in.  An interpreter that exits while that daemon thread is inside
+    CTranslate2 dies of SIGSEGV/SIGABRT instead of exiting 0 (seen once in five SIGTERMs with two clients)."""
+    import threading
+
+    for thread in threading.enumerate():
+        if thread.name == "gpuboot-live" and thread is not threading.current_thread():
+            thread.join(JOIN_S)
 
 
 def _on_signals(stop: Any) -> None:

@@ -155,7 +155,11 @@ class Server:
         holder: List[Client] = []
 
         def on_events(stream: Any, events: Any) -> None:  # the pool's worker thread: hand over to the loop
-            loop.call_soon_threadsafe(self._events, holder[0], events)
+            if not loop.is_closed():  # after shutdown a last step's events have no session to go to
+                try:
+                    loop.call_soon_threadsafe(self._events, holder[0], events)
+                except RuntimeError:  # the loop closed between the check and the call
+                    pass
 
         try:
             stream = self.pool.open(language=options.language, on_events=on_events)
