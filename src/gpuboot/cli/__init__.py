@@ -1,4 +1,4 @@
-"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, ``hook``, ``subtitles``, one module each
+"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, ``hook``, ``subtitles``, ``serve``, one module each
 (``COMMANDS``).
 
 Each command module has ``SUMMARY`` (its help line), ``add_arguments(parser)``
@@ -37,6 +37,7 @@ COMMANDS = {
     "env": "gpuboot.cli.env",
     "hook": "gpuboot.cli.hook",
     "subtitles": "gpuboot.cli.subtitles",
+    "serve": "gpuboot.cli.serve",
 }
 
 

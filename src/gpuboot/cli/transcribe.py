@@ -110,10 +110,15 @@ def add_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--json", action="store_true",
                    help="print JSON to stdout: text, segments, device, compute_type, trail, timings "
                         "(a list for several files)")
+    from . import live
+    live.add_arguments(t)
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Transcribe every file in ``args.audio``: plan the inputs, run them, write the outputs; the exit code."""
+    if args.live:
+        from . import live
+        return live.run(args, out, err)
     from .job import Settings
 
     settings = Settings(args)
