@@ -287,15 +287,18 @@ def _cpu() -> str:
 
 def measure_only(cases: Sequence[str], runs: int) -> Dict[str, Any]:
     """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``, ``subtitle_rules``,
-    ``short_clips``, ``import``, ``ensure``, ``driver_path``, ``preload``."""
+    ``short_clips``, ``import``, ``ensure``, ``driver_path``, ``preload``, ``live`` (bench/measure_live.py: about
+    20 minutes)."""
     from measure_gpu_code import bench_fatbin, bench_hook
+    from measure_live import bench_live
     from measure_transcripts import bench_short_clips, bench_subtitle_rules
 
     table = {"gpu_code": lambda: bench_fatbin(5), "hook": lambda: bench_hook(max(runs, 40)),
              "subtitle_rules": bench_subtitle_rules, "short_clips": bench_short_clips,
              "import": lambda: bench_import(runs), "ensure": lambda: bench_ensure_no_driver(runs),
              "driver_path": lambda: bench_driver_path_import(runs),
-             "preload": lambda: {case: bench_preload(max(runs, 40), case) for case in PRELOAD_SETS}}
+             "preload": lambda: {case: bench_preload(max(runs, 40), case) for case in PRELOAD_SETS},
+             "live": bench_live}
     unknown = [c for c in cases if c not in table]
     if unknown:
         raise SystemExit(f"unknown case(s) {', '.join(unknown)}; --only takes {', '.join(table)}")
@@ -348,6 +351,13 @@ def measure(runs: int, whisper_runs: int, calls: int, sweep: bool,
 
         print("long recording, subtitles on and off ...", flush=True)
         data["long_subtitles"] = bench_long_subtitles(2)
+    if sweep:
+        from measure_live import bench_live
+
+        print("live transcription (about 20 minutes) ...", flush=True)
+        data["live"] = bench_live(2)
+    elif (ROOT / "docs" / "benchmarks.json").exists():  # kept from the last run that measured it
+        data["live"] = json.loads((ROOT / "docs" / "benchmarks.json").read_text()).get("live")
     if sweep:
         print("long-recording sweep ...", flush=True)
         from transcribe_sweep import sweep as run_sweep

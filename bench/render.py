@@ -11,6 +11,9 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from render_live import live_budgets, render_live
+
 ROOT = Path(__file__).resolve().parent.parent
 #: Mirrors measure.STDLIB / measure.DRIVER_PATH for the prose (render imports nothing of measure).
 STDLIB = "ctypes, logging, dataclasses, pathlib, subprocess, typing, re, threading, hashlib, fnmatch"
@@ -258,6 +261,7 @@ def budget_table(data: Dict[str, Any]) -> List[str]:
         L.append(f"| a folder of 3-10 s clips, one process: >= 2x the files/hour of a faster-whisper batched loop, "
                  f"WER no worse | {gain:.2f}x ({ours['seconds']:.1f} vs {loop['seconds']:.1f} s), WER "
                  f"{ours['wer']:.3f} vs {loop['wer']:.3f} | {verdict(gain >= 2 and ours['wer'] <= loop['wer'])} |")
+    L.extend(live_budgets(data.get("live")))
     if wh is not None:
         d = wh["faster-whisper defaults"]
         a = wh["gpuboot.load_whisper (auto)"]
@@ -384,6 +388,7 @@ def render(data: Dict[str, Any]) -> str:
     L.extend(render_subtitle_rules(data.get("subtitle_rules")))
     L.extend(render_gpu_code(data.get("gpu_code"), data.get("hook")))
     L.extend(render_long_subtitles(data.get("long_subtitles")))
+    L.extend(render_live(data.get("live")))
 
     L.append("## GPU\n")
     if ens["driver"]:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+#: Every process a test starts is ended with the test (tests/reaper.py).
+pytest_plugins = ["reaper"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:

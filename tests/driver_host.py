@@ -159,14 +159,32 @@ def _c_str(text: str) -> str:
     return json.dumps(text)  # a C string literal for ASCII text
 
 
+#: Stubs compiled this session, by a hash of what made them: each source is compiled once and copied after
+#: (into a directory removed when the interpreter exits).
+_COMPILED: Dict[str, Path] = {}
+_BUILD_DIR: list = []
+
+
 def _compile(directory: Path, base: str, source: str, file_version: str, include: Path) -> Path:
+    import hashlib
+    import tempfile
+
     directory.mkdir(parents=True, exist_ok=True)
-    src = directory / f"{base}-stub.c"
-    src.write_text(source)
+    key = hashlib.sha256(repr((base, source, str(include))).encode()).hexdigest()
+    built = _COMPILED.get(key)
+    if built is None or not built.exists():
+        if not _BUILD_DIR:
+            _BUILD_DIR.append(tempfile.TemporaryDirectory(prefix="gpuboot-stubs-"))
+        work = Path(_BUILD_DIR[0].name) / key[:16]
+        work.mkdir(exist_ok=True)
+        src = work / f"{base}-stub.c"
+        src.write_text(source)
+        built = work / f"{base}.so"
+        subprocess.run(["gcc", "-shared", "-fPIC", "-Wall", "-Werror", f"-I{include}", f"-Wl,-soname,{base}.so.1",
+                        "-o", str(built), str(src)], check=True, capture_output=True)
+        _COMPILED[key] = built
     real = directory / f"{base}.so.{file_version}"
-    subprocess.run(["gcc", "-shared", "-fPIC", "-Wall", "-Werror", f"-I{include}", f"-Wl,-soname,{base}.so.1",
-                    "-o", str(real), str(src)], check=True, capture_output=True)
-    src.unlink()
+    shutil.copy(built, real)
     link = directory / f"{base}.so.1"
     if link.is_symlink() or link.exists():
         link.unlink()

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence
@@ -260,3 +261,28 @@ def hosted(function: Any, **host: Any) -> Any:
             return function(*args, **kwargs)
 
     return call
+
+
+def marked_processes(mark: str) -> List[int]:
+    """Processes whose environment carries ``GPUBOOT_TEST_MARK=mark`` (the command and everything it started)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if f"GPUBOOT_TEST_MARK={mark}".encode() in f.read().split(b"\0"):
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+def processes_gone(mark: str, within: float) -> bool:
+    """Whether every process marked ``mark`` has ended within ``within`` seconds (polled every 0.1 s)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if not marked_processes(mark):
+            return True
+        time.sleep(0.1)
+    return not marked_processes(mark)

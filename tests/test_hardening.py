@@ -7,13 +7,16 @@ import multiprocessing
 import os
 import shutil
 import stat
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 from typing import List
 
 import pytest
 from fake_nvml import A100, FakeNVML, gpu
-from helpers import compile_stub, hosted, install, machine, run_child, skip_or_fail, wheel
+from helpers import child_env, compile_stub, hosted, install, machine, run_child, skip_or_fail, wheel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -204,6 +207,43 @@ def test_cache_dir_owned_by_another_user_is_refused(tmp_path: Path, monkeypatch:
     monkeypatch.setenv("GPUBOOT_CACHE_DIR", str(theirs))
     with pytest.raises(CacheDirError, match="owned by uid 12345"):
         alias_dir()
+
+
+@pytest.mark.parametrize("locked", ["cache", "lib"])
+def test_a_read_only_cache_dir_of_ones_own_is_cache_dir_error_with_its_fix(tmp_path: Path, locked: str) -> None:
+    """The user's own 0700 cache directory made read-only (``cache``: before gpuboot made its ``lib-*``
+    directory; ``lib``: after).  As root, the child runs without the capabilities that bypass permissions."""
+    site = _stub_site(tmp_path)
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    code = f"""
+        import os, gpuboot
+        from gpuboot._libs.aliases import alias_dir
+        (lib,) = gpuboot.locate(["cudart"], search_paths=[{str(site)!r}])
+        if {locked == "lib"!r}:
+            os.chmod(alias_dir(), 0o500)
+        else:
+            os.chmod({str(cache)!r}, 0o500)
+        try:
+            gpuboot.alias(lib, "libcudart.so")
+        except gpuboot.CacheDirError as exc:
+            print("CacheDirError:", exc)
+    """
+    prefix = []
+    if ROOT_USER:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv: cannot drop the capabilities that bypass permissions")
+        prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search",
+                  "--inh-caps=-dac_override,-dac_read_search"]
+    try:
+        proc = subprocess.run([*prefix, sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                              timeout=120, env=child_env({"GPUBOOT_CACHE_DIR": str(cache)}))
+    finally:
+        for d in (cache, *cache.glob("lib-*")):
+            d.chmod(0o700)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stdout.startswith("CacheDirError:") and "not writable" in proc.stdout, proc.stdout
+    assert "fix: chmod u+w" in proc.stdout and "GPUBOOT_CACHE_DIR" in proc.stdout
 
 
 def test_no_home_still_works_or_says_why(tmp_path: Path) -> None:

@@ -154,3 +154,57 @@ def test_other_imports_do_not_fire(tmp_path: Path, name: str) -> None:
     assert gpuboot_cmd(venv, "hook", "install").returncode == 0
     out = python_in(venv, f"import sys, {name}; print('gpuboot' in sys.modules)", {"GPUBOOT_HOOK_DEBUG": "1"})
     assert out.strip() == "False"
+
+
+def _as_a_user(cmd: list) -> list:
+    """``cmd`` without the capabilities that let root write anywhere (``CAP_DAC_OVERRIDE``,
+    ``CAP_DAC_READ_SEARCH``), as a user without rights on a system environment is."""
+    if os.geteuid() != 0:
+        return cmd
+    import shutil
+
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        require_real("setpriv (util-linux), to drop the capabilities that bypass permissions")
+    return [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--inh-caps=-dac_override,-dac_read_search",
+            *cmd]
+
+
+def test_a_site_packages_this_user_cannot_change_is_one_line_with_ways_that_need_no_sudo(tmp_path: Path) -> None:
+    venv = fresh_venv(tmp_path)
+    site_dir = purelib(venv)
+    stale = site_dir / PTH_NAME
+    for action, present in (("install", False), ("uninstall", True)):
+        if present:
+            site_dir.chmod(0o755)
+            stale.write_text(hook_line())
+        site_dir.chmod(0o555)  # a system venv as its users see it
+        try:
+            proc = subprocess.run(_as_a_user([str(venv / "bin" / "python"), "-m", "gpuboot", "hook", action]),
+                                  capture_output=True, text=True, timeout=120)
+        finally:
+            site_dir.chmod(0o755)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+        (line,) = proc.stderr.strip().splitlines()
+        assert f"cannot {'write the hook into' if action == 'install' else 'remove'}" in line and "-- fix:" in line
+        assert "sudo" not in line and ("--user" in line or "GPUBOOT_HOOK=0" in line), line
+        assert stale.exists() == present and not list(site_dir.glob("gpuboot-hook-*.tmp"))  # nothing half-done
+
+
+def test_user_installs_the_hook_where_every_python_of_this_user_reads_it(tmp_path: Path) -> None:
+    base = getattr(sys, "_base_executable", sys.executable)  # outside any virtual environment
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "GPUBOOT_HOOK"))}
+    env.update(PYTHONUSERBASE=str(tmp_path / "userbase"), PYTHONPATH=os.pathsep.join([str(ROOT / "src"),
+                                                                                      *site.getsitepackages()]))
+    done = subprocess.run([base, "-m", "gpuboot", "hook", "install", "--user"], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    written = next((tmp_path / "userbase").rglob(PTH_NAME))
+    assert str(written) in done.stdout
+    armed = subprocess.run([base, "-c", "import sys; print('gpuboot_hook' in sys.modules)"], capture_output=True,
+                           text=True, env=env, timeout=120)
+    assert armed.stdout.strip() == "True", armed.stderr  # site read the user site-packages at start
+    venv = fresh_venv(tmp_path)
+    inside = gpuboot_cmd(venv, "hook", "install", "--user")  # a venv ignores the user site: refused, one line
+    assert inside.returncode == 2 and len(inside.stderr.strip().splitlines()) == 1, inside.stderr
+    assert "virtual environment" in inside.stderr

@@ -118,6 +118,7 @@ def test_one_recording_gets_exactly_the_pipelines_words_and_timings(model: Any) 
     assert key == "long" and shape(many) == shape(list(segments))
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_batch_and_loses_nothing(model: Any, clips: List[Tuple[str, Any, str]],
                                                         monkeypatch: pytest.MonkeyPatch,
                                                         caplog: pytest.LogCaptureFixture) -> None:

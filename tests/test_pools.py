@@ -5,6 +5,7 @@ way the out-of-memory killer kills one (SIGKILL), by watching which process has 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -15,36 +16,12 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import pytest
-from helpers import child_env, require_real
+from helpers import child_env, marked_processes, processes_gone, require_real
 from marks import needs_model
 from speech import SAMPLE, WER_LIMIT, wer
-
-
-def _marked(mark: str) -> List[int]:
-    """Processes whose environment carries ``GPUBOOT_TEST_MARK=mark`` (the command and everything it started)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if f"GPUBOOT_TEST_MARK={mark}".encode() in f.read().split(b"\0"):
-                    found.append(int(entry))
-        except OSError:
-            continue
-    return found
-
-
-def _gone(mark: str, within: float) -> bool:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if not _marked(mark):
-            return True
-        time.sleep(0.1)
-    return not _marked(mark)
 
 
 def _start(args: List[str], mark: str, tmp_path: Path) -> subprocess.Popen:
@@ -70,28 +47,74 @@ def _wait_for(predicate: Any, within: float) -> bool:
     return False
 
 
+@contextlib.contextmanager
+def _busy_cores() -> Iterator[int]:
+    """Every core this process may use kept busy by a spinning process (what a loaded CI machine, or a second
+    heavy job, does to the run), ended on the way out."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        yield n
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait(30)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time ``pid`` has used (user + system, ``/proc/PID/stat`` fields 14 and 15), seconds; 0 when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _workers_decoding(mark: str, command: int) -> bool:
+    """Two processes of the run besides the command have used 3 s of CPU each: the model is loaded (about 1 s)
+    and decoding has begun."""
+    return sum(1 for pid in marked_processes(mark) if pid != command and _cpu_seconds(pid) >= 3.0) >= 2
+
+
 @needs_model
-@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
-                                                    (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "code", "word", "when"), [
+    (signal.SIGINT, 130, "interrupted", "decoding"),  # in the first tasks, before any transcript is written
+    (signal.SIGTERM, 143, "terminated", "writing"),  # once transcripts are being written
+])
 def test_a_stop_with_thousands_of_files_queued_is_prompt_and_complete(tmp_path: Path, sig: int, code: int,
-                                                                        word: str) -> None:
+                                                                        word: str, when: str) -> None:
+    """With every core busy.  "Prompt" means the queue is not worked through: 3,000 of these clips take about
+    10 minutes on a quiet 2-core x86-64 CPU (240 took 46-52 s, docs/benchmarks.md), the stop is bounded at
+    2 minutes even under the load (how fast it is, is a bench figure)."""
     if sys.platform != "linux":
         pytest.skip("reads /proc")
     folder = _thousands(tmp_path)
     out = tmp_path / "out"
     mark = uuid.uuid4().hex
-    proc = _start([str(folder), "--workers", "2", "--output-dir", str(out), "--output-format", "txt"], mark, tmp_path)
-    assert _wait_for(lambda: out.exists() and any(out.glob("*.txt")), 240), proc.stderr.read() if proc.poll() else ""
-    assert len(_marked(mark)) >= 4  # the command, its manager and two workers
-    t0 = time.monotonic()
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-    assert time.monotonic() - t0 < 20, err  # prompt, whatever is queued
+    with _busy_cores():
+        proc = _start([str(folder), "--workers", "2", "--output-dir", str(out), "--output-format", "txt"], mark,
+                      tmp_path)
+        if when == "writing":
+            ready = lambda: out.exists() and any(out.glob("*.txt"))  # noqa: E731
+        else:
+            ready = lambda: _workers_decoding(mark, proc.pid)  # noqa: E731
+        started = _wait_for(lambda: proc.poll() is not None or ready(), 900)
+        assert started and proc.poll() is None, proc.communicate(timeout=60)[1] if proc.poll() is not None else ""
+        assert len(marked_processes(mark)) >= 4  # the command, its manager and two workers
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=300)
+        stopped = time.monotonic() - t0
+    assert stopped < 120, (stopped, err)  # prompt, whatever is queued
     assert proc.returncode == code, err
     assert f"gpuboot: {word}: " in err and "leaked" not in err and "Traceback" not in err, err
-    assert _gone(mark, 10), "worker processes outlived the command"
-    names = [p.name for p in out.iterdir()]
-    assert 0 < len(names) < 3000 and not [n for n in names if n.startswith(".")]  # no partial or temporary file
+    assert processes_gone(mark, 60), "worker processes outlived the command"
+    names = [p.name for p in out.iterdir()] if out.exists() else []
+    assert len(names) < 3000 and not [n for n in names if n.startswith(".")]  # no partial or temporary file
+    assert names or when == "decoding"
 
 
 @needs_model
@@ -102,10 +125,10 @@ def test_workers_end_with_a_parent_killed_outright(tmp_path: Path) -> None:
     out = tmp_path / "out"
     mark = uuid.uuid4().hex
     proc = _start([str(folder), "--workers", "2", "--output-dir", str(out), "-q"], mark, tmp_path)
-    assert _wait_for(lambda: len(_marked(mark)) >= 4, 120)
+    assert _wait_for(lambda: len(marked_processes(mark)) >= 4, 120)
     proc.kill()  # SIGKILL: no handler runs in the parent
     proc.communicate(timeout=30)
-    assert _gone(mark, 15), "workers (or the manager) outlived a killed parent"
+    assert processes_gone(mark, 15), "workers (or the manager) outlived a killed parent"
 
 
 class _Killer(threading.Thread):
@@ -121,7 +144,7 @@ class _Killer(threading.Thread):
         me, pids, looked = os.getpid(), [], 0.0
         while not self.stop.is_set():
             if time.monotonic() - looked > 0.2:  # new workers appear after each death
-                pids, looked = [p for p in _marked(self.mark) if p not in (me, self.spare)], time.monotonic()
+                pids, looked = [p for p in marked_processes(self.mark) if p not in (me, self.spare)], time.monotonic()
             for pid in pids:
                 try:
                     links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
@@ -136,6 +159,7 @@ class _Killer(threading.Thread):
             time.sleep(0.001)
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_worker_that_dies_costs_one_error_line_and_the_run_goes_on(tmp_path: Path) -> None:
     if sys.platform != "linux":
@@ -165,7 +189,7 @@ def test_a_worker_that_dies_costs_one_error_line_and_the_run_goes_on(tmp_path: P
     for i in range(5):
         assert wer((tmp_path / "out" / f"fine{i}.txt").read_text()) <= WER_LIMIT
     assert not (tmp_path / "out" / "culprit.txt").exists()
-    assert _gone(mark, 10)
+    assert processes_gone(mark, 10)
 
 
 class _Args:
@@ -264,6 +288,7 @@ def test_ray_takes_no_file_as_its_address_and_an_unreachable_cluster_is_one_line
     assert "ray start --head" in line
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_ray_actor_that_dies_is_an_error_line_per_file_it_held(tmp_path: Path) -> None:
     try:
@@ -282,7 +307,7 @@ def test_a_ray_actor_that_dies_is_an_error_line_per_file_it_held(tmp_path: Path)
                    "txt"], mark, tmp_path)
 
     def kill_a_busy_actor() -> bool:
-        for pid in _marked(mark):
+        for pid in marked_processes(mark):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
                     title = f.read().decode(errors="replace")
@@ -302,3 +327,85 @@ def test_a_ray_actor_that_dies_is_an_error_line_per_file_it_held(tmp_path: Path)
     failed = {Path(x.split(": ")[2]).stem for x in errors}
     assert written | failed == {"long", "short0", "short1", "short2"} and not written & failed
     assert written  # the other actor's files were transcribed
+
+
+def test_a_server_that_accepts_and_never_answers_is_one_line_not_a_hang(tmp_path: Path) -> None:
+    """A real TCP server that accepts every connection and never sends a byte (what a firewall's tarpit, a
+    stuck process or the wrong service does): the TCP check passes, and the HTTP/2 opening Ray's gRPC would
+    answer gets nothing."""
+    held: List[socket.socket] = []
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+            t0 = time.monotonic()
+            proc = subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", str(SAMPLE), "--ray-address",
+                                   address], capture_output=True, text=True, timeout=120, env=child_env())
+            assert time.monotonic() - t0 < 60, proc.stderr
+            assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+            (line,) = proc.stderr.strip().splitlines()
+            assert "accepts connections but did not answer" in line and "-- fix:" in line, line
+        assert held  # the server really accepted
+    finally:
+        stop.set()
+        thread.join(10)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def test_ray_address_auto_with_no_ray_running_is_one_line(tmp_path: Path) -> None:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        require_real("ray (pip install 'gpuboot[ray]')")
+    env = child_env({"RAY_TMPDIR": str(tmp_path / "no-ray")})  # no cluster file there: no Ray to find
+    env.pop("RAY_ADDRESS", None)
+    (tmp_path / "no-ray").mkdir()
+    proc = subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", str(SAMPLE), "--ray-address", "auto"],
+                          capture_output=True, text=True, timeout=180, env=env)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("gpuboot: error: cannot connect to the Ray cluster at auto: ") and "ray start" in line
+
+
+class _Ray:
+    """What ``rayrun._init`` calls of the ``ray`` module: ``init``, here one that fails or never returns."""
+
+    def __init__(self, error: Optional[BaseException] = None) -> None:
+        self.error, self.release = error, threading.Event()
+
+    def init(self, **kwargs: Any) -> None:
+        if self.error is not None:
+            raise self.error
+        self.release.wait(60)
+
+
+def test_ray_init_runs_under_a_deadline_and_its_failures_are_one_line() -> None:
+    from gpuboot.cli.rayrun import _init
+    from gpuboot.errors import GpubootError
+
+    stuck = _Ray()
+    t0 = time.monotonic()
+    with pytest.raises(GpubootError, match="did not finish within 1 s"):
+        _init(stuck, "10.0.0.5:6379", timeout=1.0)
+    assert time.monotonic() - t0 < 30
+    stuck.release.set()
+    with pytest.raises(GpubootError) as failed:
+        _init(_Ray(ConnectionError("no cluster (first line)\nsecond line")), None, timeout=30)
+    message, fix = str(failed.value).split("\n  fix: ")
+    assert message == "cannot connect to a local Ray: ConnectionError: no cluster (first line)" and fix

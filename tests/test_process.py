@@ -171,6 +171,7 @@ print(json.dumps({{"cuda": torch.version.cuda, "consumers": r.consumers, "ok": r
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("order", sorted(ORDERS))
 def test_real_cuda_torch_and_ctranslate2_in_one_process(order: str, tmp_path: Path) -> None:
     python = torch_env()

@@ -85,6 +85,7 @@ def long_recording() -> Path:
     return timed_recording("long")[0]
 
 
+@pytest.mark.slow
 @needs_model
 def test_the_bar_moves_while_batched_decoding_runs(long_recording: Path, tmp_path: Path) -> None:
     """140 s of speech in 6 windows at batch 2: three batches, and the bar shows each."""
@@ -100,6 +101,7 @@ def test_the_bar_moves_while_batched_decoding_runs(long_recording: Path, tmp_pat
     assert "clamping frac" not in terminal  # tqdm's warning when a bar is pushed past its total
 
 
+@pytest.mark.slow
 @needs_model
 def test_ctrl_c_stops_with_130_and_the_bar_where_it_was(long_recording: Path, tmp_path: Path) -> None:
     def part_way(text: str) -> bool:

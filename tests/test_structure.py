@@ -91,8 +91,10 @@ FLOORS: Tuple[Tuple[str, ...], ...] = (
     ("gpuboot.placement", "gpuboot.boot", "gpuboot.mix", "gpuboot.startup"),
     ("gpuboot.select",),
     ("gpuboot.whisper", "gpuboot.doctor"),
-    ("gpuboot",),  # the package's lazy face: it imports only locate (the rest when a name is first used)
+    ("gpuboot.streaming", "gpuboot.serve"),
     ("gpuboot.cli",),
+    ("gpuboot",),  # the package's lazy face: it imports only locate (the rest when a name is first used; its
+    # docstring's list of commands from cli.COMMANDS when help() reads it)
     ("gpuboot.__main__",),
 )
 #: The modules at the package's root: the faces the README shows, the package and ``python -m gpuboot``.

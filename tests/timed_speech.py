@@ -83,7 +83,9 @@ LONG_SENTENCES = (
     "petitions have been answered only by repeated injury.",
 )
 #: The recordings: sentences, and the pause after each (seconds, drawn from this range).
-KINDS = {"separate": (SENTENCES, (0.7, 1.3)), "long": (LONG_SENTENCES, (0.3, 0.3))}
+KINDS = {"separate": (SENTENCES, (0.7, 1.3)), "long": (LONG_SENTENCES, (0.3, 0.3)),
+         # nine sentences with 0.8 s pauses (50 s, 119 words): what live clients stream in real time in tests
+         "live": (SENTENCES[2:11], (0.8, 0.8))}
 VOICE, WPM, SEED = "en-us", 150, 20261128
 
 
@@ -96,7 +98,8 @@ def _speak(text: str) -> bytes:
 
 def timed_recording(kind: str = "separate") -> Tuple[Path, List[Tuple[float, str]]]:
     """``(wav path, [(start seconds, sentence), ...])`` of recording ``kind`` (``KINDS``: ``"separate"``, 24
-    sentences with pauses of 0.7-1.3 s; ``"long"``, 12 long sentences with 0.3 s pauses)."""
+    sentences with pauses of 0.7-1.3 s; ``"long"``, 12 long sentences with 0.3 s pauses; ``"live"``, 9 of the
+    24 with 0.8 s pauses)."""
     sentences, (low, high) = KINDS[kind]
     for tool in ("espeak-ng", "sox"):
         if shutil.which(tool) is None:

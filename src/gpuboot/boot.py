@@ -98,7 +98,9 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
 
     Args:
         strict: raise instead of warn when a needed library is missing or
-            fails to load.
+            fails to load.  Without a driver nothing is loaded, but the
+            libraries are still looked for (files only: ``locate``), so a
+            build machine or CI job without a GPU catches a missing wheel.
         consumers: distribution names to provide for (default: every consumer
             gpuboot knows that is installed).
 
@@ -106,8 +108,9 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
         An ``EnsureReport``.
 
     Raises:
-        LibraryNotFoundError: ``strict`` and a needed library is missing; the
-            message names it and the exact ``pip install`` command.
+        LibraryNotFoundError: ``strict`` and a needed library is missing (with
+            a driver or without one); the message names it and the exact
+            ``pip install`` command.
         LibraryLoadError: ``strict`` and a library could not be loaded.
     """
     machine = current()
@@ -122,8 +125,24 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
                 _LAST.append(report)
                 del _LAST[:-1]
     if strict:
-        _raise_for(report)
+        _raise_for(report if report.driver.present else _installed(machine, consumers, key, report))
     return report
+
+
+def _installed(machine: Machine, consumers: Optional[Sequence[str]], key: Hashable,
+               report: EnsureReport) -> EnsureReport:
+    """Without a driver, for ``strict``: what the consumers need, looked for and not loaded (cached as ``ensure``
+    caches its reports)."""
+    found = _REPORTS.get(("installed", key))
+    if found is None:
+        from ._libs.needs import resolve_needs
+        from .consumers.installed import installed_needs
+
+        plan = resolve_needs(machine, installed_needs(machine, consumers))
+        found = report._replace(needs=plan.needs, missing=plan.missing, cuda_majors=plan.cuda_majors)
+        with _LOCK:
+            _REPORTS[("installed", key)] = found
+    return found
 
 
 def _run(machine: Machine, consumers: Optional[Sequence[str]]) -> EnsureReport:

@@ -141,7 +141,14 @@ def preload(libraries: Sequence[Library]) -> List[LoadedLibrary]:
     Raises:
         LibraryLoadError: one or more libraries could not be loaded; the
             others were loaded.  ``failures`` maps path -> loader message.
+        TypeError: an item is not a ``Library``.
     """
+    from .base.record import expect
+
+    if isinstance(libraries, (str, bytes)):
+        raise TypeError("preload() takes a list of Library values (from gpuboot.locate()), not a string")
+    for lib in libraries:
+        expect(lib, Library, "each item of libraries", "from gpuboot.locate()")
     results = load_all(libraries, get_loader())
     failures = {str(r.library.path): r.error for r in results if r.error}
     if failures:

@@ -3,6 +3,7 @@ majors (``libcudnn.so`` -> ``.../libcudnn.so.9`` yes; ``libcublas.so.12`` -> ``.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import re
@@ -69,9 +70,24 @@ def alias_dir(create: bool = True) -> Optional[Path]:
     if not path.exists():
         if not create:
             return None
-        path.mkdir(mode=0o700, exist_ok=True)
+        try:
+            path.mkdir(mode=0o700, exist_ok=True)
+        except OSError as exc:
+            raise _unwritable(base, exc) from None
     _check_private(path)
     return path
+
+
+def _unwritable(path: Path, exc: OSError) -> Exception:
+    """``CacheDirError`` for a cache directory that refused a write (read-only, full, a read-only file system)."""
+    from ..errors import CacheDirError
+
+    why = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return CacheDirError(f"gpuboot's cache directory {path} is not writable ({why})",
+                             f"chmod u+w {path}, or export GPUBOOT_CACHE_DIR=/a/directory/you/own")
+    return CacheDirError(f"cannot write into gpuboot's cache directory {path} ({why})",
+                         "export GPUBOOT_CACHE_DIR=/a/directory/on/a/writable/file/system")
 
 
 def cache_dir(create: bool = True) -> Optional[Path]:
@@ -93,7 +109,12 @@ def cache_dir(create: bool = True) -> Optional[Path]:
         import platformdirs
 
         path = Path(platformdirs.user_cache_dir("gpuboot", appauthor=False))
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except OSError as exc:  # a name too long, a loop of links
+        raise CacheDirError(f"cannot use {str(path)[:80]}... as gpuboot's cache directory: {exc.strerror or exc}",
+                            "export GPUBOOT_CACHE_DIR=/a/directory/you/own") from None
+    if not exists:
         if not create:
             return None
         try:
@@ -133,9 +154,14 @@ def alias(library: Library, alias_name: str) -> Path:
 
     Raises:
         AbiMismatchError: ``alias_name`` is another ABI major.
-        CacheDirError: the cache directory is unusable.
+        CacheDirError: the cache directory is unusable: another user's, writable by others, not a directory,
+            or not writable (read-only, a full or read-only file system), with its fix.
         NotImplementedError: on Windows (DLL names cannot be aliased).
     """
+    from ..base.record import expect
+
+    expect(library, Library, "library", "from gpuboot.locate()")
+    expect(alias_name, str, "alias_name", "a shared-object name such as 'libcudnn.so'")
     if library.filename.endswith(".dll"):
         raise NotImplementedError("DLL names cannot be aliased; gpuboot puts the DLL directory on PATH")
     check_alias(library.filename, alias_name)
@@ -152,7 +178,12 @@ def alias(library: Library, alias_name: str) -> Path:
     try:
         os.symlink(target, tmp)
         os.replace(tmp, link)  # rename(2) is atomic: readers see old or new, never none
+    except OSError as exc:
+        raise _unwritable(directory, exc) from None
     finally:
         if os.path.lexists(tmp):
-            os.unlink(tmp)
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
     return link

@@ -1,14 +1,18 @@
-"""What every layer uses: the value type, the logger, shell quoting, optional imports, and the one
-distribution-name canonicaliser (here: ``re`` only, so the library search uses it without the metadata reader)."""
+"""What every layer uses: the value type, the logger, shell quoting, optional imports, the version, and the one
+distribution-name canonicaliser (here, with ``re`` imported on its first call: ``import gpuboot`` imports this
+package and stays free of ``re``)."""
 
 from __future__ import annotations
 
-import re
+__all__ = ["__version__", "canonical_name"]
 
-__all__ = ["canonical_name"]
+#: gpuboot's version (pyproject.toml's); ``gpuboot.__version__`` and ``gpuboot --version`` read it here.
+__version__ = "0.1.0"
 
 
 def canonical_name(name: str) -> str:
     """A distribution name as PEP 503 normalises it (``onnxruntime_gpu`` -> ``onnxruntime-gpu``): the one
     spelling every table and comparison uses (``packaging.utils.canonicalize_name`` does the same)."""
-    return re.sub(r"[-_.]+", "-", name).lower()  # compiled on first use (re's cache), not on import
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()

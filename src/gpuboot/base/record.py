@@ -35,7 +35,7 @@ else:
         """PEP 681's marker is for type checkers only; at run time it changes nothing."""
         return lambda cls: cls
 
-__all__ = ["Record"]
+__all__ = ["Record", "expect"]
 
 _MISSING = object()
 
@@ -144,3 +144,10 @@ class Record(metaclass=_Fields):
     def __repr__(self) -> str:
         body = ", ".join(f"{f}={getattr(self, f)!r}" for f in self._fields)
         return f"{type(self).__name__}({body})"
+
+
+def expect(value: Any, kind: type, what: str, where: str) -> None:
+    """``value`` is a ``kind``, or ``TypeError`` naming ``what`` it must be and ``where`` such values come from
+    (a caller's mistake is one line, not an ``AttributeError`` deep inside)."""
+    if not isinstance(value, kind):
+        raise TypeError(f"{what} must be a {kind.__name__} ({where}), not {type(value).__name__} {value!r:.60}")

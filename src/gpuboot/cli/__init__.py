@@ -1,4 +1,4 @@
-"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, ``hook``, ``subtitles``, one module each
+"""The ``gpuboot`` command: ``transcribe``, ``doctor``, ``env``, ``hook``, ``subtitles``, ``serve``, one module each
 (``COMMANDS``).
 
 Each command module has ``SUMMARY`` (its help line), ``add_arguments(parser)``
@@ -37,6 +37,7 @@ COMMANDS = {
     "env": "gpuboot.cli.env",
     "hook": "gpuboot.cli.hook",
     "subtitles": "gpuboot.cli.subtitles",
+    "serve": "gpuboot.cli.serve",
 }
 
 
@@ -50,7 +51,7 @@ def _command(name: str) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..base import __version__
 
     p = _Parser(prog=PROG, description="Make GPU ML apps start right: find, load and check NVIDIA libraries.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

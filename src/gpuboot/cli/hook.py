@@ -15,13 +15,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("install", "uninstall", "status"),
                         help="install: write gpuboot-hook.pth into site-packages; uninstall: remove it; status: say "
                              "whether it is there")
-    parser.add_argument("--site", metavar="DIR", default=None,
-                        help="the site-packages directory (default: this Python's, where gpuboot is installed)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--site", metavar="DIR", default=None,
+                       help="the site-packages directory (default: this Python's, where gpuboot is installed)")
+    where.add_argument("--user", action="store_true",
+                       help="your user site-packages (every Python of this version outside a virtual environment "
+                            "reads it; no sudo needed)")
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..startup.hook import hook_path, import_names, install_hook, uninstall_hook
+    from ..startup.hook import hook_path, import_names, install_hook, uninstall_hook, user_site
 
+    if args.user:
+        args.site = user_site()
     if args.action == "install":
         path = install_hook(args.site)
         out.write(f"installed {path}: every Python of this environment runs gpuboot.ensure() before its first "

@@ -9,8 +9,12 @@ more GPU actors than the cluster has GPUs is refused (they would wait for
 ever).  Files are read and sent a group at a time (``runners.bundles``),
 two groups per actor in flight, never the whole input set; an actor that
 dies (``RayActorError``) costs an error line for each file it held, and a
-new actor takes its place.  An address is tried with a plain TCP connection
-first, so an unreachable cluster is one line within seconds.
+new actor takes its place.  An address is tried first with a TCP connection
+and the opening of an HTTP/2 connection (Ray's GCS and Ray Client speak
+gRPC: a server answers the client preface with its SETTINGS frame, RFC 9113
+3.4), so an unreachable cluster, or a port that accepts and never answers, is
+one line within seconds; ``ray.init`` itself runs under a deadline
+(``RAY_INIT_TIMEOUT_S``), and its failures are one line too.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ __all__ = ["RayActors", "RayPlan", "plan_ray", "reachable", "RAY_CONNECT_TIMEOUT
 
 #: Seconds a TCP connection to the cluster's address may take before it is called unreachable.
 RAY_CONNECT_TIMEOUT_S = 3.0
+#: Seconds the server at the address has to answer the opening of an HTTP/2 (gRPC) connection.
+RAY_ANSWER_TIMEOUT_S = 5.0
+#: Seconds ``ray.init`` may take (connecting, or starting a local Ray: about 15 s on a loaded 2-core x86-64 CPU).
+RAY_INIT_TIMEOUT_S = 180.0
+#: The HTTP/2 client connection preface and an empty SETTINGS frame (RFC 9113 3.4, 6.5).
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
 #: Ray's default GCS port (``ray start --head`` without ``--port``).
 RAY_DEFAULT_PORT = 6379
 #: CPUs a GPU actor asks for at most: the decoder's host threads (``throughput.plan_throughput``: 4 on a GPU).
@@ -105,8 +115,10 @@ def _host_port(address: str) -> Optional[Tuple[str, int]]:
     return parts.hostname, port or RAY_DEFAULT_PORT
 
 
-def reachable(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> Optional[str]:
-    """``None`` when a TCP connection to ``address`` succeeds (or it is ``auto``/``local``), else why not.
+def reachable(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S,
+              answer_timeout: float = RAY_ANSWER_TIMEOUT_S) -> Optional[str]:
+    """``None`` when the server at ``address`` accepts a TCP connection and answers the opening of an HTTP/2
+    connection with any bytes (or ``address`` is ``auto``/``local``), else why not.
 
     Raises:
         ValueError: ``address`` is not an address.
@@ -115,12 +127,57 @@ def reachable(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S) -> Optional[
     if target is None:
         return None
     try:
-        with socket.create_connection(target, timeout=timeout):
-            return None
+        conn = socket.create_connection(target, timeout=timeout)
     except socket.timeout:
         return f"no answer within {timeout:.0f} s"
     except OSError as exc:
         return exc.strerror or str(exc)
+    with conn:
+        try:
+            conn.settimeout(answer_timeout)
+            conn.sendall(_H2_PREFACE)
+            if conn.recv(9):
+                return None
+            return "it closed the connection without answering (not a Ray cluster's address)"
+        except socket.timeout:
+            return (f"it accepts connections but did not answer the opening of a gRPC connection within "
+                    f"{answer_timeout:.0f} s (not a Ray cluster's address, or a cluster that is stuck)")
+        except OSError as exc:
+            return f"the connection failed ({exc.strerror or exc})"
+
+
+def _init(ray: Any, address: Optional[str], timeout: float = RAY_INIT_TIMEOUT_S) -> None:
+    """``ray.init`` at ``address`` (``None``: a local Ray) under a deadline, its failures as ``GpubootError``.
+
+    Raises:
+        GpubootError: Ray refused (no Ray running at ``auto``, a version mismatch, ...) or did not finish within
+            ``timeout`` seconds.
+    """
+    import threading
+
+    outcome: List[BaseException] = []
+    done = threading.Event()
+
+    def connect() -> None:
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False, include_dashboard=False)
+        except BaseException as exc:  # handed to the caller's thread
+            outcome.append(exc)
+        finally:
+            done.set()
+
+    where = f"the Ray cluster at {address}" if address else "a local Ray"
+    fix = ("start it (ray start --head) or pass the address `ray status` shows, as --ray-address HOST:PORT"
+           if address else "see `ray start --head` for what Ray needs, or run without --ray")
+    threading.Thread(target=connect, name="gpuboot-ray-init", daemon=True).start()
+    if not done.wait(timeout):
+        raise GpubootError(f"cannot connect to {where}: ray.init did not finish within {timeout:.0f} s", fix)
+    if outcome:
+        exc = outcome[0]
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise GpubootError(f"cannot connect to {where}: {type(exc).__name__}: {first}", fix)
 
 
 class _RayTranscriber:
@@ -175,8 +232,7 @@ class RayActors:
         ray = import_optional("ray", "ray", "pip install 'gpuboot[ray]'")
         started_here = not ray.is_initialized()
         if started_here:
-            ray.init(address=self.address or None, logging_level=logging.ERROR, log_to_driver=False,
-                     include_dashboard=False)
+            _init(ray, self.address or None)
         try:
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
             plan = plan_ray(nodes, self.workers, files=len(paths), ram_fit=ram_fit(self.settings)[0])

@@ -4,9 +4,9 @@ they make."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Dict
 
-__all__ = ["add_style_arguments", "style_of"]
+__all__ = ["add_style_arguments", "style_of", "given_rules"]
 
 
 def _positive_int(value: str) -> int:
@@ -32,22 +32,58 @@ def _number(value: str) -> float:
     return n
 
 
-def add_style_arguments(t: argparse.ArgumentParser) -> None:
-    """The subtitle rules as options (defaults: Netflix's Timed Text Style Guide; ``subtitles.SubtitleStyle``)."""
-    t.add_argument("--max-line-width", type=_positive_int, default=None,
-                   help="subtitle characters per line (default: the language's: 42 for English, 16 for Chinese)")
-    t.add_argument("--max-line-count", type=_positive_int, default=2, help="subtitle lines per cue (2)")
-    t.add_argument("--min-cue-duration", type=_number, default=5 / 6,
-                   help="seconds a cue stays on screen at least (5/6: 20 frames at 24 fps)")
-    t.add_argument("--max-cue-duration", type=_number, default=7.0, help="seconds a cue stays on screen at most (7)")
-    t.add_argument("--max-cps", type=_number, default=None,
-                   help="reading speed, characters per second (default: the language's: 20 for English)")
-    t.add_argument("--fps", type=_number, default=24.0,
-                   help="frame rate the gaps and extensions are counted in (24; the video's when known)")
-    t.add_argument("--min-gap-frames", type=int, default=2,
-                   help="frames between two cues at least (2); gaps under 12 frames are closed to it")
-    t.add_argument("--extend-frames", type=int, default=12,
-                   help="frames a cue may stay after its speech when the end of the audio leaves no next cue (12)")
+#: Each option: (flag, SubtitleStyle field, type, default, help).  ``None`` as a default takes the language's.
+_OPTIONS = (
+    ("--max-line-width", "max_line", _positive_int, None,
+     "subtitle characters per line (default: the language's: 42 for English and most others, 16 for Chinese)"),
+    ("--max-line-count", "max_lines", _positive_int, 2, "subtitle lines per cue (2)"),
+    ("--min-cue-duration", "min_duration", _number, 5 / 6,
+     "seconds a cue stays on screen at least (5/6: 20 frames at 24 fps)"),
+    ("--max-cue-duration", "max_duration", _number, 7.0, "seconds a cue stays on screen at most (7)"),
+    ("--max-cps", "max_cps", _number, None,
+     "reading speed, characters per second (default: the language's: 20 for English, 17 for most others and "
+     "for a language not known)"),
+    ("--fps", "fps", _number, 24.0, "frame rate the gaps and extensions are counted in (24; the video's when known)"),
+    ("--min-gap-frames", "min_gap_frames", int, 2,
+     "frames between two cues at least (2); gaps under 12 frames are closed to it"),
+    ("--extend-frames", "extend_frames", int, 12,
+     "frames a cue may stay after its speech when the end of the audio leaves no next cue (12)"),
+)
+_FLAGS = {field: flag for flag, field, _t, _d, _h in _OPTIONS}
+
+
+def add_style_arguments(t: argparse.ArgumentParser, *, from_file: bool = False) -> None:
+    """The subtitle rules as options (defaults: Netflix's Timed Text Style Guide; ``subtitles.SubtitleStyle``).
+    ``from_file`` (``gpuboot subtitles check``): an option not given leaves the rule to the file (what it was
+    made with), so every default is ``None`` and the help says so."""
+    for flag, field, kind, default, text in _OPTIONS:
+        if from_file:
+            text += "; default: what the file was made with, where it says (gpuboot's own .json beside it)"
+        t.add_argument(flag, dest=field, type=kind, default=None if from_file else default, help=text)
+
+
+def given_rules(args: argparse.Namespace) -> Dict[str, Any]:
+    """The rules given on the command line (``SubtitleStyle`` field -> value), each checked.
+
+    Raises:
+        ValueError: a value out of range or not finite, naming the option.
+    """
+    from ..subtitles import SubtitleStyle
+
+    given = {field: getattr(args, field) for field in _FLAGS if getattr(args, field, None) is not None}
+    if getattr(args, "language", None):
+        given["language"] = args.language
+    try:
+        SubtitleStyle(**given).check()
+    except ValueError as exc:
+        raise ValueError(_flag_wording(str(exc))) from None
+    return given
+
+
+def _flag_wording(text: str) -> str:
+    for field, flag in sorted(_FLAGS.items(), key=lambda kv: -len(kv[0])):
+        text = text.replace(field, flag)
+    return text
 
 
 def style_of(args: argparse.Namespace) -> Any:
@@ -58,17 +94,8 @@ def style_of(args: argparse.Namespace) -> Any:
     """
     from ..subtitles import SubtitleStyle
 
-    style = SubtitleStyle(language=args.language, max_line=args.max_line_width, max_lines=args.max_line_count,
-                          max_cps=args.max_cps, min_duration=args.min_cue_duration,
-                          max_duration=args.max_cue_duration, fps=args.fps, min_gap_frames=args.min_gap_frames,
-                          extend_frames=args.extend_frames)
+    style = SubtitleStyle(language=args.language, **{field: getattr(args, field) for field in _FLAGS})
     try:
         return style.check()
     except ValueError as exc:
-        names = {"max_line": "--max-line-width", "max_lines": "--max-line-count", "max_cps": "--max-cps",
-                 "min_duration": "--min-cue-duration", "max_duration": "--max-cue-duration", "fps": "--fps",
-                 "min_gap_frames": "--min-gap-frames", "extend_frames": "--extend-frames"}
-        text = str(exc)
-        for field, flag in sorted(names.items(), key=lambda kv: -len(kv[0])):
-            text = text.replace(field, flag)
-        raise ValueError(text) from None
+        raise ValueError(_flag_wording(str(exc))) from None

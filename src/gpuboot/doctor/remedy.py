@@ -160,6 +160,10 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
         Refused (``FixResult.refused``) for another environment, root in the
         system interpreter, or an externally managed environment (PEP 668).
     """
+    if report is not None:
+        from ..base.record import expect
+
+        expect(report, Report, "report", "from gpuboot.doctor.diagnose()")
     from .diagnosis import diagnose
     from .gather import gather
 

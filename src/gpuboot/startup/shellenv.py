@@ -99,6 +99,11 @@ def subprocess_env(base: Optional[Mapping[str, str]] = None, *,
     if libraries is None:
         libraries = _default_libraries(machine)
     from .._libs.aliases import alias_dir
+    from .._libs.types import Library
+    from ..base.record import expect
+
+    for lib in libraries:
+        expect(lib, Library, "each item of libraries", "from gpuboot.locate()")
     from ..dllpath import directories
 
     dirs = [str(d) for d in directories(libraries) if safe_directory(d)]

@@ -61,10 +61,11 @@ class Subtitles(Record):
 
     @property
     def vtt(self) -> str:
-        """WebVTT text (written by ``webvtt-py``, escaped)."""
+        """WebVTT text (written by ``webvtt-py``, escaped), with a ``Language:`` header when the language is
+        known."""
         from .files import to_vtt
 
-        return to_vtt(self.cues)
+        return to_vtt(self.cues, self.language)
 
     def to_dicts(self) -> List[Dict[str, Any]]:
         """Each cue as JSON (``cue_dict``)."""
@@ -97,6 +98,7 @@ def make_subtitles(segments: Iterable[Any], info: Any = None, *, style: Optional
 
     Raises:
         ValueError: a rule value out of range or not finite (``SubtitleStyle.check``), or an unknown rule name.
+        TypeError: ``segments`` holds something that is not a segment (``start``, ``end``, ``text``).
     """
     from .layout import sentences, split_sentence, wrap_units
     from .timing import time_cues
@@ -109,6 +111,10 @@ def make_subtitles(segments: Iterable[Any], info: Any = None, *, style: Optional
     code = language or base.language or (getattr(info, "language", None) if info is not None else None)
     style = base._replace(**rules, language=code).check() if rules or code != base.language else base.check()
     segs = list(segments)
+    for seg in segs:
+        if not all(hasattr(seg, field) for field in ("start", "end", "text")):
+            raise TypeError(f"make_subtitles() takes faster-whisper segments (start, end, text, words), not "
+                            f"{type(seg).__name__}")
     lang = style.lang(" ".join(str(getattr(s, "text", "")) for s in segs[:20]))
     end = duration if duration is not None else getattr(info, "duration", None) if info is not None else None
     units, timed = units_of(segs, lang)
@@ -130,21 +136,44 @@ def make_subtitles(segments: Iterable[Any], info: Any = None, *, style: Optional
 
 def check_subtitles(path: Union[str, Path], *, style: Optional[SubtitleStyle] = None, audio_end: Optional[float] = None,
                     **rules: Any) -> Conformance:
-    """The conformance report of a subtitle file (``.srt`` or ``.vtt``), made by any tool.
+    """The conformance report of a subtitle file (``.srt`` or ``.vtt``), made by any tool, judged by the rules
+    it was made with where it says them.
+
+    The rules, first found first: ``rules`` (single values: ``language="en"``, ``max_cps=17``); ``style``;
+    for a file of gpuboot's own (the ``.json`` of its transcript set beside it, ``files.made_with``) the rules
+    recorded there, its language and the audio's end, and -- as ``gpuboot transcribe`` judged it -- a cue the
+    speech leaves no room to lengthen is counted apart (``speech_bound``); the language the file names (a
+    WebVTT ``Language:`` header, a ``NAME.LANG.srt`` name); else Netflix's rules (``SubtitleStyle()``) and the
+    text's script, as ``make_subtitles`` takes them when no language is known.
 
     Args:
         path: the file.
-        style: the rules (default Netflix's; ``language`` picks the language's line length and reading speed,
-            else the text's script decides).
-        audio_end: the audio's length, seconds, when known.
+        style: the rules (``SubtitleStyle``), over what the file records.
+        audio_end: the audio's length, seconds, when known (default: what gpuboot's JSON records).
 
     Raises:
-        ValueError: not an .srt/.vtt file, a file its library cannot parse, or a rule value out of range.
+        ValueError: not an .srt/.vtt file, not an ordinary file (a directory, FIFO, device), over
+            ``files.MAX_BYTES``, not UTF-8, a file its library cannot parse, or a rule value out of range.
         OSError: the file cannot be read.
     """
-    from .files import read_cues
+    from .files import made_with, read_file
 
-    base = (style or SubtitleStyle())._replace(**rules).check() if rules else (style or SubtitleStyle()).check()
-    cues = read_cues(Path(path))
-    lang: Language = base.lang(" ".join(" ".join(c.lines) for c in cues[:50]))
-    return conformance(cues, base, lang, audio_end, timed=False)
+    unknown = [k for k in rules if k not in SubtitleStyle._fields]  # type: ignore[attr-defined]
+    if unknown:
+        raise ValueError(f"unknown subtitle rule(s): {', '.join(unknown)} (known: {', '.join(SubtitleStyle._fields)})")  # type: ignore[attr-defined]
+    path = Path(path)
+    if style is not None:
+        style.check()
+    SubtitleStyle(**rules).check()  # the caller's values, named as the caller gave them
+    read = read_file(path)
+    own = made_with(path)
+    base = style or SubtitleStyle()
+    if own is not None and style is None:
+        base = base._replace(**own["style"])
+    language = (rules.get("language") or base.language or (own["language"] if own is not None else "")
+                or read.language or None)
+    judged = base._replace(**{**rules, "language": language}).check()
+    end = audio_end if audio_end is not None else own["audio_end"] if own is not None else None
+    cues = read.cues
+    lang: Language = judged.lang(" ".join(" ".join(c.lines) for c in cues[:50]))
+    return conformance(cues, judged, lang, end, timed=own is not None)

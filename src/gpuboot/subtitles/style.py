@@ -61,6 +61,8 @@ class SubtitleStyle(Record):
         Raises:
             ValueError: a value that is not finite, or out of its range (naming the option and the range).
         """
+        if self.language is not None and not isinstance(self.language, str):
+            raise ValueError(f"language must be an ISO 639-1 code such as 'en', not {self.language!r}")
         for name, low, high in (("max_lines", 1, 10), ("min_gap_frames", 0, 100), ("chain_frames", 0, 1000),
                                 ("extend_frames", 0, 1000)):
             value = getattr(self, name)

