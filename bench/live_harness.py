@@ -8,7 +8,7 @@ outside the clock, ``open(i)`` gives one ``Client`` per stream, ``stop()`` ends 
 ``send(chunk)`` (16 kHz float32, 50 ms; it must return at once), ``end()`` at the end of the audio and
 ``wait(timeout)`` until its last words are in; it records each word the system gave as final with the
 ``time.monotonic()`` it arrived (``self.finals.append((word, when))``).  Adding a system is one ``Arm``
-class in ``ARMS``; ``GpubootArm`` is the model.
+class in ``ARMS`` (``Arm`` and ``Client`` in bench/live_arm.py); ``GpubootArm`` is the model.
 
 Measures, per stream (``measure``): word latency as ufal whisper_streaming's ``asr_latency`` (the time a
 word was emitted as final minus the wall time at which the audio of its end had been sent; each emitted
@@ -35,43 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 CHUNK_S = 0.05
 RATE = 16000
 
-
-class Client:
-    """One stream of a system under test; subclasses fill ``finals`` with ``(word, time.monotonic())``."""
-
-    def __init__(self) -> None:
-        self.finals: List[Tuple[str, float]] = []
-
-    def send(self, chunk: Any) -> None:
-        raise NotImplementedError
-
-    def end(self) -> None:
-        raise NotImplementedError
-
-    def wait(self, timeout: float) -> None:
-        raise NotImplementedError
-
-    def extra(self) -> Dict[str, Any]:
-        """Anything else the system reports about the stream (gpuboot: its own latency record)."""
-        return {}
-
-
-class Arm:
-    """A system under test."""
-
-    name = "arm"
-
-    def start(self, streams: int) -> None:
-        pass
-
-    def open(self, index: int) -> Client:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        pass
-
-    def describe(self) -> Dict[str, Any]:
-        return {}
+from live_arm import Arm, Client  # noqa: E402  (bench/ is on sys.path: above)
 
 
 class GpubootClient(Client):
@@ -265,7 +229,7 @@ def summary(runs: List[Dict[str, Any]]) -> Dict[str, Any]:
 
 
 def main() -> int:
-    from live_peers import PEER_ARMS  # the peers' arms (bench/live_peers.py)
+    from live_peers import PEER_ARMS  # the peers' arms (bench/live_peers.py; they import live_arm, not this)
 
     ARMS.update(PEER_ARMS)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -137,7 +137,7 @@ def _words(text: str) -> List[str]:
     return [w for w in text.split() if w]
 
 
-from live_harness import Arm, Client  # noqa: E402  (the harness puts bench/ on sys.path)
+from live_arm import Arm, Client  # noqa: E402  (the harness puts bench/ on sys.path)
 
 
 class _Server(Arm):

@@ -14,8 +14,6 @@ import datetime as _dt
 import json
 import os
 import platform
-import random
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,54 +23,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rounds import ROOT, SAMPLE, col, interleaved, stats
+
 sys.path.insert(0, str(ROOT / "tests"))  # helpers.py: the synthetic-site builder the tests use
-
-
-SAMPLE = ROOT / "samples" / "speech-en.wav"
-
-
-Stats = Tuple[float, float, float]  # median, min, max
-
-
-def stats(values: Sequence[float]) -> Stats:
-    return statistics.median(values), min(values), max(values)
-
-
-def child(code: str, env: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
-    """Run ``code`` in a fresh interpreter; it prints one JSON object last.
-    Adds ``wall_ms``: the whole process, start to exit."""
-    full_env = {**os.environ, **(env or {})}
-    full_env.pop("LD_LIBRARY_PATH", None)
-    # As installed: pip compiles bytecode at install time, so measure with .pyc files
-    # (main() compiles src/ first), not with PYTHONDONTWRITEBYTECODE recompiling every run.
-    full_env.pop("PYTHONDONTWRITEBYTECODE", None)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                          env=full_env, timeout=600)
-    wall = (time.perf_counter() - t0) * 1e3
-    if proc.returncode != 0:
-        raise RuntimeError(f"benchmark child failed:\n{proc.stderr[-3000:]}")
-    out: Dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
-    out["wall_ms"] = wall
-    return out
-
-
-def interleaved(variants: Dict[str, str], runs: int, env: Optional[Dict[str, str]] = None) -> Dict[str, List[Dict]]:
-    """One warm-up of each, then ``runs`` rounds, each variant once per round in random order."""
-    results: Dict[str, List[Dict]] = {k: [] for k in variants}
-    for code in variants.values():
-        child(code, env)
-    for _ in range(runs):
-        order = list(variants)
-        random.shuffle(order)
-        for k in order:
-            results[k].append(child(variants[k], env))
-    return results
-
-
-def col(results: List[Dict], key: str) -> Stats:
-    return stats([r[key] for r in results])
 
 
 def bench_import(runs: int) -> Dict[str, Any]:
@@ -139,8 +93,8 @@ STDLIB = "ctypes, logging, dataclasses, pathlib, subprocess, typing, re, threadi
 
 
 #: What ensure() imports on a machine with a driver.
-DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers, gpuboot._libs.needs, gpuboot._libs.resolve, gpuboot.dllpath, "
-               "gpuboot._libs.linux")
+DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers.installed, gpuboot._libs.needs, gpuboot._libs.resolve, "
+               "gpuboot.dllpath, gpuboot._libs.linux, gpuboot.machine.readers, gpuboot.machine.metadata")
 
 
 def bench_driver_path_import(runs: int) -> Dict[str, Any]:
@@ -333,13 +287,18 @@ def _cpu() -> str:
 
 def measure_only(cases: Sequence[str], runs: int) -> Dict[str, Any]:
     """The named cases alone (``bench/run.py --only``): ``gpu_code``, ``hook``, ``subtitle_rules``,
-    ``short_clips``, ``live`` (bench/measure_live.py: about 20 minutes)."""
+    ``short_clips``, ``import``, ``ensure``, ``driver_path``, ``preload``, ``live`` (bench/measure_live.py: about
+    20 minutes)."""
     from measure_gpu_code import bench_fatbin, bench_hook
     from measure_live import bench_live
     from measure_transcripts import bench_short_clips, bench_subtitle_rules
 
     table = {"gpu_code": lambda: bench_fatbin(5), "hook": lambda: bench_hook(max(runs, 40)),
-             "subtitle_rules": bench_subtitle_rules, "short_clips": bench_short_clips, "live": bench_live}
+             "subtitle_rules": bench_subtitle_rules, "short_clips": bench_short_clips,
+             "import": lambda: bench_import(runs), "ensure": lambda: bench_ensure_no_driver(runs),
+             "driver_path": lambda: bench_driver_path_import(runs),
+             "preload": lambda: {case: bench_preload(max(runs, 40), case) for case in PRELOAD_SETS},
+             "live": bench_live}
     unknown = [c for c in cases if c not in table]
     if unknown:
         raise SystemExit(f"unknown case(s) {', '.join(unknown)}; --only takes {', '.join(table)}")

@@ -1,6 +1,6 @@
 """gpuboot benchmarks: reading the GPU code consumers carry, and the start-up hook's cost per interpreter start.
 
-* Fatbin reading (``gpuboot._code.fatbin.read_fatbin``): each consumer binary found (torch's ``libtorch_cuda.so``,
+* Fatbin reading (``gpuboot.binaries.fatbin.read_fatbin``): each consumer binary found (torch's ``libtorch_cuda.so``,
   the largest, from a CUDA torch environment when one is there), a fresh process per run (the file in the page
   cache, gpuboot's cache empty), against ``cuobjdump --list-elf --list-ptx`` on the same file.
 * The hook: ``python -c pass`` in a fresh venv with and without ``gpuboot-hook.pth``, interleaved.
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from measure import ROOT, child, col, interleaved, stats
+from rounds import ROOT, child, col, interleaved, stats
 
 #: Where bench looks for PyPI's CUDA torch (tests/test_process.py builds it there under CI).
 TORCH_ENVS = [os.environ.get("GPUBOOT_TORCH_ENV", ""), str(Path.home() / ".cache" / "gpuboot-tests" / "torch-2.14.1")]
@@ -54,7 +54,7 @@ def bench_fatbin(runs: int) -> Dict[str, Any]:
     for label, path in _binaries().items():
         code = f"""
             import json, time
-            from gpuboot._code.fatbin import read_fatbin
+            from gpuboot.binaries.fatbin import read_fatbin
             t = time.perf_counter()
             f = read_fatbin({path!r})
             dt = (time.perf_counter() - t) * 1e3
@@ -88,7 +88,7 @@ def bench_hook(runs: int) -> Optional[Dict[str, Any]]:
 
         compileall.compile_file(str(ROOT / "src" / "gpuboot_hook.py"), quiet=1)
         sys.path.insert(0, str(ROOT / "src"))
-        from gpuboot.hook import hook_line
+        from gpuboot.startup.hook import hook_line
 
         hook = purelib / "gpuboot-hook.pth"
         timings: Dict[str, List[float]] = {"without the hook": [], "with the hook": []}

@@ -17,8 +17,8 @@ from render_live import live_budgets, render_live
 ROOT = Path(__file__).resolve().parent.parent
 #: Mirrors measure.STDLIB / measure.DRIVER_PATH for the prose (render imports nothing of measure).
 STDLIB = "ctypes, logging, dataclasses, pathlib, subprocess, typing, re, threading, hashlib, fnmatch"
-DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers, gpuboot._libs.needs, gpuboot._libs.resolve, gpuboot.dllpath, "
-               "gpuboot._libs.linux")
+DRIVER_PATH = ("gpuboot, gpuboot.boot, gpuboot.consumers.installed, gpuboot._libs.needs, gpuboot._libs.resolve, "
+               "gpuboot.dllpath, gpuboot._libs.linux, gpuboot.machine.readers, gpuboot.machine.metadata")
 #: The preload budgets: case -> the ratio to raw ctypes.CDLL it must stay under.
 PRELOAD_BUDGETS = {"cudart+cublasLt+cublas": 1.05, "cudart+cublasLt+cublas+cudnn": 1.10}
 
@@ -183,7 +183,7 @@ def render_gpu_code(code: Optional[Dict[str, Any]], hook: Optional[Dict[str, Any
     """Fatbin reading per consumer binary, and the start-up hook's cost (bench/measure_gpu_code.py)."""
     L = ["## GPU code and the start-up hook\n"]
     if code:
-        L.append("Reading what a binary carries (`gpuboot._code.fatbin.read_fatbin`: ELF `.nv_fatbin` headers, "
+        L.append("Reading what a binary carries (`gpuboot.binaries.fatbin.read_fatbin`: ELF `.nv_fatbin` headers, "
                  "payloads skipped), a fresh process per run with the file in the page cache, against `cuobjdump "
                  "--list-elf --list-ptx` on the same file.\n")
         L.append("| binary | size | containers / entries | what it carries | gpuboot | cuobjdump |")
@@ -399,8 +399,8 @@ def render(data: Dict[str, Any]) -> str:
                  "`python scripts/gpu_check.py` and this benchmark.\n")
 
     L.append("## Where the time goes\n")
-    L.append("`python -X importtime -c \"import gpuboot.locate, gpuboot.dllpath, gpuboot._libs.linux, "
-             "gpuboot.consumers\"` (what the driver-present path of `ensure()` imports), largest cumulative:\n")
+    L.append(f"`python -X importtime -c \"import {DRIVER_PATH}\"` (what the driver-present path of `ensure()` "
+             "imports), largest cumulative:\n")
     L.append("```")
     L.extend(data["profile"])
     L.append("```")

@@ -44,8 +44,9 @@ def main() -> int:
                          "the last sweep in docs/transcribe-sweep.json is rendered")
     ap.add_argument("--update-docs", action="store_true",
                     help="write the figures to docs/ and the README's budget table (default: build/bench/ only)")
-    ap.add_argument("--only", default="", help="measure only these cases (comma-separated: gpu_code, hook) and keep "
-                                                "the other figures of docs/benchmarks.json")
+    ap.add_argument("--only", default="",
+                    help="measure only these cases (comma-separated: gpu_code, hook, import, ensure, driver_path, "
+                         "preload, subtitle_rules, short_clips) and keep the other figures of docs/benchmarks.json")
     args = ap.parse_args()
     out = ROOT / "docs" if args.update_docs else ROOT / "build" / "bench"
     out.mkdir(parents=True, exist_ok=True)

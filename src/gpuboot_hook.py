@@ -5,7 +5,7 @@ site-packages; ``site`` runs its one line at every interpreter start, which
 imports this module (``sys`` only: the rest of gpuboot is imported when a
 consumer is) and arms a finder at the front of ``sys.meta_path``.  The finder
 answers no import itself: when one of the consumers' import names (the
-``imports`` of ``gpuboot.consumers.CONSUMER_TABLE``, written into the line at
+``imports`` of ``gpuboot.consumers.table.CONSUMER_TABLE``, written into the line at
 install time) is about to be imported for the first time, it takes itself off
 ``sys.meta_path``, runs ``gpuboot.ensure()``, and lets the import go on.  So an
 unmodified app (whisperX, a faster-whisper command line tool, a notebook) gets

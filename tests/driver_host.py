@@ -245,16 +245,15 @@ def only(directory: Path, libdir: Path, names: Sequence[str]) -> Path:
 #: real) and select_device's reason, as JSON on the last line.
 REPORT = textwrap.dedent("""
     import json, os, sys
-    from gpuboot._gpus.probe import probe_driver
+    from gpuboot.machine.probe import probe_driver
     from gpuboot.doctor import diagnose, gather
     from gpuboot.select import select_device
     root = sys.argv[1]
     probe = probe_driver(root=root)
-    from gpuboot._host import injected
-    from gpuboot.select import _select
-    with injected(probe=probe):
+    from gpuboot.machine.snapshot import Machine
+    with Machine(probe=probe, ask_consumers=False).scope():
         report = diagnose(gather(consumers=["ctranslate2"]))
-        choice = _select(probe=probe, reconcile=False)
+        choice = select_device()
     print(json.dumps({"exit": report.exit_code, "answered": report.answered, "nvml_answered": report.nvml_answered,
                       "findings": [[f.id, f.severity, f.title, f.remedy] for f in report.findings],
                       "reason": choice.reason, "kind": choice.kind, "ct2_device": choice.ct2_device,

@@ -104,7 +104,7 @@ def oracle(path: Path) -> Counter:
 
 def read(path: Path) -> Counter:
     """What gpuboot reads in ``path``, in the oracle's terms."""
-    from gpuboot._code.fatbin import read_fatbin
+    from gpuboot.binaries.fatbin import read_fatbin
 
     fat = read_fatbin(path)
     assert fat is not None and not fat.malformed, fat

@@ -145,14 +145,14 @@ def child_env(env: Optional[Dict[str, str]] = None, *, driver: bool = False,
     return full_env
 
 
-def no_driver(monkeypatch: Any, root: Path) -> None:
-    """In this process, gpuboot's driver check reads an empty ``root``: a host
-    without an NVIDIA driver (the real check, an injected file system)."""
-    from gpuboot._gpus import driver as _driver
+def no_driver_machine(root: Path, **facts: Any) -> Any:
+    """A described machine whose driver files are read under an empty ``root``: a host without an NVIDIA
+    driver (the real check, on another file system), its driver probe answering as on a host with nothing
+    NVIDIA."""
+    from probes import empty
 
-    real = _driver.detect_driver
     root.mkdir(parents=True, exist_ok=True)
-    monkeypatch.setattr(_driver, "detect_driver", lambda *, root=None, root_=str(root): real(root=root or root_))
+    return machine(root=str(root), probe=empty(), **facts)
 
 
 def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,
@@ -170,31 +170,82 @@ def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Pat
 
 def require_real(what: str) -> None:
     """Skip, or fail under CI (GPUBOOT_REQUIRE_REAL=1), when real material is absent."""
+    skip_or_fail(f"{what} not installed")
+
+
+def skip_or_fail(why: str) -> None:
+    """Skip for ``why``, or fail under CI (GPUBOOT_REQUIRE_REAL=1), where every test runs: no skip there."""
     import pytest
 
     if os.environ.get("GPUBOOT_REQUIRE_REAL") == "1":
-        pytest.fail(f"{what} is required in this run (GPUBOOT_REQUIRE_REAL=1) but not installed")
-    pytest.skip(f"{what} not installed")
+        pytest.fail(f"{why}: every test must run in this run (GPUBOOT_REQUIRE_REAL=1)")
+    pytest.skip(why)
 
 
-def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: str = "4.8.5", *,
+def machine(**facts: Any) -> Any:
+    """A ``Machine`` snapshot described by ``facts`` (``gpuboot.machine.snapshot.FACTS``), the rest read from this
+    one, with shorthands: ``driver=True``/``False`` (a ``DriverInfo``); ``metadata={name: (version,
+    Requires-Dist)}`` (installed distributions, without files); ``distributions`` and ``malformed`` as callables
+    too.  A machine whose NVML is described (``nvml=FakeNVML(...)``) has a driver, and its driver probe and CUDA
+    device order are not asked unless given: the real ones belong to the machine running the tests."""
+    from gpuboot.machine.driver import DriverInfo
+    from gpuboot.machine.metadata import Distribution, canonical_name
+    from gpuboot.machine.snapshot import Later, Machine
+
+    if isinstance(facts.get("driver"), bool):
+        facts["driver"] = DriverInfo(present=facts["driver"], evidence="given by the caller")
+    given = facts.pop("distributions", None)
+    given = given() if callable(given) else given
+    metadata = facts.pop("metadata", None)
+    if metadata is not None or given is not None:
+        dists = [Distribution(name=canonical_name(n), version=v, requires=tuple(r))
+                 for n, (v, r) in (metadata or {}).items()]
+        dists += [d if isinstance(d, Distribution) else
+                  Distribution(name=canonical_name(d[0]), version=d[1], requires=tuple(d[2])) for d in given or ()]
+        facts["distributions"] = tuple(dists)
+    if callable(facts.get("malformed")):
+        facts["malformed"] = tuple(facts["malformed"]())
+    for name in ("order_probe", "cuda_order"):
+        if callable(facts.get(name)):
+            read = facts.pop(name)
+            facts["cuda_order"] = Later(lambda _m, read=read: read())
+    if "nvml" in facts:
+        facts.setdefault("driver", DriverInfo(present=True, evidence="given by the caller"))
+        facts.setdefault("probe", None)
+        facts.setdefault("cuda_order", None)
+    for name in ("search_paths", "sites", "loaded"):
+        if facts.get(name) is not None:
+            facts[name] = tuple(str(p) for p in facts[name])
+    return Machine(**facts)
+
+
+def injected(**facts: Any) -> Any:
+    """``machine(**facts).scope()``: that described machine is ``current()`` in this thread."""
+    return machine(**facts).scope()
+
+
+def choose(gpus: list, env: Optional[Dict[str, str]] = None, ct2: Optional[str] = None, *,
            cpu_threads: Optional[int] = None, driver_cuda: int = 12040, **kw: Any) -> Any:
     """``select_device`` over a fake NVML serving ``gpus`` (tests/fake_nvml.py) with a driver for CUDA
-    ``driver_cuda`` (cuda.h's encoding: 12040 is 12.4), without CTranslate2's reconciliation and with a fixed
-    ctranslate2 version (the installed consumers' binaries are the real ones)."""
+    ``driver_cuda`` (cuda.h's encoding: 12040 is 12.4), without asking CTranslate2 itself; the installed
+    consumers and their binaries are the real ones, or with ``ct2`` a described ctranslate2 of that version
+    (and no other consumer, no binaries)."""
     from fake_nvml import FakeNVML
 
-    from gpuboot._host import injected
-    from gpuboot.select import _select
+    from gpuboot.select import select_device
 
-    with injected(nvml=FakeNVML(gpus, cuda_version=driver_cuda), cpu_threads=cpu_threads):
-        return _select(environ=env or {}, reconcile=False, ct2_version=ct2, **kw)
+    facts: Dict[str, Any] = {"nvml": FakeNVML(gpus, cuda_version=driver_cuda), "ask_consumers": False}
+    if cpu_threads is not None:
+        facts["cpu_threads"] = cpu_threads
+    if ct2 is not None:
+        facts["metadata"] = {"ctranslate2": (ct2, [])}
+    with injected(**facts):
+        return select_device(environ=env or {}, **kw)
 
 
 def gathered(consumers: Optional[Sequence[str]] = None, **host: Any) -> Any:
-    """doctor's ``Context`` of an injected machine: ``host`` names ``gpuboot._host.Host``'s stand-ins
-    (``nvml``, ``driver``, ``probe``, ``search_paths``, ``metadata``, ...), everything else is real."""
-    from gpuboot._host import injected
+    """doctor's ``Context`` of a described machine (``machine(**host)``: ``nvml``, ``driver``, ``probe``,
+    ``search_paths``, ``metadata``, ...), everything else read from this one."""
     from gpuboot.doctor import gather
 
     with injected(**host):
@@ -202,12 +253,8 @@ def gathered(consumers: Optional[Sequence[str]] = None, **host: Any) -> Any:
 
 
 def hosted(function: Any, **host: Any) -> Any:
-    """``function`` called on an injected machine: ``hosted(discover, nvml=FakeNVML([...]))(environ={})``.
-    ``host`` names ``gpuboot._host.Host``'s stand-ins; ``order_probe`` is its ``cuda_order``."""
-    from gpuboot._host import injected
-
-    if "order_probe" in host:
-        host["cuda_order"] = host.pop("order_probe")
+    """``function`` called on a described machine: ``hosted(discover, nvml=FakeNVML([...]))(environ={})``
+    (``machine(**host)``)."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
         with injected(**host):

@@ -8,7 +8,7 @@ nothing NVIDIA: the loader's own words for libraries that are not there.
 
 from __future__ import annotations
 
-from gpuboot._gpus.probe import DriverProbe
+from gpuboot.machine.probe import DriverProbe
 
 _MISSING = "cannot open shared object file: No such file or directory"
 

@@ -10,16 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuboot._quote import command_line
-from gpuboot.doctor.actions import (
-    TORCH_INDEXES,
-    InvalidAction,
-    pip_install,
-    pip_uninstall,
-    remedy_text,
-    remove_link,
-    torch_index,
-)
+from gpuboot.base.quote import command_line
+from gpuboot.consumers.table import CONSUMER_TABLE, consumer
+from gpuboot.doctor.actions import InvalidAction, index_for, pip_install, pip_uninstall, remedy_text, remove_link
+
+TORCH = consumer("torch")
 
 
 @pytest.mark.parametrize("bad", [
@@ -47,10 +42,13 @@ def test_names_are_canonical_and_options_come_from_a_fixed_set() -> None:
     a = pip_install("Nvidia_CUDNN.cu12 == 9.*", upgrade=True)
     assert a.words() == ("pip", "install", "--upgrade", "nvidia-cudnn-cu12==9.*")
     assert pip_uninstall("NVIDIA_CUBLAS_CU12").words() == ("pip", "uninstall", "-y", "nvidia-cublas-cu12")
-    torch = pip_install("torch==2.5.1", force_reinstall=True, torch_index="cu124")
+    torch = pip_install("torch==2.5.1", force_reinstall=True, index_url=TORCH.index_of("cu124"))  # type: ignore[union-attr]
     assert torch.options == ("--force-reinstall", "--index-url", "https://download.pytorch.org/whl/cu124")
+    with pytest.raises(InvalidAction):  # only an index a consumer's row names
+        pip_install("torch==2.5.1", index_url="https://download.pytorch.org/whl/cu124 --extra-index-url "
+                                              "https://evil.example/simple")
     with pytest.raises(InvalidAction):
-        pip_install("torch==2.5.1", torch_index="cu124 --extra-index-url https://evil.example/simple")
+        pip_install("torch==2.5.1", index_url="https://evil.example/simple")
     with pytest.raises(InvalidAction):
         remove_link("relative/libcublas.so.12")
 
@@ -88,21 +86,23 @@ def test_a_windows_command_line_is_what_subprocess_passes(words: list) -> None:
     ("2.7.0", (12, 6), ("cu126", "reinstall")),
     ("2.9.1", (13, 0), ("cu130", "reinstall")),
     ("2.9.1", (11, 8), ("cu126", "upgrade-driver")),  # its builds need CUDA 12.6 at least
-    ("1.12.1", (12, 4), ("cu124", "upgrade-torch")),  # no index of the table serves it
+    ("1.12.1", (12, 4), ("cu124", "upgrade")),  # no index of the table serves it
     ("2.5.1", (11, 0), ("cu118", "upgrade-driver")),  # cu118 is the one needing the oldest driver
     ("1.12.1", (11, 0), (None, "none")),              # neither a served version nor a driver any index runs on
     ("not a version", (12, 4), (None, "none")),
 ])
 def test_the_torch_index_serves_that_version_and_runs_on_the_driver(version: str, driver: tuple,
                                                                     expected: tuple) -> None:
-    assert torch_index(version, driver) == expected
+    assert index_for(TORCH, version, driver) == expected  # type: ignore[arg-type]
 
 
-def test_the_torch_index_table_is_well_formed() -> None:
+def test_every_index_table_is_well_formed() -> None:
     from packaging.specifiers import SpecifierSet
 
-    tags = [tag for tag, _cuda, _spec in TORCH_INDEXES]
-    cudas = [c for _t, c, _s in TORCH_INDEXES]
-    assert len(tags) == len(set(tags)) and cudas == sorted(cudas)
-    for tag, cuda, spec in TORCH_INDEXES:
-        assert tag == f"cu{cuda[0]}{cuda[1]}" and str(SpecifierSet(spec))
+    for row in (r for r in CONSUMER_TABLE if r.indexes):
+        tags = [i.tag for i in row.indexes]
+        cudas = [i.cuda for i in row.indexes]
+        assert len(tags) == len(set(tags)) and cudas == sorted(cudas), row.name
+        assert "{tag}" in row.index_url and row.index_url.startswith("https://"), row.name
+        for i in row.indexes:
+            assert i.tag == f"cu{i.cuda[0]}{i.cuda[1]}" and str(SpecifierSet(i.serves))

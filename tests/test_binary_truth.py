@@ -12,19 +12,15 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from helpers import compile_stub, gathered, install, require_real, run_child, wheel
+from helpers import compile_stub, gathered, install, require_real, run_child, skip_or_fail, wheel
 
 from gpuboot import locate, resolve
 from gpuboot._libs import catalog as cat
-from gpuboot._libs.binary import read_binary, soname_of
 from gpuboot._libs.loaded import LoadedView
+from gpuboot.binaries.names import read_binary, soname_of
 from gpuboot.doctor import diagnose
 
 CT2 = {"ctranslate2": ("4.8.5", [])}
-
-
-def _meta(table: dict):  # type: ignore[no-untyped-def]
-    return lambda name: table.get(name)
 
 
 def cross_major_link_site(tmp_path: Path) -> Path:
@@ -144,8 +140,9 @@ def test_ensure_does_not_preload_the_hack_as_cuda_12(tmp_path: Path) -> None:
     site = cross_major_link_site(tmp_path)
     proc = run_child(f"""
         import json, gpuboot
-        from gpuboot._host import injected
-        with injected(driver=True, search_paths=[{str(site)!r}]):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
+        with Machine(driver=DriverInfo(present=True, evidence="given"), search_paths=[{str(site)!r}]).scope():
             r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps({{"loaded": [str(x.library.path) for x in r.loaded],
                           "missing": [m.name for m in r.missing], "majors": list(r.cuda_majors)}}))
@@ -157,7 +154,7 @@ def test_ensure_does_not_preload_the_hack_as_cuda_12(tmp_path: Path) -> None:
 
 def test_doctor_reports_the_link_and_the_missing_library(tmp_path: Path) -> None:
     site = cross_major_link_site(tmp_path)
-    report = diagnose(gathered(search_paths=[str(site)], environ={}, driver=True, metadata=_meta(CT2),
+    report = diagnose(gathered(search_paths=[str(site)], environ={}, driver=True, metadata=CT2,
                              nvml=None, loaded=[], initial_environ={}, wsl=False, platform="linux"))
     ids = [f.id for f in report.findings]
     assert "consumer-ready" not in ids and "wrong-major" in ids
@@ -192,13 +189,16 @@ def test_loader_and_doctor_agree_on_a_toolkit_copy_loaded_first(tmp_path: Path) 
         from gpuboot.doctor import diagnose, gather
         ctypes.CDLL({str(toolkit / "libcublasLt.so.12")!r}, mode=os.RTLD_GLOBAL)
         ctypes.CDLL({str(toolkit / "libcublas.so.12")!r}, mode=os.RTLD_GLOBAL)
-        view = LoadedView.of_this_process()
-        from gpuboot._host import injected
-        with injected(driver=True, search_paths=[{str(site)!r}]):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.metadata import Distribution
+        from gpuboot.machine.snapshot import Machine
+        view = LoadedView(Machine().loaded)
+        driver = DriverInfo(present=True, evidence="given")
+        with Machine(driver=driver, search_paths=[{str(site)!r}]).scope():
             r = gpuboot.ensure(consumers=["ctranslate2"])
         shadowed = {{x.library.filename: os.path.realpath(x.loaded_path) for x in r.libraries if x.shadowed}}
-        with injected(search_paths=[{str(site)!r}], driver=True, environ={{}}, initial_environ={{}},
-                      metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None, wsl=False):
+        with Machine(search_paths=[{str(site)!r}], driver=driver, environ={{}}, initial_environ={{}}, wsl=False,
+                     distributions=(Distribution(name="ctranslate2", version="4.8.5"),)).scope():
             rep = diagnose(gather())
         print(json.dumps({{"view": view.loaded("libcublas.so.12"), "ensure": shadowed,
                           "doctor": [f.evidence[0] for f in rep.findings if f.id == "shadowed-library"]}}))
@@ -230,7 +230,7 @@ def test_a_file_shared_by_several_majors_is_listed_once_with_its_wheels_major(
     try:
         w = wheel(project)
     except AssertionError:
-        pytest.skip(f"no recorded file list of {project}")
+        skip_or_fail(f"no recorded file list of {project}")
     site = install(tmp_path / "site", w)
     found = [lib for lib in locate(search_paths=[str(site)]) if lib.name == name and lib.source == "wheel"]
     assert len(found) == 1

@@ -7,10 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers import WHEEL_LISTS, install
+from helpers import WHEEL_LISTS, install, machine
 
 from gpuboot._libs import catalog as cat
-from gpuboot._libs.resolve import locate  # the private one: it takes a platform
+from gpuboot._libs.resolve import locate  # the one that takes a machine (and so a platform)
 from gpuboot._libs.wheels import install_command
 from gpuboot.errors import UnknownLibraryError
 
@@ -80,7 +80,7 @@ def test_locate_finds_every_catalogued_file_of_a_real_wheel_layout_once(wheel_fi
     major (its directory layout is one locate searches)."""
     w = WHEEL_LISTS[wheel_file]
     site = install(tmp_path / "site", w)
-    found = [lib for lib in locate(search_paths=[str(site)], platform=w.platform) if lib.source == "wheel"]
+    found = [lib for lib in locate(machine(search_paths=[str(site)], platform=w.platform)) if lib.source == "wheel"]
     by_path = {str(lib.path.relative_to(site)).replace("\\", "/"): lib for lib in found}
     assert len(by_path) == len(found), "a file was listed more than once"
     names = _catalog_names(w.platform)

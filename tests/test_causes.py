@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from probes import empty, healthy
 
 from gpuboot._gpus.causes import CAUSES, driver_causes
-from gpuboot._gpus.probe import DriverProbe
+from gpuboot.machine.probe import DriverProbe
 
 LAYERS = {"driver", "kernel module", "device nodes", "container", "WSL", "compat library", "library path",
           "fabric manager", "GPU"}

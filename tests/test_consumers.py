@@ -1,29 +1,17 @@
-"""What installed consumers need, from their metadata: the CTranslate2 table, torch builds."""
+"""What installed consumers need, from their metadata: torch builds by their local tag and Requires-Dist, CPU
+builds, bad versions (each row against its real wheel: tests/test_consumer_rows.py)."""
 
 from __future__ import annotations
 
 import pytest
+from helpers import injected
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from gpuboot._host import injected
-from gpuboot.consumers import cuda_version_of_tag, installed_needs, needs_of
-
-
-@pytest.mark.parametrize(("version", "cuda", "libs", "cudnn"), [
-    ("3.24.0", 11, ("cublas", "cudnn"), 8),
-    ("4.0.0", 12, ("cublas", "cudnn"), 8),
-    ("4.4.0", 12, ("cublas", "cudnn"), 8),
-    ("4.5.0", 12, ("cublas", "cudnn"), 9),
-    ("4.6.2", 12, ("cublas", "cudnn"), 9),
-    ("4.6.3", 12, ("cublas",), 9),
-    ("4.8.5", 12, ("cublas",), 9),
-])
-def test_ctranslate2_table(version: str, cuda: int, libs: tuple, cudnn: int) -> None:
-    need = needs_of("ctranslate2", version)
-    assert need is not None
-    assert (need.cuda_major, need.libraries, need.cudnn_major) == (cuda, libs, cudnn)
-    assert "CHANGELOG" in need.source
+from gpuboot.consumers.installed import installed_needs
+from gpuboot.consumers.readers import cuda_version_of_tag, needs_of
+from gpuboot.consumers.table import consumer
+from gpuboot.machine.snapshot import current
 
 
 @pytest.mark.parametrize(("version", "requires", "cuda"), [
@@ -37,20 +25,20 @@ def test_ctranslate2_table(version: str, cuda: int, libs: tuple, cudnn: int) -> 
     ("2.9.0", ["nvidia-cublas==13.0.0.19; platform_system == \"Linux\""], 13),
 ])
 def test_torch_builds(version: str, requires: list, cuda: int) -> None:
-    need = needs_of("torch", version, requires)
+    need = needs_of(consumer("torch"), version, requires)
     assert need is not None and need.cuda_major == cuda
 
 
 def test_cpu_builds_and_unknown_versions_need_nothing() -> None:
-    assert needs_of("torch", "2.13.0+cpu", []) is None
-    assert needs_of("ctranslate2", "not-a-version") is None
-    assert needs_of("somethingelse", "1.0") is None
+    assert needs_of(consumer("torch"), "2.13.0+cpu", []) is None
+    assert needs_of(consumer("ctranslate2"), "not-a-version") is None
+    assert consumer("somethingelse") is None
 
 
 def test_installed_needs_reads_metadata_only() -> None:
     fake = {"ctranslate2": ("4.5.0", []), "torch": ("2.13.0+cpu", [])}
-    with injected(metadata=fake.get):
-        needs = installed_needs(["ctranslate2", "torch", "onnxruntime-gpu"])
+    with injected(metadata=fake):
+        needs = installed_needs(current(), ["ctranslate2", "torch", "onnxruntime-gpu"])
     assert [(n.consumer, n.cuda_major, n.cudnn_major) for n in needs] == [("ctranslate2", 12, 9)]
 
 
@@ -64,7 +52,7 @@ def test_a_build_tag_is_the_cuda_version_without_its_dot(major: int, minor: int)
     """CUDA's spelling: the last digit is the minor, all before it the major
     (+cu92 is 9.2 and +cu101 10.1, never CUDA 92 or 10 of a 3-digit rule)."""
     assert cuda_version_of_tag(f"{major}{minor}") == (major, minor)
-    need = needs_of("torch", f"2.0.0+cu{major}{minor}")
+    need = needs_of(consumer("torch"), f"2.0.0+cu{major}{minor}")
     assert need is not None and need.cuda_major == major
     assert f"(CUDA {major}.{minor})" in need.source
 
@@ -79,9 +67,10 @@ def test_a_cuda_major_no_wheel_exists_for_gets_no_pip_command(tmp_path: object) 
     must not be `pip install nvidia-cuda-runtime` (the CUDA 13 wheel)."""
     from gpuboot._libs.needs import resolve_needs
 
-    need = needs_of("torch", "1.8.1+cu101")
+    need = needs_of(consumer("torch"), "1.8.1+cu101")
     assert need is not None
-    plan = resolve_needs([need], search_paths=[str(tmp_path)], platform="linux")
+    with injected(search_paths=[str(tmp_path)], platform="linux", ldconfig={}):
+        plan = resolve_needs(current(), [need])
     fixes = {m.name: m.fix for m in plan.missing}
     assert "cudart" in fixes and all("pip install" not in f for f in fixes.values()), fixes
     assert "no pip wheel provides cudart for CUDA 10" in fixes["cudart"]

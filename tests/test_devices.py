@@ -27,8 +27,9 @@ from helpers import choose, hosted
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gpuboot.devices import discover, list_devices, parse_visible_devices
-from gpuboot.select import _select
+from gpuboot._gpus.nvml import discover, list_devices
+from gpuboot._gpus.visible import parse_visible_devices
+from gpuboot.select import select_device
 
 NO_ENV: Dict[str, str] = {}
 
@@ -85,7 +86,7 @@ def test_nvml_init_failures_mean_no_gpus_with_the_reason(code: int) -> None:
     inv = hosted(discover, nvml=FakeNVML([gpu(A100, 0)], init_error=code))(environ=NO_ENV)
     assert inv.devices == () and inv.error is not None
     assert type(pynvml.NVMLError(code)).__name__ in inv.error
-    c = hosted(_select, nvml=FakeNVML([gpu(A100, 0)], init_error=code))(environ=NO_ENV, reconcile=False)
+    c = hosted(select_device, nvml=FakeNVML([gpu(A100, 0)], init_error=code), ask_consumers=False)(environ=NO_ENV)
     assert c.kind == "cpu" and type(pynvml.NVMLError(code)).__name__ in c.reason
 
 
@@ -128,10 +129,11 @@ def test_nvml_is_shut_down_after_discovery() -> None:
 def test_real_nvml_on_this_machine_never_raises() -> None:
     """The real pynvml module, asked directly (discover() skips it without a driver)."""
     inv = hosted(discover, nvml=pynvml)(environ=NO_ENV)
-    if inv.error is None:
-        pytest.skip("this machine has a working NVML")
+    if inv.error is None:  # a machine with a working NVML: it lists its GPUs
+        assert inv.devices or inv.skipped
+        return
     assert inv.devices == () and "NVMLError" in inv.error
-    assert _select(reconcile=False).kind in ("cpu", "mps")
+    assert hosted(select_device, ask_consumers=False)().kind in ("cpu", "mps")
 
 
 def test_without_a_driver_pynvml_is_not_even_imported() -> None:
@@ -352,7 +354,7 @@ def test_mixed_gpus_take_cudas_own_order_from_a_child_process(tmp_path: Path) ->
     (bus 01): CUDA ordinal 0 is the V100, and no heuristic warning."""
     from functools import partial
 
-    from gpuboot.devices import cuda_order_from_driver
+    from gpuboot.machine.order import cuda_order_from_driver
 
     lib = _stub_libcuda(tmp_path)
     gpus = [gpu(T4, 0), gpu(V100, 1)]
@@ -367,7 +369,7 @@ def test_mixed_gpus_take_cudas_own_order_from_a_child_process(tmp_path: Path) ->
 def test_the_estimate_and_its_warning_only_when_the_driver_cannot_say(tmp_path: Path) -> None:
     from functools import partial
 
-    from gpuboot.devices import cuda_order_from_driver
+    from gpuboot.machine.order import cuda_order_from_driver
 
     lib = _stub_libcuda(tmp_path)
     env = {"LD_LIBRARY_PATH": str(lib)}  # no GPUBOOT_STUB_BUS_IDS: cuInit fails

@@ -9,14 +9,13 @@ import stat
 from pathlib import Path
 
 import pytest
-from helpers import compile_stub, hosted, install, run_child, wheel
+from helpers import compile_stub, hosted, injected, install, machine, run_child, wheel
 
 import gpuboot
-from gpuboot._host import injected
 from gpuboot._libs import resolve as _resolve
 from gpuboot._libs.aliases import alias, alias_dir, check_alias
 from gpuboot.errors import AbiMismatchError, CacheDirError
-from gpuboot.shellenv import subprocess_env
+from gpuboot.startup.shellenv import subprocess_env
 
 CUBLAS_NEEDS = {"libcublas.so.12": ["libcublasLt.so.12"]}
 
@@ -193,7 +192,7 @@ def test_subprocess_env_never_adds_an_empty_entry(tmp_path: Path) -> None:
 
 def test_subprocess_env_windows_prepends_path(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
-    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="win32"), ["cublas"])
     env = hosted(subprocess_env, platform="win32")({"PATH": r"C:\Windows;;C:\Tools"}, libraries=libs)
     assert env["PATH"] == f"{site / 'nvidia/cublas/bin'};C:\\Windows;C:\\Tools"
 
@@ -291,7 +290,7 @@ def test_windows_adds_dll_dirs_prepends_path_and_preloads_by_absolute_path(tmp_p
     install(site, wheel("nvidia-cuda-runtime-cu12", "win32"))
     install(site, wheel("nvidia-cublas-cu12", "win32"))
     install(site, wheel("nvidia-cudnn-cu12", "win32", "9.28"))
-    libs = _resolve.locate(["cudart", "cublas", "cudnn"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="win32"), ["cudart", "cublas", "cudnn"])
     api = FakeWindowsAPI()
     loader = hosted(gpuboot.dllpath.get_loader, windows_api=api)("win32")
     environ = {"PATH": r"C:\Windows\system32;;C:\Python"}
@@ -314,7 +313,7 @@ def test_windows_adds_dll_dirs_prepends_path_and_preloads_by_absolute_path(tmp_p
 
 def test_windows_dll_already_loaded_from_elsewhere_is_reported(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
-    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="win32"), ["cublas"])
     other = r"C:\Program Files\NVIDIA GPU Computing Toolkit\CUDA\v12.1\bin\cublasLt64_12.dll"
     api = FakeWindowsAPI({"cublaslt64_12.dll": other})
     loader = hosted(gpuboot.dllpath.get_loader, windows_api=api)("win32")
@@ -335,7 +334,7 @@ class FailingQueryWindowsAPI(FakeWindowsAPI):
 
 def test_a_failing_already_loaded_query_is_a_load_failure_never_an_exception(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
-    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="win32"), ["cublas"])
     with injected(windows_api=FailingQueryWindowsAPI()):
         loader = gpuboot.dllpath.get_loader("win32")
     results = gpuboot.dllpath.load_all(libs, loader, {"PATH": ""})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -11,11 +10,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import jsonschema
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, a100_with_mig, gpu
-from helpers import compile_stub, gathered, install, run_child, wheel
+from helpers import compile_stub, gathered, injected, install, run_child, wheel
 from probes import empty, healthy
 
 from gpuboot import cli, doctor
-from gpuboot._host import injected
 from gpuboot.doctor import Report, diagnose, json_schema
 
 ROOT = Path(__file__).parent.parent
@@ -27,32 +25,26 @@ SCHEMA = json_schema()  # the copy shipped inside the package
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
-@pytest.fixture(autouse=True)
-def no_system_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A machine whose loader cache holds no CUDA library (this one holds a
-    CUDA 13 toolkit's, which would change which finding appears)."""
-    # gpuboot.locate the attribute is the function; the module is in sys.modules.
-    monkeypatch.setattr(importlib.import_module("gpuboot._libs.search"), "_LDCONFIG_CACHE", {})
+def meta(**versions: str) -> Dict[str, Tuple[str, Sequence[str]]]:
+    return {k.replace("_", "-"): (v, []) for k, v in versions.items()}
 
 
-def meta(**versions: str) -> Any:
-    table: Dict[str, Tuple[str, Sequence[str]]] = {k.replace("_", "-"): (v, []) for k, v in versions.items()}
-    return lambda name: table.get(name)
-
-
-def run(site: Optional[Path] = None, *, consumers: Sequence[str] = ("ctranslate2",), gpus: Optional[list] = None,
-        driver: bool = True, environ: Optional[Dict[str, str]] = None, platform: str = "linux",
-        versions: Optional[Dict[str, str]] = None, loaded: Optional[List[str]] = None, cuda_version: int = 12040,
-        wsl: bool = False, initial: Optional[Dict[str, str]] = None) -> Report:
+def facts(site: Optional[Path] = None, *, gpus: Optional[list] = None, driver: bool = True,
+          environ: Optional[Dict[str, str]] = None, platform: str = "linux", versions: Optional[Dict[str, str]] = None,
+          loaded: Optional[List[str]] = None, cuda_version: int = 12040, wsl: bool = False,
+          initial: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+    """A described machine: its wheels in ``site``, a loader cache with no CUDA library (this one holds a CUDA
+    13 toolkit's, which would change which finding appears), NVML and the driver probe as given."""
     env = dict(environ or {})
-    ctx = gathered(consumers=list(consumers), platform=platform, environ=env,
-                 search_paths=[str(site)] if site else [],
-                 nvml=FakeNVML(gpus if gpus is not None else [gpu(RTX_3070, 0)], cuda_version=cuda_version),
-                 driver=driver, metadata=meta(**(versions or {"ctranslate2": "4.8.5"})), loaded=loaded or [],
-                 initial_environ=initial if initial is not None else env, wsl=wsl, cpu_threads=2,
-                 probe=(healthy(cuda_version=cuda_version, platform=platform) if driver else
-                        empty(platform=platform)))
-    return diagnose(ctx)
+    return dict(platform=platform, environ=env, search_paths=[str(site)] if site else [], ldconfig={},
+                nvml=FakeNVML(gpus if gpus is not None else [gpu(RTX_3070, 0)], cuda_version=cuda_version),
+                driver=driver, metadata=meta(**(versions or {"ctranslate2": "4.8.5"})), loaded=loaded or [],
+                initial_environ=initial if initial is not None else env, wsl=wsl, cpu_threads=2,
+                probe=(healthy(cuda_version=cuda_version, platform=platform) if driver else empty(platform=platform)))
+
+
+def run(site: Optional[Path] = None, *, consumers: Sequence[str] = ("ctranslate2",), **described: Any) -> Report:
+    return diagnose(gathered(consumers=list(consumers), **facts(site, **described)))
 
 
 def ids(report: Report) -> Dict[str, str]:
@@ -108,12 +100,12 @@ def test_library_already_loaded_from_elsewhere(tmp_path: Path) -> None:
     proc = run_child(f"""
         import ctypes, json
         ctypes.CDLL({str(decoy_dir / 'libcublasLt.so.12')!r}, mode=ctypes.RTLD_GLOBAL)  # loaded first, by someone
-        import importlib
-        importlib.import_module("gpuboot._libs.search")._LDCONFIG_CACHE = {{}}
-        from gpuboot._host import injected
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.metadata import Distribution
+        from gpuboot.machine.snapshot import Machine
         from gpuboot.doctor import diagnose, gather
-        with injected(search_paths=[{str(site)!r}], driver=True,
-                      metadata=lambda n: ("4.8.5", []) if n == "ctranslate2" else None):
+        with Machine(search_paths=[{str(site)!r}], driver=DriverInfo(present=True, evidence="given"), ldconfig={{}},
+                     distributions=(Distribution(name="ctranslate2", version="4.8.5"),)).scope():
             ctx = gather(consumers=["ctranslate2"])
         print(json.dumps([[f.id, f.title] for f in diagnose(ctx).findings]))
     """)
@@ -256,12 +248,11 @@ def test_schema_rejects_a_wrong_document() -> None:
         jsonschema.validate({"schema_version": 1}, SCHEMA)
 
 
-def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    broken = run(tmp_path)  # missing cuBLAS: a problem
-    monkeypatch.setattr(doctor, "diagnose", lambda consumer=None: broken)
-    assert cli.main(["doctor"]) == 1
-    assert "fix: pip install nvidia-cublas-cu12" in capsys.readouterr().out
-    assert cli.main(["doctor", "--json"]) == 1
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with injected(**facts(tmp_path)):  # missing cuBLAS: a problem
+        assert cli.main(["doctor"]) == 1
+        assert "fix: pip install nvidia-cublas-cu12" in capsys.readouterr().out
+        assert cli.main(["doctor", "--json"]) == 1
     jsonschema.validate(json.loads(capsys.readouterr().out), SCHEMA)
     with pytest.raises(SystemExit) as exc:
         cli.main(["doctor", "--for", "mxnet"])  # a package gpuboot has no row for
@@ -269,8 +260,8 @@ def test_cli_exit_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys:
 
 
 def test_for_one_consumer(tmp_path: Path) -> None:
-    with injected(search_paths=[str(tmp_path)], metadata=lambda n: None, nvml=FakeNVML([]), driver=False, loaded=[],
-                  environ={}, initial_environ={}, wsl=False, probe=empty()):
+    with injected(search_paths=[str(tmp_path)], metadata={}, nvml=FakeNVML([]), driver=False, loaded=[],
+                  environ={}, initial_environ={}, wsl=False, probe=empty(), ldconfig={}):
         r = diagnose(consumer="onnxruntime")
     assert ids(r)["consumer-not-installed"] == "info"
     with pytest.raises(ValueError):

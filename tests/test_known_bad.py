@@ -4,25 +4,18 @@ METADATA states the version under test; GPUs come from a fake NVML."""
 
 from __future__ import annotations
 
-import importlib
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import pytest
 from fake_nvml import A100, H100, RTX_4090, RTX_5090, FakeNVML, gpu
 from helpers import gathered, install, wheel
 from probes import healthy
 
 from gpuboot.doctor import Finding, diagnose
-from gpuboot.doctor.checks_known import KNOWN_BAD, check_known_bad
+from gpuboot.doctor.checks_known import KNOWN_BAD, check_consumer_quirks, check_known_bad
 
 B200 = ("NVIDIA B200", (10, 0), 180 * 2**30, 0x2901)
-
-
-@pytest.fixture(autouse=True)
-def no_system_libraries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(importlib.import_module("gpuboot._libs.search"), "_LDCONFIG_CACHE", {})
 
 
 def site_with(tmp: Path, *wheels: Tuple[str, str, str]) -> Path:
@@ -40,9 +33,9 @@ def findings(site: Path, gpus: Sequence[tuple], versions: Optional[Dict[str, str
     table = {k: (v, []) for k, v in (versions or {"ctranslate2": "4.8.5"}).items()}
     ctx = gathered(consumers=list(consumers), platform="linux", environ={}, search_paths=[str(site)],
                    nvml=FakeNVML([gpu(g, i) for i, g in enumerate(gpus)], cuda_version=13000), driver=True,
-                   metadata=lambda name: table.get(name), loaded=[], initial_environ={}, wsl=False, cpu_threads=2,
+                   metadata=table, loaded=[], initial_environ={}, wsl=False, cpu_threads=2, ldconfig={},
                    probe=healthy(cuda_version=13000, count=len(gpus)))
-    return check_known_bad(ctx)
+    return check_known_bad(ctx) + check_consumer_quirks(ctx)
 
 
 def ids(found: List[Finding]) -> Dict[str, Finding]:
@@ -110,7 +103,7 @@ def test_doctor_reports_known_bad_versions_with_the_rest(tmp_path: Path) -> None
     table = {"ctranslate2": ("4.8.5", [])}
     ctx: Any = gathered(consumers=["ctranslate2"], platform="linux", environ={}, search_paths=[str(site)],
                         nvml=FakeNVML([gpu(RTX_5090, 0)], cuda_version=12080), driver=True,
-                        metadata=lambda name: table.get(name), loaded=[], initial_environ={}, wsl=False,
+                        metadata=table, loaded=[], initial_environ={}, wsl=False, ldconfig={},
                         cpu_threads=2, probe=healthy(cuda_version=12080))
     report = diagnose(ctx)
     assert "cublas-too-old-for-gpu" in {f.id for f in report.problems}

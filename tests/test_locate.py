@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import compile_stub, install, run_child, wheel
+from helpers import compile_stub, install, machine, run_child, wheel
 
 import gpuboot
 from gpuboot._libs import resolve as _resolve  # the private ones: they take a platform
@@ -22,7 +22,7 @@ def names(libs: list[gpuboot.Library]) -> list[str]:
 def test_cuda12_per_component_layout(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
     install(site, wheel("nvidia-cuda-runtime-cu12"))
-    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="linux"), ["cudart", "cublas"])
     assert names(libs) == ["libcudart.so.12", "libcublasLt.so.12", "libcublas.so.12"]
     cublas = libs[-1]
     assert cublas.path == site / "nvidia/cublas/lib/libcublas.so.12"
@@ -34,7 +34,7 @@ def test_cuda12_per_component_layout(tmp_path: Path) -> None:
 def test_cuda13_shared_cu13_layout(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas"))
     install(site, wheel("nvidia-cuda-runtime"))
-    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="linux"), ["cudart", "cublas"])
     assert names(libs) == ["libcudart.so.13", "libcublasLt.so.13", "libcublas.so.13"]
     assert {lib.directory for lib in libs} == {site / "nvidia/cu13/lib"}
     assert {lib.cuda_major for lib in libs} == {13}
@@ -44,7 +44,7 @@ def test_cuda13_shared_cu13_layout(tmp_path: Path) -> None:
 def test_cuda11_wheels(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"))
     install(site, wheel("nvidia-cuda-runtime-cu11"))
-    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="linux"), ["cudart", "cublas"])
     assert names(libs) == ["libcudart.so.11.0", "libcublasLt.so.11", "libcublas.so.11"]
     assert {lib.cuda_major for lib in libs} == {11}
 
@@ -61,7 +61,7 @@ def test_windows_layouts(tmp_path: Path, projects: list[str], expected_dir: str,
     site = tmp_path / "site"
     for p in projects:
         install(site, wheel(p, "win32"))
-    libs = _resolve.locate(["cudart", "cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="win32"), ["cudart", "cublas"])
     assert names(libs) == files
     assert libs[-1].directory == site / expected_dir
 
@@ -79,7 +79,7 @@ def test_cudnn_shim_comes_with_every_part(tmp_path: Path, project: str, platform
                                           shim: str, some_part: str, cuda: int) -> None:
     w = wheel(project, platform, prefix)
     site = install(tmp_path / "site", w)
-    libs = _resolve.locate(["cudnn"], search_paths=[str(site)], platform=platform)
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform=platform), ["cudnn"])
     shipped = sorted(f.rsplit("/", 1)[-1] for f in w.libraries)
     assert sorted(names(libs)) == shipped  # every part the wheel ships, nothing else
     assert names(libs)[-1] == shim  # parts first: the shim dlopens them by name
@@ -149,10 +149,10 @@ def test_major_that_covers_the_most_names_wins(tmp_path: Path) -> None:
     install(site, wheel("nvidia-cublas-cu12"))  # cuBLAS only at 12
     install(site, wheel("nvidia-cublas"))
     install(site, wheel("nvidia-cuda-runtime"))  # cudart and cuBLAS at 13
-    res = resolve(["cudart", "cublas"], search_paths=[str(site)], platform="linux")
+    res = resolve(machine(search_paths=[str(site)], platform="linux"), ["cudart", "cublas"])
     assert res.cuda_major == 13 and res.ok
     # Asked for 12: cudart is missing, with the exact fix; never the .so.13.
-    res12 = resolve(["cudart", "cublas"], cuda_major=12, search_paths=[str(site)], platform="linux")
+    res12 = resolve(machine(search_paths=[str(site)], platform="linux"), ["cudart", "cublas"], cuda_major=12)
     assert names(list(res12.libraries)) == ["libcublasLt.so.12", "libcublas.so.12"]
     assert [m.name for m in res12.missing] == ["cudart"]
     assert res12.missing[0].fix == "pip install nvidia-cuda-runtime-cu12"
@@ -163,7 +163,7 @@ def test_major_that_covers_the_most_names_wins(tmp_path: Path) -> None:
 
 def test_wrong_major_is_reported_as_other_abi(tmp_path: Path) -> None:
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu11"))
-    res = resolve(["cublas"], cuda_major=12, search_paths=[str(site)], platform="linux")
+    res = resolve(machine(search_paths=[str(site)], platform="linux"), ["cublas"], cuda_major=12)
     assert res.libraries == ()
     assert [m.name for m in res.missing] == ["cublasLt", "cublas"]
     text = res.missing[1].describe()
@@ -211,12 +211,12 @@ def test_conda_and_cuda_path_are_searched_after_wheels(tmp_path: Path) -> None:
     (cuda / "lib64").mkdir(parents=True)
     (cuda / "lib64" / "libcudart.so.12").write_bytes(b"")
     env = {"CONDA_PREFIX": str(conda), "CUDA_PATH": str(cuda)}
-    res = resolve(["cudart", "cublas"], search_paths=[], environ=env, platform="linux")
+    res = resolve(machine(search_paths=[], environ=env, platform="linux"), ["cudart", "cublas"])
     assert [(lib.filename, lib.source) for lib in res.libraries] == [
         ("libcudart.so.12", "cuda_path"), ("libcublasLt.so.12", "conda"), ("libcublas.so.12", "conda")]
     # A wheel, when present, comes first.
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12"))
-    res = resolve(["cublas"], search_paths=[str(site)], environ=env, platform="linux")
+    res = resolve(machine(search_paths=[str(site)], environ=env, platform="linux"), ["cublas"])
     assert {lib.source for lib in res.libraries} == {"wheel"}
 
 
@@ -239,7 +239,7 @@ def test_bad_arguments_raise_documented_errors() -> None:
     with pytest.raises(UnknownLibraryError):
         gpuboot.locate(["cublass"], search_paths=[])
     with pytest.raises(ValueError, match="platform"):
-        _resolve.locate(["cublas"], search_paths=[], platform="darwin")
+        _resolve.locate(machine(search_paths=[], platform="darwin"), ["cublas"])
 
 
 def test_locate_reads_no_unrelated_dist_info(tmp_path: Path) -> None:
@@ -260,41 +260,42 @@ def test_sys_path_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert os.path.isabs(libs[-1].path)
 
 
-def test_the_loader_cache_naming_one_file_twice_gives_it_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_loader_cache_naming_one_file_twice_gives_it_once(tmp_path: Path) -> None:
     """ldconfig lists a development link and the file it points to
     (libnvvm.so -> libnvvm.so.4, as a CUDA toolkit installs them): one library,
     under the name its binary carries."""
-    import importlib
+    from helpers import injected
 
     lib = tmp_path / "cuda" / "lib"
     real = compile_stub(lib / "libnvvm.so.4", "libnvvm.so.4")
     (lib / "libnvvm.so").symlink_to("libnvvm.so.4")
     cache = {"libnvvm.so": [str(lib / "libnvvm.so")], "libnvvm.so.4": [str(real)]}
-    monkeypatch.setattr(importlib.import_module("gpuboot._libs.search"), "_LDCONFIG_CACHE", cache)
     empty = tmp_path / "empty"
     empty.mkdir()
-    for found in (gpuboot.locate(search_paths=[str(empty)]), gpuboot.locate(["nvvm"], search_paths=[str(empty)])):
-        assert [(x.filename, x.path, x.source) for x in found] == [("libnvvm.so.4", real, "system")]
+    with injected(ldconfig=cache):
+        found = (gpuboot.locate(search_paths=[str(empty)]), gpuboot.locate(["nvvm"], search_paths=[str(empty)]))
+    for libs in found:
+        assert [(x.filename, x.path, x.source) for x in libs] == [("libnvvm.so.4", real, "system")]
 
 
 def test_without_a_major_the_installed_consumer_decides(tmp_path: Path) -> None:
     """A new user's first call: nothing installed but the consumer.  ctranslate2 4.8.5 needs CUDA 12, so the fix
     is the CUDA 12 wheel (the CUDA 13 one would be found and never loaded), and the resolution says who decided."""
-    from gpuboot._host import injected
+    from helpers import injected
 
     empty = tmp_path / "empty"
     empty.mkdir()
-    with injected(metadata=lambda name: ("4.8.5", []) if name == "ctranslate2" else None):
+    with injected(metadata={"ctranslate2": ("4.8.5", [])}):
         res = gpuboot.resolve(["cublas"], search_paths=[str(empty)])
     assert res.cuda_major == 12 and res.decided_by.startswith("ctranslate2 4.8.5 needs CUDA 12")
     assert {m.fix for m in res.missing} == {"pip install nvidia-cublas-cu12"}  # cuBLAS and cuBLASLt, one wheel
     site = tmp_path / "site"
     install(site, wheel("nvidia-cublas"))  # CUDA 13 only: found, but not what the consumer loads
-    with injected(metadata=lambda name: ("4.8.5", []) if name == "ctranslate2" else None):
+    with injected(metadata={"ctranslate2": ("4.8.5", [])}):
         assert gpuboot.locate(["cublas"], search_paths=[str(site)]) == []
         res = gpuboot.resolve(["cublas"], search_paths=[str(site)])
     assert {o.filename for m in res.missing for o in m.other_versions} == {"libcublas.so.13", "libcublasLt.so.13"}
-    with injected(metadata=lambda name: None):  # no consumer: the major most names were found at
+    with injected(metadata={}):  # no consumer: the major most names were found at
         res = gpuboot.resolve(["cublas"], search_paths=[str(site)])
     assert res.cuda_major == 13 and res.decided_by == "" and res.ok
     assert gpuboot.resolve(["cublas"], cuda_major=13, search_paths=[str(site)]).decided_by == ""

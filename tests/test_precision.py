@@ -27,8 +27,7 @@ from fake_nvml import (
 )
 from helpers import choose, hosted
 
-from gpuboot.devices import list_devices
-from gpuboot.select import _select
+from gpuboot._gpus.nvml import list_devices
 
 NO_ENV: Dict[str, str] = {}
 
@@ -109,13 +108,11 @@ def test_ct2_cuda_allow_fp16_is_honoured() -> None:
 
 def test_a_driver_too_old_for_ctranslate2_keeps_it_on_the_cpu() -> None:
     """Driver 470 supports CUDA 11.4; ctranslate2 4.8 is built for CUDA 12."""
-    old = hosted(_select, nvml=FakeNVML([gpu(RTX_3070, 0)], driver="470.256.02", cuda_version=11040))(
-        environ={}, reconcile=False, ct2_version="4.8.5")
+    old = choose([gpu(RTX_3070, 0)], ct2="4.8.5", driver_cuda=11040)
     assert (old.kind, old.ct2_device, old.compute_type) == ("cuda", "cpu", "int8")
     assert "supports CUDA 11.4" in old.reason and "built for CUDA 12" in old.reason
     assert any("update the NVIDIA driver" in w for w in old.warnings)
-    ct2_3 = hosted(_select, nvml=FakeNVML([gpu(RTX_3070, 0)], cuda_version=11040))(
-        environ={}, reconcile=False, ct2_version="3.24.0")  # a CUDA 11 build: fine on this driver
+    ct2_3 = choose([gpu(RTX_3070, 0)], ct2="3.24.0", driver_cuda=11040)  # a CUDA 11 build: fine on this driver
     assert (ct2_3.ct2_device, ct2_3.compute_type) == ("cuda", "float16")
 
 

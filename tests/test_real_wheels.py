@@ -62,8 +62,9 @@ def test_ensure_for_ctranslate2_loads_the_real_cublas() -> None:
         raise
     proc = run_child("""
         import json, sys, gpuboot
-        from gpuboot._host import injected
-        with injected(driver=True):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
+        with Machine(driver=DriverInfo(present=True, evidence="given")).scope():
             r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps({
             "needs": [[n.consumer, n.cuda_major] for n in r.needs],

@@ -17,11 +17,11 @@ from fake_nvml import (
     GiB,
     gpu,
 )
-from helpers import choose, hosted
+from helpers import choose, hosted, machine
 
-from gpuboot.devices import discover, list_devices
-from gpuboot.memory import check_memory
-from gpuboot.select import DeviceAssigner, _select
+from gpuboot._gpus.nvml import list_devices
+from gpuboot.placement.memory import check_memory
+from gpuboot.select import DeviceAssigner
 
 NO_ENV: Dict[str, str] = {}
 
@@ -70,13 +70,14 @@ def test_ray_style_visible_devices_need_no_special_code() -> None:
 
 def test_assigner_is_balanced_under_contention() -> None:
     gpus = [gpu(A100, i) for i in range(3)]
-    inv = hosted(discover, nvml=FakeNVML(gpus))(environ=NO_ENV)
-    assigner = DeviceAssigner(select=_select, inventory=inv, environ=NO_ENV, reconcile=False, ct2_version="4.8.5")
+    described = machine(nvml=FakeNVML(gpus), ask_consumers=False)
+    assigner = DeviceAssigner(environ=NO_ENV)
     got: List[int] = []
     lock = threading.Lock()
 
     def worker() -> None:
-        c = assigner.next()
+        with described.scope():  # one machine for every thread: each makes it current in itself
+            c = assigner.next()
         with lock:
             got.append(c.cuda_ordinal)  # type: ignore[arg-type]
 

@@ -8,7 +8,7 @@ import pytest
 
 
 def test_env_command_shells(tmp_path: Path) -> None:
-    from gpuboot.shellenv import render, snippets
+    from gpuboot.startup.shellenv import render, snippets
 
     dirs = ["/opt/site/nvidia/cublas/lib", "/opt/site/nvidia/cudnn/lib"]
     joined = ":".join(dirs)
@@ -27,7 +27,7 @@ def test_env_bash_line_leaves_no_empty_entry(tmp_path: Path) -> None:
     """Evaluate the printed line in a real bash, with LD_LIBRARY_PATH unset and set."""
     import subprocess
 
-    from gpuboot.shellenv import render
+    from gpuboot.startup.shellenv import render
 
     line = render("bash", ["/a b/lib", "/c"], "linux")
     out = subprocess.run(["bash", "-c", f"unset LD_LIBRARY_PATH; {line}; printf %s \"$LD_LIBRARY_PATH\""],

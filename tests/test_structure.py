@@ -1,5 +1,6 @@
-"""The package's shape, read from its source: module sizes, the import graph
-(no cycle, systems never import up), and one object per public name."""
+"""The package's shape, read from its source: module sizes, the import graph (no cycle, bench's included; every
+module on a floor, importing only down), the root holding the faces alone, consumers named in their rows alone,
+no private twin of a public function, and one object per public name."""
 
 from __future__ import annotations
 
@@ -7,9 +8,7 @@ import ast
 import importlib
 import pickle
 from pathlib import Path
-from typing import Dict, List, Set
-
-import pytest
+from typing import Dict, List, Optional, Set, Tuple
 
 import gpuboot
 
@@ -80,19 +79,116 @@ def test_the_import_graph_has_no_cycle() -> None:
             visit(m)
 
 
-@pytest.mark.parametrize(("low", "never"), [
-    ("gpuboot._libs", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli",
-                       "gpuboot._gpus", "gpuboot._code", "gpuboot.devices", "gpuboot.memory")),
-    ("gpuboot._gpus", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli",
-                       "gpuboot._libs", "gpuboot._code", "gpuboot.dllpath", "gpuboot.locate")),
-    ("gpuboot._code", ("gpuboot.whisper", "gpuboot.doctor", "gpuboot.select", "gpuboot.boot", "gpuboot.cli")),
-    ("gpuboot.whisper", ("gpuboot.doctor", "gpuboot.cli")),
-    ("gpuboot.doctor", ("gpuboot.whisper", "gpuboot.cli")),
-])
-def test_a_system_never_imports_up(low: str, never: tuple) -> None:
-    bad = {(m, t) for m, targets in _imports().items() if m == low or m.startswith(low + ".")
-           for t in targets if t.startswith(never)}
-    assert bad == set()
+#: The floors of the package, ground first (ARCHITECTURE.md draws them): a module imports only modules of a
+#: lower floor, or of its own group (folder) on its floor.
+FLOORS: Tuple[Tuple[str, ...], ...] = (
+    ("gpuboot.errors",),
+    ("gpuboot.base",),
+    ("gpuboot.machine", "gpuboot.binaries"),
+    ("gpuboot.consumers",),
+    ("gpuboot._libs", "gpuboot._gpus", "gpuboot._code", "gpuboot.subtitles"),
+    ("gpuboot.locate", "gpuboot.dllpath"),
+    ("gpuboot.placement", "gpuboot.boot", "gpuboot.mix", "gpuboot.startup"),
+    ("gpuboot.select",),
+    ("gpuboot.whisper", "gpuboot.doctor"),
+    ("gpuboot.streaming", "gpuboot.serve"),
+    ("gpuboot.cli",),
+    ("gpuboot",),  # the package's lazy face: it imports only locate (the rest when a name is first used; its
+    # docstring's list of commands from cli.COMMANDS when help() reads it)
+    ("gpuboot.__main__",),
+)
+#: The modules at the package's root: the faces the README shows, the package and ``python -m gpuboot``.
+FACES = {"__init__", "__main__", "locate", "dllpath", "select", "boot", "errors"}
+
+
+def _group(module: str) -> Tuple[int, str]:
+    """(floor, group) of ``module``: the longest group of ``FLOORS`` it is, or is inside."""
+    best: Optional[Tuple[int, str]] = None
+    for floor, groups in enumerate(FLOORS):
+        for group in groups:
+            if (module == group or module.startswith(group + ".")) and (best is None or len(group) > len(best[1])):
+                best = (floor, group)
+    assert best is not None, f"{module} is on no floor of FLOORS"
+    return best
+
+
+def test_every_module_is_on_a_floor_and_imports_only_down() -> None:
+    up = set()
+    for module, targets in _imports().items():
+        floor, group = _group(module)
+        for target in targets:
+            if not target.startswith("gpuboot"):
+                continue
+            t_floor, t_group = _group(target)
+            if t_floor > floor or (t_floor == floor and t_group != group):
+                up.add((module, target))
+    assert up == set()
+
+
+def test_the_root_keeps_the_faces_alone() -> None:
+    assert {p.stem for p in SRC.glob("*.py")} == FACES
+
+
+def _bench_imports() -> Dict[str, Set[str]]:
+    """bench/ module -> the bench/ modules it imports (they import each other by name, bench/ on sys.path)."""
+    bench = SRC.parent.parent / "bench"
+    names = {p.stem for p in bench.glob("*.py")}
+    graph: Dict[str, Set[str]] = {}
+    for path in bench.glob("*.py"):
+        found: Set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in names and not node.level:
+                found.add(node.module)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names if a.name in names)
+        graph[path.stem] = found - {path.stem}
+    return graph
+
+
+def test_bench_has_no_import_cycle() -> None:
+    graph = _bench_imports()
+    assert graph, "bench/ not found beside src/"
+    done: Set[str] = set()
+
+    def visit(m: str, trail: Tuple[str, ...]) -> None:
+        assert m not in trail, "bench import cycle: " + " -> ".join((*trail, m))
+        if m not in done:
+            for t in sorted(graph[m]):
+                visit(t, (*trail, m))
+            done.add(m)
+
+    for m in sorted(graph):
+        visit(m, ())
+
+
+def test_consumers_are_named_in_their_rows_alone() -> None:
+    """A consumer's name appears as a quoted literal only in ``consumers/`` (its row) and ``whisper/`` (which is
+    faster-whisper's, so CTranslate2's): every other module asks the rows."""
+    import re
+
+    from gpuboot.consumers.table import CONSUMER_TABLE
+
+    names = {n for row in CONSUMER_TABLE for n in (row.name, row.for_name, *row.imports)}
+    quoted = re.compile("|".join(f'"{re.escape(n)}"' for n in sorted(names)))
+    found = {}
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC).as_posix()
+        if rel.startswith(("consumers/", "whisper/")):
+            continue
+        hits = quoted.findall(path.read_text())
+        if hits:
+            found[rel] = sorted(set(hits))
+    assert found == {}
+
+
+def test_public_functions_have_no_private_twin() -> None:
+    """No module defines both ``name`` and ``_name``: the public function is the implementation."""
+    twins = set()
+    for path in SRC.rglob("*.py"):
+        defs = {n.name for n in ast.parse(path.read_text()).body
+                if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+        twins |= {f"{_module_name(path)}.{d}" for d in defs if not d.startswith("_") and f"_{d}" in defs}
+    assert twins == set()
 
 
 def test_gpuboot_locate_is_one_object_however_it_is_reached() -> None:
@@ -104,7 +200,7 @@ def test_gpuboot_locate_is_one_object_however_it_is_reached() -> None:
     assert pickle.loads(pickle.dumps(gpuboot.locate)) is gpuboot.locate
 
 
-#: Parameter names that were test seams before they moved to ``gpuboot._host.Host`` (or to private functions).
+#: Parameter names that were test seams before they became facts of the ``Machine`` snapshot.
 SEAMS = {"nvml", "inventory", "windows_api", "runner", "refusal", "order_probe", "metadata", "loaded",
          "initial_environ", "distributions", "malformed", "free_bytes", "ct2_version", "reconcile", "probe",
          "cpu_threads", "driver", "wsl"}
@@ -114,12 +210,12 @@ def _public_callables() -> Dict[str, object]:
     import inspect
 
     import gpuboot.doctor
-    import gpuboot.memory
+    import gpuboot.placement.memory
     import gpuboot.select
-    import gpuboot.shellenv
+    import gpuboot.startup.shellenv
 
     out: Dict[str, object] = {}
-    for module in (gpuboot, gpuboot.doctor, gpuboot.memory, gpuboot.select, gpuboot.shellenv):
+    for module in (gpuboot, gpuboot.doctor, gpuboot.placement.memory, gpuboot.select, gpuboot.startup.shellenv):
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name)
             if inspect.isfunction(obj) or inspect.isclass(obj):
@@ -128,11 +224,11 @@ def _public_callables() -> Dict[str, object]:
 
 
 def test_no_public_parameter_is_a_test_seam() -> None:
-    """Public signatures hold what users pass; the machine is injected through ``gpuboot._host`` instead."""
+    """Public signatures hold what users pass; a test describes the machine as a ``Machine`` snapshot instead."""
     import inspect
     from dataclasses import is_dataclass
 
-    from gpuboot._record import Record
+    from gpuboot.base.record import Record
 
     found = {}
     for name, obj in _public_callables().items():

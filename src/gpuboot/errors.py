@@ -108,6 +108,10 @@ class DriverNotFoundError(GpubootError):
     NVIDIA driver, so no CUDA library could ever run."""
 
 
+class OutputDirError(GpubootError):
+    """The output directory cannot take transcripts (checked before any transcription)."""
+
+
 class HookError(GpubootError):
     """The start-up hook's ``.pth`` file cannot be written into, or removed from, the site-packages directory
     (not this user's to change, a read-only file system, a full disk)."""

@@ -42,6 +42,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import List, Mapping, Optional, Sequence, Tuple
 
+    from .machine.snapshot import Machine
+
 __all__ = ["locate", "resolve", "Resolution", "Library", "MissingLibrary"]
 
 
@@ -54,7 +56,7 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
     A consumer built for CUDA 12 must get ``libcublas.so.12`` and never
     ``.so.13``, so the whole set is resolved together: with ``cuda_major``
     given, only that major is accepted; otherwise the installed consumers
-    decide (``gpuboot.consumers``: the first one that loads one of ``names``
+    decide (``gpuboot.consumers.table``: the first one that loads one of ``names``
     -- ctranslate2 4.8.5 needs cuBLAS 12 -- and ``decided_by`` names it);
     with none installed, the major that provides the most required names
     wins (ties: the one found earliest in search order).  Within the major, files come from one location where possible
@@ -77,21 +79,32 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
     """
     from ._libs import resolve as _resolve
 
+    machine = _machine(search_paths, environ)
     decided_by = ""
     if cuda_major is None:
-        cuda_major, decided_by = _consumers_major(names)
-    found = _resolve.resolve(names, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional,
-                             search_paths=search_paths, environ=environ)
+        cuda_major, decided_by = _consumers_major(machine, names)
+    found = _resolve.resolve(machine, names, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional)
     return found._replace(decided_by=decided_by) if decided_by else found
 
 
-def _consumers_major(names: Sequence[str]) -> Tuple[Optional[int], str]:
+def _machine(search_paths: Optional[Sequence[str]], environ: Optional[Mapping[str, str]] = None) -> Machine:
+    """The current machine, with the wheel roots and the environment the caller gave."""
+    from .machine.snapshot import current
+
+    machine = current()
+    given = {"search_paths": tuple(search_paths)} if search_paths is not None else {}
+    if environ is not None:
+        given["environ"] = environ  # type: ignore[assignment]
+    return machine.replace(**given) if given else machine
+
+
+def _consumers_major(machine: Machine, names: Sequence[str]) -> Tuple[Optional[int], str]:
     """``(cuda_major, who)``: the CUDA major of the first installed consumer that loads one of ``names``, or
     ``(None, "")``."""
-    from .consumers import installed_needs
+    from .consumers.installed import installed_needs
 
     wanted = set(names)
-    for need in installed_needs():
+    for need in installed_needs(machine):
         if wanted & set(need.libraries + need.optional):
             return need.cuda_major, f"{need.consumer} {need.version} needs CUDA {need.cuda_major} ({need.source})"
     return None, ""
@@ -126,9 +139,10 @@ def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] =
     """
     from ._libs import resolve as _resolve
 
+    machine = _machine(search_paths)
     if names is not None and cuda_major is None:
-        cuda_major = _consumers_major(names)[0]
-    return _resolve.locate(names, cuda_major=cuda_major, search_paths=search_paths, cudnn_major=cudnn_major)
+        cuda_major = _consumers_major(machine, names)[0]
+    return _resolve.locate(machine, names, cuda_major=cuda_major, cudnn_major=cudnn_major)
 
 
 # The function carries the module's public names, and stands in for this

@@ -1,8 +1,9 @@
 """Device placement: the GPU (or MPS, or CPU) this process or worker should use, and the precisions for it.
 
-``select_device()`` picks a GPU among those CUDA will see (``devices.py``),
-or MPS, or the CPU; the precision rules are ``_precision.py``'s and the
-Whisper memory table is ``_whisper_memory.py``'s.
+``select_device()`` picks a GPU among those CUDA will see (``_gpus/nvml.discover``), or MPS, or the CPU, on
+the current ``Machine`` snapshot; the consumers whose GPU code decides it are the rows with ``placement``
+(``placement/reasons.py``), the precision rules are ``_gpus/precision.py``'s and the Whisper memory table is
+``whisper/model_memory.py``'s.
 """
 
 from __future__ import annotations
@@ -10,27 +11,31 @@ from __future__ import annotations
 import re
 import sys
 import threading
-from typing import Any, Callable, Literal, Mapping, Optional, Tuple
+from typing import Any, Literal, Mapping, Optional, Tuple
 
-from . import _host
-from ._gpus import precision as _precision
-from ._gpus.device import Device, Inventory
-from ._gpus.nvml import _discover
-from ._gpus.precision import (
-    ComputeType,
-    Ct2Device,
-    TorchDtype,
-    compute_type_for,
-    ct2_supported,
-    lacks_tensor_cores,
-    torch_dtype_for,
+from ._gpus.device import Device
+from ._gpus.precision import ComputeType, Ct2Device, TorchDtype, compute_type_for, lacks_tensor_cores, torch_dtype_for
+from .base.record import Record
+from .machine.snapshot import current
+from .placement.reasons import (
+    chooser,
+    compute_type_row,
+    cuda_verdict,
+    driver_cause,
+    driver_too_old,
+    gpu_code,
+    probe_cuda,
+    quirks_avoided,
 )
-from ._record import Record
-from ._select_reasons import cuda_verdict, driver_cause, driver_too_old, gpu_code, probe_cuda
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ._gpus.driver import DriverInfo
+    from typing import List
+
+    from ._code.consumers import ConsumerCode
+    from ._gpus.device import Inventory
+    from .machine.probe import DriverProbe
+    from .machine.snapshot import Machine
 
 __all__ = ["DeviceChoice", "select_device", "DeviceAssigner", "PREFERENCES", "Preference", "DeviceKind",
            "worker_rank"]
@@ -49,8 +54,7 @@ class DeviceChoice(Record):
         kind: ``"cuda"``, ``"mps"`` or ``"cpu"``.
         cuda_ordinal: the CUDA ordinal (``torch.device("cuda", i)``,
             ``WhisperModel(device_index=i)``), ``None`` unless ``kind="cuda"``.
-        gpu: the NVML ``Device`` chosen, ``None`` unless ``kind="cuda"``
-            (``device`` is its deprecated spelling).
+        gpu: the NVML ``Device`` chosen, ``None`` unless ``kind="cuda"``.
         torch_dtype: ``"bfloat16"``, ``"float16"`` or ``"float32"``.
         compute_type: the CTranslate2 compute type (CTranslate2 has no MPS:
             on a Mac it is a CPU type).
@@ -104,7 +108,7 @@ def worker_rank(worker: Optional[int] = None, environ: Optional[Mapping[str, str
         if worker < 0:
             raise ValueError(f"worker must be >= 0, not {worker}")
         return worker
-    env = _host.environ() if environ is None else environ
+    env = current().environ if environ is None else environ
     raw = env.get("LOCAL_RANK", "").strip(" \t\n\r")
     # ASCII digits only: str.isdigit() is also true for '²' and other digits int() refuses.
     return int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
@@ -115,8 +119,8 @@ class DeviceAssigner:
     server's worker pool).  Thread-safe: concurrent ``next()`` calls get
     consecutive slots, so N workers over G GPUs differ by at most one."""
 
-    def __init__(self, select: Optional[Callable[..., DeviceChoice]] = None, **select_kwargs: Any) -> None:
-        self._select = select or select_device
+    def __init__(self, **select_kwargs: Any) -> None:
+        """``select_kwargs``: what every ``select_device`` call takes (``prefer``, ``min_free_bytes``, ...)."""
         self._kwargs = select_kwargs
         self._lock = threading.Lock()
         self._next = 0
@@ -125,22 +129,10 @@ class DeviceAssigner:
         with self._lock:
             slot = self._next
             self._next += 1
-        return self._select(worker=slot, **self._kwargs)
+        return select_device(worker=slot, **self._kwargs)
 
 
 # --------------------------------------------------------------------------- selection
-
-
-def _mps_available() -> bool:
-    if sys.platform != "darwin":
-        return False
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
-        return False
-    import torch
-
-    return bool(torch.backends.mps.is_available())
 
 
 def _rank(d: Device) -> Tuple[int, int, Tuple[int, int]]:
@@ -167,8 +159,10 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
     does not, every CUDA consumer goes to the CPU and the reason names the
     broken layer and its fix, as ``gpuboot doctor`` does; GPUs a context
     cannot be made on (exclusive-process mode, held by another process) are
-    skipped.  The CTranslate2 type is checked with
-    ``ctranslate2.get_supported_compute_types`` where ctranslate2 is installed.
+    skipped, and so are GPUs an installed consumer's GPU code cannot run on.
+    The CTranslate2 type is checked with ``ctranslate2.get_supported_compute_types``
+    where ctranslate2 is installed (the machine's ``ask_consumers``).  The machine is
+    ``machine.snapshot.current()``.
 
     Args:
         min_free_bytes: skip GPUs with less free memory (bytes).
@@ -177,7 +171,7 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
         cuda_ordinal: use the visible GPU with this CUDA ordinal; the
             precision rules run for that GPU.
         environ: where ``CUDA_VISIBLE_DEVICES``, ``CUDA_DEVICE_ORDER`` and
-            ``LOCAL_RANK`` are read (default ``os.environ``).
+            ``LOCAL_RANK`` are read, and the environment the driver is asked in (default ``os.environ``).
 
     Returns:
         A ``DeviceChoice``.  Never raises for a missing GPU or driver.
@@ -186,103 +180,113 @@ def select_device(*, min_free_bytes: Optional[int] = None, prefer: Preference = 
         ValueError: unknown ``prefer``, negative ``worker`` or
             ``min_free_bytes``, or a ``cuda_ordinal`` no visible GPU has.
     """
-    return _select(min_free_bytes=min_free_bytes, prefer=prefer, worker=worker, cuda_ordinal=cuda_ordinal,
-                   environ=environ)
-
-
-def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto", worker: Optional[int] = None,
-            cuda_ordinal: Optional[int] = None, environ: Optional[Mapping[str, str]] = None,
-            inventory: Optional[Inventory] = None, reconcile: bool = True, ct2_version: Optional[str] = None,
-            driver: Optional[DriverInfo] = None, probe: Any = None, cpu_threads: Optional[int] = None,
-            binaries: Optional[Mapping[str, Any]] = None) -> DeviceChoice:
-    """``select_device`` for gpuboot's own callers: ``inventory``, ``probe`` and ``cpu_threads`` already read
-    (doctor's),
-    ``reconcile=False`` (never import ctranslate2: doctor, workers), ``ct2_version`` known (``""``: none
-    installed), the driver check ``ensure()`` made, the consumers' ``binaries`` already read (doctor's)."""
     if prefer not in PREFERENCES:
         raise ValueError(f"prefer must be one of {', '.join(PREFERENCES)}, not {prefer!r}")
     if min_free_bytes is not None and min_free_bytes < 0:
         raise ValueError(f"min_free_bytes must be >= 0, not {min_free_bytes}")
-    env = _host.environ() if environ is None else environ
-    rank = worker_rank(worker, env)
-    inv = inventory if inventory is not None else _discover(environ=env, driver=driver)
-    threads = _host.cpu_threads() if cpu_threads is None else cpu_threads
+    machine = current()
+    if environ is not None and environ is not machine.environ:
+        machine = machine.replace(environ=environ)
+    rank = worker_rank(worker, machine.environ)
+    from ._gpus.nvml import discover
+
+    with machine.scope():
+        inv = discover()
     visible = list(inv.visible)
     warnings = list(inv.warnings)
-    usable = [d for d in visible if min_free_bytes is None or d.free_memory >= min_free_bytes]
-    if ct2_version is None:
-        ct2_version = _precision.ct2_version()
-    ct2_version = ct2_version or None  # "": the caller knows none is installed
-    real_nvml = _host.current().nvml is None  # a stand-in NVML is a simulated machine: its probe is the host's
-    if probe is None and inventory is None and visible and (real_nvml or _host.current().probe is not None):
-        from ._gpus.probe import probe_driver
+    probe = machine.probe if visible else None  # NVML lists GPUs: ask CUDA itself (cached; a child process)
+    usable = _usable(visible, min_free_bytes, probe, cuda_ordinal, warnings)
+    driver_cuda = inv.cuda_driver_version or probe_cuda(probe)
+    codes = {d.cuda_ordinal: gpu_code(machine, d, driver_cuda) for d in usable}
+    if usable and cuda_ordinal is None:
+        usable = _runnable(usable, codes, warnings)
+    if usable:
+        return _on_gpu(machine, inv, usable, codes, rank, cuda_ordinal, prefer, warnings, driver_cuda)
+    return _elsewhere(machine, inv, probe, min_free_bytes, prefer, warnings)
 
-        probe = probe_driver(environ=env)  # NVML lists GPUs: ask CUDA itself (cached; a child process)
-    cuda_says = cuda_verdict(probe) if visible else None
+
+def _usable(visible: List[Device], min_free_bytes: Optional[int], probe: Optional[DriverProbe],
+            cuda_ordinal: Optional[int], warnings: List[str]) -> List[Device]:
+    """The visible GPUs with the free memory asked for that CUDA can make a context on (or the one asked for);
+    none when NVML sees GPUs CUDA cannot use."""
+    usable = [d for d in visible if min_free_bytes is None or d.free_memory >= min_free_bytes]
     if probe is not None and probe.answered and probe.unavailable_ordinals:
         busy = set(probe.unavailable_ordinals)
         warnings.append("unavailable to new processes (CUDA_ERROR_DEVICE_UNAVAILABLE, 46): " +
                         ", ".join(f"cuda:{o}" for o in sorted(busy)))
         usable = [d for d in usable if d.cuda_ordinal not in busy]
-
     if cuda_ordinal is not None:
         wanted = [d for d in visible if d.cuda_ordinal == cuda_ordinal]
         if not wanted:
             seen = ", ".join(f"cuda:{d.cuda_ordinal}" for d in visible) or "none"
             raise ValueError(f"cuda_ordinal={cuda_ordinal}: no visible GPU has that CUDA ordinal (visible: {seen})")
         usable = wanted
-    if cuda_says is not None:
+    if visible and cuda_verdict(probe) is not None:
         usable = []  # NVML sees GPUs, CUDA cannot use them: every CUDA consumer goes to the CPU
-    driver_cuda = inv.cuda_driver_version or probe_cuda(probe)
-    codes = {d.cuda_ordinal: gpu_code(d, driver_cuda, binaries) for d in usable}
-    if usable and cuda_ordinal is None:
-        runnable = [d for d in usable if all(c.runs for c in codes[d.cuda_ordinal])]
-        if runnable and len(runnable) < len(usable):
-            skipped = [d for d in usable if d not in runnable]
-            warnings.append("not chosen, a consumer cannot run there: " + "; ".join(
-                c.line() for d in skipped for c in codes[d.cuda_ordinal] if not c.runs))
-            usable = runnable
-    if usable:
-        if cuda_ordinal is not None:
-            chosen = usable[0]
-            why = f"CUDA ordinal {cuda_ordinal} as asked"
-        elif rank is not None:
-            chosen = usable[rank % len(usable)]
-            why = f"worker {rank} of round-robin over {len(usable)} visible GPU(s)"
-        else:
-            chosen = max(usable, key=_rank)
-            why = (f"best of {len(usable)} visible GPU(s) by tensor cores, free memory and CC"
-                   if len(usable) > 1 else "the only visible GPU")
-        assert chosen.cuda_ordinal is not None
-        code = codes.get(chosen.cuda_ordinal, ())
-        by_name = {c.consumer: c for c in code}
-        warnings += [c.line() for c in code if c.verdict.kind == "jit"]
-        torch_code = by_name.get("torch")
-        torch_runs = torch_code is None or torch_code.runs
-        dtype = torch_dtype_for(chosen.compute_capability, prefer) if torch_runs else "float32"
-        torch_why = f"torch {dtype}" if torch_runs else f"torch on the CPU: {torch_code.line()}"  # type: ignore[union-attr]
-        ct2_code = by_name.get("ctranslate2")
-        too_old = driver_too_old(driver_cuda, ct2_version) or (
-            ct2_code.line() if ct2_code is not None and not ct2_code.runs else None)
-        if too_old:
-            ctype, ct_why = compute_type_for(None, prefer)
-            reason = f"CUDA {chosen.describe()}: {why}; CTranslate2 on the CPU: {too_old}; {ct_why}; {torch_why}"
-            return DeviceChoice(kind="cuda", cuda_ordinal=chosen.cuda_ordinal, gpu=chosen, torch_dtype=dtype,
-                                compute_type=ctype, ct2_device="cpu", cpu_threads=threads, reason=reason,
-                                candidates=tuple(visible), warnings=(*warnings, too_old),
-                                driver_cuda_version=inv.cuda_driver_version, gpu_code=code, torch_runs=torch_runs)
-        supported = ct2_supported(chosen.cuda_ordinal) if reconcile else None
-        ctype, ct_why = compute_type_for(chosen, prefer, ct2_version=ct2_version, supported=supported,
-                                         environ=env)
-        reason = f"CUDA {chosen.describe()}: {why}; CTranslate2 {ct_why}; {torch_why}"
-        return DeviceChoice(kind="cuda", cuda_ordinal=chosen.cuda_ordinal, gpu=chosen, torch_dtype=dtype,
-                            compute_type=ctype, ct2_device="cuda", cpu_threads=threads, reason=reason,
-                            candidates=tuple(visible), warnings=tuple(warnings),
-                            driver_cuda_version=inv.cuda_driver_version, gpu_code=code, torch_runs=torch_runs)
+    return usable
 
+
+def _runnable(usable: List[Device], codes: Mapping[Optional[int], Tuple[ConsumerCode, ...]],
+              warnings: List[str]) -> List[Device]:
+    """The GPUs every installed placement consumer's code runs on, when some are and some are not."""
+    runnable = [d for d in usable if all(c.runs for c in codes[d.cuda_ordinal])]
+    if not runnable or len(runnable) == len(usable):
+        return usable
+    skipped = [d for d in usable if d not in runnable]
+    warnings.append("not chosen, a consumer cannot run there: " + "; ".join(
+        c.line() for d in skipped for c in codes[d.cuda_ordinal] if not c.runs))
+    return runnable
+
+
+def _on_gpu(machine: Machine, inv: Inventory, usable: List[Device],
+            codes: Mapping[Optional[int], Tuple[ConsumerCode, ...]], rank: Optional[int],
+            cuda_ordinal: Optional[int], prefer: Preference, warnings: List[str],
+            driver_cuda: Optional[Tuple[int, int]]) -> DeviceChoice:
+    if cuda_ordinal is not None:
+        chosen, why = usable[0], f"CUDA ordinal {cuda_ordinal} as asked"
+    elif rank is not None:
+        chosen, why = usable[rank % len(usable)], f"worker {rank} of round-robin over {len(usable)} visible GPU(s)"
+    else:
+        chosen = max(usable, key=_rank)
+        why = (f"best of {len(usable)} visible GPU(s) by tensor cores, free memory and CC"
+               if len(usable) > 1 else "the only visible GPU")
+    assert chosen.cuda_ordinal is not None
+    code = codes.get(chosen.cuda_ordinal, ())
+    warnings += [c.line() for c in code if c.verdict.kind == "jit"]
+    torch_code = chooser(code, "torch_dtype")
+    torch_runs = torch_code is None or torch_code.runs
+    dtype = torch_dtype_for(chosen.compute_capability, prefer) if torch_runs else "float32"
+    torch_why = f"torch {dtype}" if torch_runs else f"torch on the CPU: {torch_code.line()}"  # type: ignore[union-attr]
+    ct2_code = chooser(code, "compute_type")
+    too_old = driver_too_old(machine, driver_cuda) or (
+        ct2_code.line() if ct2_code is not None and not ct2_code.runs else None)
+    common = dict(kind="cuda", cuda_ordinal=chosen.cuda_ordinal, gpu=chosen, torch_dtype=dtype,
+                  cpu_threads=machine.cpu_threads, candidates=tuple(inv.visible),
+                  driver_cuda_version=inv.cuda_driver_version, gpu_code=code, torch_runs=torch_runs)
+    if too_old:
+        ctype, ct_why = compute_type_for(None, prefer)
+        return DeviceChoice(compute_type=ctype, ct2_device="cpu", warnings=(*warnings, too_old),
+                            reason=f"CUDA {chosen.describe()}: {why}; CTranslate2 on the CPU: {too_old}; {ct_why}; "
+                                   f"{torch_why}", **common)  # type: ignore[arg-type]
+    row = compute_type_row()
+    supported = (row.compute_types(chosen.cuda_ordinal)
+                 if row is not None and row.compute_types is not None and machine.ask_consumers else None)
+    ctype, ct_why = compute_type_for(chosen, prefer, avoid=quirks_avoided(machine, chosen), supported=supported,
+                                     environ=machine.environ)
+    return DeviceChoice(compute_type=ctype, ct2_device="cuda", warnings=tuple(warnings),
+                        reason=f"CUDA {chosen.describe()}: {why}; CTranslate2 {ct_why}; {torch_why}",
+                        **common)  # type: ignore[arg-type]
+
+
+def _elsewhere(machine: Machine, inv: Inventory, probe: Optional[DriverProbe], min_free_bytes: Optional[int],
+               prefer: Preference, warnings: List[str]) -> DeviceChoice:
+    """MPS or the CPU, and why no GPU."""
+    visible = list(inv.visible)
+    env = machine.environ
+    cuda_says = cuda_verdict(probe) if visible else None
     if cuda_says is not None:
         gpu_why = f"NVML answers, CUDA does not: {cuda_says}"
-    elif visible and probe is not None and probe.answered and probe.unavailable_ordinals and not usable:
+    elif visible and probe is not None and probe.answered and probe.unavailable_ordinals:
         gpu_why = f"no visible GPU is available to this process ({warnings[-1]})"
     elif visible and min_free_bytes is not None:
         gpu_why = (f"no visible GPU has {min_free_bytes / 2**30:.1f} GiB free (best: "
@@ -290,21 +294,25 @@ def _select(*, min_free_bytes: Optional[int] = None, prefer: Preference = "auto"
     elif inv.devices and not visible:
         gpu_why = f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU"
     elif inv.error:
-        asks = inventory is None and (real_nvml or _host.current().probe is not None)
-        gpu_why = f"no usable GPU ({driver_cause(inv.error, probe, asks, env)})"
+        gpu_why = f"no usable GPU ({driver_cause(machine, inv.error)})"
     else:
         gpu_why = "no GPU found"
     ctype, ct_why = compute_type_for(None, prefer)
-    if _mps_available():
+    threads = machine.cpu_threads
+    if sys.platform == "darwin" and any(row.apple_gpu() for row in _placement_rows() if row.apple_gpu):
         return DeviceChoice(kind="mps", cuda_ordinal=None, gpu=None,
                             torch_dtype="float32" if prefer == "accuracy" else "float16", compute_type=ctype,
-                            ct2_device="cpu",
-                            cpu_threads=threads,
+                            ct2_device="cpu", cpu_threads=threads,
                             reason=f"MPS (Apple GPU): {gpu_why}; CTranslate2 has no MPS backend, so "
                             f"Whisper runs on the CPU: {ct_why}", candidates=tuple(visible), warnings=tuple(warnings),
                             driver_cuda_version=inv.cuda_driver_version)
     return DeviceChoice(kind="cpu", cuda_ordinal=None, gpu=None, torch_dtype="float32", compute_type=ctype,
                         ct2_device="cpu", cpu_threads=threads,
                         reason=f"CPU ({threads} threads): {gpu_why}; {ct_why}", candidates=tuple(visible),
-                        warnings=tuple(warnings),
-                        driver_cuda_version=inv.cuda_driver_version)
+                        warnings=tuple(warnings), driver_cuda_version=inv.cuda_driver_version)
+
+
+def _placement_rows() -> Tuple[Any, ...]:
+    from .consumers.table import CONSUMER_TABLE
+
+    return tuple(row for row in CONSUMER_TABLE if row.placement)

@@ -1,8 +1,6 @@
-"""GPU code (internal): what a consumer's binaries carry and whether a GPU runs it.
+"""GPU code (internal): whether a GPU runs the GPU code a consumer's binaries carry.
 
-The fatbins a binary carries (``fatbin``), the CUDA compatibility rules that
-judge them against a compute capability and a driver (``rules``), a consumer's
-own binaries and what they link (``files``), and each installed consumer
-judged against one GPU with the way out (``consumers``).  Nothing here loads a
-binary; ``select``, ``doctor`` and ``gpuboot.check_process`` use it.
+The CUDA compatibility rules that judge a binary's fatbins (``binaries/fatbin.py``) against a compute
+capability and a driver (``rules``), and each installed consumer judged against one GPU with the way out from
+its row (``consumers``).  Nothing here loads a binary; ``select``, ``doctor`` and ``check_process`` use it.
 """

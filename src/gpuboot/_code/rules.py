@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from typing import Dict, List, Literal, Optional, Sequence, Tuple
 
-from .._record import Record
-from .fatbin import Fatbin, GpuCode, Module
+from ..base.record import Record
+from ..binaries.fatbin import Fatbin, GpuCode, Module
 
 __all__ = ["PTX_ISA_CUDA", "PTX_ISA_SOURCE", "CodeVerdict", "judge", "ptx_needs_cuda", "cubin_runs", "ptx_runs",
            "JIT_CACHE_NOTE"]

@@ -1,8 +1,8 @@
-"""GPUs, the driver and precision (internal).
+"""GPUs, the driver and precision (internal): what the machine's driver facts mean.
 
-Driver presence (``driver``), the host's CPUs and RAM (``host``), NVML
-discovery (``nvml``, ``device``), ``CUDA_VISIBLE_DEVICES`` as CUDA reads it
-(``visible``), CUDA's own device order (``order``) and the dtype /
-``compute_type`` rules (``precision``).  The public faces are
-``gpuboot.devices``, ``gpuboot.select`` and ``gpuboot.memory``.
+NVML discovery over a ``Machine`` snapshot (``nvml``, ``device``), ``CUDA_VISIBLE_DEVICES`` as CUDA reads it
+(``visible``), the driver probe's answer as the broken layer and its fix (``causes``, ``cause_rules``), the
+cuda.h/nvml.h codes (``codes``) and the dtype / ``compute_type`` rules (``precision``).  The facts themselves
+are read in ``machine/`` (the driver check, the probe, CUDA's own order).  The public faces are ``gpuboot.select``
+and ``gpuboot.placement.memory``; ``gpuboot.discover`` and ``gpuboot.list_devices`` are ``nvml``'s.
 """

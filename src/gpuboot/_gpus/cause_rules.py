@@ -1,14 +1,15 @@
 """The driver cause rules: one small function per broken layer, each reading a ``DriverProbe`` and returning what it
-saw (``Seen``: title, fix, severity) or ``None``.  ``causes.CAUSES`` orders them and names each one's id, layer and
-source; the codes come from ``codes.py`` (cuda.h, nvml.h)."""
+saw (``Seen``: title, fix, severity) or ``None``, and ``CAUSES``, their table: each one's id, layer and source, in
+order (``causes.driver_causes`` asks them).  A new cause is one function and one row here; the codes come from
+``codes.py`` (cuda.h, nvml.h)."""
 
 from __future__ import annotations
 
 import os
-from typing import List, NamedTuple, Optional
+from typing import Callable, List, NamedTuple, Optional, Tuple
 
+from ..machine.probe import DriverProbe
 from .codes import COMPUTE_MODES, cuda_code, cuda_error, nvml_code, nvml_error
-from .probe import DriverProbe
 
 _CONTAINER_FIX = ("start the container with `docker run --gpus all ...` (or `--runtime=nvidia`; Kubernetes: a "
                   "`nvidia.com/gpu` resource limit) on a host with the NVIDIA Container Toolkit installed")
@@ -261,3 +262,50 @@ def not_answering(p: DriverProbe, wanted: bool) -> Optional[Seen]:
                 f"nvmlInit: {nvml_error(p.nvml_init)})",
                 "run `nvidia-smi` for the driver's own message; `gpuboot doctor --json` has the probe"
                 if _linux(p) else _WINDOWS_DRIVER_FIX)
+
+
+#: A rule: the probe and whether a GPU is wanted -> what it saw, or ``None``.
+RuleFunction = Callable[[DriverProbe, bool], Optional[Seen]]
+
+
+class CauseRule(NamedTuple):
+    """One row of ``CAUSES``."""
+
+    id: str
+    layer: str
+    rule: RuleFunction
+    source: str
+    then: bool = False  # keep asking the rules below after this one matched
+
+
+#: The rules, most fundamental layer first.
+CAUSES: Tuple[CauseRule, ...] = (
+    CauseRule("driver-probe-failed", "driver", probe_failed, "gpuboot probe: the child process hung or crashed"),
+    CauseRule("stub-libcuda", "library path", stub_libcuda, "cuda.h 34 CUDA_ERROR_STUB_LIBRARY"),
+    CauseRule("compat-unsupported-gpu", "compat library", compat_unsupported,
+              "CUDA Compatibility guide: forward compatibility; cuda.h 804"),
+    CauseRule("compat-older-than-driver", "compat library", compat_older, "CUDA Compatibility guide; cuda.h 803"),
+    CauseRule("wsl-linux-driver", "WSL", wsl_linux_driver,
+              "CUDA on WSL User Guide: do not install a Linux display driver in WSL"),
+    CauseRule("driver-version-mismatch", "driver", version_mismatch, "nvml.h 18 NVML_ERROR_LIB_RM_VERSION_MISMATCH"),
+    CauseRule("container-lost-gpus", "container", container_lost_gpus,
+              "NVIDIA/nvidia-container-toolkit#48; nvml.h 999"),
+    CauseRule("container-no-compute", "container", container_no_compute,
+              "NVIDIA Container Toolkit: driver capabilities"),
+    CauseRule("container-without-gpu", "container", container_without_gpu,
+              "NVIDIA Container Toolkit: docker run --gpus"),
+    CauseRule("stale-device-nodes", "device nodes", stale_nodes, "cuda.h 100 / nvml.h 9 with no /proc/driver/nvidia",
+              then=True),
+    CauseRule("kernel-module-not-loaded", "kernel module", kernel_module,
+              "nvml.h 9 NVML_ERROR_DRIVER_NOT_LOADED, cuda.h 100"),
+    CauseRule("libcuda-missing", "driver", libcuda_missing, "ctranslate2 and torch load libcuda.so.1 by name"),
+    CauseRule("fabric-manager-not-running", "fabric manager", fabric_manager,
+              "cuda.h 802 CUDA_ERROR_SYSTEM_NOT_READY; NVIDIA Fabric Manager user guide"),
+    CauseRule("cuda-unknown-error", "kernel module", cuda_unknown, "cuda.h 999 CUDA_ERROR_UNKNOWN"),
+    CauseRule("gpu-unavailable", "GPU", gpu_unavailable,
+              "cuda.h 46 CUDA_ERROR_DEVICE_UNAVAILABLE, CUcomputemode"),
+    CauseRule("no-gpu", "GPU", no_gpu, "cuda.h 100 CUDA_ERROR_NO_DEVICE"),
+    CauseRule("wsl-no-driver", "WSL", wsl_no_driver, "CUDA on WSL User Guide"),
+    CauseRule("no-driver", "driver", no_driver, "gpuboot probe: no NVIDIA library, kernel module or device node"),
+    CauseRule("driver-not-answering", "driver", not_answering, "gpuboot probe"),
+)

@@ -1,6 +1,6 @@
 """Causes, not codes: what a ``DriverProbe`` saw, mapped to the broken layer and the exact fix.
 
-``CAUSES`` is an ordered table, most fundamental layer first: each row names
+``CAUSES`` (``cause_rules.py``) is an ordered table, most fundamental layer first: each row names
 a stable id, the layer, a small rule function and the rule's source.  A rule
 reads only the probe (and whether a GPU is wanted) and returns what it saw --
 title, fix, severity -- or ``None``.  The first rule that matches ends the
@@ -22,33 +22,12 @@ cuda.h's own text for each code.  Layers: ``driver``, ``kernel module``,
 
 from __future__ import annotations
 
-from typing import Callable, List, NamedTuple, Optional, Tuple
+from typing import List, Optional, Tuple
 
-from .._record import Record
-from .cause_rules import (
-    Seen,
-    compat_older,
-    compat_unsupported,
-    container_lost_gpus,
-    container_no_compute,
-    container_without_gpu,
-    cuda_unknown,
-    fabric_manager,
-    gpu_unavailable,
-    kernel_module,
-    libcuda_missing,
-    no_driver,
-    no_gpu,
-    not_answering,
-    probe_failed,
-    stale_nodes,
-    stub_libcuda,
-    version_mismatch,
-    wsl_linux_driver,
-    wsl_no_driver,
-)
+from ..base.record import Record
+from ..machine.probe import DriverProbe
+from .cause_rules import CAUSES, CauseRule
 from .codes import COMPUTE_MODES, cuda_error, cuda_version_text, nvml_error
-from .probe import DriverProbe
 
 __all__ = ["Cause", "CauseRule", "CAUSES", "driver_causes", "cause_line", "DRIVER_MINIMUMS", "driver_minimum"]
 
@@ -90,53 +69,6 @@ class Cause(Record):
     def line(self) -> str:
         """``layer: title -- fix: ...``, the one line a reason or a trail carries."""
         return f"{self.layer}: {self.title} -- fix: {self.fix}"
-
-
-#: A rule: the probe and whether a GPU is wanted -> what it saw, or ``None``.
-RuleFunction = Callable[[DriverProbe, bool], Optional[Seen]]
-
-
-class CauseRule(NamedTuple):
-    """One row of ``CAUSES``."""
-
-    id: str
-    layer: str
-    rule: RuleFunction
-    source: str
-    then: bool = False  # keep asking the rules below after this one matched
-
-
-#: The rules, most fundamental layer first.
-CAUSES: Tuple[CauseRule, ...] = (
-    CauseRule("driver-probe-failed", "driver", probe_failed, "gpuboot probe: the child process hung or crashed"),
-    CauseRule("stub-libcuda", "library path", stub_libcuda, "cuda.h 34 CUDA_ERROR_STUB_LIBRARY"),
-    CauseRule("compat-unsupported-gpu", "compat library", compat_unsupported,
-              "CUDA Compatibility guide: forward compatibility; cuda.h 804"),
-    CauseRule("compat-older-than-driver", "compat library", compat_older, "CUDA Compatibility guide; cuda.h 803"),
-    CauseRule("wsl-linux-driver", "WSL", wsl_linux_driver,
-              "CUDA on WSL User Guide: do not install a Linux display driver in WSL"),
-    CauseRule("driver-version-mismatch", "driver", version_mismatch, "nvml.h 18 NVML_ERROR_LIB_RM_VERSION_MISMATCH"),
-    CauseRule("container-lost-gpus", "container", container_lost_gpus,
-              "NVIDIA/nvidia-container-toolkit#48; nvml.h 999"),
-    CauseRule("container-no-compute", "container", container_no_compute,
-              "NVIDIA Container Toolkit: driver capabilities"),
-    CauseRule("container-without-gpu", "container", container_without_gpu,
-              "NVIDIA Container Toolkit: docker run --gpus"),
-    CauseRule("stale-device-nodes", "device nodes", stale_nodes, "cuda.h 100 / nvml.h 9 with no /proc/driver/nvidia",
-              then=True),
-    CauseRule("kernel-module-not-loaded", "kernel module", kernel_module,
-              "nvml.h 9 NVML_ERROR_DRIVER_NOT_LOADED, cuda.h 100"),
-    CauseRule("libcuda-missing", "driver", libcuda_missing, "ctranslate2 and torch load libcuda.so.1 by name"),
-    CauseRule("fabric-manager-not-running", "fabric manager", fabric_manager,
-              "cuda.h 802 CUDA_ERROR_SYSTEM_NOT_READY; NVIDIA Fabric Manager user guide"),
-    CauseRule("cuda-unknown-error", "kernel module", cuda_unknown, "cuda.h 999 CUDA_ERROR_UNKNOWN"),
-    CauseRule("gpu-unavailable", "GPU", gpu_unavailable,
-              "cuda.h 46 CUDA_ERROR_DEVICE_UNAVAILABLE, CUcomputemode"),
-    CauseRule("no-gpu", "GPU", no_gpu, "cuda.h 100 CUDA_ERROR_NO_DEVICE"),
-    CauseRule("wsl-no-driver", "WSL", wsl_no_driver, "CUDA on WSL User Guide"),
-    CauseRule("no-driver", "driver", no_driver, "gpuboot probe: no NVIDIA library, kernel module or device node"),
-    CauseRule("driver-not-answering", "driver", not_answering, "gpuboot probe"),
-)
 
 
 def _evidence(p: DriverProbe) -> Tuple[str, ...]:

@@ -12,31 +12,15 @@ from __future__ import annotations
 import re
 from typing import Any, List, Mapping, Optional, Tuple
 
-from . import driver as _driver
 from .codes import cuda_version
 from .device import Device, Inventory
-from .driver import DriverInfo
-from .order import cuda_order_from_driver
 from .visible import apply_visibility
 
-
-def _host_environ() -> Mapping[str, str]:
-    from .._host import environ
-
-    return environ()
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ..machine.snapshot import Machine
 
 __all__ = ["discover", "list_devices"]
-
-def _nvml() -> Any:
-    """``pynvml``, or the current host's stand-in (``_host.Host.nvml``)."""
-    from .._host import current
-
-    given = current().nvml
-    if given is not None:
-        return given
-    import pynvml
-
-    return pynvml
 
 
 def _text(value: Any) -> str:
@@ -106,40 +90,33 @@ def _instance_ids(nvml: Any, handle: Any) -> Tuple[Optional[int], Optional[int]]
 def discover(*, environ: Optional[Mapping[str, str]] = None) -> Inventory:
     """Read every GPU through NVML and work out what CUDA will see.
 
-    Never raises for NVML's sake: no driver (``detect_driver``: a few
-    ``stat`` calls, checked before ``pynvml`` is even imported), no NVML
-    library or an NVML error on init gives an ``Inventory`` with ``error``
-    set; a GPU that cannot be read (no permission, lost, not supported) is
-    listed in ``skipped`` with the reason, and the others are still read.
-    Where GPUs of different models are visible and ``CUDA_DEVICE_ORDER`` is
-    not ``PCI_BUS_ID``, CUDA's own order is asked of the driver in a child
-    process (``cuda_order_from_driver``).
+    Never raises for NVML's sake: no driver (the machine's driver check: a few ``stat`` calls, made before
+    ``pynvml`` is even imported), no NVML library or an NVML error on init gives an ``Inventory`` with ``error``
+    set; a GPU that cannot be read (no permission, lost, not supported) is listed in ``skipped`` with the
+    reason, and the others are still read.  Where GPUs of different models are visible and
+    ``CUDA_DEVICE_ORDER`` is not ``PCI_BUS_ID``, CUDA's own order is asked of the driver in a child process
+    (``Machine.cuda_order``).  The machine is ``machine.snapshot.current()``; the inventory is read once per
+    snapshot and environment.
 
     Args:
         environ: where ``CUDA_VISIBLE_DEVICES`` and ``CUDA_DEVICE_ORDER`` are
-            read (default ``os.environ``).
+            read (default: the machine's environment, ``os.environ``).
     """
-    return _discover(environ=environ)
+    from ..machine.snapshot import current
+
+    machine = current()
+    env = machine.environ if environ is None else environ
+    key = ("inventory", env.get("CUDA_VISIBLE_DEVICES"), env.get("CUDA_DEVICE_ORDER"))
+    return machine.memo(key, lambda: _read(machine, env))
 
 
-def _discover(*, environ: Optional[Mapping[str, str]] = None, driver: Optional[DriverInfo] = None) -> Inventory:
-    """``discover()``, with a driver check already made (``ensure()``'s) not made again."""
-    from .._host import current
-
-    host = current()
-    env = _host_environ() if environ is None else environ
-    nvml = host.nvml  # a stand-in is the machine's NVML: no driver file check, and no CUDA order unless given
-    order_probe = host.cuda_order
-    if nvml is None and order_probe is None:
-        order_probe = lambda: cuda_order_from_driver(env)  # noqa: E731
+def _read(machine: Machine, env: Mapping[str, str]) -> Inventory:
+    found = machine.driver
+    if not found.present:  # no NVML to load: skip importing pynvml and a failing dlopen
+        return Inventory(error=f"no NVIDIA driver ({found.evidence})")
+    nvml = machine.nvml
     if nvml is None:
-        found = driver if driver is not None else _driver.detect_driver()
-        if not found.present:  # no NVML to load: skip importing pynvml and a failing dlopen
-            return Inventory(error=f"no NVIDIA driver ({found.evidence})")
-        try:
-            nvml = _nvml()
-        except ImportError:
-            return Inventory(error="nvidia-ml-py is not installed (pip install nvidia-ml-py)")
+        return Inventory(error="nvidia-ml-py is not installed (pip install nvidia-ml-py)")
     try:
         nvml.nvmlInit()
     except nvml.NVMLError as exc:
@@ -147,49 +124,51 @@ def _discover(*, environ: Optional[Mapping[str, str]] = None, driver: Optional[D
     except OSError as exc:
         return Inventory(error=f"NVML unavailable: {exc}")
     try:
-        driver_version: Optional[str]
-        try:
-            driver_version = _text(nvml.nvmlSystemGetDriverVersion())
-        except nvml.NVMLError:
-            driver_version = None
-        cuda_v: Optional[Tuple[int, int]]
-        try:
-            cuda_v = cuda_version(int(nvml.nvmlSystemGetCudaDriverVersion_v2()))
-        except (nvml.NVMLError, AttributeError):
-            cuda_v = None
-        try:
-            count = int(nvml.nvmlDeviceGetCount())
-        except nvml.NVMLError as exc:
-            return Inventory(driver_version=driver_version, cuda_driver_version=cuda_v,
-                             error=f"NVML cannot count GPUs: {type(exc).__name__}: {exc}")
-        devices: List[Device] = []
-        skipped: List[Tuple[int, str]] = []
-        for i in range(count):
-            try:
-                handle = nvml.nvmlDeviceGetHandleByIndex(i)
-                devices.append(_read_device(nvml, i, handle))
-            except nvml.NVMLError as exc:
-                skipped.append((i, f"{type(exc).__name__}: {exc}"))
-        order = env.get("CUDA_DEVICE_ORDER")
-        mixed = len({(d.name, d.compute_capability, d.total_memory) for d in devices}) > 1
-        bus_order = None
-        if mixed and order_probe is not None and (order or "").strip().upper() != "PCI_BUS_ID":
-            bus_order = order_probe()
-        visible, warnings = apply_visibility(devices, env.get("CUDA_VISIBLE_DEVICES"), order, bus_order)
-        by_uuid = {d.uuid: d.cuda_ordinal for d in visible}
-        devices = [d._replace(cuda_ordinal=by_uuid.get(d.uuid),
-                              mig_instances=tuple(m._replace(cuda_ordinal=by_uuid.get(m.uuid))
-                                                  for m in d.mig_instances)) for d in devices]
-        if env.get("CUDA_VISIBLE_DEVICES") is not None and devices and not visible:
-            warnings.append(f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU")
-        return Inventory(devices=tuple(devices), visible=tuple(visible), skipped=tuple(skipped),
-                         driver_version=driver_version, cuda_driver_version=cuda_v, error=None,
-                         warnings=tuple(warnings))
+        return _devices(machine, nvml, env)
     finally:
         try:
             nvml.nvmlShutdown()
         except Exception:  # shutdown failing must not hide the result
             pass
+
+
+def _devices(machine: Machine, nvml: Any, env: Mapping[str, str]) -> Inventory:
+    driver_version: Optional[str]
+    try:
+        driver_version = _text(nvml.nvmlSystemGetDriverVersion())
+    except nvml.NVMLError:
+        driver_version = None
+    cuda_v: Optional[Tuple[int, int]]
+    try:
+        cuda_v = cuda_version(int(nvml.nvmlSystemGetCudaDriverVersion_v2()))
+    except (nvml.NVMLError, AttributeError):
+        cuda_v = None
+    try:
+        count = int(nvml.nvmlDeviceGetCount())
+    except nvml.NVMLError as exc:
+        return Inventory(driver_version=driver_version, cuda_driver_version=cuda_v,
+                         error=f"NVML cannot count GPUs: {type(exc).__name__}: {exc}")
+    devices: List[Device] = []
+    skipped: List[Tuple[int, str]] = []
+    for i in range(count):
+        try:
+            handle = nvml.nvmlDeviceGetHandleByIndex(i)
+            devices.append(_read_device(nvml, i, handle))
+        except nvml.NVMLError as exc:
+            skipped.append((i, f"{type(exc).__name__}: {exc}"))
+    order = env.get("CUDA_DEVICE_ORDER")
+    mixed = len({(d.name, d.compute_capability, d.total_memory) for d in devices}) > 1
+    bus_order = machine.cuda_order if mixed and (order or "").strip().upper() != "PCI_BUS_ID" else None
+    visible, warnings = apply_visibility(devices, env.get("CUDA_VISIBLE_DEVICES"), order, bus_order)
+    by_uuid = {d.uuid: d.cuda_ordinal for d in visible}
+    devices = [d._replace(cuda_ordinal=by_uuid.get(d.uuid),
+                          mig_instances=tuple(m._replace(cuda_ordinal=by_uuid.get(m.uuid))
+                                              for m in d.mig_instances)) for d in devices]
+    if env.get("CUDA_VISIBLE_DEVICES") is not None and devices and not visible:
+        warnings.append(f"CUDA_VISIBLE_DEVICES={env.get('CUDA_VISIBLE_DEVICES')!r} hides every GPU")
+    return Inventory(devices=tuple(devices), visible=tuple(visible), skipped=tuple(skipped),
+                     driver_version=driver_version, cuda_driver_version=cuda_v, error=None,
+                     warnings=tuple(warnings))
 
 
 def list_devices(*, environ: Optional[Mapping[str, str]] = None) -> List[Device]:

@@ -25,25 +25,25 @@ CTranslate2 ``compute_type`` (CTranslate2 src/cuda/utils.cc, src/types.cc)
     * ``accuracy``: no int8 quantization: float16 (bfloat16 is not chosen:
       CTranslate2's ``auto`` never picks it and Whisper was trained in fp16),
       else float32.
-    * Quirks: CC 12.0 (RTX 50xx) with ctranslate2 < 4.7 fails int8 GEMMs
-      (CTranslate2 #1865, fixed #1982): no int8 there.  GTX 16xx (TU116/TU117,
-      CC 7.5 without tensor cores) give garbage "!" output in float16
-      (whisper-diarization #327): int8 instead.
-    * Reconciled with ``ctranslate2.get_supported_compute_types("cuda", i)``
-      when ctranslate2 imports and the call succeeds (it raises without a
-      driver).
+    * Quirks of a CTranslate2 build are its consumer row's (``Consumer.quirks``:
+      CC 12.0 with ctranslate2 < 4.7 fails int8 GEMMs, CTranslate2 #1865): the
+      caller passes the compute types they break as ``avoid``.  GTX 16xx
+      (TU116/TU117, CC 7.5 without tensor cores) give garbage "!" output in
+      float16 (whisper-diarization #327): int8 instead.
+    * Reconciled with what the installed CTranslate2 says the GPU supports
+      (``supported``: ``Consumer.compute_types``) when the caller asked it.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from typing import List, Literal, Mapping, Optional, Set, Tuple
+from typing import Dict, List, Literal, Mapping, Optional, Set, Tuple
 
 from .device import Device
 
-__all__ = ["torch_dtype_for", "compute_type_for", "lacks_tensor_cores", "ct2_version", "ct2_supported",
-           "NO_TENSOR_CORE_IDS", "ComputeType", "COMPUTE_TYPES", "Ct2Device", "TorchDtype"]
+__all__ = ["torch_dtype_for", "compute_type_for", "lacks_tensor_cores", "NO_TENSOR_CORE_IDS", "ComputeType",
+           "COMPUTE_TYPES", "Ct2Device", "TorchDtype"]
 
 #: A compute type CTranslate2 accepts, or "auto" (CTranslate2 docs, "Quantization").
 ComputeType = Literal["auto", "default", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
@@ -93,18 +93,14 @@ def _allow_fp16(environ: Optional[Mapping[str, str]]) -> bool:
     return env.get("CT2_CUDA_ALLOW_FP16", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _ct2_capabilities(device: Device, ct2_version: Optional[str],
-                      environ: Optional[Mapping[str, str]] = None) -> Tuple[bool, bool, bool, List[str]]:
-    """(int8, float16, bfloat16) support by CTranslate2's rules and quirks, with notes."""
+def _ct2_capabilities(device: Device, environ: Optional[Mapping[str, str]] = None
+                      ) -> Tuple[bool, bool, bool, List[str]]:
+    """(int8, float16, bfloat16) support by CTranslate2's rules and the GPU's quirks, with notes."""
     cc = device.compute_capability
     notes: List[str] = []
     int8 = cc[0] > 6 or cc == (6, 1)
     fp16 = cc[0] >= 7
     bf16 = cc[0] >= 8
-    if cc[0] == 12 and ct2_version is not None and _version_lt(ct2_version, "4.7"):
-        int8 = False
-        notes.append(f"no int8: ctranslate2 {ct2_version} < 4.7 fails int8 GEMMs on CC 12.0 "
-                     "(CTranslate2 #1865, fixed in #1982)")
     if lacks_tensor_cores(device):
         fp16 = False
         chip = f"PCI id {device.pci_device_id:#06x}" if device.pci_device_id else "its name"
@@ -116,22 +112,14 @@ def _ct2_capabilities(device: Device, ct2_version: Optional[str],
     return int8, fp16, bf16, notes
 
 
-def _version_lt(a: str, b: str) -> bool:
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        return Version(a) < Version(b)
-    except InvalidVersion:
-        return False
-
-
-def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_version: Optional[str] = None,
+def compute_type_for(device: Optional[Device], prefer: str = "auto", *, avoid: Optional[Mapping[str, str]] = None,
                      supported: Optional[Set[str]] = None,
                      environ: Optional[Mapping[str, str]] = None) -> Tuple[ComputeType, str]:
     """CTranslate2 compute type for ``device`` (``None``: the CPU) and the reason.
 
-    ``supported``, when given, is what ``ctranslate2.get_supported_compute_types``
-    returned; the choice falls back along the same order until it is in it.
+    ``avoid`` maps the compute types the installed build breaks on this GPU to why (its row's quirks);
+    ``supported``, when given, is what ``ctranslate2.get_supported_compute_types`` returned; the choice falls
+    back along the same order until it is in it.
     """
     chain: List[ComputeType]
     if device is None:
@@ -140,7 +128,7 @@ def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_vers
                "int8: CTranslate2's fastest CPU type (faster-whisper README: int8 1.54x faster than "
                "float32 for small on an i7-12700K)")
     else:
-        int8, fp16, _bf16, notes = _ct2_capabilities(device, ct2_version, environ)
+        int8, fp16, _bf16, notes = _ct2_capabilities(device, environ)
         chain = []
         if prefer in ("speed", "memory"):
             if int8 and fp16:
@@ -158,6 +146,12 @@ def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_vers
             if int8:
                 chain.append("int8")
         chain.append("float32")
+        why_not: Dict[str, List[str]] = {}
+        for t in chain:
+            if t in (avoid or {}):
+                why_not.setdefault((avoid or {})[t], []).append(t)
+        chain = [t for t in chain if t not in (avoid or {})]
+        notes += [f"no {', '.join(types)}: {reason}" for reason, types in why_not.items()]
         cc = f"CC {device.compute_capability[0]}.{device.compute_capability[1]}"
         first = chain[0]
         why = {
@@ -178,31 +172,3 @@ def compute_type_for(device: Optional[Device], prefer: str = "auto", *, ct2_vers
         fallback: ComputeType = "float32" if "float32" in supported or not known else known[0]
         return fallback, why + f"; none preferred is supported, using {fallback}"
     return chain[0], why
-
-
-def ct2_version() -> Optional[str]:
-    """The installed ctranslate2 version, from its (validated) metadata; ctranslate2 is not imported."""
-    from ..consumers import read_metadata
-
-    found = read_metadata("ctranslate2")
-    return found[0] if found else None
-
-
-def ct2_supported(ordinal: int) -> Optional[Set[str]]:
-    """``ctranslate2.get_supported_compute_types("cuda", ordinal)``, or ``None``
-    where ctranslate2 is absent or CUDA has no such device."""
-    import importlib.util
-
-    if importlib.util.find_spec("ctranslate2") is None:
-        return None
-    try:
-        import ctranslate2
-
-        # Without a usable CUDA device the first call raises, and later calls in
-        # the same process answer {"float32"} (ctranslate2 4.8.5): only a device
-        # that CUDA counts has a meaningful answer.
-        if ctranslate2.get_cuda_device_count() <= ordinal:
-            return None
-        return set(ctranslate2.get_supported_compute_types("cuda", ordinal))
-    except Exception:  # raises RuntimeError without a driver or CUDA device
-        return None

@@ -158,7 +158,7 @@ def alias(library: Library, alias_name: str) -> Path:
             or not writable (read-only, a full or read-only file system), with its fix.
         NotImplementedError: on Windows (DLL names cannot be aliased).
     """
-    from .._record import expect
+    from ..base.record import expect
 
     expect(library, Library, "library", "from gpuboot.locate()")
     expect(alias_name, str, "alias_name", "a shared-object name such as 'libcudnn.so'")

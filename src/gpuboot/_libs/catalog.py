@@ -30,7 +30,7 @@ Facts worth knowing, all visible in those lists:
 
 from __future__ import annotations
 
-from .._record import Record
+from ..base.record import Record
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def _cuda(
     return out
 
 
-def _spec(name: str, component: str, linux: Mapping[int, str | tuple[str, ...]],
+def _entry(name: str, component: str, linux: Mapping[int, str | tuple[str, ...]],
           windows: Mapping[int, str | tuple[str, ...]], wheel: str | Mapping[int, str],
           depends: tuple[str, ...] = ()) -> LibrarySpec:
     return LibrarySpec(name=name, component=component, key=KEY_CUDA,
@@ -159,65 +159,65 @@ _CUDNN8_PARTS = ("cudnn_ops_infer", "cudnn_ops_train", "cudnn_cnn_infer", "cudnn
                  "cudnn_adv_infer", "cudnn_adv_train")
 
 _SPECS: tuple[LibrarySpec, ...] = (
-    _spec("cudart", "cuda_runtime",
+    _entry("cudart", "cuda_runtime",
           {11: "libcudart.so.11.0", 12: "libcudart.so.12", 13: "libcudart.so.13"},
           {11: "cudart64_110.dll", 12: "cudart64_12.dll", 13: "cudart64_13.dll"},
           "nvidia-cuda-runtime"),
-    _spec("cublasLt", "cublas",
+    _entry("cublasLt", "cublas",
           {11: "libcublasLt.so.11", 12: "libcublasLt.so.12", 13: "libcublasLt.so.13"},
           {11: "cublasLt64_11.dll", 12: "cublasLt64_12.dll", 13: "cublasLt64_13.dll"},
           "nvidia-cublas"),
     # torch/__init__.py _preload_cuda_deps loads cublasLt before cublas so that
     # libcublas's NEEDED libcublasLt is satisfied by the wheel's copy.
-    _spec("cublas", "cublas",
+    _entry("cublas", "cublas",
           {11: "libcublas.so.11", 12: "libcublas.so.12", 13: "libcublas.so.13"},
           {11: "cublas64_11.dll", 12: "cublas64_12.dll", 13: "cublas64_13.dll"},
           "nvidia-cublas", depends=("cublasLt",)),
-    _spec("nvrtc", "cuda_nvrtc",
+    _entry("nvrtc", "cuda_nvrtc",
           {11: "libnvrtc.so.11.2", 12: "libnvrtc.so.12", 13: "libnvrtc.so.13"},
           {11: "nvrtc64_112_0.dll", 12: "nvrtc64_120_0.dll", 13: "nvrtc64_130_0.dll"},
           "nvidia-cuda-nvrtc"),
-    _spec("nvjitlink", "nvjitlink",
+    _entry("nvjitlink", "nvjitlink",
           {12: "libnvJitLink.so.12", 13: "libnvJitLink.so.13"},
           {12: "nvJitLink_120_0.dll", 13: "nvJitLink_130_0.dll"},
           "nvidia-nvjitlink"),
-    _spec("cufft", "cufft",
+    _entry("cufft", "cufft",
           {11: "libcufft.so.10", 12: "libcufft.so.11", 13: "libcufft.so.12"},
           {11: "cufft64_10.dll", 12: "cufft64_11.dll", 13: "cufft64_12.dll"},
           "nvidia-cufft"),
-    _spec("curand", "curand",
+    _entry("curand", "curand",
           {11: "libcurand.so.10", 12: "libcurand.so.10", 13: "libcurand.so.10"},
           {11: "curand64_10.dll", 12: "curand64_10.dll", 13: "curand64_10.dll"},
           "nvidia-curand"),
-    _spec("cusparse", "cusparse",
+    _entry("cusparse", "cusparse",
           {11: "libcusparse.so.11", 12: "libcusparse.so.12", 13: "libcusparse.so.12"},
           {11: "cusparse64_11.dll", 12: "cusparse64_12.dll", 13: "cusparse64_12.dll"},
           "nvidia-cusparse", depends=("nvjitlink",)),
-    _spec("cusolver", "cusolver",
+    _entry("cusolver", "cusolver",
           {11: "libcusolver.so.11", 12: "libcusolver.so.11", 13: "libcusolver.so.12"},
           {11: "cusolver64_11.dll", 12: "cusolver64_11.dll", 13: "cusolver64_12.dll"},
           "nvidia-cusolver", depends=("cublasLt", "cublas", "nvjitlink", "cusparse")),
-    _spec("cupti", "cuda_cupti",
+    _entry("cupti", "cuda_cupti",
           {11: "libcupti.so.11.*", 12: "libcupti.so.12", 13: "libcupti.so.13"},
           {11: "cupti64_20*.dll", 12: "cupti64_20*.dll", 13: "cupti64_13.dll"},
           "nvidia-cuda-cupti"),
-    _spec("cufftw", "cufft",
+    _entry("cufftw", "cufft",
           {12: "libcufftw.so.11", 13: "libcufftw.so.12"},
           {12: "cufftw64_11.dll", 13: "cufftw64_12.dll"},
           "nvidia-cufft", depends=("cufft",)),
-    _spec("cusolverMg", "cusolver",
+    _entry("cusolverMg", "cusolver",
           {12: "libcusolverMg.so.11", 13: "libcusolverMg.so.12"},
           {12: "cusolverMg64_11.dll", 13: "cusolverMg64_12.dll"},
           "nvidia-cusolver", depends=("cublasLt", "cublas", "nvjitlink")),
-    _spec("nvblas", "cublas",
+    _entry("nvblas", "cublas",
           {11: "libnvblas.so.11", 12: "libnvblas.so.12", 13: "libnvblas.so.13"},
           {11: "nvblas64_11.dll", 12: "nvblas64_12.dll", 13: "nvblas64_13.dll"},
           "nvidia-cublas", depends=("cublasLt", "cublas")),
-    _spec("nvfatbin", "nvfatbin",
+    _entry("nvfatbin", "nvfatbin",
           {12: "libnvfatbin.so.12", 13: "libnvfatbin.so.13"},
           {12: "nvfatbin_120_0.dll", 13: "nvfatbin_130_0.dll"},
           "nvidia-nvfatbin"),
-    _spec("nvjpeg", "nvjpeg",
+    _entry("nvjpeg", "nvjpeg",
           {12: "libnvjpeg.so.12", 13: "libnvjpeg.so.13"},
           {12: "nvjpeg64_12.dll", 13: "nvjpeg64_13.dll"},
           "nvidia-nvjpeg"),
@@ -225,33 +225,33 @@ _SPECS: tuple[LibrarySpec, ...] = (
     # as unversioned libnvvm.so), CUDA 13 as nvidia-nvvm in the cu13 directory.  Its
     # soname is libnvvm.so.4 in both (NVVM's own ABI version), so the directory or
     # the owning wheel tells the CUDA major.
-    _spec("nvvm", "cuda_nvcc",
+    _entry("nvvm", "cuda_nvcc",
           {12: ("libnvvm.so", "libnvvm.so.4"), 13: "libnvvm.so.4"},
           {12: "nvvm64_40_0.dll", 13: "nvvm64_40_0.dll"},
           {12: "nvidia-cuda-nvcc-cu12", 13: "nvidia-nvvm"}),
     # cuFile (GPUDirect Storage): Linux only; the same soname for CUDA 12 and 13.
-    _spec("cufile", "cufile", {12: "libcufile.so.0", 13: "libcufile.so.0"}, {}, "nvidia-cufile"),
+    _entry("cufile", "cufile", {12: "libcufile.so.0", 13: "libcufile.so.0"}, {}, "nvidia-cufile"),
     # NPP: nppc is the core every other NPP library needs.
-    _spec("nppc", "npp", {12: "libnppc.so.12", 13: "libnppc.so.13"}, {12: "nppc64_12.dll", 13: "nppc64_13.dll"},
+    _entry("nppc", "npp", {12: "libnppc.so.12", 13: "libnppc.so.13"}, {12: "nppc64_12.dll", 13: "nppc64_13.dll"},
           "nvidia-npp"),
-    *(_spec(n, "npp", {12: f"lib{n}.so.12", 13: f"lib{n}.so.13"}, {12: f"{n}64_12.dll", 13: f"{n}64_13.dll"},
+    *(_entry(n, "npp", {12: f"lib{n}.so.12", 13: f"lib{n}.so.13"}, {12: f"{n}64_12.dll", 13: f"{n}64_13.dll"},
             "nvidia-npp", depends=("nppc",))
       for n in ("nppial", "nppicc", "nppidei", "nppif", "nppig", "nppim", "nppist", "nppisu", "nppitc", "npps")),
     # Math libraries outside the toolkit's wheel family: the CUDA major stays in
     # the wheel name for CUDA 13 too, and one file name serves both majors (the
     # directory -- cu12/cu13 -- or the owning wheel tells them apart).
-    _spec("cusparseLt", "cusparselt", {12: "libcusparseLt.so.0", 13: "libcusparseLt.so.0"},
+    _entry("cusparseLt", "cusparselt", {12: "libcusparseLt.so.0", 13: "libcusparseLt.so.0"},
           {12: "cusparseLt.dll", 13: "cusparseLt_13.dll"},
           {12: "nvidia-cusparselt-cu12", 13: "nvidia-cusparselt-cu13"}),
-    _spec("cudss", "", {12: "libcudss.so.1", 13: "libcudss.so.1"}, {12: "cudss64_1.dll", 13: "cudss64_1.dll"},
+    _entry("cudss", "", {12: "libcudss.so.1", 13: "libcudss.so.1"}, {12: "cudss64_1.dll", 13: "cudss64_1.dll"},
           {12: "nvidia-cudss-cu12", 13: "nvidia-cudss-cu13"}, depends=("cublasLt", "cublas")),
-    _spec("cutensor", "cutensor", {12: "libcutensor.so.2", 13: "libcutensor.so.2"},
+    _entry("cutensor", "cutensor", {12: "libcutensor.so.2", 13: "libcutensor.so.2"},
           {12: "cutensor.dll", 13: "cutensor.dll"}, {12: "cutensor-cu12", 13: "cutensor-cu13"},
           depends=("cublasLt",)),
-    _spec("cutensorMg", "cutensor", {12: "libcutensorMg.so.2", 13: "libcutensorMg.so.2"},
+    _entry("cutensorMg", "cutensor", {12: "libcutensorMg.so.2", 13: "libcutensorMg.so.2"},
           {12: "cutensorMg.dll", 13: "cutensorMg.dll"}, {12: "cutensor-cu12", 13: "cutensor-cu13"},
           depends=("cutensor", "cublasLt")),
-    _spec("nvshmem", "nvshmem", {12: "libnvshmem_host.so.3", 13: "libnvshmem_host.so.3"}, {},
+    _entry("nvshmem", "nvshmem", {12: "libnvshmem_host.so.3", 13: "libnvshmem_host.so.3"}, {},
           {12: "nvidia-nvshmem-cu12", 13: "nvidia-nvshmem-cu13"}),
     # cuDNN: asking for "cudnn" loads the shim and, for cuDNN 9, every part
     # (onnxruntime.preload_dlls loads only libcudnn.so.9 and leaves the parts to

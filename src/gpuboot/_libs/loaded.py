@@ -11,32 +11,11 @@ its real path.
 from __future__ import annotations
 
 import os
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, Optional
 
-from .binary import soname_of
+from ..binaries.names import soname_of
 
-__all__ = ["mapped_paths", "LoadedView"]
-
-
-def mapped_paths(maps: str = "/proc/self/maps") -> List[str]:
-    """Paths of the shared objects mapped into this process, first seen first
-    (``[]`` where ``/proc`` is absent; the current host's list when it gives one)."""
-    from .._host import current
-
-    given = current().loaded
-    if given is not None:
-        return list(given)
-    try:
-        with open(maps) as f:
-            text = f.read()
-    except OSError:
-        return []
-    seen: Dict[str, None] = {}
-    for line in text.splitlines():
-        parts = line.split(None, 5)
-        if len(parts) == 6 and parts[5].startswith("/") and ".so" in parts[5]:
-            seen.setdefault(parts[5], None)
-    return list(seen)
+__all__ = ["LoadedView"]
 
 
 class LoadedView:
@@ -49,10 +28,6 @@ class LoadedView:
             for name in (soname_of(real), os.path.basename(path)):
                 if name:
                     self.by_soname.setdefault(name, real)
-
-    @classmethod
-    def of_this_process(cls) -> LoadedView:
-        return cls(mapped_paths())
 
     def loaded(self, soname: str) -> Optional[str]:
         """The real path of the object loaded under ``soname``, or ``None``."""

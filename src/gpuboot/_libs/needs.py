@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
-from .._record import Record
-from ..consumers import Need
+from ..base.record import Record
+from ..consumers.types import Need
 from .resolve import resolve
 from .types import Library, MissingLibrary, Resolution
+
+if TYPE_CHECKING:
+    from ..machine.snapshot import Machine
 
 __all__ = ["NeedsPlan", "resolve_need", "resolve_needs", "FALLBACK"]
 
@@ -31,14 +34,12 @@ class NeedsPlan(Record):
     cuda_majors: Tuple[int, ...]
 
 
-def resolve_need(need: Need, *, with_optional: bool = True, search_paths: Optional[Sequence[str]] = None,
-                 platform: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> Resolution:
-    """The files one consumer needs, at its CUDA major (and cuDNN major where
+def resolve_need(machine: Machine, need: Need, *, with_optional: bool = True) -> Resolution:
+    """The files one consumer needs on ``machine``, at its CUDA major (and cuDNN major where
     cuDNN is required); with ``with_optional``, also what it uses when present."""
-    return resolve(need.libraries, cuda_major=need.cuda_major,
+    return resolve(machine, need.libraries, cuda_major=need.cuda_major,
                    cudnn_major=need.cudnn_major if "cudnn" in need.libraries else None,
-                   optional=need.optional if with_optional else (), search_paths=search_paths,
-                   platform=platform, environ=environ)
+                   optional=need.optional if with_optional else ())
 
 
 def _groups(needs: Sequence[Need]) -> List[Tuple[Optional[int], Optional[int], Tuple[str, ...], Tuple[str, ...]]]:
@@ -54,8 +55,7 @@ def _groups(needs: Sequence[Need]) -> List[Tuple[Optional[int], Optional[int], T
     return out or [(None, None, (), FALLBACK)]
 
 
-def resolve_needs(needs: Sequence[Need], *, search_paths: Optional[Sequence[str]] = None,
-                  platform: Optional[str] = None, environ: Optional[Mapping[str, str]] = None) -> NeedsPlan:
+def resolve_needs(machine: Machine, needs: Sequence[Need]) -> NeedsPlan:
     """Resolve ``needs`` together: needs of one CUDA/cuDNN major share one
     resolution (one location where possible); with no needs, whatever of
     ``FALLBACK`` is found, nothing reported missing."""
@@ -63,8 +63,7 @@ def resolve_needs(needs: Sequence[Need], *, search_paths: Optional[Sequence[str]
     missing: List[MissingLibrary] = []
     majors: List[int] = []
     for cuda_major, cudnn_major, required, optional in _groups(needs):
-        res = resolve(required, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional,
-                      search_paths=search_paths, platform=platform, environ=environ)
+        res = resolve(machine, required, cuda_major=cuda_major, cudnn_major=cudnn_major, optional=optional)
         if res.cuda_major is not None and res.cuda_major not in majors:
             majors.append(res.cuda_major)
         libraries.extend(lib for lib in res.libraries if all(lib.path != o.path for o in libraries))

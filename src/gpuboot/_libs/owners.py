@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+from ..base import canonical_name
 
 __all__ = ["Owners", "OWNER_CACHE", "OWNER_PREFIXES"]
 
@@ -109,7 +110,7 @@ def _owner_map(root: Path) -> Dict[str, Tuple[str, str]]:
         records.append((record, _mtime(record)))
         name, version = _metadata_name_version(info_dir)
         name = name or entry[: -len(".dist-info")].rsplit("-", 1)[0]
-        canonical = re.sub(r"[-_.]+", "-", name).lower()
+        canonical = canonical_name(name)
         for rel in _record_paths(record):
             rel = rel.replace("\\", "/")
             if rel.startswith("/") or ".." in rel.split("/"):

@@ -40,22 +40,14 @@ def _ancestor_safe(path: str) -> bool:
     return not (mode & stat.S_IWOTH) or bool(mode & stat.S_ISVTX)
 
 
-def search_roots(search_paths: Optional[Sequence[str]]) -> List[Path]:
-    """The wheel roots to search: ``search_paths``, or the current host's
-    (``_host.Host.search_paths``), or ``sys.path``, without empty or relative
-    entries (both mean the current directory), repeats, or -- for ``sys.path``
-    -- the current directory itself (``python -m`` puts it there: never a
-    library path)."""
-    import sys
-
-    if search_paths is None:
-        from .._host import current
-
-        search_paths = current().search_paths
+def search_roots(search_paths: Sequence[str]) -> List[Path]:
+    """The wheel roots to search: ``search_paths`` (a ``Machine``'s: ``sys.path`` or what the caller gave)
+    without empty or relative entries (both mean the current directory), repeats, or the current directory
+    itself by any absolute path (``python -m`` puts it on ``sys.path``: never a library path)."""
     roots: List[Path] = []
     seen: Set[str] = set()
-    cwd: Optional[Tuple[int, int]] = _identity(".") if search_paths is None else None
-    for entry in (sys.path if search_paths is None else search_paths):
+    cwd = _identity(".")
+    for entry in search_paths:
         if not entry or not os.path.isabs(entry):
             continue
         if cwd is not None and _identity(entry) == cwd:  # the current directory, by any path

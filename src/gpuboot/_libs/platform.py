@@ -23,15 +23,11 @@ def current_platform() -> Platform:
 
 
 def check_platform(platform: Optional[str] = None) -> Platform:
-    """``platform``, or when ``None`` the current host's (``_host.Host.platform``, else this machine's).
+    """``platform`` (a ``Machine``'s), or when ``None`` this process's.
 
     Raises:
         ValueError: neither ``"linux"`` nor ``"win32"``.
     """
-    if platform is None:
-        from .._host import current
-
-        platform = current().platform
     if platform is None:
         return current_platform()
     if platform in ("linux", "win32"):

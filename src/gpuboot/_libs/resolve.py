@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import _host
 from . import catalog as cat
 from .platform import check_platform
 from .search import Candidate, Search
 from .types import Library, MissingLibrary, Resolution
 from .wheels import install_command, install_requirement
+
+if TYPE_CHECKING:
+    from ..machine.snapshot import Machine
 
 __all__ = ["resolve", "locate"]
 
@@ -40,12 +42,10 @@ def _fits(c: Candidate, cuda_major: Optional[int], cudnn_major: Optional[int]) -
     return True
 
 
-def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
-            cudnn_major: Optional[int] = None, optional: Sequence[str] = (),
-            search_paths: Optional[Sequence[str]] = None, platform: Optional[str] = None,
-            environ: Optional[Mapping[str, str]] = None) -> Resolution:
-    """See ``gpuboot.locate.resolve``."""
-    plat = check_platform(platform)
+def resolve(machine: Machine, names: Sequence[str], *, cuda_major: Optional[int] = None,
+            cudnn_major: Optional[int] = None, optional: Sequence[str] = ()) -> Resolution:
+    """``names`` resolved to the files of one CUDA major on ``machine`` (see ``gpuboot.locate.resolve``)."""
+    plat = check_platform(machine.platform)
     required = _expand(list(names))
     asked = [n for n in _expand(list(optional)) if n not in required]
     # What the libraries use when present (cuDNN -> nvrtc) comes along, never reported missing.
@@ -61,8 +61,7 @@ def resolve(names: Sequence[str], *, cuda_major: Optional[int] = None,
     parts = _expand(parts)
     all_names = required + [n for n in opt if n not in required] + [p for p in parts if p not in required + opt]
     specs = [cat.spec(n) for n in all_names]
-    search = Search(plat, search_paths, _host.environ() if environ is None else environ)
-    cands = search.candidates(specs, cuda_major)
+    cands = Search(machine).candidates(specs, cuda_major)
 
     chosen_cuda = cuda_major
     if chosen_cuda is None:
@@ -145,16 +144,14 @@ def _choose_major(names: Sequence[str], cands: Mapping[str, List[Candidate]]) ->
     return best_major
 
 
-def locate(names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] = None,
-           search_paths: Optional[Sequence[str]] = None, platform: Optional[str] = None,
+def locate(machine: Machine, names: Optional[Sequence[str]] = None, *, cuda_major: Optional[int] = None,
            cudnn_major: Optional[int] = None) -> List[Library]:
-    """See ``gpuboot.locate.locate``."""
+    """The files of ``names`` on ``machine``, load order; with ``names=None`` every catalog library found at every
+    version, search order (see ``gpuboot.locate.locate``)."""
     if names is not None:
-        return list(resolve(names, cuda_major=cuda_major, cudnn_major=cudnn_major,
-                            search_paths=search_paths, platform=platform).libraries)
-    plat = check_platform(platform)
+        return list(resolve(machine, names, cuda_major=cuda_major, cudnn_major=cudnn_major).libraries)
     specs = [cat.spec(n) for n in cat.WHEEL_LIBRARIES]
-    cands = Search(plat, search_paths, _host.environ()).candidates(specs)
+    cands = Search(machine).candidates(specs)
     found = [c for n in cat.WHEEL_LIBRARIES for c in cands[n]
              if cuda_major is None or cuda_major in c.majors]
     return [c.library for c in sorted(found, key=lambda c: c.order)]

@@ -5,23 +5,23 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
+from ..binaries.names import soname_of
 from . import catalog as cat
-from .binary import soname_of
 from .owners import Owners
 from .pathsafety import safe_directory, search_roots
+from .platform import check_platform
 from .types import Library
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from ..machine.snapshot import Machine
     from .types import Platform, Source
 
-__all__ = ["Candidate", "Search", "ldconfig_cache", "identify"]
+__all__ = ["Candidate", "Search", "identify"]
 
 _CU_DIR = re.compile(r"^cu(\d+)$")
 _DIST_CU = re.compile(r"-cu(\d+)$")
@@ -155,13 +155,14 @@ def identify(spec: cat.LibrarySpec, platform: Platform, path: Path, filename: st
 
 
 class Search:
-    """One search over every source; gathers candidates for a set of names."""
+    """One search over every source of a ``Machine`` snapshot (its platform, wheel roots, environment and
+    loader cache); gathers candidates for a set of names."""
 
-    def __init__(self, platform: Platform, search_paths: Optional[Sequence[str]],
-                 environ: Mapping[str, str]) -> None:
-        self.platform = platform
-        self.environ = environ
-        self.roots: List[Path] = search_roots(search_paths)
+    def __init__(self, machine: Machine) -> None:
+        self.platform: Platform = check_platform(machine.platform)
+        self.environ = machine.environ
+        self.roots: List[Path] = search_roots(machine.search_paths)
+        self.machine = machine
 
     def candidates(self, specs: Sequence[cat.LibrarySpec],
                    cuda_major: Optional[int] = None) -> Dict[str, List[Candidate]]:
@@ -241,7 +242,7 @@ class Search:
                         out.append((s, Candidate(library=cand.library, order=order, majors=cand.majors)))
                         order += 1
             return out
-        cache = ldconfig_cache()
+        cache = self.machine.ldconfig
         for s in specs:
             # The cache may name one file twice (libnvvm.so -> libnvvm.so.4 and
             # libnvvm.so.4): each real file once, under the name its binary
@@ -275,34 +276,3 @@ def _part_of_another_cudnn(s: cat.LibrarySpec, found: Mapping[str, List[Candidat
     if s.key != cat.KEY_CUDNN or s.name == "cudnn" or not cudnn:
         return False
     return not any(c.library.major in s.variants for c in cudnn)
-
-
-_LDCONFIG_CACHE: Optional[Dict[str, List[str]]] = None
-
-
-def ldconfig_cache() -> Dict[str, List[str]]:
-    """soname -> paths from ``ldconfig -p`` for this machine's word size, read
-    once per process.  Empty where ldconfig is absent (Alpine, macOS)."""
-    global _LDCONFIG_CACHE
-    if _LDCONFIG_CACHE is not None:
-        return _LDCONFIG_CACHE
-    table: Dict[str, List[str]] = {}
-    exe = next((p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig") if os.path.exists(p)), None)
-    if exe is not None:
-        try:
-            text = subprocess.run([exe, "-p"], capture_output=True, text=True, timeout=10,
-                                  env={"LC_ALL": "C", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}).stdout
-        except (OSError, subprocess.SubprocessError):
-            text = ""
-        want64 = sys.maxsize > 2**32
-        for line in text.splitlines():
-            m = re.match(r"\s+(\S+) \(([^)]*)\) => (/\S.*)$", line)
-            if not m:
-                continue
-            flags = m.group(2)
-            is64 = "64" in flags
-            if is64 != want64:
-                continue
-            table.setdefault(m.group(1), []).append(m.group(3))
-    _LDCONFIG_CACHE = table
-    return table

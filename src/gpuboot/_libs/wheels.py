@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._quote import command_line
+from ..base.quote import command_line
 from .catalog import KEY_CUDA, KEY_DRIVER, spec
 
 __all__ = ["install_requirement", "install_command"]

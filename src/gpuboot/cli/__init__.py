@@ -51,7 +51,7 @@ def _command(name: str) -> Any:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from ..base import __version__
 
     p = _Parser(prog=PROG, description="Make GPU ML apps start right: find, load and check NVIDIA libraries.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

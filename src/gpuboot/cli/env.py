@@ -13,7 +13,7 @@ SUMMARY = "print the environment child processes need to find the wheel librarie
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..shellenv import SHELLS
+    from ..startup.shellenv import SHELLS
 
     parser.add_argument("--shell", choices=SHELLS, default=None,
                         help="the shell to write for (default: bash; powershell on Windows)")
@@ -23,9 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .._libs.platform import check_platform, library_path_variable
-    from ..shellenv import env_directories, render, snippets
+    from ..machine.snapshot import current
+    from ..startup.shellenv import env_directories, render, snippets
 
-    plat = check_platform()
+    plat = check_platform(current().platform)
     shell = args.shell or ("powershell" if plat == "win32" else "bash")
     dirs = env_directories(plat)
     if args.json:

@@ -1,4 +1,4 @@
-"""``gpuboot hook install|uninstall|status``: the opt-in start-up hook (``gpuboot/hook.py``, ``gpuboot_hook``)."""
+"""``gpuboot hook install|uninstall|status``: the opt-in start-up hook (``startup/hook.py``, ``gpuboot_hook``)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..hook import hook_path, import_names, install_hook, uninstall_hook, user_site
+    from ..startup.hook import hook_path, import_names, install_hook, uninstall_hook, user_site
 
     if args.user:
         args.site = user_site()

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
-from .._record import Record
-from ..errors import GpubootError
+from ..base.record import Record
+from ..errors import GpubootError, OutputDirError
 from ..whisper.audio import SPECIAL_FILES, special_kind
 
 __all__ = ["AUDIO_SUFFIXES", "SPECIAL_FILES", "WRITE_FIXES", "Input", "Refused", "shown", "expand", "special_kind",
@@ -70,10 +70,6 @@ class Refused(Record):
     path: str
     message: str
     fix: str
-
-
-class OutputDirError(GpubootError):
-    """The output directory cannot take transcripts (checked before any transcription)."""
 
 
 def expand(paths: Iterable[str]) -> Tuple[List[str], List[Refused]]:

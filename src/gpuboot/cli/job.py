@@ -1,4 +1,5 @@
-"""One ``gpuboot transcribe`` job: its settings, and one file transcribed and rendered.
+"""One ``gpuboot transcribe`` job: its ``Settings``, and a model's ``Work``: its files transcribed and rendered
+into events (``events.py``).
 
 Shared by every runner (``runners.py``: this process, worker processes, Ray
 actors); ``Settings`` is picklable, so a worker gets it whole.
@@ -11,7 +12,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-__all__ = ["Settings", "FileRun", "file_result", "transcribe_one", "json_item", "plain_text", "finished"]
+from .events import Done, Event, Failed, Progress, Segment
+
+__all__ = ["Settings", "Work", "plain_text"]
 
 
 class Settings:
@@ -43,6 +46,10 @@ class Settings:
         self.batch_size: Any = args.batch_size
         self.json: bool = bool(args.json)
 
+    def work(self, model: Any, more: Optional[Dict[str, Any]] = None) -> Work:
+        """The ``Work`` of ``model`` over this run's files (``more``: facts every file's JSON gets)."""
+        return Work(self, model, more)
+
     def load(self, **kwargs: Any) -> Any:
         from ..whisper.load import load_whisper
         from ..whisper.models import embedded_model
@@ -52,76 +59,76 @@ class Settings:
                             batch_size=self.batch_size, **kwargs)
 
 
-class FileRun:
-    """One file transcribed: iterate it for the segments as they are decoded, then ``result()``.
+class Work:
+    """One model's share of a run: its files decoded packed (the speech of many files in shared windows) or one
+    by one, each finished into a ``Done`` event (its outputs rendered, its ``--json`` item).  ``more`` joins the
+    JSON's facts (a worker's rank and device)."""
 
-    ``more`` joins the JSON's facts (a worker's rank and device)."""
+    def __init__(self, settings: Settings, model: Any, more: Optional[Dict[str, Any]] = None) -> None:
+        from ..whisper.load import load_info
 
-    def __init__(self, model: Any, path: str, samples: Any, settings: Settings,
-                 more: Optional[Dict[str, Any]] = None) -> None:
-        self.model, self.path, self.samples, self.settings, self.more = model, path, samples, settings, more
-        self.segments: List[Any] = []
-        self._tinfo: Any = None
-        self._t0 = 0.0
-        self._elapsed = 0.0
+        self.settings, self.model, self.more = settings, model, more or {}
+        self.info = load_info(model)
+        #: Batched decoding with VAD: the files' speech is packed into shared windows.
+        self.packs = bool(self.info.batched) and settings.options.get("vad_filter", True) is not False
 
-    def __iter__(self) -> Iterator[Any]:
+    def run(self, audios: Iterator[Tuple[str, Any]]) -> Iterator[Event]:
+        """The events of ``audios`` (``(path, samples)``): packed or one by one."""
+        return self._packed(audios) if self.packs else self._one_by_one(audios)
+
+    def _packed(self, audios: Iterator[Tuple[str, Any]]) -> Iterator[Event]:
+        from ..whisper.decoding import recheck_batch
+        from ..whisper.multibatch import steps
+
+        size = recheck_batch(self.info, self.info.batch_size) if self.info.device == "cuda" else self.info.batch_size
+        options = {k: v for k, v in self.settings.options.items() if k != "vad_filter"}
+        started = time.perf_counter()
+        for step in steps(self.model, audios, batch_size=size, **options):
+            for seg in step.segments:
+                yield Segment(path=step.key, segment=seg)
+            yield Progress(path=step.key, seconds=step.seconds)
+            if step.info is not None:  # the elapsed time is shared by the files of a batch: the run's pace so far
+                yield self.done(step.key, step.whole or [], step.info, time.perf_counter() - started)
+
+    def _one_by_one(self, audios: Iterator[Tuple[str, Any]]) -> Iterator[Event]:
+        """Sequential decoding (``--batch-size 1``, ``--no-vad-filter``): each file alone, a segment at a time; one
+        bad file does not stop the others."""
         from ..whisper.decoding import transcribe
 
-        self._t0 = time.perf_counter()
-        stream, self._tinfo = transcribe(self.model, self.samples, **self.settings.options)
-        for seg in stream:
-            self.segments.append(seg)
-            yield seg
-        self._elapsed = time.perf_counter() - self._t0
+        for path, samples in audios:
+            t0 = time.perf_counter()
+            segments: List[Any] = []
+            try:
+                stream, tinfo = transcribe(self.model, samples, **self.settings.options)
+                for seg in stream:
+                    segments.append(seg)
+                    yield Segment(path=path, segment=seg)
+                    yield Progress(path=path, seconds=float(seg.end))
+                done = self.done(path, segments, tinfo, time.perf_counter() - t0)
+            except Exception as exc:
+                yield Failed(path=path, error=f"{path}: {type(exc).__name__}: {exc}")
+                continue
+            yield done
 
-    def result(self) -> Tuple[List[Any], Dict[str, Any], Dict[str, str], Any]:
-        """``(segments, extra, rendered outputs, subtitles)`` once every segment was read (``file_result``)."""
-        return file_result(self.model, self.path, self.segments, self._tinfo, self._elapsed, self.settings,
-                           self.more)
+    def done(self, path: str, segments: List[Any], tinfo: Any, elapsed: float) -> Done:
+        """One file's ``Done``: the subtitles (``subtitles.make_subtitles``: the cues of every cue format, the JSON
+        and the report) when cues are written, its rendered outputs, its ``--json`` item and its plain text;
+        ``elapsed`` (s) is the decoding time the JSON reports."""
+        from ..subtitles import make_subtitles
+        from ..whisper.formats import render_outputs, segment_dict, transcript_text
 
-
-def file_result(model: Any, path: str, segments: List[Any], tinfo: Any, elapsed: float, settings: Settings,
-                more: Optional[Dict[str, Any]] = None) -> Tuple[List[Any], Dict[str, Any], Dict[str, str], Any]:
-    """One file's ``(segments, extra, rendered outputs, subtitles)``: the subtitles
-    (``subtitles.make_subtitles``: the cues of every cue format, the JSON and the report) when cues are
-    written, else ``None``; ``elapsed`` (s) is the decoding time the JSON reports."""
-    from ..subtitles import make_subtitles
-    from ..whisper.formats import render_outputs
-    from ..whisper.load import load_info
-
-    extra = {**_extra(path, tinfo, load_info(model), elapsed), **(more or {})}
-    subs = make_subtitles(segments, tinfo, style=settings.style) if settings.cues else None
-    if subs is not None:
-        extra["subtitles"] = subs.report.to_dict()
-    rendered = render_outputs(segments, settings.formats, extra, subs)
-    return segments, extra, rendered, subs
-
-
-def transcribe_one(model: Any, path: str, samples: Any, settings: Settings,
-                   more: Optional[Dict[str, Any]] = None) -> Tuple[List[Any], Dict[str, Any], Dict[str, str], Any]:
-    """One file at once: ``FileRun`` read to the end."""
-    run = FileRun(model, path, samples, settings, more)
-    for _ in run:
-        pass
-    return run.result()
-
-
-def json_item(segments: Sequence[Any], extra: Dict[str, Any], subs: Any) -> Dict[str, Any]:
-    """``--json``'s item for one file: the text, the subtitle cues (with words; the segments when no cues were
-    made), the run's facts and the subtitles' conformance report."""
-    from ..whisper.formats import segment_dict, transcript_text
-
-    cues = subs.to_dicts() if subs is not None else [segment_dict(i, s) for i, s in enumerate(segments)]
-    return {"text": transcript_text(segments), "segments": cues, **extra}
-
-
-def finished(path: str, segments: Sequence[Any], extra: Dict[str, Any], rendered: Dict[str, str], subs: Any,
-             settings: Settings) -> Tuple[Any, ...]:
-    """The ``done`` event of one file: its outputs, ``--json`` item, plain text and the subtitles' summary line."""
-    item = json_item(segments, extra, subs) if settings.json else None
-    summary = subs.report.summary() if subs is not None else None
-    return ("done", path, rendered, item, plain_text(segments), summary)
+        settings = self.settings
+        extra = {**_extra(path, tinfo, self.info, elapsed), **self.more}
+        subs = make_subtitles(segments, tinfo, style=settings.style) if settings.cues else None
+        if subs is not None:
+            extra["subtitles"] = subs.report.to_dict()
+        rendered = render_outputs(segments, settings.formats, extra, subs)
+        item = None
+        if settings.json:
+            cues = subs.to_dicts() if subs is not None else [segment_dict(i, s) for i, s in enumerate(segments)]
+            item = {"text": transcript_text(segments), "segments": cues, **extra}
+        return Done(path=path, rendered=rendered, item=item, plain=plain_text(segments),
+                    summary=subs.report.summary() if subs is not None else None)
 
 
 def plain_text(segments: Sequence[Any]) -> str:

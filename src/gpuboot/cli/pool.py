@@ -31,7 +31,9 @@ import sys
 import time
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Set
 
-from .runners import Event, WorkerSpec, bundles, plan_workers, ram_fit, run_files, worker_facts
+from ..base.record import Record
+from .events import Done, Event, Failed, Planned
+from .runners import WorkerSpec, bundles, plan_workers, ram_fit, run_files, worker_facts
 
 __all__ = ["Workers", "WorkerDied"]
 
@@ -41,6 +43,20 @@ IN_FLIGHT_PER_WORKER = 2
 MAX_BARREN_BREAKS = 3
 
 _STATE: Dict[str, Any] = {}
+
+
+class _Hello(Record):
+    """A worker started: its rank and pid (its parent ends it by pid)."""
+
+    rank: int
+    pid: int
+
+
+class _Began(Record):
+    """A worker began transcribing ``path``."""
+
+    path: str
+    pid: int
 
 
 def _die_with_parent() -> None:
@@ -70,21 +86,23 @@ def _init(settings: Any, specs: Any, events: Any, parent: int) -> None:
     if spec.cuda_visible_devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.cuda_visible_devices  # before anything initialises CUDA
     _STATE.update(spec=spec, settings=settings, events=events, model=None, about=None)
-    events.put(("hello", spec.rank, os.getpid()))
+    events.put(_Hello(rank=spec.rank, pid=os.getpid()))
 
 
 def _task(paths: List[str]) -> int:
     """A worker transcribes ``paths``; events go on the queue; the model stays for the next task."""
     from ..boot import ensure
-    from ..select import _select
+    from ..machine.snapshot import current
+    from ..select import select_device
 
     spec: WorkerSpec = _STATE["spec"]
     settings, events = _STATE["settings"], _STATE["events"]
     if _STATE["about"] is None:
         ensure()
-        _STATE["about"] = worker_facts(spec.rank, _select(worker=spec.rank, reconcile=False))
+        with current().replace(ask_consumers=False).scope():  # the model is not loaded yet: CTranslate2 unasked
+            _STATE["about"] = worker_facts(spec.rank, select_device(worker=spec.rank))
     for path in paths:
-        events.put(("begin", path, os.getpid()))
+        events.put(_Began(path=path, pid=os.getpid()))
     run = run_files(settings, paths, lambda: settings.load(cpu_threads=spec.cpu_threads), rank=spec.rank,
                     more=_STATE["about"], model=_STATE["model"])
     while True:
@@ -112,21 +130,24 @@ class Workers:
         """The GPUs this run uses: none with ``--device cpu`` or when the device chosen is the CPU."""
         if self.settings.device == "cpu":
             return []
-        from ..select import _select
+        from ..machine.snapshot import current
+        from ..select import select_device
 
-        choice = _select(reconcile=False)
+        with current().replace(ask_consumers=False).scope():
+            choice = select_device()
         if choice.ct2_device != "cuda" and self.settings.device != "cuda":
             return []
         return [d.uuid for d in choice.candidates]
 
     def plan(self, files: int) -> List[WorkerSpec]:
-        from .._host import cpu_threads
+        from ..machine.snapshot import current
 
+        cores = current().cpu_threads
         gpus = self._gpus()
         fit, self.ram_why = ram_fit(self.settings) if not gpus else (None, "")
-        specs = plan_workers(self.workers, gpus=gpus, cores=cpu_threads(), files=files, ram_fit=fit)
+        specs = plan_workers(self.workers, gpus=gpus, cores=cores, files=files, ram_fit=fit)
         where = f"one per GPU ({len(gpus)})" if gpus else f"CPU, {specs[0].cpu_threads} thread(s) each"
-        wanted = cpu_threads() if self.workers == "auto" else int(self.workers)
+        wanted = cores if self.workers == "auto" else int(self.workers)
         cap = f"; RAM: {self.ram_why}" if fit is not None and fit < min(wanted, files) else ""
         asked = "" if self.workers == "auto" else f" (asked {self.workers})"
         self.line = f"{len(specs)} worker process(es){asked}: {where}{cap}"
@@ -139,7 +160,7 @@ class Workers:
         for path in paths:
             if path not in self.seconds:
                 self.seconds[path] = audio_seconds(path)
-        yield ("plan", self.line)
+        yield Planned(line=self.line)
         queue = [list(b) for b in bundles(paths, self.seconds, 30.0 * 16, len(specs))]
         isolate: List[str] = []  # files a worker died on: each alone, one at a time, so a death names its file
         barren = 0
@@ -157,8 +178,8 @@ class Workers:
                 started, progressed = died.args
             if alone:  # it died again with this file alone in flight: this file kills its worker
                 for path in sorted(started):
-                    yield ("error", path, f"{path}: its worker process ended abruptly while transcribing it, "
-                                          "twice (killed, out of memory, or a crash in native code)")
+                    yield Failed(path=path, error=f"{path}: its worker process ended abruptly while transcribing it, "
+                                                  "twice (killed, out of memory, or a crash in native code)")
                 isolate = [p for group in left for p in group]
             else:
                 queue = left
@@ -168,7 +189,7 @@ class Workers:
                 from ..errors import GpubootError
 
                 for path in [*isolate, *(p for group in queue for p in group)]:
-                    yield ("error", path, GpubootError(
+                    yield Failed(path=path, error=GpubootError(
                         f"{path}: not transcribed: worker processes keep ending before finishing a file",
                         "run without --workers to see the error"))
                 return
@@ -179,75 +200,88 @@ class Workers:
         break raises ``WorkerDied((started files, progress made))`` with the tasks not yet done put in
         ``left``."""
         import multiprocessing
-        from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-        from concurrent.futures.process import BrokenProcessPool
+        from concurrent.futures import ProcessPoolExecutor
         from multiprocessing.managers import SyncManager
 
         ctx = multiprocessing.get_context("spawn")
         manager = SyncManager(ctx=ctx)  # its own process: ignores Ctrl-C, dies with this one
         manager.start(_die_with_parent)
-        pids: Set[int] = set()
+        flight = _Flight()
         executor: Any = None
-        events: Any = None
         try:
             specs_q = manager.Queue()
-            events = manager.Queue()
+            flight.events = manager.Queue()
             for spec in specs:
                 specs_q.put(spec)
             executor = ProcessPoolExecutor(max_workers=len(specs), mp_context=ctx, initializer=_init,
-                                           initargs=(self.settings, specs_q, events, os.getpid()))
-            todo = list(queue)
-            running: Dict[Any, List[str]] = {}
-            begun: Dict[str, int] = {}
-            finished: Set[str] = set()
-            progressed = False
-            while todo or running:
-                while todo and len(running) < (limit or IN_FLIGHT_PER_WORKER * len(specs)):
-                    group = todo.pop(0)
-                    running[executor.submit(_task, group)] = group
-                done, _ = wait(list(running), timeout=0.05, return_when=FIRST_COMPLETED)
-                for event in _drain(events):
-                    if event[0] == "hello":
-                        pids.add(event[2])
-                    elif event[0] == "begin":
-                        begun[event[1]] = event[2]
-                    else:
-                        if event[0] in ("done", "error"):
-                            finished.add(event[1])
-                            progressed = True
-                        yield event
-                broken = False
-                for future in done:
-                    group = running.pop(future)
-                    try:
-                        future.result()
-                    except BrokenProcessPool:
-                        broken = True
-                        left.append([p for p in group if p not in finished])
-                    except Exception as exc:  # a task that raised: its files that had no result
-                        for path in group:
-                            if path not in finished:
-                                yield ("error", path, f"{path}: {type(exc).__name__}: {exc}")
-                if broken:
-                    time.sleep(0.1)
-                    for event in _drain(events):
-                        if event[0] in ("done", "error", "progress", "segment", "loaded"):
-                            if event[0] in ("done", "error"):
-                                finished.add(event[1])
-                            yield event
-                    for group in running.values():
-                        left.append([p for p in group if p not in finished])
-                    running.clear()
-                    left.extend(todo)
-                    left[:] = [[p for p in g if p not in finished] for g in left]
-                    started = {p for p in begun if p not in finished}
-                    # a started file is retried alone; the rest of its group goes back as it was
-                    left[:] = [[p for p in g if p not in started] for g in left]
-                    left[:] = [g for g in left if g]
-                    raise WorkerDied(started, progressed)
+                                           initargs=(self.settings, specs_q, flight.events, os.getpid()))
+            yield from flight.run(executor, list(queue), left, limit or IN_FLIGHT_PER_WORKER * len(specs))
         finally:
-            _stop(executor, pids, events)
+            _stop(executor, flight.pids, flight.events)
             manager.shutdown()
+
+
+class _Flight:
+    """The tasks of one pool in flight: which files began (in which worker), which finished, the workers' pids."""
+
+    def __init__(self) -> None:
+        self.events: Any = None
+        self.pids: Set[int] = set()
+        self.begun: Dict[str, int] = {}
+        self.finished: Set[str] = set()
+        self.progressed = False
+
+    def run(self, executor: Any, todo: List[List[str]], left: List[List[str]], limit: int) -> Iterator[Event]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        running: Dict[Any, List[str]] = {}
+        while todo or running:
+            while todo and len(running) < limit:
+                group = todo.pop(0)
+                running[executor.submit(_task, group)] = group
+            done, _ = wait(list(running), timeout=0.05, return_when=FIRST_COMPLETED)
+            yield from self.drain()
+            broken = False
+            for future in done:
+                group = running.pop(future)
+                try:
+                    future.result()
+                except BrokenProcessPool:
+                    broken = True
+                    left.append([p for p in group if p not in self.finished])
+                except Exception as exc:  # a task that raised: its files that had no result
+                    for path in group:
+                        if path not in self.finished:
+                            yield Failed(path=path, error=f"{path}: {type(exc).__name__}: {exc}")
+            if broken:
+                time.sleep(0.1)
+                yield from self.drain()
+                self.broke(running, todo, left)
+
+    def drain(self) -> Iterator[Event]:
+        """The events the workers sent since the last look; their hellos and beginnings are noted here."""
+        for event in _drain(self.events):
+            if isinstance(event, _Hello):
+                self.pids.add(event.pid)
+            elif isinstance(event, _Began):
+                self.begun[event.path] = event.pid
+            else:
+                if isinstance(event, (Done, Failed)):
+                    self.finished.add(event.path)
+                    self.progressed = True
+                yield event
+
+    def broke(self, running: Dict[Any, List[str]], todo: List[List[str]], left: List[List[str]]) -> None:
+        """The pool broke: what is not finished goes to ``left`` -- a file that had begun alone (it may be the
+        one that kills its worker), the rest of its group as it was -- and ``WorkerDied`` is raised."""
+        for group in running.values():
+            left.append([p for p in group if p not in self.finished])
+        running.clear()
+        left.extend(todo)
+        started = {p for p in self.begun if p not in self.finished}
+        left[:] = [g for g in ([p for p in g if p not in self.finished and p not in started] for g in left) if g]
+        raise WorkerDied(started, self.progressed)
 
 
 def _drain(events: Any) -> Iterator[Event]:
@@ -269,8 +303,8 @@ def _stop(executor: Any, pids: Set[int], events: Any) -> None:
     executor.shutdown(wait=False, cancel_futures=True)
     try:
         for event in _drain(events):  # workers that said hello since the last look
-            if event[0] == "hello":
-                pids.add(event[2])
+            if isinstance(event, _Hello):
+                pids.add(event.pid)
     except Exception:  # the manager's connection was cut mid-call (Ctrl-C): the process table below suffices
         pass
     # Workers still starting have not said hello, and tasks already handed to the call queue cannot be

@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
 
-from .._record import Record
+from ..base.record import Record
 from ..errors import GpubootError
-from .runners import CPU_CORES_PER_WORKER, Event, bundles, ram_fit, run_files, worker_facts
+from .events import Event, Failed, Planned, Segment
+from .runners import CPU_CORES_PER_WORKER, bundles, ram_fit, run_files, worker_facts
 
 __all__ = ["RayActors", "RayPlan", "plan_ray", "reachable", "RAY_CONNECT_TIMEOUT_S"]
 
@@ -184,10 +185,12 @@ class _RayTranscriber:
 
     def __init__(self, settings: Any, rank: int, threads: int) -> None:
         from ..boot import ensure
-        from ..select import _select
+        from ..machine.snapshot import current
+        from ..select import select_device
 
         ensure()
-        self.choice = _select(worker=rank, reconcile=False)  # Ray set CUDA_VISIBLE_DEVICES for this actor
+        with current().replace(ask_consumers=False).scope():  # Ray set CUDA_VISIBLE_DEVICES for this actor
+            self.choice = select_device(worker=rank)
         self.settings, self.rank, self.threads = settings, rank, threads
         self.model: Any = None
 
@@ -205,7 +208,7 @@ class _RayTranscriber:
                 events.append(next(run))
             except StopIteration as stop:
                 self.model = stop.value
-                return [e for e in events if e[0] != "segment"]  # live lines stay on the actor
+                return [e for e in events if not isinstance(e, Segment)]  # live lines stay on the actor
 
 
 class RayActors:
@@ -217,7 +220,7 @@ class RayActors:
         self.seconds = seconds or {}
 
     def run(self, paths: Sequence[str]) -> Iterator[Event]:
-        from .._deps import import_optional
+        from ..base.deps import import_optional
         from .runners import audio_seconds
 
         if self.address:
@@ -233,7 +236,7 @@ class RayActors:
         try:
             nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
             plan = plan_ray(nodes, self.workers, files=len(paths), ram_fit=ram_fit(self.settings)[0])
-            yield ("plan", plan.reason)
+            yield Planned(line=plan.reason)
             for path in paths:
                 if path not in self.seconds:
                     self.seconds[path] = audio_seconds(path)
@@ -275,8 +278,9 @@ class RayActors:
                 except RayActorError as exc:
                     why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                     for path in group:
-                        yield ("error", path, GpubootError(f"{path}: the Ray actor transcribing it died ({why})",
-                                                           "see `ray logs` on the node; the other files went on"))
+                        died = GpubootError(f"{path}: the Ray actor transcribing it died ({why})",
+                                            "see `ray logs` on the node; the other files went on")
+                        yield Failed(path=path, error=died)
                     for other, (r, g) in list(flying.items()):  # its other task died with it
                         if r == rank:
                             flying.pop(other)
@@ -285,7 +289,7 @@ class RayActors:
                     actors[rank] = start(rank)
                 except Exception as exc:  # the task itself raised: its files, one line each
                     for path in group:
-                        yield ("error", path, f"{path}: {type(exc).__name__}: {exc}")
+                        yield Failed(path=path, error=f"{path}: {type(exc).__name__}: {exc}")
 
 
 def _read(group: Sequence[str]) -> Tuple[List[Tuple[str, bytes]], List[Event]]:
@@ -297,6 +301,6 @@ def _read(group: Sequence[str]) -> Tuple[List[Tuple[str, bytes]], List[Event]]:
         except OSError as exc:
             from ..errors import AudioError
 
-            events.append(("error", path, AudioError(f"{path}: not readable ({exc.strerror or exc})",
-                                                     "check the path and its permissions")))
+            events.append(Failed(path=path, error=AudioError(f"{path}: not readable ({exc.strerror or exc})",
+                                                             "check the path and its permissions")))
     return files, events

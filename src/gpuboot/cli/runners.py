@@ -1,15 +1,9 @@
 """Where ``gpuboot transcribe`` runs its files: this process, worker processes (``pool.py``) or Ray actors
 (``rayrun.py``) -- one interface, one piece of work (``run_files``).
 
-A runner's ``run(paths)`` yields events, which ``transcribe.Outputs`` turns
-into files, lines and one progress bar whatever the runner:
-
-* ``("loaded", WhisperLoad, rank)``: a model is loaded (``rank``: the worker's, ``None`` in this process);
-* ``("plan", line)``: how the work was shared out (the worker count and why);
-* ``("segment", path, segment)``: decoded and final, in order (live lines);
-* ``("progress", path, seconds)``: audio seconds done in that file (after each batch);
-* ``("done", path, rendered outputs, --json item, plain text, subtitles summary line or None)``;
-* ``("error", path, message or GpubootError)``: that file failed, the others go on.
+A runner's ``run(paths)`` yields events (``events.py``: ``Loaded``, ``Planned``, ``Segment``, ``Progress``,
+``Done``, ``Failed``), which ``transcribe.Outputs`` turns into files, lines and one progress bar whatever the
+runner.
 
 Batched decoding packs the speech of many files into shared 30 s windows
 (``whisper.multibatch``): a folder of short clips fills every batch.
@@ -20,13 +14,11 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Sequence, Set, Tuple
 
-from .._record import Record
+from ..base.record import Record
+from .events import Done, Event, Failed, Loaded
 
 __all__ = ["Event", "InProcess", "WorkerSpec", "plan_workers", "run_files", "CPU_CORES_PER_WORKER",
            "audio_seconds", "bundles", "ram_fit"]
-
-#: One event of a runner (see the module docstring).
-Event = Tuple[Any, ...]
 
 #: On a CPU, one worker per this many cores: measured on a 2-core x86-64 machine
 #: (tiny.en int8, batched; docs/benchmarks.md "Many files"), two 1-thread
@@ -52,10 +44,10 @@ def run_files(settings: Any, paths: Sequence[str], load: Callable[[], Any], *, r
               more: Optional[Dict[str, Any]] = None, model: Any = None,
               decoder: Optional[Callable[[str], Any]] = None) -> Generator[Event, None, Any]:
     """Transcribe ``paths`` with the model ``load()`` gives (loaded at the first file that decodes; ``model``
-    when one is loaded already): the events of the module docstring.  ``decoder`` turns a path into samples
-    (default ``audio.decode``; Ray actors decode the bytes sent).  A file that cannot be decoded, or a batch
-    that fails, is an error event for the files it held, and the rest go on.  The model is the generator's
-    return value (``StopIteration.value``: workers keep it for their next task)."""
+    when one is loaded already): the events of ``events.py``.  ``decoder`` turns a path into samples (default
+    ``audio.decode``; Ray actors decode the bytes sent).  A file that cannot be decoded, or a batch that fails,
+    is a ``Failed`` event for the files it held, and the rest go on.  The model is the generator's return value
+    (``StopIteration.value``: workers keep it for their next task)."""
     from ..whisper.audio import decode
 
     source = _Source(paths, decoder or decode, load, rank, model)
@@ -63,29 +55,24 @@ def run_files(settings: Any, paths: Sequence[str], load: Callable[[], Any], *, r
     yield from source.drain()
     if first is None:
         return source.model
-    stream = _chain(first, source)
-    while True:
-        try:
-            if not _packs(source.model, settings):
-                yield from _one_by_one(source, stream, settings, more)
-                return source.model
-            for event in _packed(source.model, stream, settings, more):
-                yield from source.drain()
-                if event[0] in ("done", "error"):
-                    source.ended.add(event[1])
-                yield event
+    try:
+        for event in settings.work(source.model, more).run(_chain(first, source)):
             yield from source.drain()
-            return source.model
-        except Exception as exc:  # a batch failed: the files it held get the error, the others go on
-            for path in source.given:
-                if path not in source.ended:
-                    source.ended.add(path)
-                    yield ("error", path, f"{path}: {type(exc).__name__}: {exc}")
+            if isinstance(event, (Done, Failed)):
+                source.ended.add(event.path)
+            yield event
+        yield from source.drain()
+    except Exception as exc:  # a batch failed: the files it held get the error, the others go on
+        for path in source.given:
+            if path not in source.ended:
+                source.ended.add(path)
+                yield Failed(path=path, error=f"{path}: {type(exc).__name__}: {exc}")
+    return source.model
 
 
 class _Source:
-    """``(path, samples)`` of the files that decode, in order; a file that does not is an error event (in
-    ``drain``); the model is loaded at the first file that decodes ("loaded" event)."""
+    """``(path, samples)`` of the files that decode, in order; a file that does not is a ``Failed`` event (in
+    ``drain``); the model is loaded at the first file that decodes (a ``Loaded`` event)."""
 
     def __init__(self, paths: Sequence[str], decode_one: Callable[[str], Any], load: Callable[[], Any],
                  rank: Optional[int], model: Any) -> None:
@@ -105,12 +92,12 @@ class _Source:
             try:
                 samples = self.decode_one(path)
             except AudioError as exc:
-                self.events.append(("error", path, exc))
+                self.events.append(Failed(path=path, error=exc))
                 self.ended.add(path)
                 continue
             if self.model is None:
                 self.model = self.load()
-                self.events.append(("loaded", load_info(self.model), self.rank))
+                self.events.append(Loaded(info=load_info(self.model), rank=self.rank))
             self.given.append(path)
             return path, samples
         raise StopIteration
@@ -123,57 +110,6 @@ class _Source:
 def _chain(first: Tuple[str, Any], rest: Iterator[Tuple[str, Any]]) -> Iterator[Tuple[str, Any]]:
     yield first
     yield from rest
-
-
-def _packs(model: Any, settings: Any) -> bool:
-    """Batched decoding with VAD: the files' speech is packed into shared windows."""
-    from ..whisper.load import load_info
-
-    return bool(load_info(model).batched) and settings.options.get("vad_filter", True) is not False
-
-
-def _packed(model: Any, audios: Iterator[Tuple[str, Any]], settings: Any,
-            more: Optional[Dict[str, Any]]) -> Iterator[Event]:
-    import time
-
-    from ..whisper.decoding import _recheck_batch
-    from ..whisper.load import load_info
-    from ..whisper.multibatch import _steps
-    from .job import file_result, finished
-
-    info = load_info(model)
-    size = _recheck_batch(info, info.batch_size) if info.device == "cuda" else info.batch_size
-    options = {k: v for k, v in settings.options.items() if k != "vad_filter"}
-    started = time.perf_counter()
-    for step in _steps(model, audios, batch_size=size, **options):
-        for seg in step.segments:
-            yield ("segment", step.key, seg)
-        yield ("progress", step.key, step.seconds)
-        if step.info is not None:
-            elapsed = time.perf_counter() - started  # shared by the files of a batch: the run's pace so far
-            yield finished(step.key, *file_result(model, step.key, step.whole or [], step.info, elapsed, settings,
-                                                  more), settings)
-
-
-def _one_by_one(source: _Source, audios: Iterator[Tuple[str, Any]], settings: Any,
-                more: Optional[Dict[str, Any]]) -> Iterator[Event]:
-    """Sequential decoding (``--batch-size 1``, ``--no-vad-filter``): each file alone, a segment at a time."""
-    from .job import FileRun, finished
-
-    for path, samples in audios:
-        yield from source.drain()
-        run = FileRun(source.model, path, samples, settings, more=more)
-        source.ended.add(path)
-        try:
-            for seg in run:
-                yield ("segment", path, seg)
-                yield ("progress", path, float(seg.end))
-            result = run.result()
-        except Exception as exc:  # one bad file must not stop the others
-            yield ("error", path, f"{path}: {type(exc).__name__}: {exc}")
-            continue
-        yield finished(path, *result, settings)
-    yield from source.drain()
 
 
 class InProcess:
@@ -216,12 +152,12 @@ def ram_fit(settings: Any, ram: Optional[int] = None) -> Tuple[Optional[int], st
     ``model_memory.WHISPER_MEMORY`` has one for the model and precision, else twice its weights (a model
     directory's ``model.bin``, or ``model_memory.MODEL_BYTES`` for a size name) with ``HEADROOM``.
     ``(None, why)`` when RAM or the model's size is unknown."""
-    from .._host import available_ram
+    from ..machine.snapshot import current
     from ..whisper.model_memory import cpu_model_peak
     from ..whisper.models import embedded_model
 
     source = settings.model or embedded_model() or "small"
-    ram = available_ram() if ram is None else ram
+    ram = current().ram if ram is None else ram
     peak = cpu_model_peak(source, settings.compute_type)
     if not ram or peak is None:
         return None, "RAM or the model's size unknown"

@@ -133,7 +133,7 @@ def websockets() -> None:
     """
     from packaging.version import InvalidVersion, Version
 
-    from .._deps import import_optional, installed_version
+    from ..base.deps import import_optional, installed_version
     from ..errors import IncompatibleDependencyError
 
     version = installed_version("websockets")

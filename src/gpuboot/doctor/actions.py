@@ -7,38 +7,28 @@ platform (``shlex.join`` for POSIX shells, ``subprocess.list2cmdline`` for
 ``cmd.exe``).  ``--fix`` runs ``pip-install``, ``pip-uninstall`` and
 ``remove-link`` steps in its own environment and explains ``host`` steps.
 
-The PyTorch CUDA indexes, and the torch versions each serves, come from
-PyTorch's "Previous PyTorch Versions" page (pytorch.org/get-started/previous-versions):
-the ``--index-url`` of a torch reinstall is one of these, chosen by the torch
-version and the driver's CUDA version, never taken from metadata.
+A reinstall's ``--index-url`` is one of a consumer row's wheel indexes (``Consumer.indexes``: PyTorch's CUDA
+indexes and the versions each serves), chosen by the installed version and the driver's CUDA version
+(``index_for``), never taken from metadata.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Literal, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Literal, Optional, Sequence, Set, Tuple
 
-from .._quote import command_line
-from .._record import Record
+from ..base.quote import command_line
+from ..base.record import Record
+
+if TYPE_CHECKING:
+    from ..consumers.types import Consumer
 
 __all__ = ["ActionKind", "Action", "pip_install", "pip_uninstall", "remove_link", "host", "command_line",
-           "remedy_text", "TORCH_INDEXES", "torch_index", "index_cuda", "InvalidAction"]
+           "remedy_text", "index_for", "InvalidAction"]
 
 #: What a step changes: pip in this environment, a link inside it, or something only a person can do.
 ActionKind = Literal["pip-install", "pip-uninstall", "remove-link", "host"]
 
-#: PyTorch's CUDA wheel indexes: (tag, CUDA version, torch versions it serves as a PEP 440 specifier).
-TORCH_INDEXES: Tuple[Tuple[str, Tuple[int, int], str], ...] = (
-    ("cu117", (11, 7), ">=1.13,<2.1"),
-    ("cu118", (11, 8), ">=2.0,<2.8"),
-    ("cu121", (12, 1), ">=2.1,<2.6"),
-    ("cu124", (12, 4), ">=2.4,<2.7"),
-    ("cu126", (12, 6), ">=2.6,<2.10"),
-    ("cu128", (12, 8), ">=2.7"),
-    ("cu129", (12, 9), ">=2.8,<2.9"),
-    ("cu130", (13, 0), ">=2.9"),
-)
-_TORCH_INDEX_URL = "https://download.pytorch.org/whl/{tag}"
 _PIP_OPTIONS = {"--upgrade", "--force-reinstall", "--no-deps"}
 
 
@@ -93,22 +83,29 @@ def _requirement(text: str) -> str:
     return f"{canonicalize_name(req.name)}{req.specifier}"
 
 
+def _known_indexes() -> Set[str]:
+    from ..consumers.table import CONSUMER_TABLE
+
+    return {row.index_url.format(tag=i.tag) for row in CONSUMER_TABLE for i in row.indexes}
+
+
 def pip_install(*requirements: str, upgrade: bool = False, force_reinstall: bool = False, no_deps: bool = False,
-                torch_index: Optional[str] = None) -> Action:
-    """``pip install`` of ``requirements`` (each a name and version specifier, checked by ``packaging``).
+                index_url: Optional[str] = None) -> Action:
+    """``pip install`` of ``requirements`` (each a name and version specifier, checked by ``packaging``), from
+    ``index_url`` when given: one of a consumer row's wheel indexes (``Consumer.index_of``).
 
     Raises:
         InvalidAction: a requirement that does not parse, or carries a URL,
-            marker or extras; an unknown PyTorch index tag.
+            marker or extras; an index no row names.
     """
     if not requirements:
         raise InvalidAction("pip install of nothing")
     options = [o for o, on in (("--upgrade", upgrade), ("--force-reinstall", force_reinstall),
                                ("--no-deps", no_deps)) if on]
-    if torch_index is not None:
-        if torch_index not in {tag for tag, _, _ in TORCH_INDEXES}:
-            raise InvalidAction(f"unknown PyTorch index {torch_index!r}")
-        options += ["--index-url", _TORCH_INDEX_URL.format(tag=torch_index)]
+    if index_url is not None:
+        if index_url not in _known_indexes():
+            raise InvalidAction(f"not an index of a consumer gpuboot knows: {index_url!r}")
+        options += ["--index-url", index_url]
     return Action(kind="pip-install", args=tuple(_requirement(r) for r in requirements), options=tuple(options))
 
 
@@ -118,7 +115,7 @@ def pip_uninstall(*names: str) -> Action:
     Raises:
         InvalidAction: an empty list or a name that is not a distribution name.
     """
-    from .._metadata import valid_name
+    from ..machine.metadata import valid_name
 
     if not names:
         raise InvalidAction("pip uninstall of nothing")
@@ -152,39 +149,33 @@ def remedy_text(actions: Sequence[Action], platform: str) -> str:
     return " && ".join(a.text if a.kind == "host" else command_line(a.words(), platform) for a in actions)
 
 
-def torch_index(torch_version: str, driver_cuda: Optional[Tuple[int, int]]) -> Tuple[Optional[str], str]:
-    """Where a CUDA build of ``torch_version`` comes from, given the CUDA
-    version the driver supports (``driver_cuda``; ``None``: unknown).
+def index_for(row: Consumer, version: str, driver_cuda: Optional[Tuple[int, int]]) -> Tuple[Optional[str], str]:
+    """Where a CUDA build of consumer ``row`` at ``version`` comes from, given the CUDA version the driver
+    supports (``driver_cuda``; ``None``: unknown), among its indexes (``Consumer.indexes``).
 
     Returns:
-        ``(tag, "reinstall")``: the newest index (``TORCH_INDEXES``) that serves
-        this version and that the driver runs; ``(tag, "upgrade-driver")``:
-        indexes serve it, but all need a newer driver (``tag`` the one needing
-        the oldest CUDA); ``(tag, "upgrade-torch")``: no index serves this
-        (old) version, ``tag`` is the newest the driver runs; ``(None,
-        "none")``: no index fits the driver, or the version is not one.
+        ``(tag, "reinstall")``: the newest index that serves this version and that the driver runs;
+        ``(tag, "upgrade-driver")``: indexes serve it, but all need a newer driver (``tag`` the one needing
+        the oldest CUDA); ``(tag, "upgrade")``: no index serves this (old) version, ``tag`` is the newest the
+        driver runs; ``(None, "none")``: no index fits the driver, or the version is not one.
     """
     from packaging.specifiers import SpecifierSet
     from packaging.version import InvalidVersion, Version
 
     try:
-        version = Version(Version(torch_version).public)
+        v = Version(Version(version).public)
     except InvalidVersion:
         return None, "none"
-    serving = [(tag, cuda) for tag, cuda, spec in TORCH_INDEXES
-               if SpecifierSet(spec).contains(version, prereleases=True)]
-    fits = [tag for tag, cuda, _spec in TORCH_INDEXES if driver_cuda is None or cuda <= driver_cuda]
-    fitting = [tag for tag, _cuda in serving if tag in fits]
+    serving = [i for i in row.indexes if SpecifierSet(i.serves).contains(v, prereleases=True)]
+    fits = [i.tag for i in row.indexes if driver_cuda is None or i.cuda <= driver_cuda]
+    fitting = [i.tag for i in serving if i.tag in fits]
     if fitting:
         return fitting[-1], "reinstall"
     if serving:
-        return min(serving, key=lambda item: item[1])[0], "upgrade-driver"
-    oldest = min(Version(spec.split(",")[0].lstrip(">=")) for _tag, _cuda, spec in TORCH_INDEXES)
-    if fits and version < oldest:
-        return fits[-1], "upgrade-torch"
+        return min(serving, key=lambda i: i.cuda).tag, "upgrade-driver"
+    if not row.indexes:
+        return None, "none"
+    oldest = min(Version(i.serves.split(",")[0].lstrip(">=")) for i in row.indexes)
+    if fits and v < oldest:
+        return fits[-1], "upgrade"
     return None, "none"
-
-
-def index_cuda(tag: str) -> Tuple[int, int]:
-    """The CUDA version of a PyTorch index tag in ``TORCH_INDEXES``."""
-    return next(cuda for t, cuda, _spec in TORCH_INDEXES if t == tag)

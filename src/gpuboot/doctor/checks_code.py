@@ -3,11 +3,15 @@ CUDA libraries in this process."""
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import TYPE_CHECKING, List, Optional, Tuple
 
 from .._gpus.codes import cuda_version
 from .actions import Action, host, pip_install
 from .report import Context, Finding, Severity
+
+if TYPE_CHECKING:
+    from .._code.consumers import ConsumerCode
+    from ..consumers.types import Consumer
 
 __all__ = ["check_gpu_code", "check_process_mix"]
 
@@ -19,36 +23,37 @@ def _driver_cuda(ctx: Context) -> Optional[Tuple[int, int]]:
     return cuda_v  # type: ignore[no-any-return]
 
 
-def _actions(name: str, code: object) -> Tuple[Action, ...]:
-    """The fix as steps: a pip install where the fix is a known build (``ARCH_FIXES``), else an instruction."""
-    from .._code.consumers import ARCH_FIXES
-
-    verdict = code.verdict  # type: ignore[attr-defined]
-    fix = code.fix  # type: ignore[attr-defined]
-    if verdict.kind == "none" and verdict.ptx_cuda is None:
-        for row in ARCH_FIXES:
-            if row.consumer == name and row.cc_from <= verdict.cc < row.cc_below and fix == row.fix:
-                if row.torch_index:
-                    return (pip_install("torch", force_reinstall=True, torch_index=row.torch_index),)
-                if row.requirement and name != "ctranslate2":
-                    return (pip_install(row.requirement),)
-    return (host(fix),) if fix else ()
+def _actions(row: Consumer, code: ConsumerCode) -> Tuple[Action, ...]:
+    """The fix as steps: a pip install where it is a known build of the row's whose requirement is the whole
+    fix (``Consumer.arch_fixes``), else an instruction."""
+    known = code.arch_fix
+    if code.verdict.kind == "none" and known is not None:
+        url = row.index_of(known.index) if known.index else None
+        if url is not None:
+            return (pip_install(row.name, force_reinstall=True, index_url=url),)
+        if known.requirement:
+            return (pip_install(known.requirement),)
+    return (host(code.fix),) if code.fix else ()
 
 
 def check_gpu_code(ctx: Context) -> List[Finding]:
     """Every installed consumer's GPU code (its binaries' fatbins) against every visible GPU: native is ok, a
     JIT-only GPU a warning (slow first start, a driver new enough for the PTX), no code a problem."""
     from .._code.consumers import consumer_code
+    from ..consumers.table import consumer
 
     driver_cuda = _driver_cuda(ctx)
+    binaries = ctx.binaries
     out: List[Finding] = []
     for device in ctx.inventory.visible:
         cc = device.compute_capability
         label = f"cuda:{device.cuda_ordinal} {device.name} (CC {cc[0]}.{cc[1]})"
         for need in ctx.needs:
-            if need.consumer not in ctx.binaries:
+            row = consumer(need.consumer)
+            if row is None or need.consumer not in binaries:
                 continue
-            code = consumer_code(need.consumer, cc, driver_cuda, label, found=ctx.binaries[need.consumer])
+            version, files = binaries[need.consumer]
+            code = consumer_code(row, version, files, cc, driver_cuda, label)
             if code is None:
                 continue
             evidence = (f"carries: {code.verdict.carries}", *code.binaries,
@@ -57,18 +62,17 @@ def check_gpu_code(ctx: Context) -> List[Finding]:
                 out.append(Finding(id="gpu-code", severity="ok", title=code.line(), evidence=evidence))
                 continue
             severity: Severity = "warning" if code.verdict.kind == "jit" else "problem"
-            title = code.line().split("; fix: ")[0]
             fid = "gpu-code-jit" if code.verdict.kind == "jit" else "gpu-code-missing"
-            actions = _actions(need.consumer, code)
-            out.append(Finding.fixed_by(fid, severity, title, evidence, ctx.platform, *actions) if actions else
-                       Finding(id=fid, severity=severity, title=title, evidence=evidence))
+            actions = _actions(row, code)
+            out.append(Finding.fixed_by(fid, severity, code.summary(), evidence, ctx.platform, *actions) if actions
+                       else Finding(id=fid, severity=severity, title=code.summary(), evidence=evidence))
     return out
 
 
 def check_process_mix(ctx: Context) -> List[Finding]:
     """The CUDA libraries this process has mapped, against its consumers (``gpuboot.check_process``'s rules), and
     installed consumers of different CUDA majors that require one soname."""
-    from ..process import mix_findings
+    from ..mix.process import mix_findings
 
     binaries = {name: found[1] for name, found in ctx.binaries.items()}
     _libs, _consumers, found = mix_findings(ctx.loaded if ctx.platform != "win32" else [], ctx.needs, binaries,

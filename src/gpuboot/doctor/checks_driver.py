@@ -1,6 +1,6 @@
 """Doctor's check of the driver: "ok" only when CUDA answered, else one finding per broken layer and its fix.
 
-The verdict is the driver probe's (``_gpus/probe.py``): the driver is ok only
+The verdict is the driver probe's (``machine/probe.py``): the driver is ok only
 when ``cuInit`` returned 0 and counted at least one GPU.  NVML answering is
 not enough -- in a container without the ``compute`` capability, with a
 ``cuda-compat`` libcuda on a GeForce, or without ``/dev/nvidia-uvm``, NVML
@@ -17,7 +17,7 @@ from typing import List
 from .._gpus.causes import driver_causes
 from .._gpus.codes import cuda_version_text
 from .._libs import catalog as cat
-from .._metadata import valid_name
+from ..machine.metadata import valid_name
 from .actions import pip_uninstall
 from .report import Context, Finding, Severity
 

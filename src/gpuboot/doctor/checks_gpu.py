@@ -62,7 +62,7 @@ def check_devices(ctx: Context) -> List[Finding]:
             out.append(Finding(id="device-order", severity="warning",
                                title="CUDA ordinals of mixed GPUs are a heuristic", evidence=(w,),
                                remedy="export CUDA_DEVICE_ORDER=PCI_BUS_ID"))
-    if ctx.wsl:
+    if ctx.machine.wsl:
         out.append(Finding(id="wsl", severity="info",
                            title="WSL2: the driver is Windows'; libcuda is /usr/lib/wsl/lib/libcuda.so.1",
                            evidence=("/usr/lib/wsl/lib",),
@@ -71,12 +71,12 @@ def check_devices(ctx: Context) -> List[Finding]:
 
 
 def check_choice(ctx: Context) -> List[Finding]:
-    """The device and precisions ``select_device`` picks here, and why."""
-    from ..select import _select
+    """The device and precisions ``select_device`` picks on this machine, and why (without importing a
+    consumer: the context's snapshot never asks one)."""
+    from ..select import select_device
 
-    ct2 = ctx.metadata("ctranslate2")
-    c = _select(inventory=ctx.inventory, environ=ctx.environ, reconcile=False, ct2_version=ct2[0] if ct2 else "",
-                probe=ctx.probe, cpu_threads=ctx.cpu_threads, binaries=ctx.binaries)
+    with ctx.machine.scope():
+        c = select_device()
     return [Finding(id="device-choice", severity="info",
                     title=f"choice: {c.torch_device} torch_dtype={c.torch_dtype} compute_type={c.compute_type}",
                     evidence=(c.reason, *c.warnings))]

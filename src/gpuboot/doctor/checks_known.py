@@ -1,23 +1,22 @@
-"""Known-bad versions: combinations of a library, a consumer and a GPU that their makers document as broken.
+"""Known-bad versions: combinations of an NVIDIA library, a consumer and a GPU that their makers document as broken.
 
-``KNOWN_BAD`` is a table: each row names what breaks, where the fact comes
-from, and a rule over what doctor gathered (the installed NVIDIA libraries'
-wheel versions, the consumers' versions and CUDA majors, the visible GPUs'
-compute capabilities); a new known-bad version is one row.  JAX checks the
-first three at start-up (``jax_plugins/xla_cuda12/__init__.py``,
-``_check_cuda_versions``, jax-cuda12-pjrt 0.10.2); gpuboot checks them for
-every consumer in the process, before anything runs.
+``KNOWN_BAD`` is the table of the NVIDIA libraries' breakages: each row names what breaks, where the fact comes
+from, and a rule over what doctor gathered (the installed NVIDIA libraries' wheel versions, the consumers' CUDA
+majors, the visible GPUs' compute capabilities); a new one is one row.  JAX checks the first three at start-up
+(``jax_plugins/xla_cuda12/__init__.py``, ``_check_cuda_versions``, jax-cuda12-pjrt 0.10.2); gpuboot checks them for
+every consumer in the process, before anything runs.  A consumer's own known-bad builds are its row's ``quirks``
+(``consumers/table.py``): ``check_consumer_quirks`` reports each that applies on a visible GPU.
 """
 
 from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
 from .actions import Action, host, pip_install
 from .report import Context, Finding, Severity
 
-__all__ = ["KnownBad", "KNOWN_BAD", "check_known_bad"]
+__all__ = ["KnownBad", "KNOWN_BAD", "check_known_bad", "check_consumer_quirks"]
 
 
 class KnownBad(Record):
@@ -51,16 +50,12 @@ def _library(ctx: Context, name: str) -> List[Tuple[Tuple[int, ...], str, str]]:
     for lib in ctx.installed:
         release = _version(lib.version) if lib.name == name else None
         if release is not None:
-            out.append((release, lib.distribution or "?", lib.path))
+            out.append((release, lib.distribution or "?", str(lib.path)))
     return out
 
 
 def _ccs(ctx: Context) -> List[Tuple[str, Tuple[int, int]]]:
     return [(d.name, d.compute_capability) for d in ctx.inventory.visible]
-
-
-def _cublas_wheel(release: Tuple[int, ...]) -> str:
-    return "nvidia-cublas" if release[0] >= 13 else f"nvidia-cublas-cu{release[0]}"
 
 
 def _cudnn_wheel(ctx: Context) -> str:
@@ -106,28 +101,6 @@ def _cudnn_multi_gpu(ctx: Context) -> Optional[Tuple[str, Tuple[str, ...], Tuple
             (pip_install(f"{_cudnn_wheel(ctx)}>=9.10.1"),))
 
 
-def _ct2_int8_blackwell(ctx: Context) -> Optional[Tuple[str, Tuple[str, ...], Tuple[Action, ...]]]:
-    found = ctx.metadata("ctranslate2")
-    release = _version(found[0]) if found else None
-    gpus = [(n, cc) for n, cc in _ccs(ctx) if cc[0] == 12]
-    if release is None or not gpus or release >= (4, 7):
-        return None
-    return (f"ctranslate2 {found[0]} on CC 12.x ({gpus[0][0]}): int8 compute types fail with "  # type: ignore[index]
-            "CUBLAS_STATUS_NOT_SUPPORTED (gpuboot chooses float16 there)", (f"GPU {gpus[0][0]}",),
-            (pip_install("ctranslate2>=4.7.0"),))
-
-
-def _ct2_int8_cublas13(ctx: Context) -> Optional[Tuple[str, Tuple[str, ...], Tuple[Action, ...]]]:
-    ct2 = [n for n in ctx.needs if n.consumer == "ctranslate2" and n.cuda_major >= 13]
-    gpus = [(n, cc) for n, cc in _ccs(ctx) if cc[0] == 12]
-    if not ct2 or not gpus:
-        return None
-    return (f"ctranslate2 {ct2[0].version} built for CUDA {ct2[0].cuda_major} on CC 12.x ({gpus[0][0]}): "
-            "int8_float16 and int8_bfloat16 crash in cuBLAS 13 unless CTranslate2 was built for sm_120",
-            (ct2[0].source,), (host("use compute_type float16 or bfloat16 (or build CTranslate2 with "
-                                    "-DCUDA_ARCH_LIST=12.0)"),))
-
-
 def _cublas_before_blackwell(ctx: Context) -> Optional[Tuple[str, Tuple[str, ...], Tuple[Action, ...]]]:
     gpus = [(n, cc) for n, cc in _ccs(ctx) if cc == (12, 0)]
     old = [x for x in _library(ctx, "cublas") if x[0][0] == 12 and x[0][:2] < (12, 8)]
@@ -148,10 +121,6 @@ KNOWN_BAD: Tuple[KnownBad, ...] = (
              source="cuDNN 9.10.1 release notes; JAX jax_plugins/xla_cuda12/__init__.py (_check_cuda_versions)"),
     KnownBad(id="cudnn-multi-gpu-matmul", severity="problem", rule=_cudnn_multi_gpu,
              source="cuDNN 9.10.0 release notes (fixed in 9.10.1); JAX jax_plugins/xla_cuda12/__init__.py"),
-    KnownBad(id="ctranslate2-int8-cc12", severity="warning", rule=_ct2_int8_blackwell,
-             source="CTranslate2 #1865; fixed by padding int8 GEMMs to multiples of 16 in 4.7.0 (CTranslate2 #1982)"),
-    KnownBad(id="ctranslate2-int8-cublas13", severity="warning", rule=_ct2_int8_cublas13,
-             source="CTranslate2 #1933 (int8_float16 and int8_bfloat16 with cuBLAS 13 on CC 12.0)"),
     KnownBad(id="cublas-too-old-for-gpu", severity="problem", rule=_cublas_before_blackwell,
              source="CUDA 12.8 release notes (Blackwell support in cuBLAS)"),
 )
@@ -167,4 +136,27 @@ def check_known_bad(ctx: Context, table: Sequence[KnownBad] = KNOWN_BAD) -> List
         title, evidence, actions = hit
         out.append(Finding.fixed_by(row.id, row.severity, title, (*evidence, f"source: {row.source}"),
                                     ctx.platform, *actions))
+    return out
+
+
+def check_consumer_quirks(ctx: Context) -> List[Finding]:
+    """Each installed consumer's known-bad builds (its row's ``quirks``) that apply on a visible GPU: the
+    breakage, its source, and the upgrade that fixes it (or what to do instead)."""
+    from ..consumers.table import consumer
+
+    out: List[Finding] = []
+    for need in ctx.needs:
+        row = consumer(need.consumer)
+        for quirk in row.quirks if row is not None else ():
+            gpus = [(n, cc) for n, cc in _ccs(ctx) if quirk.applies(need.version, need.cuda_major, cc)]
+            if not gpus:
+                continue
+            gpu, cc = gpus[0]
+            built = f" built for CUDA {need.cuda_major}" if quirk.cuda_from is not None else ""
+            never = f" (gpuboot never chooses {', '.join(quirk.drops)} there)" if quirk.drops else ""
+            title = f"{need.consumer} {need.version}{built} on CC {cc[0]}.x ({gpu}): {quirk.what}{never}"
+            action = pip_install(quirk.fix) if quirk.fix else host(quirk.instead)
+            out.append(Finding.fixed_by(quirk.id, quirk.severity, title,
+                                        (f"GPU {gpu}", need.source, f"source: {quirk.source}"), ctx.platform,
+                                        action))
     return out

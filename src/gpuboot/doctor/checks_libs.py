@@ -1,4 +1,4 @@
-"""Doctor's checks of the NVIDIA libraries: found, renamed, shadowed, search paths, torch pins, Windows PATH."""
+"""Doctor's checks of the NVIDIA libraries: found, renamed, shadowed, search paths, CPU-only builds, Windows PATH."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from .._gpus.causes import DRIVER_MINIMUMS
 from .._libs import catalog as cat
 from .._libs.types import MissingLibrary
 from .._libs.wheels import install_requirement
-from ..consumers import Need, consumer, needs_of
-from ..pairings import conflicts_with_installed, consumer_change
-from .actions import Action, command_line, index_cuda, pip_install, remove_link, torch_index
+from ..consumers.pairings import conflicts_with_installed, consumer_change, installed_distributions
+from ..consumers.readers import needs_of
+from ..consumers.table import consumer
+from ..consumers.types import Consumer, Need
+from .actions import Action, command_line, index_for, pip_install, remove_link
 from .report import Context, Finding, Severity
 
 __all__ = ["check_libraries", "check_shadowed", "check_renamed", "check_ld_library_path",
-           "check_torch", "check_windows_path"]
+           "check_cpu_only_builds", "check_windows_path"]
 
 def check_libraries(ctx: Context) -> List[Finding]:
     """missing-library, wrong-major, cudnn-mismatch, and ok for what is there."""
@@ -25,8 +27,7 @@ def check_libraries(ctx: Context) -> List[Finding]:
 
     out: List[Finding] = []
     for n in ctx.needs:
-        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
-                           environ=ctx.environ)
+        res = resolve_need(ctx.machine, n, with_optional=False)
         head = f"{n.consumer} {n.version} needs CUDA {n.cuda_major}"
         upgrade = _upgrade_first(ctx, n)
         if upgrade is not None:
@@ -77,8 +78,7 @@ def check_libraries(ctx: Context) -> List[Finding]:
         for name in n.optional:
             if name != "cudnn" or n.cudnn_major is None:
                 continue
-            opt = resolve([name], cuda_major=n.cuda_major, search_paths=ctx.search_paths, platform=ctx.platform,
-                          environ=ctx.environ)
+            opt = resolve(ctx.machine, [name], cuda_major=n.cuda_major)
             if opt.libraries and opt.cudnn_major not in (None, n.cudnn_major):
                 req = install_requirement("cudnn", n.cuda_major, n.cudnn_major)
                 out.append(Finding.fixed_by("cudnn-mismatch", "warning",
@@ -108,7 +108,7 @@ def unless_it_breaks(ctx: Context, consumer: str, requirement: Optional[str]
     conflict.  ``(None, ())`` when there is no requirement to install."""
     if requirement is None:
         return None, ()
-    installed = ctx.distributions()
+    installed = installed_distributions(ctx.machine)
     broken = conflicts_with_installed(requirement, installed)
     if not broken:
         return (pip_install(requirement),), ()
@@ -122,24 +122,25 @@ def unless_it_breaks(ctx: Context, consumer: str, requirement: Optional[str]
 
 
 def _upgrade_first(ctx: Context, need: Need) -> Optional[Finding]:
-    """An old consumer built for an older CUDA major than the wheels installed
-    (ctranslate2 3.x, CUDA 11, beside CUDA 12 wheels): upgrading the consumer
-    is the fix (its row's ``upgrade``), not installing the old wheels."""
+    """An old consumer built for an older CUDA major than the wheels installed (ctranslate2 3.x, CUDA 11, beside
+    CUDA 12 wheels): upgrading the consumer to the versions of its newest rule is the fix (its row's
+    ``upgrade``), not installing the old wheels."""
     row = consumer(need.consumer)
-    if row is None or row.upgrade is None or need.cuda_major >= 12:
+    newest = row.newest() if row is not None and row.upgrade else None
+    if row is None or newest is None or need.cuda_major >= newest.cuda_major:
         return None
     from .._libs.resolve import resolve
 
-    newer = resolve([], optional=need.libraries, cuda_major=12, search_paths=ctx.search_paths,
-                    platform=ctx.platform, environ=ctx.environ)
+    newer = resolve(ctx.machine, [], optional=need.libraries, cuda_major=newest.cuda_major)
     if not any(lib.name in need.libraries for lib in newer.libraries):
         return None
     return Finding.fixed_by(
         "consumer-too-old", "problem" if ctx.driver_present else "info",
-        f"{need.consumer} {need.version} is built for CUDA {need.cuda_major}, but the CUDA 12 wheels are installed",
+        f"{need.consumer} {need.version} is built for CUDA {need.cuda_major}, but the CUDA {newest.cuda_major} wheels "
+        "are installed",
         (*(f"{lib.filename}: {lib.path}" for lib in newer.libraries if lib.name in need.libraries),
-         f"source: {need.source}", row.upgrade_source),
-        ctx.platform, pip_install(row.upgrade, upgrade=True))
+         f"source: {need.source}", f"{row.requirement_of(newest)}: {newest.source}"),
+        ctx.platform, pip_install(row.requirement_of(newest), upgrade=True))
 
 
 def check_shadowed(ctx: Context) -> List[Finding]:
@@ -155,8 +156,7 @@ def check_shadowed(ctx: Context) -> List[Finding]:
     view = LoadedView(ctx.loaded)
     ld_dirs = [d for d in ctx.environ.get("LD_LIBRARY_PATH", "").split(":") if d]
     for n in ctx.needs:
-        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform=ctx.platform,
-                           environ=ctx.environ)
+        res = resolve_need(ctx.machine, n, with_optional=False)
         for lib in res.libraries:
             loaded = view.loaded(lib.loader_name)
             if loaded and loaded != os.path.realpath(lib.path):
@@ -216,48 +216,49 @@ def check_ld_library_path(ctx: Context) -> List[Finding]:
                     "starts: eval \"$(gpuboot env)\"")]
 
 
-def check_torch(ctx: Context) -> List[Finding]:
-    """A CPU-only torch on a machine whose NVML lists a GPU: reinstall it from the
-    PyTorch CUDA index that serves this torch version and that the driver runs
-    (``actions.TORCH_INDEXES``), else upgrade torch from the newest index the driver runs."""
-    from packaging.version import InvalidVersion, Version
+def check_cpu_only_builds(ctx: Context) -> List[Finding]:
+    """A CPU-only build of a consumer with CUDA wheel indexes (torch) on a machine whose NVML lists a GPU:
+    reinstall it from the index that serves its version and that the driver runs (``Consumer.indexes``), else
+    upgrade it from the newest index the driver runs."""
+    from ..consumers.table import CONSUMER_TABLE
 
-    found = ctx.metadata("torch")
-    if found is None:
-        return []
-    version, requires = found
-    need = needs_of("torch", version, requires)
     has_gpu = bool(ctx.inventory.visible) or bool(ctx.inventory.devices)
-    if need is not None or not has_gpu:
-        return []
-    try:
-        public = Version(version).public
-    except InvalidVersion:
-        return []  # malformed metadata is its own finding
+    out: List[Finding] = []
+    for row in CONSUMER_TABLE if has_gpu else ():
+        dist = ctx.machine.distribution(row.name) if row.indexes else None
+        if dist is not None and needs_of(row, dist.version, dist.requires, ctx.platform) is None:
+            out.append(_cpu_only(ctx, row, dist.version))
+    return out
+
+
+def _cpu_only(ctx: Context, row: Consumer, version: str) -> Finding:
+    from packaging.version import Version
+
+    public = Version(version).public  # the distribution's metadata validated it
+    fid = f"cpu-only-{row.for_name}"
     cuda_v = ctx.inventory.cuda_driver_version
-    tag, how = torch_index(public, cuda_v)
-    title = f"torch {version} is a CPU-only build, but this machine has a GPU"
-    source = "source: PyTorch 'Previous PyTorch Versions' (the CUDA indexes that serve each torch release)"
+    tag, how = index_for(row, public, cuda_v)
+    title = f"{row.name} {version} is a CPU-only build, but this machine has a GPU"
     driver = f"driver supports CUDA {cuda_v[0]}.{cuda_v[1]}" if cuda_v else "driver's CUDA version unknown"
-    evidence = (f"torch {version}", driver, source)
-    if how == "reinstall" and tag:
-        return [Finding.fixed_by("cpu-only-torch", "problem", title, evidence, ctx.platform,
-                                 pip_install(f"torch=={public}", force_reinstall=True, torch_index=tag))]
-    if how == "upgrade-torch" and tag:
-        return [Finding.fixed_by("cpu-only-torch", "problem", title,
-                                 (*evidence, f"no PyTorch CUDA index serves torch {public} any more: upgrade torch"),
-                                 ctx.platform, pip_install("torch", upgrade=True, force_reinstall=True,
-                                                           torch_index=tag))]
-    if how == "upgrade-driver" and tag:
-        cuda_needed = index_cuda(tag)
+    evidence = (f"{row.name} {version}", driver, f"source: the indexes of its row ({row.index_url})")
+    url = row.index_of(tag) if tag else None
+    if how == "reinstall" and url:
+        return Finding.fixed_by(fid, "problem", title, evidence, ctx.platform,
+                                pip_install(f"{row.name}=={public}", force_reinstall=True, index_url=url))
+    if how == "upgrade" and url:
+        return Finding.fixed_by(fid, "problem", title,
+                                (*evidence, f"no CUDA index serves {row.name} {public} any more: upgrade it"),
+                                ctx.platform, pip_install(row.name, upgrade=True, force_reinstall=True, index_url=url))
+    if how == "upgrade-driver" and url and tag:
+        cuda_needed = next(i.cuda for i in row.indexes if i.tag == tag)
         minimum = DRIVER_MINIMUMS.get(cuda_needed[0], {}).get(ctx.platform, "?")
-        return [Finding(id="cpu-only-torch", severity="problem", title=title, evidence=evidence,
-                        remedy=f"torch {public}'s CUDA builds need CUDA {cuda_needed[0]}.{cuda_needed[1]} ({tag}): "
-                        f"upgrade the NVIDIA driver (CUDA {cuda_needed[0]}: >= {minimum}), then `"
-                        + command_line(("pip", "install", "--force-reinstall", f"torch=={public}", "--index-url",
-                                        f"https://download.pytorch.org/whl/{tag}"), ctx.platform) + "`")]
-    return [Finding(id="cpu-only-torch", severity="problem", title=title, evidence=evidence,
-                    remedy="upgrade the NVIDIA driver: no PyTorch CUDA build runs on it")]
+        return Finding(id=fid, severity="problem", title=title, evidence=evidence,
+                       remedy=f"{row.name} {public}'s CUDA builds need CUDA {cuda_needed[0]}.{cuda_needed[1]} ({tag}): "
+                       f"upgrade the NVIDIA driver (CUDA {cuda_needed[0]}: >= {minimum}), then `"
+                       + command_line(("pip", "install", "--force-reinstall", f"{row.name}=={public}", "--index-url",
+                                       url), ctx.platform) + "`")
+    return Finding(id=fid, severity="problem", title=title, evidence=evidence,
+                   remedy=f"upgrade the NVIDIA driver: no CUDA build of {row.name} runs on it")
 
 
 def check_windows_path(ctx: Context) -> List[Finding]:
@@ -271,9 +272,8 @@ def check_windows_path(ctx: Context) -> List[Finding]:
     for n in ctx.needs:
         row = consumer(n.consumer)
         if row is None or not row.plain_load_on_windows:
-            continue  # torch and onnxruntime add their own DLL directories
-        res = resolve_need(n, with_optional=False, search_paths=ctx.search_paths, platform="win32",
-                           environ=ctx.environ)
+            continue  # the others add their own DLL directories
+        res = resolve_need(ctx.machine, n, with_optional=False)
         missing_dirs = []
         for lib in res.libraries:
             d = str(lib.directory)
@@ -284,7 +284,7 @@ def check_windows_path(ctx: Context) -> List[Finding]:
                                title=f"{n.consumer} loads {res.libraries[-1].filename if res.libraries else 'cuBLAS'} "
                                "with plain LoadLibraryA, which searches PATH, and the wheel's DLL directory is "
                                "not on PATH", evidence=tuple(missing_dirs),
-                               remedy="call gpuboot.ensure() before importing ctranslate2 (it prepends them to "
+                               remedy=f"call gpuboot.ensure() before importing {row.imports[0]} (it prepends them to "
                                "PATH), or put them on PATH for every process: `gpuboot env --shell powershell` (or "
                                f"`--shell cmd`): set \"PATH={';'.join(missing_dirs)};%PATH%\""))
     cudnn_dirs = []

@@ -1,11 +1,11 @@
 """Doctor's check of the installed distributions' metadata: a name, version or requirement that does not
-validate is named here, and never reaches a rule or a command (``_metadata``)."""
+validate is named here, and never reaches a rule or a command (``machine/metadata.py``)."""
 
 from __future__ import annotations
 
 from typing import List
 
-from ..consumers import CONSUMERS
+from ..consumers.table import CONSUMERS
 from .actions import command_line
 from .report import Context, Finding
 
@@ -17,7 +17,7 @@ def check_metadata(ctx: Context) -> List[Finding]:
     or whose Name, Version or Requires-Dist ``packaging`` rejects.  A problem for a CUDA consumer (gpuboot
     cannot tell what it needs), a warning for any other distribution."""
     out: List[Finding] = []
-    for bad in ctx.malformed():
+    for bad in ctx.machine.malformed:
         where = bad.path or "(no path)"
         shown = where if where.isascii() and where.isprintable() else ascii(where)[1:-1]
         consumer = bad.name in CONSUMERS

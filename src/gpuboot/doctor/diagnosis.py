@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Callable, List, Mapping, Optional, Tuple
 
-from ..consumers import CONSUMER_TABLE
+from ..consumers.table import for_names
 from .checks_code import check_gpu_code, check_process_mix
 from .checks_driver import check_driver
 from .checks_gpu import check_choice, check_devices, check_driver_age
-from .checks_known import check_known_bad
+from .checks_known import check_consumer_quirks, check_known_bad
 from .checks_libs import (
+    check_cpu_only_builds,
     check_ld_library_path,
     check_libraries,
     check_renamed,
     check_shadowed,
-    check_torch,
     check_windows_path,
 )
 from .checks_meta import check_metadata
@@ -24,14 +24,14 @@ from .report import Context, Finding, Report
 __all__ = ["CONSUMER_ALIASES", "CHECKS", "diagnose"]
 
 #: consumer names (``diagnose(consumer=)``, ``gpuboot doctor --for``) -> their distribution names
-#: (``CONSUMER_TABLE``: ``"jax"`` is ``jax-cuda12-plugin`` and ``jax-cuda13-plugin``).
-CONSUMER_ALIASES: Mapping[str, Tuple[str, ...]] = {
-    c.for_name: tuple(r.name for r in CONSUMER_TABLE if r.for_name == c.for_name) for c in CONSUMER_TABLE}
+#: (the rows' ``for_name``: jax is ``jax-cuda12-plugin`` and ``jax-cuda13-plugin``).
+CONSUMER_ALIASES: Mapping[str, Tuple[str, ...]] = for_names()
 
 
 CHECKS: Tuple[Callable[[Context], List[Finding]], ...] = (
     check_driver, check_driver_age, check_devices, check_gpu_code, check_choice, check_metadata, check_libraries,
-    check_renamed, check_shadowed, check_ld_library_path, check_torch, check_windows_path, check_known_bad,
+    check_renamed, check_shadowed, check_ld_library_path, check_cpu_only_builds, check_windows_path, check_known_bad,
+    check_consumer_quirks,
     check_process_mix,
 )
 
@@ -40,10 +40,9 @@ def diagnose(ctx: Optional[Context] = None, *, consumer: Optional[str] = None) -
     """Run every check.
 
     Args:
-        ctx: a ``Context``; default ``gather()``: this process and machine.
-        consumer: a name of ``CONSUMER_ALIASES`` (``"ctranslate2"``, ``"torch"``,
-            ``"onnxruntime"``, ``"tensorflow"``, ``"jax"``, ...) to check for that
-            consumer only.
+        ctx: a ``Context``; default ``gather()``: the current machine (``machine.snapshot.current()``).
+        consumer: a name of ``CONSUMER_ALIASES`` (a row's ``for_name``: ctranslate2, torch, onnxruntime,
+            tensorflow, jax, ...) to check for that consumer only.
 
     Raises:
         ValueError: an unknown ``consumer``.

@@ -8,10 +8,10 @@ import os
 import subprocess
 import sys
 import sysconfig
-from typing import Any, Callable, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
-from .._quote import command_line
-from .._record import Record
+from ..base.quote import command_line
+from ..base.record import Record
 from .actions import Action
 from .report import Report
 
@@ -104,12 +104,12 @@ def plan_fix(report: Report, *, python: str = sys.executable, prefix: str = sys.
     return env_steps, host_steps
 
 
-def pip_can_check(python: str = sys.executable, runner: Callable[..., Any] = subprocess.run) -> Optional[str]:
+def pip_can_check(python: str = sys.executable) -> Optional[str]:
     """``None`` when ``python``'s pip has ``install --dry-run --report`` (pip >= 22.2), else why not."""
     from packaging.version import InvalidVersion, Version
 
     try:
-        proc = runner([python, "-I", "-m", "pip", "--version"], capture_output=True, text=True, timeout=60)
+        proc = subprocess.run([python, "-I", "-m", "pip", "--version"], capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.SubprocessError) as exc:
         return f"pip could not be asked its version ({exc})"
     words = (proc.stdout or "").split()
@@ -126,7 +126,7 @@ def pip_can_check(python: str = sys.executable, runner: Callable[..., Any] = sub
     return None
 
 
-def other_interpreter(python: str, runner: Callable[..., Any] = subprocess.run) -> Optional[str]:
+def other_interpreter(python: str) -> Optional[str]:
     """Why ``fix(python=...)`` refuses ``python``: ``None`` when it is this
     process's interpreter environment (same ``sys.prefix``), else the command
     to run instead.  ``fix`` changes the environment it diagnosed; another
@@ -134,8 +134,8 @@ def other_interpreter(python: str, runner: Callable[..., Any] = subprocess.run) 
     if python == sys.executable:
         return None
     try:
-        proc = runner([python, "-I", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
-                      timeout=60)
+        proc = subprocess.run([python, "-I", "-c", "import sys; print(sys.prefix)"], capture_output=True, text=True,
+                              timeout=60)
         other = proc.stdout.strip() if proc.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         other = None

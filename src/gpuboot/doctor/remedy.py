@@ -32,10 +32,11 @@ import os
 import subprocess
 import sys
 import tempfile
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .._record import Record
-from ..pairings import conflicts_with_installed, installed_distributions
+from ..base.record import Record
+from ..consumers.pairings import conflicts_with_installed, installed_distributions
+from ..machine.snapshot import current
 from .plan import Step, environment_refusal, other_interpreter, pip_can_check, plan_fix
 from .report import Report
 
@@ -67,8 +68,6 @@ class FixResult(Record):
         still_broken: finding ids a step was meant to fix that are still there.
     """
 
-    #: Not hashable: its reports hold the mutable ``Context`` the checks read.
-    __hash__ = None  # type: ignore[assignment]
     plan: Tuple[Step, ...]
     explained: Tuple[Step, ...]
     refused: Optional[str]
@@ -109,15 +108,15 @@ def _tail(text: str, lines: int = 12) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _resolver_conflicts(step: Step, runner: Callable[..., Any]) -> List[str]:
+def _resolver_conflicts(step: Step) -> List[str]:
     """pip's own resolver, asked what ``step`` would install (``--dry-run --report``),
     checked against every installed distribution's requirements."""
     if step.kind != "pip" or step.argv[4:5] != ("install",):
         return []
     with tempfile.TemporaryDirectory() as tmp:
         report_path = os.path.join(tmp, "report.json")
-        proc = runner([*step.argv[:5], "--dry-run", "--quiet", "--report", report_path, *step.argv[5:]],
-                      capture_output=True, text=True)
+        proc = subprocess.run([*step.argv[:5], "--dry-run", "--quiet", "--report", report_path, *step.argv[5:]],
+                              capture_output=True, text=True)
         if proc.returncode != 0:
             return []  # the real run will fail and report pip's own words
         try:
@@ -132,7 +131,7 @@ def _resolver_conflicts(step: Step, runner: Callable[..., Any]) -> List[str]:
         if isinstance(name, str) and isinstance(version, str):
             new.append((name, version))
     names = {n.lower() for n, _ in new}
-    installed = [d for d in installed_distributions() if d[0].lower() not in names]
+    installed = [d for d in installed_distributions(current()) if d[0].lower() not in names]
     out: List[str] = []
     for name, version in new:
         out.extend(conflicts_with_installed(f"{name}=={version}", installed))
@@ -162,29 +161,20 @@ def fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Seque
         system interpreter, or an externally managed environment (PEP 668).
     """
     if report is not None:
-        from .._record import expect
+        from ..base.record import expect
 
         expect(report, Report, "report", "from gpuboot.doctor.diagnose()")
-    return _fix(report, apply=apply, pip_args=pip_args, python=python, allow_unchecked=allow_unchecked)
+    from .diagnosis import diagnose
+    from .gather import gather
 
+    def again() -> Report:  # the same consumers, on the machine as it is now
+        return diagnose(gather(consumers=before.context.consumers))
 
-def _fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Sequence[str] = (),
-         python: str = sys.executable, allow_unchecked: bool = False,
-         diagnose: Optional[Callable[[], Report]] = None, runner: Callable[..., Any] = subprocess.run,
-         refusal: Optional[str] = "check") -> FixResult:
-    """``fix()`` for the command and tests: ``diagnose`` (how to check again, e.g. for one consumer),
-    ``runner`` (``subprocess.run``), ``refusal`` (``"check"``: ``environment_refusal()``; a string refuses
-    with it; ``None``: the caller has checked)."""
-    from .diagnosis import diagnose as _diagnose
-
-    again = diagnose or _diagnose
-    before = report if report is not None else again()
+    before = report if report is not None else diagnose()
     env_steps, host_steps = plan_fix(before, python=python, pip_args=pip_args)
-    why = other_interpreter(python, runner) if env_steps else None
-    if why is None:
-        why = environment_refusal() if refusal == "check" else refusal
+    why = (other_interpreter(python) or environment_refusal()) if env_steps else None
     if env_steps and why is None and any(st.kind == "pip" and st.argv[4:5] == ("install",) for st in env_steps):
-        unchecked = pip_can_check(python, runner)
+        unchecked = pip_can_check(python)
         if unchecked:
             env_steps = [st._replace(unchecked=unchecked) if st.kind == "pip" and st.argv[4:5] == ("install",)
                          else st for st in env_steps]
@@ -201,7 +191,7 @@ def _fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Sequ
         if step.unchecked and not allow_unchecked:
             skipped.append((step.display, f"not run without confirmation: {step.unchecked}"))
             continue
-        broken = [] if step.unchecked else _resolver_conflicts(step, runner)
+        broken = [] if step.unchecked else _resolver_conflicts(step)
         if broken:
             skipped.append((step.display, "not run: pip would install versions that break " + "; ".join(broken)))
             continue
@@ -216,7 +206,7 @@ def _fix(report: Optional[Report] = None, *, apply: bool = False, pip_args: Sequ
                 applied.append(Applied(step=step, exit_code=1, output_tail=str(exc)))
                 failed = True
             continue
-        proc = runner(list(step.argv), capture_output=True, text=True)
+        proc = subprocess.run(list(step.argv), capture_output=True, text=True)
         applied.append(Applied(step=step, exit_code=proc.returncode,
                                output_tail=_tail((proc.stdout or "") + (proc.stderr or ""))))
         failed = proc.returncode != 0
@@ -233,6 +223,6 @@ def _forget_caches() -> None:
     import importlib
 
     importlib.invalidate_caches()
-    from .._gpus import probe
+    from ..machine import probe
 
     probe.clear_cache()

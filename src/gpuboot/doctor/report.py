@@ -1,13 +1,19 @@
-"""Doctor's values: ``Finding``, ``Context`` (what the checks read), ``Report`` (text, or the schema's JSON)."""
+"""Doctor's values: ``Finding``, ``Context`` (a ``Machine`` snapshot and the consumers asked about: what the
+checks read), ``Report`` (the findings; text, or the schema's JSON)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Literal, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, Tuple
 
-from .._record import Record
-from ..consumers import Need
+from ..base.record import Record
 from .actions import Action, remedy_text
+
+if TYPE_CHECKING:
+    from .._gpus.device import Inventory
+    from .._libs.types import Library
+    from ..consumers.types import Need
+    from ..machine.probe import DriverProbe
+    from ..machine.snapshot import Machine
 
 __all__ = ["SCHEMA_VERSION", "json_schema", "SEVERITIES", "Severity", "Finding", "Context", "Report"]
 
@@ -60,45 +66,82 @@ class Finding(Record):
                    remedy=remedy_text(actions, platform) if actions else None, actions=actions)
 
 
-def no_metadata(name: str) -> Optional[Tuple[str, Sequence[str]]]:
-    """A metadata source that knows no distribution (a ``Context`` built by hand)."""
-    return None
+class Context(Record):
+    """What the checks read: a ``Machine`` snapshot and the consumers asked about (distribution names).
 
+    Everything else is computed from the snapshot once (``Machine.memo``): the inventory, the needs of the
+    installed consumers, every NVIDIA library found, each consumer's binaries.
+    """
 
-def no_distributions() -> Sequence[Tuple[str, str, Sequence[str]]]:
-    """No installed distribution known (a ``Context`` built by hand)."""
-    return ()
+    #: The snapshot is where the facts are read from, not a value: two contexts asking about the same
+    #: consumers are equal whichever snapshot they read.
+    _not_values = ("machine",)
+    machine: Machine
+    consumers: Tuple[str, ...] = ()
 
+    @property
+    def platform(self) -> str:
+        return self.machine.platform
 
-@dataclass
-class Context:
-    """Everything the checks read.  ``gather()`` fills it from this process."""
+    @property
+    def environ(self) -> Mapping[str, str]:
+        return self.machine.environ
 
-    platform: str
-    environ: Mapping[str, str]
-    initial_environ: Optional[Mapping[str, str]]
-    driver_present: bool
-    driver_evidence: str
-    inventory: Any  # devices.Inventory
-    needs: List[Need]
-    installed: List[Any]  # locate() inventory: list[Library]
-    loaded: List[str]  # paths of shared objects mapped in this process
-    search_paths: Optional[Sequence[str]] = None
-    metadata: Callable[[str], Optional[Tuple[str, Sequence[str]]]] = field(default=no_metadata)
-    wsl: bool = False
-    cpu_threads: int = 1  # CPUs this process may use (affinity, cgroup quota)
-    probe: Any = None  # _gpus.probe.DriverProbe: what the driver answered (None: not asked)
-    #: (name, version, Requires-Dist) of every installed distribution: a remedy must not break one.
-    distributions: Callable[[], Sequence[Tuple[str, str, Sequence[str]]]] = field(default=no_distributions)
-    #: installed distributions whose metadata is malformed (``_metadata.Malformed``).
-    malformed: Callable[[], Sequence[Any]] = field(default=no_distributions)
-    #: each installed consumer's ``(version, binaries)``: the files carrying its GPU code (``_code/files.py``).
-    binaries: Mapping[str, Tuple[Optional[str], Tuple[str, ...]]] = field(default_factory=dict)
+    @property
+    def initial_environ(self) -> Optional[Mapping[str, str]]:
+        return self.machine.initial_environ
+
+    @property
+    def driver_present(self) -> bool:
+        return self.machine.driver.present
+
+    @property
+    def driver_evidence(self) -> str:
+        return self.machine.driver.evidence
+
+    @property
+    def probe(self) -> Optional[DriverProbe]:
+        """What the driver answered, or ``None``: not asked (a described machine)."""
+        return self.machine.probe
+
+    @property
+    def inventory(self) -> Inventory:
+        from .._gpus.nvml import discover
+
+        with self.machine.scope():
+            return discover()
+
+    @property
+    def needs(self) -> List[Need]:
+        from ..consumers.installed import installed_needs
+
+        return installed_needs(self.machine, self.consumers)
+
+    @property
+    def installed(self) -> List[Library]:
+        """Every catalog library found at every version (``locate()``'s inventory), search order."""
+        from .._libs.resolve import locate
+
+        return self.machine.memo("every library", lambda: locate(self.machine))
+
+    @property
+    def loaded(self) -> Tuple[str, ...]:
+        """The shared objects this process has mapped (``()`` where they cannot be read)."""
+        return self.machine.loaded or ()
+
+    @property
+    def binaries(self) -> Dict[str, Tuple[Optional[str], Tuple[str, ...]]]:
+        """Each installed consumer's ``(version, binaries)``: the files carrying its GPU code."""
+        from ..consumers.binaries import installed_binaries
+        from ..consumers.table import consumer
+
+        rows = [consumer(n.consumer) for n in self.needs]
+        return {row.name: installed_binaries(self.machine, row) for row in rows if row is not None and row.binaries}
 
 
 class Report(Record):
-    #: Not hashable: it holds the mutable ``Context`` the checks read.
-    __hash__ = None  # type: ignore[assignment]
+    """Doctor's findings over one ``Context``: ``render()`` for people, ``to_dict()`` for ``--json``."""
+
     findings: Tuple[Finding, ...]
     context: Context
 

@@ -28,7 +28,7 @@ import json
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
 
 __all__ = ["ProtocolError", "ClientOptions", "OPTIONS", "parse_options", "decode_frame", "is_end_of_audio",
            "ready", "wait", "error", "warning", "disconnect", "language", "segments", "BACKEND",
@@ -96,7 +96,7 @@ def _choice(*allowed: str) -> Callable[[str, Any], str]:
 _LANGUAGE = re.compile(r"^[a-z]{2,3}$|^yue$|^haw$")
 
 
-def _language(name: str, value: Any) -> Optional[str]:
+def _language_code(name: str, value: Any) -> Optional[str]:
     if value is None:
         return None
     if not isinstance(value, str) or not _LANGUAGE.match(value):
@@ -122,7 +122,7 @@ class Option(Record):
 #: Every options field WhisperLive 0.10.0's client sends (``Client.on_open``) and ``audio_format``, which its
 #: server reads; unknown fields are ignored, as WhisperLive's server ignores them.
 OPTIONS: Tuple[Option, ...] = (
-    Option(name="language", parse=_language, default=None, served="the stream's language; null: detected"),
+    Option(name="language", parse=_language_code, default=None, served="the stream's language; null: detected"),
     Option(name="task", parse=_choice("transcribe", "translate"), default="transcribe",
            served="transcribe; translate gets a WARNING and is transcribed"),
     Option(name="model", parse=_text, default=None, served="not used: every client shares the server's model"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._record import Record
+from ..base.record import Record
 
 __all__ = ["ServeSettings"]
 

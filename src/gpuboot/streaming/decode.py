@@ -15,8 +15,8 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
-from .._log import log
-from ..whisper.decoding import _is_oom
+from ..base.log import log
+from ..whisper.decoding import is_out_of_memory
 from .records import LiveWord
 
 __all__ = ["Request", "Hypothesis", "Decoder", "MAX_FRAMES", "PROMPT_TOKENS"]
@@ -138,7 +138,7 @@ class Decoder:
             try:
                 out.extend(self._batch(part, window))
             except Exception as exc:
-                if not _is_oom(exc) or self.cap == 1:
+                if not is_out_of_memory(exc) or self.cap == 1:
                     raise
                 log.warning("live: out of memory at batch %d (%s); decoding at batch %d", len(part), exc,
                             max(1, len(part) // 2))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from .. import _deps
+from ..base import deps as _deps
 from ..errors import AudioError
 from ..whisper.audio import SAMPLE_RATE
 

@@ -13,7 +13,7 @@ import threading
 import time
 from typing import Any, List, Optional, Tuple
 
-from .._log import log
+from ..base.log import log
 from ..errors import GpubootError
 from .decode import Decoder, Hypothesis, Request
 from .steps import StepClock

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Tuple
 
-from .._record import Record
+from ..base.record import Record
 
 __all__ = ["LiveWord", "LiveEvent", "LiveLatency"]
 

@@ -11,7 +11,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Protocol, Sequence, Tuple
 
-from .._log import log
+from ..base.log import log
 from ..errors import GpubootError
 from .clock import ArrivalClock
 from .cues import LiveCues

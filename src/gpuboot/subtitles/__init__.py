@@ -22,7 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
-from .._record import Record
+from ..base.record import Record
 from .conformance import RULES, Conformance, conformance
 from .languages import LANGUAGES, Language
 from .style import SubtitleStyle

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .._record import Record
+from ..base.record import Record
 from .breaks import keeps_next
 from .languages import Language, width
 from .style import SubtitleStyle

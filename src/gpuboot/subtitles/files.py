@@ -23,8 +23,8 @@ import io
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .. import _deps
-from .._record import Record
+from ..base import deps as _deps
+from ..base.record import Record
 from .timing import Cue
 
 __all__ = ["to_srt", "to_vtt", "read_cues", "read_file", "made_with", "SubtitleFile", "escape_vtt", "MAX_BYTES"]
@@ -124,7 +124,7 @@ def read_file(path: Path) -> SubtitleFile:
             ``MAX_BYTES``, not UTF-8, or a file the library cannot parse (its message).
         OSError: the file cannot be read.
     """
-    from .._files import read_bounded
+    from ..base.files import read_bounded
 
     suffix = path.suffix.lower()
     if suffix not in (".srt", ".vtt"):
@@ -171,7 +171,7 @@ def made_with(path: Path) -> Optional[Dict[str, Any]]:
     import json
     import math
 
-    from .._files import read_bounded
+    from ..base.files import read_bounded
 
     sibling = path.with_suffix(".json")
     try:

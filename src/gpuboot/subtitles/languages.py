@@ -22,7 +22,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Dict, Optional
 
-from .._record import Record
+from ..base.record import Record
 
 __all__ = ["Language", "LANGUAGES", "DEFAULT", "language", "width", "SENTENCE_MARKS", "CLAUSE_MARKS"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from typing import Optional
 
-from .._record import Record
+from ..base.record import Record
 from .languages import Language, language
 
 __all__ = ["SubtitleStyle", "CHILDREN_CPS"]

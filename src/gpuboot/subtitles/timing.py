@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 from typing import List, Optional, Tuple
 
-from .._record import Record
+from ..base.record import Record
 from .languages import width
 from .style import SubtitleStyle
 

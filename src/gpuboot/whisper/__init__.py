@@ -9,9 +9,10 @@ out-of-memory resume: ``decoding``), many recordings in shared batches
 
 from __future__ import annotations
 
+from .attempts import Attempt, WhisperLoad
 from .audio import SAMPLE_RATE, decode, verify_decoder
 from .decoding import transcribe
-from .load import COMPUTE_TYPES, DEVICES, Attempt, WhisperLoad, load_info, load_whisper
+from .load import COMPUTE_TYPES, DEVICES, load_info, load_whisper
 from .models import embedded_model
 
 __all__ = ["load_whisper", "load_info", "WhisperLoad", "Attempt", "transcribe", "decode", "verify_decoder",

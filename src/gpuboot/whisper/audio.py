@@ -6,8 +6,8 @@ import os
 import stat
 from typing import Any, List
 
-from .. import _deps
-from .._files import SPECIAL_FILES, special_kind
+from ..base import deps as _deps
+from ..base.files import SPECIAL_FILES, special_kind
 from ..errors import AudioError
 
 __all__ = ["decode", "decode_bytes", "verify_decoder", "samples_of", "SAMPLE_RATE", "SPECIAL_FILES", "special_kind"]

@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional, Tuple
 
-from .. import _deps
-from .._log import log
+from ..base import deps as _deps
+from ..base.log import log
 from .audio import SAMPLE_RATE
 from .load import WhisperLoad, expect_model
 from .models import _model_bytes
 
-__all__ = ["transcribe"]
+__all__ = ["transcribe", "recheck_batch", "is_out_of_memory", "OUT_OF_MEMORY"]
 
-_OOM = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "std::bad_alloc")
+#: What CTranslate2's and the CUDA libraries' out-of-memory errors say (a ``RuntimeError``'s text).
+OUT_OF_MEMORY = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "std::bad_alloc")
 
 
-def _is_oom(exc: BaseException) -> bool:
-    text = str(exc)
-    return isinstance(exc, (RuntimeError, MemoryError)) and (isinstance(exc, MemoryError) or
-                                                             any(k in text for k in _OOM))
+def is_out_of_memory(exc: BaseException) -> bool:
+    """``exc`` is an out-of-memory error: a ``MemoryError``, or a ``RuntimeError`` whose text says so
+    (``OUT_OF_MEMORY``).  The one test every batched decode shares (a smaller batch then retries)."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(k in str(exc) for k in OUT_OF_MEMORY))
 
 
 def _shift(segment: Any, offset: float) -> Any:
@@ -86,7 +87,7 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
         segments, tinfo = model.transcribe(audio, **options)
         return iter(segments), tinfo
     if isinstance(info, WhisperLoad) and info.device == "cuda" and batch_size is None:
-        size = _recheck_batch(info, size)
+        size = recheck_batch(info, size)
     if pipeline is None:
         pipeline = _deps.faster_whisper().BatchedInferencePipeline(model)
     first, tinfo = _start(pipeline, audio, size, options)
@@ -98,7 +99,7 @@ def _start(pipeline: Any, audio: Any, size: int, options: Any) -> Tuple[Any, Any
         try:
             return tuple(pipeline.transcribe(audio, batch_size=size, **options))  # type: ignore[return-value]
         except Exception as exc:
-            if not _is_oom(exc) or size == 1:
+            if not is_out_of_memory(exc) or size == 1:
                 raise
             log.warning("out of memory at batch %d (%s); retrying at batch %d", size, exc, size // 2)
             size //= 2
@@ -115,7 +116,7 @@ def _resumable(pipeline: Any, audio: Any, size: int, segments: Any, options: Any
                 yield segment
             return
         except Exception as exc:
-            if not _is_oom(exc) or size == 1:
+            if not is_out_of_memory(exc) or size == 1:
                 raise
             size //= 2
             log.warning("out of memory at batch %d (%s); resuming at %.1f s with batch %d",
@@ -124,9 +125,9 @@ def _resumable(pipeline: Any, audio: Any, size: int, segments: Any, options: Any
             segments, _ = _start(pipeline, audio[int(done * SAMPLE_RATE):], size, options)
 
 
-def _recheck_batch(info: WhisperLoad, size: int) -> int:
+def recheck_batch(info: WhisperLoad, size: int) -> int:
     """The planned GPU batch, shrunk to what NVML says is free now."""
-    from ..memory import memory_info
+    from ..placement.memory import memory_info
     from .model_memory import HEADROOM
     from .throughput import per_item_bytes
 

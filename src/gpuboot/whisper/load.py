@@ -12,14 +12,14 @@ GPU float16 -> GPU int8 -> CPU int8, each reason logged.
 from __future__ import annotations
 
 import os
-import time
 from typing import TYPE_CHECKING, Any, List, Literal, Optional, Tuple, Union
 
-from .. import _deps
 from .._gpus.precision import COMPUTE_TYPES, ComputeType
-from .._log import log
-from .._record import Record
-from ..errors import DriverNotFoundError, ModelLoadError
+from ..base import deps as _deps
+from ..base.log import log
+from ..errors import DriverNotFoundError
+from ..machine.snapshot import current
+from .attempts import Attempt, Sizes, WhisperLoad, attempt, cuda_cause, failure, plan_attempts
 from .audio import verify_decoder
 from .models import _check_model, _local_model, _model_bytes, auto_model, embedded_model
 
@@ -34,108 +34,6 @@ __all__ = ["load_whisper", "WhisperLoad", "Attempt", "load_info", "COMPUTE_TYPES
 #: Where faster-whisper / CTranslate2 run (``WhisperModel(device=)``), or "auto".
 WhisperDevice = Literal["auto", "cpu", "cuda"]
 DEVICES: Tuple[WhisperDevice, ...] = ("auto", "cpu", "cuda")
-
-
-#: One second of audio at Whisper's 16 kHz sample rate.
-PROBE_SAMPLES = 16000
-
-
-class Attempt(Record):
-    """One try at constructing and verifying the model."""
-
-    device: str
-    compute_type: str
-    ok: bool
-    error: Optional[str] = None
-    elapsed_ms: float = 0.0
-    cuda_ordinal: Optional[int] = None  # the CUDA ordinal tried; None on the CPU
-
-    def describe(self) -> str:
-        state = "ok" if self.ok else f"failed: {self.error}"
-        return f"{self.device}/{self.compute_type} {state} ({self.elapsed_ms:.0f} ms)"
-
-
-class WhisperLoad(Record):
-    """How ``load_whisper`` got its model; read it with ``load_info(model)``.
-
-    Attributes:
-        model: the size name or directory that was loaded.
-        device: ``"cuda"`` or ``"cpu"``.
-        cuda_ordinal: the CUDA ordinal, ``None`` on the CPU (as ``select_device`` says).
-        compute_type: the CTranslate2 compute type in use.
-        reason: why this device and type were chosen.
-        trail: every attempt in order, failures first.
-        load_ms: construction time of the successful attempt, milliseconds.
-        probe_ms: time of the verifying encode, milliseconds.
-        batched: ``gpuboot.transcribe`` uses faster-whisper's
-            ``BatchedInferencePipeline`` for this model.
-        batch_size: its batch size (1 when not batched).
-        cpu_threads, num_workers: what ``WhisperModel`` was given.
-        throughput: why those (``_throughput.plan_throughput``'s reason).
-        source: the model directory loaded (a size name resolved in the cache).
-        warnings: what the caller should know of a working choice: CTranslate2
-            reaching this GPU only through a JIT compile of its PTX (slow first
-            start), read from its binary's fatbin.
-    """
-
-    model: str
-    device: str
-    cuda_ordinal: Optional[int]
-    compute_type: str
-    reason: str
-    trail: Tuple[Attempt, ...]
-    load_ms: float
-    probe_ms: float
-    batched: bool = False
-    batch_size: int = 1
-    cpu_threads: int = 0
-    num_workers: int = 1
-    throughput: str = ""
-    source: str = ""
-    warnings: Tuple[str, ...] = ()
-
-
-def _plan(device: str, compute_type: str, choice: Any) -> Tuple[List[Tuple[str, str]], str]:
-    """The attempts, in order, and the reason for the first one.
-
-    ``choice`` is ``select_device()``'s ``DeviceChoice``: on a GPU its
-    compute type first, then int8 (CTranslate2's int8 is int8_float32 on a
-    GPU: no fp16 needed), then the CPU; ``device="cuda"`` never reaches the CPU.
-    """
-    gpu_first = choice.compute_type if choice.ct2_device == "cuda" else "float16"
-    cpu_type = "int8" if compute_type == "auto" else compute_type
-    if compute_type == "auto":
-        gpu_types = [gpu_first] + (["int8"] if gpu_first not in ("int8", "float32") else [])
-    else:
-        gpu_types = [compute_type]
-    gpu = [("cuda", t) for t in gpu_types]
-    if device == "cpu":
-        why = choice.reason if choice.ct2_device == "cpu" else "asked for device='cpu'"
-        return [("cpu", cpu_type)], f"CPU {cpu_type}: {why}"
-    if device == "cuda":
-        return gpu, f"CUDA {gpu_types[0]}: asked for device='cuda'; {choice.reason}"
-    if choice.ct2_device != "cuda":
-        return [("cpu", cpu_type)], choice.reason
-    return [*gpu, ("cpu", cpu_type)], choice.reason
-
-
-def _probe(model: Any) -> None:
-    """Encode one second of silence: the first encode is where CTranslate2
-    loads cuBLAS, so a missing library shows up here and not mid-request.
-
-    The 1 s of features (100 frames) is encoded unpadded: CTranslate2 4.x
-    accepts it and it runs the same GEMMs in ~1/7 of the time of the padded
-    30 s window (44 vs 290 ms for tiny.en int8, measured on a 2-core x86-64 CPU).  Should a
-    build refuse the short shape, the padded window decides.
-    """
-    import numpy as np
-    from faster_whisper.audio import pad_or_trim
-
-    features = model.feature_extractor(np.zeros(PROBE_SAMPLES, dtype=np.float32))
-    try:
-        model.encode(features)
-    except Exception:  # retried below: the padded result is the verdict
-        model.encode(pad_or_trim(features))
 
 
 def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", compute_type: ComputeType = "auto",
@@ -201,126 +99,66 @@ def load_whisper(model: str = "small", *, device: WhisperDevice = "auto", comput
     if compute_type not in COMPUTE_TYPES:
         raise ValueError(f"compute_type must be one of {', '.join(COMPUTE_TYPES)}, not {compute_type!r}")
     model_class = _deps.faster_whisper().WhisperModel
-    from ..boot import ensure
-    from ..select import _select
-    from .model_memory import recommend_whisper_model
-
     verify_decoder()
+    with current().scope() as machine:  # ensure(), select_device() and the attempts judge one snapshot
+        choice, ordinal = _choice(device, prefer, cuda_ordinal)
+        if model == "auto":
+            from .model_memory import recommend_whisper_model
+
+            model, why = auto_model(recommend_whisper_model(choice), kwargs, embedded_model())
+            log.info("model='auto' -> %s for %s", why, choice.torch_device)
+        name = _check_model(model)
+        source = _local_model(name, kwargs)
+        plan, reason = plan_attempts(device, compute_type, choice)
+        sizes = Sizes(model_bytes=_model_bytes(source), batched=batched, batch_size=batch_size, streams=streams,
+                       ram=machine.ram)
+        trail: List[Attempt] = []
+        for dev, ctype in plan:
+            instance = attempt(model_class, source, dev, ctype, ordinal, choice, sizes, kwargs, trail)
+            if instance is not None:
+                _describe(instance, name, source, reason, trail, choice, ordinal)
+                return instance
+        raise failure(trail, machine)
+
+
+def _choice(device: str, prefer: Preference, cuda_ordinal: Optional[int]) -> Tuple[Any, int]:
+    """``ensure()`` and ``select_device()`` (an explicit ``cuda_ordinal`` re-runs the precision rules for that
+    GPU; one that names no visible GPU is a warning and the automatic choice, or with ``device="cuda"`` the
+    ``ValueError``); the choice and the CUDA ordinal to load on."""
+    from ..boot import ensure
+    from ..select import select_device
+
     report = ensure()
     if device == "cuda" and not report.driver.present:
         raise DriverNotFoundError(f"device='cuda' was asked for, but this machine has no NVIDIA driver "
                                   f"({report.driver.evidence})",
                                   "install the NVIDIA driver (https://www.nvidia.com/drivers), "
                                   "or use device='auto', which runs on the CPU")
-    try:  # an explicit cuda_ordinal re-runs the precision rules for that GPU
-        choice = _select(prefer=prefer, driver=report.driver, cuda_ordinal=cuda_ordinal)
+    try:
+        choice = select_device(prefer=prefer, cuda_ordinal=cuda_ordinal)
     except ValueError:
         if device == "cuda":
             raise
         log.warning("cuda_ordinal=%s is not a visible GPU; choosing automatically", cuda_ordinal)
         cuda_ordinal = None  # the automatic choice's ordinal, never the invalid one
-        choice = _select(prefer=prefer, driver=report.driver)
-    if model == "auto":
-        model, why = auto_model(recommend_whisper_model(choice), kwargs, embedded_model())
-        log.info("model='auto' -> %s for %s", why, choice.torch_device)
-    name = _check_model(model)
-    source = _local_model(name, kwargs)
-    plan, reason = _plan(device, compute_type, choice)
-    ordinal = cuda_ordinal if cuda_ordinal is not None else (choice.cuda_ordinal or 0)
-    model_bytes = _model_bytes(source)
-
-    trail: List[Attempt] = []
-    for dev, ctype in plan:
-        throughput = _throughput_for(dev, choice, model_bytes, batched, batch_size, streams)
-        args = {"cpu_threads": throughput.cpu_threads, "num_workers": throughput.num_workers, **kwargs}
-        index = ordinal if dev == "cuda" else 0
-        t0 = time.perf_counter()
-        try:
-            instance = model_class(source, device=dev, device_index=index, compute_type=ctype, **args)
-            t1 = time.perf_counter()
-            _probe(instance)
-            t2 = time.perf_counter()
-        except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError; keep going
-            err = f"{type(exc).__name__}: {exc}".strip()
-            trail.append(Attempt(device=dev, compute_type=ctype, ok=False, error=_cause(dev, ctype, err),
-                                 elapsed_ms=(time.perf_counter() - t0) * 1e3,
-                                 cuda_ordinal=index if dev == "cuda" else None))
-            log.warning("Whisper on %s/%s failed (%s); trying the next choice", dev, ctype, err)
-            continue
-        trail.append(Attempt(device=dev, compute_type=ctype, ok=True, error=None, elapsed_ms=(t2 - t0) * 1e3,
-                             cuda_ordinal=index if dev == "cuda" else None))
-        if len(trail) > 1:
-            label = "CPU" if dev == "cpu" else "CUDA"
-            reason = f"{label} {ctype}: fell back after " + "; ".join(
-                a.describe() for a in trail[:-1]) + _cuda_cause(trail)
-        info = WhisperLoad(model=name, device=dev, cuda_ordinal=ordinal if dev == "cuda" else None, compute_type=ctype,
-                           reason=reason,
-                           trail=tuple(trail), load_ms=(t1 - t0) * 1e3, probe_ms=(t2 - t1) * 1e3,
-                           batched=throughput.batched,
-                           batch_size=throughput.batch_size, cpu_threads=int(args["cpu_threads"]),
-                           num_workers=int(args["num_workers"]),
-                           throughput=throughput.reason, source=source, warnings=_warnings(dev, choice))
-        for warning in info.warnings:
-            log.warning("%s", warning)
-        instance.gpuboot = info
-        log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, ctype, reason)
-        return instance
-    cause = _cuda_cause(trail)
-    named = [c for _n, _d, c in _CAUSES if any(a.error and c in a.error for a in trail)]
-    if named:
-        fix = named[0].split(": ", 1)[1]
-    elif any(a.device == "cuda" for a in trail):
-        fix = (cause[len("; cause: "):] + "; `gpuboot doctor` checks every layer" if cause
-               else "run `gpuboot doctor` for the cause")
-    else:
-        fix = "check the model directory and `pip install 'gpuboot[whisper]'`"
-    raise ModelLoadError("no device could run the Whisper model: " + "; ".join(a.describe() for a in trail),
-                         fix, trail)
+        choice = select_device(prefer=prefer)
+    return choice, cuda_ordinal if cuda_ordinal is not None else (choice.cuda_ordinal or 0)
 
 
-#: What a failed attempt's error means, where CTranslate2's own words do not say (substring, device, cause).
-_CAUSES = (("float16", "cpu", "a CPU cannot run float16 (CTranslate2 has no float16 CPU kernels): use compute_type "
-                              "int8 or float32"),
-           ("bfloat16", "cpu", "this CPU cannot run bfloat16 in CTranslate2: use compute_type int8 or float32"))
-
-
-def _cause(dev: str, ctype: str, error: str) -> str:
-    """``error`` with the cause named where CTranslate2's message does not (float16 asked of a CPU)."""
-    for needle, device, cause in _CAUSES:
-        if dev == device and ctype.endswith(needle) and "compute type" in error.lower():
-            return f"{error} -- {cause}"
-    return error
-
-
-def _warnings(dev: str, choice: Any) -> Tuple[str, ...]:
-    """CTranslate2's JIT-only verdict for the GPU it runs on (``DeviceChoice.gpu_code``)."""
-    if dev != "cuda":
-        return ()
-    return tuple(c.line() for c in choice.gpu_code if c.consumer == "ctranslate2" and c.verdict.kind == "jit")
-
-
-def _cuda_cause(trail: List[Attempt]) -> str:
-    """``"; cause: <layer>: <what> -- fix: <command>"`` when CUDA attempts
-    failed and the driver probe names a broken layer (as ``gpuboot doctor``
-    does), else ``""``."""
-    if not any(a.device == "cuda" and not a.ok for a in trail):
-        return ""
-    from .._gpus.causes import cause_line
-    from .._gpus.probe import probe_driver
-
-    line = cause_line(probe_driver())
-    return f"; cause: {line}" if line else ""
-
-
-def _throughput_for(dev: str, choice: Any, model_bytes: int, batched: Union[str, bool],
-                    batch_size: Union[str, int], streams: int) -> Any:
-    from .._host import available_ram
-    from .throughput import plan_throughput
-
-    on_gpu = dev == "cuda" and choice.gpu is not None
-    free = choice.gpu.free_memory if on_gpu else available_ram() or None
-    return plan_throughput(dev, cores=choice.cpu_threads, model_bytes=model_bytes, free_bytes=free,
-                           resident_bytes=model_bytes, batched=batched, batch_size=batch_size, streams=streams)
+def _describe(instance: Any, name: str, source: str, reason: str, trail: List[Attempt], choice: Any,
+              ordinal: int) -> None:
+    """The winning attempt's ``WhisperLoad``, complete: why, the trail, and the warnings of the choice."""
+    dev = trail[-1].device
+    if len(trail) > 1:
+        label = "CPU" if dev == "cpu" else "CUDA"
+        reason = f"{label} {trail[-1].compute_type}: fell back after " + "; ".join(
+            a.describe() for a in trail[:-1]) + cuda_cause(trail, current())
+    info = instance.gpuboot._replace(model=name, cuda_ordinal=ordinal if dev == "cuda" else None, reason=reason,
+                                     trail=tuple(trail), source=source, warnings=_jit_warnings(dev, choice))
+    for warning in info.warnings:
+        log.warning("%s", warning)
+    instance.gpuboot = info
+    log.info("Whisper %s on %s/%s (%s)", os.path.basename(name), dev, info.compute_type, reason)
 
 
 def expect_model(model: Any) -> None:
@@ -340,3 +178,10 @@ def load_info(model: Any) -> WhisperLoad:
     if not isinstance(info, WhisperLoad):
         raise ValueError("this model was not returned by gpuboot.load_whisper()")
     return info
+
+
+def _jit_warnings(dev: str, choice: Any) -> Tuple[str, ...]:
+    """CTranslate2's JIT-only verdict for the GPU it runs on (``DeviceChoice.gpu_code``)."""
+    if dev != "cuda":
+        return ()
+    return tuple(c.line() for c in choice.gpu_code if c.consumer == "ctranslate2" and c.verdict.kind == "jit")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Iterable, Optional, Tuple
 
-from .._host import available_ram
+from ..machine.snapshot import current
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -72,12 +72,12 @@ def recommend_whisper_model(choice: DeviceChoice, *, headroom: float = HEADROOM)
         choice: from ``select_device``.
         headroom: factor over the measured peak (default 1.2).
     """
-    from .._record import expect
+    from ..base.record import expect
     from ..select import DeviceChoice as Choice
 
     expect(choice, Choice, "choice", "from gpuboot.select_device()")
     on_gpu = choice.kind == "cuda" and choice.gpu is not None
-    free_bytes = choice.gpu.free_memory if on_gpu and choice.gpu is not None else available_ram()
+    free_bytes = choice.gpu.free_memory if on_gpu and choice.gpu is not None else current().ram
     models: Iterable[str] = WHISPER_ORDER
     if not on_gpu:
         models = WHISPER_ORDER[WHISPER_ORDER.index(CPU_MAX_MODEL):]

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional, Tuple
 
-from .. import _deps
+from ..base import deps as _deps
 from ..errors import ModelNotFoundError
 
 __all__ = ["embedded_model", "auto_model"]

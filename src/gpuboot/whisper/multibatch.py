@@ -33,18 +33,19 @@ from __future__ import annotations
 import inspect
 from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Optional, Tuple
 
-from .. import _deps
-from .._log import log
+from ..base import deps as _deps
+from ..base.log import log
 from .audio import SAMPLE_RATE
+from .decoding import is_out_of_memory
 from .packing import File, Window, split
 
-__all__ = ["transcribe_many", "Step"]
+__all__ = ["transcribe_many", "steps", "Step"]
 
 Progress = Callable[[Any, float], None]
 
 
 class Step(NamedTuple):
-    """One step of ``_steps``: after a batch, for one file touched by it.
+    """One step of ``steps``: after a batch, for one file touched by it.
 
     Attributes:
         key: the file's key as given.
@@ -95,13 +96,6 @@ def _options(tokenizer: Any, args: Dict[str, Any], words: bool) -> Any:
 #: of one file is left as the pipeline leaves it, so one recording gets ``gpuboot.transcribe``'s words.
 RETRY_MIN_S = 1.0
 
-_OOM = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "std::bad_alloc")
-
-
-def _is_oom(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(k in str(exc) for k in _OOM))
-
-
 def transcribe_many(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8,
                     on_progress: Optional[Progress] = None, **options: Any
                     ) -> Iterator[Tuple[Any, List[Any], Any]]:
@@ -127,79 +121,164 @@ def transcribe_many(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size
             than a window with ``vad_filter=False``.
         RuntimeError: CTranslate2's own errors; out of memory at batch 1.
     """
-    for step in _steps(model, audios, batch_size=batch_size, **options):
+    for step in steps(model, audios, batch_size=batch_size, **options):
         if on_progress is not None:
             on_progress(step.key, step.seconds)
         if step.info is not None:
             yield step.key, step.whole or [], step.info
 
 
-def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8,
-           **options: Any) -> Iterator[Step]:
+def steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8, **options: Any) -> Iterator[Step]:
     """``transcribe_many``'s work as ``Step`` s: progress and newly final segments per file after each batch
-    (the command's progress bar and live lines), ``info`` set when a file is complete."""
+    (the command's progress bar and live lines), ``info`` set when a file is complete.  Arguments and errors as
+    for ``transcribe_many``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, not {batch_size}")
     from .audio import samples_of
     from .load import expect_model
 
     expect_model(model)
-    import numpy as np
-    from faster_whisper.audio import pad_or_trim
-    from faster_whisper.tokenizer import Tokenizer
-    from faster_whisper.transcribe import TranscriptionInfo
-    from faster_whisper.vad import VadOptions, get_speech_timestamps
+    packer = _Packer(model, batch_size, options)
+    for key, samples in audios:
+        yield from packer.add(key, samples_of(samples))  # a path, a file object or PCM, as the docstring says
+    yield from packer.finish()
 
-    args = _defaults()
-    unknown = [k for k in options if k not in args]
-    if unknown:
-        raise ValueError(f"unknown transcription option(s) for batched decoding: {', '.join(sorted(unknown))}")
-    args.update(options)
-    pipeline = _deps.faster_whisper().BatchedInferencePipeline(model)
-    chunk_length = args["chunk_length"] or model.feature_extractor.chunk_length
-    window_samples = int(chunk_length * SAMPLE_RATE)
-    vad = args["vad_parameters"]
-    if isinstance(vad, dict):
-        vad = VadOptions(**{k: v for k, v in vad.items() if k != "max_speech_duration_s"},
-                         max_speech_duration_s=chunk_length)
-    elif vad is None:
-        vad = VadOptions(max_speech_duration_s=chunk_length, min_silence_duration_ms=160)
-    per_language: Dict[str, Tuple[Any, Any, Any]] = {}
 
-    def setup(language: str) -> Tuple[Any, Any, Any]:
+class _Packer:
+    """The windows in flight, per language: open (filling), ready (closed, their features computed), and the
+    per-language clock the pipeline keeps for one recording (the packed speech decoded so far -- each window's
+    offset -- and the end of the last word, its word-timing fix-up after a pause), so that a single recording
+    gets exactly the pipeline's own timings."""
+
+    def __init__(self, model: Any, batch_size: int, options: Dict[str, Any]) -> None:
+        from faster_whisper.vad import VadOptions
+
+        args = _defaults()
+        unknown = [k for k in options if k not in args]
+        if unknown:
+            raise ValueError(f"unknown transcription option(s) for batched decoding: {', '.join(sorted(unknown))}")
+        args.update(options)
+        self.model, self.args, self.size = model, args, batch_size
+        self.pipeline = _deps.faster_whisper().BatchedInferencePipeline(model)
+        self.chunk_length = args["chunk_length"] or model.feature_extractor.chunk_length
+        self.window_samples = int(self.chunk_length * SAMPLE_RATE)
+        vad = args["vad_parameters"]
+        if isinstance(vad, dict):
+            vad = VadOptions(**{k: v for k, v in vad.items() if k != "max_speech_duration_s"},
+                             max_speech_duration_s=self.chunk_length)
+        elif vad is None:
+            vad = VadOptions(max_speech_duration_s=self.chunk_length, min_silence_duration_ms=160)
+        self.vad = vad
+        self.per_language: Dict[str, Tuple[Any, Any, Any]] = {}
+        self.open_windows: Dict[str, Window] = {}
+        self.ready: Dict[str, List[Window]] = {}
+        self.clocks: Dict[str, List[float]] = {}
+        self.serial = 0
+        self.pending: Dict[Tuple[int, File], List[Any]] = {}  # (window, file) -> its segments there, awaiting a retry
+
+    def setup(self, language: str) -> Tuple[Any, Any, Any]:
         """(tokenizer, options decoded with -- word timings on --, options reported)."""
-        if language not in per_language:
-            tok = Tokenizer(model.hf_tokenizer, model.model.is_multilingual, task=args["task"], language=language)
-            per_language[language] = (tok, _options(tok, args, True), _options(tok, args, args["word_timestamps"]))
-        return per_language[language]
+        from faster_whisper.tokenizer import Tokenizer
 
-    open_windows: Dict[str, Window] = {}
-    ready: Dict[str, List[Window]] = {}
-    # Per language, as the pipeline keeps them for one recording: the packed speech decoded so far (each
-    # window's offset) and the end of the last word (its word-timing fix-up after a pause), so that a single
-    # recording gets exactly the pipeline's own timings.
-    clocks: Dict[str, List[float]] = {}
-    serial = [0]
-    size = [batch_size]
+        if language not in self.per_language:
+            args = self.args
+            tok = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, task=args["task"],
+                            language=language)
+            self.per_language[language] = (tok, _options(tok, args, True), _options(tok, args, args["word_timestamps"]))
+        return self.per_language[language]
 
-    pending: Dict[Tuple[int, File], List[Any]] = {}  # (window, file) -> its segments there, awaiting a retry
+    def next_serial(self) -> int:
+        self.serial += 1
+        return self.serial - 1
 
-    def features(window: Window) -> None:
+    def add(self, key: Any, samples: Any) -> Iterator[Step]:
+        """One recording's speech into the windows of its language; full windows are decoded as they fill."""
+        from faster_whisper.vad import get_speech_timestamps
+
+        duration = len(samples) / SAMPLE_RATE
+        if self.args["vad_filter"]:
+            clips = get_speech_timestamps(samples, self.vad)
+        elif len(samples) <= self.window_samples:
+            clips = [{"start": 0, "end": len(samples)}]
+        else:
+            raise ValueError(f"{key}: batched decoding of audio over {self.chunk_length} s needs vad_filter=True")
+        language, probability, all_probs = _language(self.model, self.args, samples, clips)
+        file = File(key, duration, language, probability, all_probs)
+        file.speech = sum(c["end"] - c["start"] for c in clips) / SAMPLE_RATE
+        for clip in clips:
+            yield from self._pack(file, samples, int(clip["start"]), int(clip["end"]))
+        file.complete_input = True
+        if not clips:
+            yield Step(key, duration, [], self.info(file, self.setup(language)[2]), [])
+            return
+        yield from self.drain(language, False)
+
+    def _pack(self, file: File, samples: Any, start: int, end: int) -> Iterator[Step]:
+        while start < end:  # a piece longer than a window (no VAD) is cut at the window
+            language = file.language
+            window = self.open_windows.get(language)
+            if window is not None and window.samples + min(end - start, self.window_samples) > self.window_samples:
+                self.close(language)
+                window = None
+                yield from self.drain(language, False)  # a long file is decoded while it is still being read
+            if window is None:
+                window = self.open_windows[language] = Window(self.next_serial())
+            take = min(end - start, self.window_samples - window.samples)
+            window.add(file, samples[start:start + take], start)
+            start += take
+
+    def finish(self) -> Iterator[Step]:
+        for language in list(self.open_windows):
+            self.close(language)
+        for language in list(self.ready):
+            yield from self.drain(language, True)
+
+    def features(self, window: Window) -> None:
+        import numpy as np
+        from faster_whisper.audio import pad_or_trim
+
         window.audio = np.concatenate(window.parts)
-        window.features = pad_or_trim(model.feature_extractor(window.audio)[..., :-1])
+        window.features = pad_or_trim(self.model.feature_extractor(window.audio)[..., :-1])
         window.parts = []
 
-    def close(language: str) -> None:
-        window = open_windows.pop(language, None)
+    def close(self, language: str) -> None:
+        window = self.open_windows.pop(language, None)
         if window is not None:
-            features(window)
-            ready.setdefault(language, []).append(window)
+            self.features(window)
+            self.ready.setdefault(language, []).append(window)
 
-    def settle(language: str, window: Window, found: Dict[File, List[Any]]) -> None:
+    def drain(self, language: str, everything: bool) -> Iterator[Step]:
+        queue = self.ready.get(language, [])
+        while len(queue) >= self.size or (everything and queue):
+            batch, queue[:] = queue[:self.size], queue[self.size:]
+            yield from self.decode(language, batch)
+
+    def decode(self, language: str, windows: List[Window]) -> Iterator[Step]:
+        tok, opts, reported = self.setup(language)
+        clock = self.clocks.setdefault(language, [0.0, 0.0])
+        for window in windows:
+            window.offset = clock[0]
+            clock[0] += window.samples / SAMPLE_RATE
+        size = [self.size]
+        outputs = _forward(self.pipeline, windows, tok, opts, size, clock)
+        self.size = size[0]
+        touched: List[File] = []
+        for window, output in zip(windows, outputs):
+            self.settle(language, window, split(window, output, reported, tok))
+            window.audio = None
+            touched += [file for file in dict.fromkeys(piece.file for piece in window.pieces) if file not in touched]
+        for file in touched:
+            new = file.newly_final()
+            if file.done:
+                yield Step(file.key, file.duration, new, self.info(file, reported), file.segments)
+            else:
+                yield Step(file.key, file.seconds_done(), new, None)
+
+    def settle(self, language: str, window: Window, found: Dict[File, List[Any]]) -> None:
         """A decoded window's segments to its files; a file's pieces that got no word go to a second try."""
         if window.retry_of is not None:
             file = window.pieces[0].file
-            again = pending.pop((window.retry_of, file), []) + found.get(file, [])
+            again = self.pending.pop((window.retry_of, file), []) + found.get(file, [])
             file.results[window.retry_of] = sorted(again, key=lambda seg: seg.start)
             return
         missed: Dict[File, List[Any]] = {}
@@ -209,80 +288,23 @@ def _steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8
                 missed.setdefault(piece.file, []).append(piece)
         for piece in window.pieces:
             file = piece.file
-            if file in missed and (window.serial, file) not in pending:
-                pending[(window.serial, file)] = found.get(file, [])
-                retry = window.again(serial[0], missed[file])
-                serial[0] += 1
-                features(retry)
-                ready.setdefault(language, []).insert(0, retry)  # decoded in the next batch
+            if file in missed and (window.serial, file) not in self.pending:
+                self.pending[(window.serial, file)] = found.get(file, [])
+                retry = window.again(self.next_serial(), missed[file])
+                self.features(retry)
+                self.ready.setdefault(language, []).insert(0, retry)  # decoded in the next batch
                 log.debug("%s: %d piece(s) got no words in a shared window; decoding them again alone",
                           file.key, len(missed[file]))
             elif file not in missed:
                 file.results[window.serial] = found.get(file, [])
 
-    def decode(language: str, windows: List[Window]) -> Iterator[Step]:
-        tok, opts, reported = setup(language)
-        clock = clocks.setdefault(language, [0.0, 0.0])
-        for window in windows:
-            window.offset = clock[0]
-            clock[0] += window.samples / SAMPLE_RATE
-        outputs = _forward(pipeline, windows, tok, opts, size, clock)
-        touched: List[File] = []
-        for window, output in zip(windows, outputs):
-            settle(language, window, split(window, output, reported, tok))
-            window.audio = None
-            for piece in window.pieces:
-                if piece.file not in touched:
-                    touched.append(piece.file)
-        for file in touched:
-            new = file.newly_final()
-            if file.done:
-                yield Step(file.key, file.duration, new, _info(file, reported, vad, TranscriptionInfo),
-                           file.segments)
-            else:
-                yield Step(file.key, file.seconds_done(), new, None)
+    def info(self, file: File, reported: Any) -> Any:
+        from faster_whisper.transcribe import TranscriptionInfo
 
-    def drain(language: str, everything: bool) -> Iterator[Step]:
-        queue = ready.get(language, [])
-        while len(queue) >= size[0] or (everything and queue):
-            batch, queue[:] = queue[:size[0]], queue[size[0]:]
-            yield from decode(language, batch)
-
-    for key, samples in audios:
-        samples = samples_of(samples)  # a path, a file object or PCM, as the docstring says
-        duration = len(samples) / SAMPLE_RATE
-        if args["vad_filter"]:
-            clips = get_speech_timestamps(samples, vad)
-        elif len(samples) <= window_samples:
-            clips = [{"start": 0, "end": len(samples)}]
-        else:
-            raise ValueError(f"{key}: batched decoding of audio over {chunk_length} s needs vad_filter=True")
-        language, probability, all_probs = _language(model, args, samples, clips)
-        file = File(key, duration, language, probability, all_probs)
-        file.speech = sum(c["end"] - c["start"] for c in clips) / SAMPLE_RATE
-        for clip in clips:
-            start, end = int(clip["start"]), int(clip["end"])
-            while start < end:  # a piece longer than a window (no VAD) is cut at the window
-                window = open_windows.get(language)
-                if window is not None and window.samples + min(end - start, window_samples) > window_samples:
-                    close(language)
-                    window = None
-                    yield from drain(language, False)  # a long file is decoded while it is still being read
-                if window is None:
-                    window = open_windows[language] = Window(serial[0])
-                    serial[0] += 1
-                take = min(end - start, window_samples - window.samples)
-                window.add(file, samples[start:start + take], start)
-                start += take
-        file.complete_input = True
-        if not clips:
-            yield Step(key, duration, [], _info(file, setup(language)[2], vad, TranscriptionInfo), [])
-            continue
-        yield from drain(language, False)
-    for language in list(open_windows):
-        close(language)
-    for language in list(ready):
-        yield from drain(language, True)
+        return TranscriptionInfo(language=file.language, language_probability=file.probability,
+                                 duration=file.duration, duration_after_vad=file.speech,
+                                 transcription_options=reported, vad_options=self.vad,
+                                 all_language_probs=file.all_probs)
 
 
 def _forward(pipeline: Any, windows: List[Window], tok: Any, opts: Any, size: List[int],
@@ -300,7 +322,7 @@ def _forward(pipeline: Any, windows: List[Window], tok: Any, opts: Any, size: Li
         try:
             outputs.extend(pipeline.forward(np.stack([w.features for w in part]), tok, metadata, opts))
         except Exception as exc:
-            if not _is_oom(exc) or size[0] == 1:
+            if not is_out_of_memory(exc) or size[0] == 1:
                 raise
             log.warning("out of memory at batch %d (%s); retrying at batch %d", size[0], exc, size[0] // 2)
             size[0] //= 2
@@ -326,9 +348,3 @@ def _language(model: Any, args: Dict[str, Any], samples: Any, clips: List[Dict[s
     return model.detect_language(features=features,  # type: ignore[no-any-return]
                                  language_detection_segments=args["language_detection_segments"],
                                  language_detection_threshold=args["language_detection_threshold"])
-
-
-def _info(file: File, opts: Any, vad: Any, info_class: Any) -> Any:
-    return info_class(language=file.language, language_probability=file.probability, duration=file.duration,
-                      duration_after_vad=file.speech, transcription_options=opts, vad_options=vad,
-                      all_language_probs=file.all_probs)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-from .._record import Record
+from ..base.record import Record
 from .model_memory import HEADROOM, MiB
 
 __all__ = ["ThroughputPlan", "plan_throughput", "per_item_bytes", "MAX_BATCH", "CPU_BATCH_PER_CORE"]

@@ -1,0 +1,1 @@
+"""The mix of CUDA libraries in one process (``check_process``)."""
