@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import urlsplit
@@ -146,6 +147,10 @@ def reachable(address: str, timeout: float = RAY_CONNECT_TIMEOUT_S,
             return f"the connection failed ({exc.strerror or exc})"
 
 
+#: Never set: the thread that called ``ray.init`` waits on it (``_init``).
+_PARKED = threading.Event()
+
+
 def _init(ray: Any, address: Optional[str], timeout: float = RAY_INIT_TIMEOUT_S) -> None:
     """``ray.init`` at ``address`` (``None``: a local Ray) under a deadline, its failures as ``GpubootError``.
 
@@ -153,8 +158,6 @@ def _init(ray: Any, address: Optional[str], timeout: float = RAY_INIT_TIMEOUT_S)
         GpubootError: Ray refused (no Ray running at ``auto``, a version mismatch, ...) or did not finish within
             ``timeout`` seconds.
     """
-    import threading
-
     outcome: List[BaseException] = []
     done = threading.Event()
 
@@ -165,6 +168,11 @@ def _init(ray: Any, address: Optional[str], timeout: float = RAY_INIT_TIMEOUT_S)
             outcome.append(exc)
         finally:
             done.set()
+        # A local Ray's processes (gcs_server, raylet) get PR_SET_PDEATHSIG from the thread that started them,
+        # and Linux sends it when that *thread* ends (prctl(2): "the parent death signal is sent upon subsequent
+        # termination of the parent thread"): this thread stays, parked, for the life of the process.  Ray 2.60.0
+        # with a thread that returned: GCS gone 1-2 s after the job registered, every call failing after 60 s.
+        _PARKED.wait()
 
     where = f"the Ray cluster at {address}" if address else "a local Ray"
     fix = ("start it (ray start --head) or pass the address `ray status` shows, as --ray-address HOST:PORT"

@@ -1,6 +1,6 @@
 """One recording's transcripts as one set: written together (all new or all old), trusted only whole.
 
-``write_set`` writes every format under a ``tempfile`` name in the target
+``write_set`` writes every format under a temporary name (``.<stem>.<random>.<format>.tmp``) in the target
 directory, gives all of them one modification time (the set's stamp), moves
 the old files aside, renames the new ones into place and only then deletes
 the old ones; a failure (a full disk, Ctrl-C) puts the old files back, so a
@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -61,13 +61,14 @@ def write_set(base: Path, rendered: Mapping[str, str]) -> List[Path]:
     stamp = time.time_ns()
     temps: Dict[str, str] = {}
     aside: Dict[str, str] = {}
+    moved: List[str] = []
     placed: List[str] = []
     try:
         for fmt, text in rendered.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{base.name}.", suffix=f".{fmt}.tmp", dir=directory)
-            temps[fmt] = tmp
+            fd = _create(directory, f".{base.name}.", f".{fmt}.tmp", temps, fmt)
             with open(fd, "w", encoding="utf-8") as f:
                 f.write(text)
+            tmp = temps[fmt]
             try:
                 mode = os.stat(paths[fmt]).st_mode & 0o7777
             except OSError:
@@ -76,27 +77,41 @@ def write_set(base: Path, rendered: Mapping[str, str]) -> List[Path]:
             os.utime(tmp, ns=(stamp, stamp))
         for fmt in rendered:
             if os.path.lexists(paths[fmt]):
-                fd, old = tempfile.mkstemp(prefix=f".{base.name}.", suffix=f".{fmt}.old", dir=directory)
-                os.close(fd)
-                aside[fmt] = old
-                os.replace(paths[fmt], old)
-        for fmt in rendered:
-            os.replace(temps.pop(fmt), paths[fmt])
+                os.close(_create(directory, f".{base.name}.", f".{fmt}.old", aside, fmt))
+                moved.append(fmt)  # noted first: whether it moved is told by the path being gone
+                os.replace(paths[fmt], aside[fmt])
+        for fmt in rendered:  # every old file is aside: a path that exists now is a new file
             placed.append(fmt)
+            os.replace(temps[fmt], paths[fmt])
+            del temps[fmt]
     except BaseException:
         for fmt in placed:
             with contextlib.suppress(OSError):
                 os.unlink(paths[fmt])
-        for fmt, old in list(aside.items()):
-            with contextlib.suppress(OSError):
-                os.replace(old, paths[fmt])
-                del aside[fmt]
+        for fmt in moved:
+            if not os.path.lexists(paths[fmt]):  # os.replace is atomic: gone means it is aside
+                with contextlib.suppress(OSError):
+                    os.replace(aside[fmt], paths[fmt])
+                    del aside[fmt]
         raise
     finally:
         for leftover in (*temps.values(), *aside.values()):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
     return list(paths.values())
+
+
+def _create(directory: Path, prefix: str, suffix: str, names: Dict[str, str], key: str) -> int:
+    """A new file ``<prefix><random><suffix>`` in ``directory`` (``O_EXCL``, mode 0600), its name put in
+    ``names[key]`` *before* it exists: a signal handler that raises (SIGTERM as ``Terminated``) lands mostly
+    right after a system call returns, and with ``tempfile.mkstemp`` that is inside it, before the caller has
+    the name to remove.  Returns the open descriptor."""
+    while True:
+        names[key] = os.path.join(directory, f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            return os.open(names[key], os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        except FileExistsError:
+            del names[key]
 
 
 def _parses_json(path: Path) -> bool:
