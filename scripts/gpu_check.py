@@ -28,8 +28,8 @@ part disagrees (a part that crashes disagrees, with its traceback), 0 otherwise.
 process is bounded and killed with what it started.
 
 On the GPU machine: fetch the wheels here first (``python scripts/gpu_check.py --wheels .gpucheck``: they go to
-the git-ignored ``.gpucheck/wheels``), then one call of the device tool's ``run`` with ``carry=[".gpucheck/wheels"]``
-and ``timeout_s=360`` (no part starts after 240 s, so a rerun fits in the session's 15 minutes), in the repository
+the git-ignored ``.gpucheck/wheels``), then copy the checkout with ``.gpucheck/wheels`` (59 MB) to the GPU machine
+and run, with a 360 s limit (no part starts after 240 s: a rerun fits in 15 minutes), in the repository
 root:
 
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site \
