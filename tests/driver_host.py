@@ -159,7 +159,7 @@ def _c_str(text: str) -> str:
     return json.dumps(text)  # a C string literal for ASCII text
 
 
-#: Stubs compiled this session, by a hash of what made them: each source is compiled once and copied after
+#: Stubs compiled by this test process, by a hash of what made them: each source is compiled once and copied after
 #: (into a directory removed when the interpreter exits).
 _COMPILED: Dict[str, Path] = {}
 _BUILD_DIR: list = []
