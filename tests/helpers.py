@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -153,6 +154,13 @@ def no_driver_machine(root: Path, **facts: Any) -> Any:
 
     root.mkdir(parents=True, exist_ok=True)
     return machine(root=str(root), probe=empty(), **facts)
+
+
+def ctrl_c_default() -> None:
+    """``preexec_fn`` of a child that a test stops with SIGINT: a runner started in the background of a
+    non-interactive shell (``cmd &``) has SIGINT ignored, and its children inherit that (signal(7)), so the
+    child would never see Ctrl-C.  The child gets SIGINT at its default, as a terminal's foreground job has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_child(code: str, env: Optional[Dict[str, str]] = None, cwd: Optional[Path] = None,

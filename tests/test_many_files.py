@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import pytest
-from helpers import child_env, require_real
+from helpers import child_env, ctrl_c_default, require_real
 from marks import needs_model
 from speech import SAMPLE, WER_LIMIT, wer
 
@@ -134,7 +134,7 @@ def test_an_interrupted_run_resumed_with_skip_existing_matches_an_uninterrupted_
     out = tmp_path / "cut"
     proc = subprocess.Popen([sys.executable, "-m", "gpuboot", "transcribe", *map(str, files), "--output-dir",
                              str(out), "-q", "--workers", workers, "--batch-size", "1"], env=env,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None and not (out.exists() and any(out.glob("*.srt"))):
         time.sleep(0.05)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator, List, Optional
 
 import pytest
-from helpers import child_env, marked_processes, processes_gone, require_real
+from helpers import child_env, ctrl_c_default, marked_processes, processes_gone, require_real
 from marks import needs_model
 from speech import SAMPLE, WER_LIMIT, wer
 
@@ -27,7 +27,8 @@ from speech import SAMPLE, WER_LIMIT, wer
 def _start(args: List[str], mark: str, tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gpuboot", "transcribe", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env=child_env({"HF_HUB_OFFLINE": "1", "GPUBOOT_TEST_MARK": mark}))
+                            env=child_env({"HF_HUB_OFFLINE": "1", "GPUBOOT_TEST_MARK": mark}),
+                            preexec_fn=ctrl_c_default)
 
 
 def _thousands(tmp_path: Path, n: int = 3000) -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, List, Optional, Tuple
 
 import pytest
-from helpers import child_env
+from helpers import child_env, ctrl_c_default
 from marks import needs_model
 from speech import SAMPLE
 
@@ -43,7 +43,7 @@ def on_terminal(args: List[str], *, cwd: Path, stdout_too: bool = True,
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
     proc = subprocess.Popen([sys.executable, "-m", "gpuboot", *args], cwd=cwd, stdin=subprocess.DEVNULL,
                             stdout=slave if stdout_too else subprocess.PIPE, stderr=slave,
-                            env=child_env({"HF_HUB_OFFLINE": "1", "COLUMNS": "100"}))
+                            env=child_env({"HF_HUB_OFFLINE": "1", "COLUMNS": "100"}), preexec_fn=ctrl_c_default)
     os.close(slave)
     seen = b""
     sent = False
