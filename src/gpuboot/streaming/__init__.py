@@ -12,9 +12,10 @@ package once imported.)
 >>> stream.latency.p95, stream.cues                # word latency (s) and the live subtitle cues
 
 Method: LocalAgreement-2 (Macháček, Dabre, Bojar 2023: a word is final when two consecutive hypotheses of
-the growing buffer agree on it), the confirmed text as the prompt, Silero VAD so silence costs nothing and a
-pause commits the whole utterance at once, the buffer bounded (15 s), each step sized from the measured
-cost of decoding.  Many streams on one model (``LivePool``) are decoded in one batched call per step.
+the growing buffer agree on it), the confirmed text as the prompt of a buffer cut inside speech, Silero
+VAD so silence costs nothing and a pause commits the whole utterance at once, the buffer bounded (15 s),
+each step sized from the measured cost of decoding.  Many streams on one model (``LivePool``) are decoded
+in one batched call per step.
 
 Modules (imports only go down): ``records`` (the values), ``feed`` (audio in, soxr resampling),
 ``agreement`` (LocalAgreement, pure), ``vad`` (speech gating), ``steps`` (step size and admission from

@@ -2,7 +2,7 @@
 
 One step is one encode of a ``[N, 80, frames]`` batch (each buffer's log-mel features, zero-padded to the
 longest, as faster-whisper pads a window), one ``generate`` with one prompt per buffer (its stream's
-confirmed text before the buffer, then the start-of-transcript tokens and no-timestamps), and one
+confirmed text before the buffer, empty after a pause, then the start-of-transcript tokens and no-timestamps), and one
 alignment for the word timings (faster-whisper's ``add_word_timestamps``: CTranslate2's ``align`` over the
 cross-attention).  CTranslate2's Whisper encoder takes fewer than 3000 frames, so a step costs in
 proportion to the buffer rather than to a padded 30 s window (tiny.en int8 on a 2-core x86-64 CPU: encode

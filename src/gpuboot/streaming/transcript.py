@@ -6,8 +6,9 @@ confirms the words two consecutive hypotheses agree on (``agreement``); when VAD
 pause of ``min_silence``), one last decode commits the whole utterance at once, and the buffer starts over
 after it.  A buffer that grows past ``max_buffer`` seconds without a pause is cut after its last confirmed
 sentence end (else after its last confirmed word; with none, it is committed whole), so a step never reads
-more than about ``max_buffer`` seconds.  The confirmed text before the buffer is the next prompt.
-Final words are only ever appended: never revised, never repeated.
+more than about ``max_buffer`` seconds.  A buffer cut that way goes on with the confirmed text before it as
+its prompt; a buffer that starts after a pause has none (``Transcript._prompt``).  Final words are only ever
+appended: never revised, never repeated.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ class Transcript:
         import numpy as np
 
         self.hold = hold
+        self.carried = False  # the buffer goes on from a cut inside speech (``_bound``)
         self.language = language
         self.max_buffer = int(max_buffer * RATE)
         self.gate: Optional[SpeechGate] = SpeechGate(min_silence) if vad else None
@@ -110,7 +112,16 @@ class Transcript:
 
     def _prompt(self) -> str:
         """The confirmed text before the buffer (words inside it are decoded again, so they are not prompted:
-        a prompt that holds the buffer's own words makes Whisper skip them)."""
+        a prompt that holds the buffer's own words makes Whisper skip them).  Only a buffer cut inside speech
+        gets one: after a pause, Whisper reads the earlier sentences into the new one ("... all parts of the
+        world" came back as "... all power somewhere else" after "... armed troops somewhere else"), and a
+        prompt costs decoding time.  Measured, tiny.en int8, beam 5, two real-time streams on one 2-core
+        x86-64 CPU: ``python bench/live_harness.py --streams 2`` (181 s, 24 sentences), prompted after pauses
+        WER 0.191-0.201, word latency p50 2.77 s, p95 4.90 s; not: WER 0.197-0.201, p50 1.94 s, p95 3.30 s.
+        ``python bench/live_recording_streams.py --streams 2`` (tests/test_serve.py's 50 s, offline WER
+        0.084): WER 0.151-0.218 prompted, 0.143-0.160 not."""
+        if not self.carried:
+            return ""
         base = self.offset / RATE
         before = [w.word for w in self.final[-200:] if w.end <= base]
         return "".join(before)[-PROMPT_CHARS:]
@@ -134,6 +145,7 @@ class Transcript:
             self._commit(confirmed)
             self._cut(min(self.taken, end))
             self.heard = self.speaking
+            self.carried = False
             return confirmed, []
         n = agreed(self.prior, new)
         horizon = base + span - self.hold
@@ -158,4 +170,5 @@ class Transcript:
             return
         cut = next((w for w in reversed(inside) if w.word.rstrip()[-1:] in SENTENCE_MARKS), inside[-1])
         self._cut(min(self.taken, int(cut.end * RATE)))
+        self.carried = True
         self.prior = [w for w in self.prior if w.start >= cut.end]
