@@ -1,6 +1,6 @@
 """tests/test_serve.py's 50 s recording (tests/timed_speech "live": 9 sentences, 0.8 s pauses) streamed into N
 streams of one ``LivePool`` at once, 50 ms chunks paced by the wall clock, in this process (no server, no
-client): each stream's WER (jiwer, case and punctuation ignored) against the sentences, its word latency
+client): each stream's WER (tests/speech.py's ``wer``, as the test measures it) against the sentences, its word latency
 (``stream.latency``) and the offline ``gpuboot.transcribe()`` WER of the same audio, as JSON lines.
 
     python bench/live_recording_streams.py [--streams 2] [--runs 3]
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import threading
 import time
@@ -24,15 +23,6 @@ sys.path[:0] = [str(HERE.parent / "tests")]
 CHUNK = 800  # samples: 50 ms at 16 kHz
 
 
-def _wer(reference: str, text: str) -> float:
-    import jiwer
-
-    def norm(t: str) -> str:
-        return " ".join(re.sub(r"[^a-z' ]", " ", t.lower()).split())
-
-    return float(jiwer.wer(norm(reference), norm(text)))
-
-
 def _feed(stream: Any, audio: Any, finals: List[str]) -> None:
     t0 = time.monotonic()
     for k in range(0, len(audio), CHUNK):
@@ -43,6 +33,7 @@ def _feed(stream: Any, audio: Any, finals: List[str]) -> None:
 
 def main() -> int:
     import numpy as np
+    from speech import wer
     from timed_speech import timed_recording
 
     import gpuboot
@@ -58,7 +49,7 @@ def main() -> int:
         audio = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
     model = gpuboot.load_whisper(str(embedded_model()), device="cpu")
     segments, _ = gpuboot.transcribe(model, str(wav), language="en")
-    print(json.dumps({"offline_wer": round(_wer(reference, " ".join(s.text for s in segments)), 3)}), flush=True)
+    print(json.dumps({"offline_wer": round(wer(" ".join(s.text for s in segments), reference), 3)}), flush=True)
     for run in range(args.runs):
         pool = gpuboot.LivePool(model)
         streams = [pool.open(language="en") for _ in range(args.streams)]
@@ -70,7 +61,7 @@ def main() -> int:
             t.join()
         for i, (s, f) in enumerate(zip(streams, finals)):
             lat = s.latency
-            print(json.dumps({"run": run, "stream": i, "wer": round(_wer(reference, "".join(f)), 3),
+            print(json.dumps({"run": run, "stream": i, "wer": round(wer("".join(f), reference), 3),
                               "p50": round(lat.p50, 2), "p95": round(lat.p95, 2), "text": "".join(f).strip()}),
                   flush=True)
         pool.close()
