@@ -134,8 +134,9 @@ def render_short_clips(sc: Optional[Dict[str, Any]]) -> List[str]:
                  f"{r['files_per_hour'] / base['files_per_hour']:.2f}x | {r['wer']:.3f} |")
     L.append("")
     L.append("- The loops: `BatchedInferencePipeline(model).transcribe(path, batch_size=16)` per file; each clip "
-             "is one 30 s window, mostly padding, and one window per batch. gpuboot packs the clips' speech into "
-             "shared 30 s windows and fills its batches with them (`gpuboot.whisper.multibatch`).\n")
+             "is one 30 s window, mostly padding, and one window per batch. gpuboot gives each clip its own windows "
+             "(a file's words never depend on the other files of the run) and fills its batches with the windows of "
+             "many files (`gpuboot.whisper.multibatch`).\n")
     return L
 
 

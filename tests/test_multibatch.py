@@ -1,10 +1,10 @@
-"""``gpuboot.transcribe_many``: many recordings' speech packed into shared 30 s windows.  Real model (the
-embedded tiny.en), real speech (espeak-ng), the real pipeline; the only thing made up is an out-of-memory error,
-raised by CTranslate2's own wording from the real ``forward`` when a batch is larger than a chosen size."""
+"""``gpuboot.transcribe_many``: many recordings, each one's speech packed into its own 30 s windows, batched.
+Real model (the embedded tiny.en), real speech (espeak-ng), the real pipeline; the only thing made up is an
+out-of-memory error, raised by CTranslate2's own wording from the real ``forward`` when a batch is larger than a
+chosen size."""
 
 from __future__ import annotations
 
-import math
 import shutil
 import statistics
 from typing import Any, Dict, List, Tuple
@@ -67,19 +67,20 @@ def _texts(results: List[Tuple[Any, List[Any], Any]]) -> Dict[Any, str]:
     return {key: " ".join(s.text.strip() for s in segs) for key, segs, _ in results}
 
 
-def test_short_recordings_share_windows_and_keep_their_own_words(model: Any, clips: List[Tuple[str, Any, str]],
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_short_recordings_fill_batches_each_in_its_own_windows(model: Any, clips: List[Tuple[str, Any, str]],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     windows = _Windows(monkeypatch)
     seen: Dict[str, List[float]] = {}
     results = list(gpuboot.transcribe_many(model, [(k, s) for k, s, _ in clips], batch_size=4, language="en",
                                            word_timestamps=True,
                                            on_progress=lambda key, done: seen.setdefault(key, []).append(done)))
     assert sorted(k for k, _, _ in results) == [k for k, _, _ in clips]  # every file once
-    speech = sum(len(s) for _, s, _ in clips) / RATE
-    assert sum(windows.batches) <= math.ceil(speech / 30) + 1 < len(clips), windows.batches  # packed, not 1 per clip
+    assert windows.batches == [4, 4, 4], windows.batches  # a window per clip (each under 30 s), full batches
     texts = _texts(results)
     errors = [wer(texts[k], sentence) for k, _, sentence in clips]
-    assert statistics.mean(errors) <= 0.25 and max(errors) <= 0.6, list(zip(errors, texts.values()))
+    # tiny.en alone on one of these clips reads "He has decided to prevent him housing repeatedly" (WER 0.83 in
+    # faster-whisper's own pipeline): the mean is the measure
+    assert statistics.mean(errors) <= 0.25 and all(texts.values()), list(zip(errors, texts.values()))
     for (key, segs, info), (_, samples, _) in zip(sorted(results, key=lambda r: r[0]), clips):
         duration = len(samples) / RATE
         assert info.duration == pytest.approx(duration) and info.language == "en"
@@ -89,8 +90,9 @@ def test_short_recordings_share_windows_and_keep_their_own_words(model: Any, cli
         assert seen[key] == sorted(seen[key]) and seen[key][-1] == pytest.approx(duration), seen[key]
 
 
-def test_packing_is_no_worse_than_one_recording_at_a_time(model: Any, clips: List[Tuple[str, Any, str]]) -> None:
-    """The same clips, each through faster-whisper's own batched pipeline alone: packed WER is no worse."""
+def test_short_windows_are_no_worse_than_the_pipeline_alone(model: Any, clips: List[Tuple[str, Any, str]]) -> None:
+    """The same clips, each through faster-whisper's own batched pipeline alone (a padded 30 s window): encoded
+    at their own length (``multibatch.encoder_frames``), the mean WER is no worse."""
     import faster_whisper
 
     pipeline = faster_whisper.BatchedInferencePipeline(model)
@@ -102,20 +104,66 @@ def test_packing_is_no_worse_than_one_recording_at_a_time(model: Any, clips: Lis
     assert statistics.mean(together) <= statistics.mean(alone) + 0.02, (together, alone)
 
 
-def test_one_recording_gets_exactly_the_pipelines_words_and_timings(model: Any) -> None:
+def _words(results: List[Tuple[Any, List[Any], Any]]) -> Dict[Any, List[Any]]:
+    return {key: [(w.word, w.start, w.end) for s in segs for w in s.words] for key, segs, _ in results}
+
+
+def test_a_files_words_do_not_depend_on_the_others_in_the_run(model: Any, clips: List[Tuple[str, Any, str]]) -> None:
+    """Five clips alone, among other recordings (another order, a long one between them) and at other batch
+    sizes: word for word, time for time, the same."""
+    from speech import SAMPLE
+
+    from gpuboot.whisper.audio import decode
+
+    five = [(k, s) for k, s, _ in clips[:5]]
+    others = [(k, s) for k, s, _ in clips[5:8]] + [("sample", decode(str(SAMPLE)))]
+    base = _words(list(gpuboot.transcribe_many(model, five, batch_size=4, language="en", word_timestamps=True)))
+    mixed = [others[0], five[3], others[1], five[0], others[3], five[4], five[1], others[2], five[2]]
+    for audios, size in ((mixed, 4), (five, 1), (mixed, 16), (list(reversed(five)), 2)):
+        got = _words(list(gpuboot.transcribe_many(model, audios, batch_size=size, language="en",
+                                                  word_timestamps=True)))
+        assert {k: got[k] for k in base} == base, size
+
+
+def test_transcribe_streams_a_recording_as_its_windows_are_decoded(model: Any,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``gpuboot.transcribe``: the first segment comes out after one window; then batches of 2, 4, ... windows;
+    the words are the command's (``transcribe_many``) for the same file."""
     from timed_speech import timed_recording
 
     from gpuboot.whisper.audio import decode
 
     audio, _ = timed_recording("long")
-    segments, _ = gpuboot.transcribe(model, str(audio), word_timestamps=True, language="en", batch_size=4)
-    [(key, many, _)] = list(gpuboot.transcribe_many(model, [("long", decode(str(audio)))], batch_size=4,
-                                                       word_timestamps=True, language="en"))
+    windows = _Windows(monkeypatch)
+    segments, info = gpuboot.transcribe(model, str(audio), word_timestamps=True, language="en", batch_size=4)
+    assert windows.batches == [] and info.duration > 100  # the info up front, nothing decoded yet
+    first = next(segments)
+    assert windows.batches == [1], windows.batches
+    rest = list(segments)
+    assert windows.batches[:2] == [1, 2] and max(windows.batches) <= 4 and sum(windows.batches) >= 5, windows.batches
+    [(_, many, _)] = list(gpuboot.transcribe_many(model, [("long", decode(str(audio)))], batch_size=4,
+                                                  word_timestamps=True, language="en"))
+    assert [(s.text, s.start, s.end) for s in [first, *rest]] == [(s.text, s.start, s.end) for s in many]
+    assert [s.id for s in [first, *rest]] == list(range(1, len(rest) + 2))
 
-    def shape(segs: List[Any]) -> List[Any]:
-        return [(s.text, s.start, s.end, [(w.word, w.start, w.end) for w in s.words]) for s in segs]
 
-    assert key == "long" and shape(many) == shape(list(segments))
+def test_one_recording_reads_as_in_faster_whispers_own_pipeline(model: Any) -> None:
+    """The long recording (six windows; the last one shorter, so encoded shorter): the words of faster-whisper's
+    own ``BatchedInferencePipeline``, within a few, and the same timeline."""
+    import faster_whisper
+    from speech import wer
+    from timed_speech import timed_recording
+
+    from gpuboot.whisper.audio import decode
+
+    audio, _ = timed_recording("long")
+    theirs, _ = faster_whisper.BatchedInferencePipeline(model).transcribe(str(audio), batch_size=4, language="en",
+                                                                          word_timestamps=True)
+    theirs = list(theirs)
+    [(_, many, _)] = list(gpuboot.transcribe_many(model, [("long", decode(str(audio)))], batch_size=4,
+                                                  word_timestamps=True, language="en"))
+    assert wer(" ".join(s.text for s in many), " ".join(s.text for s in theirs)) <= 0.03
+    assert abs(many[0].start - theirs[0].start) <= 0.1 and abs(many[-1].end - theirs[-1].end) <= 0.5
 
 
 @pytest.mark.slow
@@ -146,10 +194,10 @@ def test_silence_and_bad_arguments(model: Any) -> None:
         list(gpuboot.transcribe_many(model, [("long", long)], vad_filter=False))
 
 
-def test_a_window_that_ends_its_text_early_costs_no_file_its_words(model: Any) -> None:
-    """Six copies of one 6 s clip: five fill one window, and tiny.en ended that window's text early (measured: the
-    fourth copy lost its second sentence, the fifth everything).  The pieces that got no word are decoded again
-    with only their file's pieces, so every copy has both sentences."""
+def test_copies_of_one_clip_each_get_its_words(model: Any) -> None:
+    """Six copies of one 6 s clip in one run: each is its own window (measured when windows were shared across
+    files: five copies in one window, and tiny.en ended that window's text early -- the fourth copy lost its
+    second sentence, the fifth everything), so every copy gets the same words."""
     from speech import SAMPLE, WER_LIMIT
 
     from gpuboot.whisper.audio import decode
@@ -157,7 +205,5 @@ def test_a_window_that_ends_its_text_early_costs_no_file_its_words(model: Any) -
     samples = decode(str(SAMPLE))
     results = list(gpuboot.transcribe_many(model, [(f"copy{i}", samples) for i in range(6)], batch_size=16))
     texts = _texts(results)
-    assert len(texts) == 6
+    assert len(texts) == 6 and len(set(texts.values())) == 1, texts
     assert all(wer(text) <= WER_LIMIT for text in texts.values()), texts
-    for _, segs, _ in results:
-        assert [s.start for s in segs] == sorted(s.start for s in segs)  # a second try's words in time order

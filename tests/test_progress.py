@@ -2,9 +2,12 @@
 (``pty``), so tqdm draws its bar and the live lines are printed as they would be; real model, real speech.
 
 * the bar moves while batched decoding runs, with the real-time factor, and ends full;
-* Ctrl-C (SIGINT to the process) stops it with exit 130 and the bar left where it was, no traceback;
+* the stage shows before audio is counted, and the elapsed time is redrawn while a batch decodes;
+* Ctrl-C (SIGINT to the process) stops it with exit 130 and the bar left where it was, no traceback, also in
+  the middle of a long batch;
+* not on a terminal, the device line and one summary line per file on stderr;
 * with worker processes there is still one bar, never past 100 %, with live lines and "wrote" lines naming
-  their files;
+  their files, no line holding both a bar and a cue;
 * the device line is one short line, and ``-v`` after the subcommand adds the reasoning;
 * every option of every command has help text."""
 
@@ -20,7 +23,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import pytest
 from helpers import child_env, ctrl_c_default
@@ -31,10 +34,12 @@ PERCENT = re.compile(r"(\d+)%\|")
 
 
 def on_terminal(args: List[str], *, cwd: Path, stdout_too: bool = True,
-                interrupt: Optional[Callable[[str], bool]] = None, timeout: float = 600.0) -> Tuple[int, str, str]:
+                interrupt: Optional[Callable[[str], bool]] = None, timeout: float = 600.0,
+                times: Optional[Dict[str, float]] = None) -> Tuple[int, str, str]:
     """Run ``gpuboot <args>`` with stderr (and stdout when ``stdout_too``) on a pseudo-terminal 100 columns
     wide; SIGINT once ``interrupt(what the terminal shows so far)`` is true.  Returns (exit code, terminal
-    text, stdout when it was a pipe)."""
+    text, stdout when it was a pipe); ``times`` gets ``sent`` (the SIGINT) and ``ended`` (the exit seen),
+    ``time.monotonic()``."""
     import fcntl
     import struct
     import termios
@@ -62,10 +67,16 @@ def on_terminal(args: List[str], *, cwd: Path, stdout_too: bool = True,
             if interrupt is not None and not sent and interrupt(seen.decode("utf-8", "replace")):
                 proc.send_signal(signal.SIGINT)
                 sent = True
+                if times is not None:
+                    times["sent"] = time.monotonic()
+            if proc.poll() is not None and times is not None and "ended" not in times:
+                times["ended"] = time.monotonic()
             if not ready and proc.poll() is not None:
                 break
         out = proc.stdout.read().decode() if proc.stdout is not None else ""
         code = proc.wait(timeout=60)
+        if times is not None:
+            times.setdefault("ended", time.monotonic())
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -99,6 +110,27 @@ def test_the_bar_moves_while_batched_decoding_runs(long_recording: Path, tmp_pat
     assert re.search(r"\d+%\|[^\r\n]*RTF \d+\.\d{3}", terminal), terminal  # the real-time factor beside it
     assert "wrote " in terminal and "Traceback" not in terminal
     assert "clamping frac" not in terminal  # tqdm's warning when a bar is pushed past its total
+    assert "loading model" in terminal and "decoding" in terminal, terminal  # the stage before audio is counted
+    clock = elapsed(terminal)
+    assert len(clock) >= 2 and max(b - a for a, b in zip(clock, clock[1:])) <= 5, clock  # redrawn while it decodes
+
+
+ELAPSED = re.compile(r"\| \d+/\d+ s audio \[(?:(\d+):)?(\d+):(\d+)<")
+
+
+def elapsed(terminal: str) -> List[int]:
+    """The bar's elapsed times as drawn, in order (s), each value once."""
+    out: List[int] = []
+    for h, m, sec in ELAPSED.findall(terminal):
+        value = int(h or 0) * 3600 + int(m) * 60 + int(sec)
+        if not out or value != out[-1]:
+            out.append(value)
+    return out
+
+
+def glued(terminal: str) -> List[str]:
+    """Pieces of the terminal (between carriage returns and newlines) holding both a bar and a cue."""
+    return [piece for piece in re.split(r"[\r\n]+", terminal) if PERCENT.search(piece) and " --> " in piece]
 
 
 @pytest.mark.slow
@@ -114,6 +146,56 @@ def test_ctrl_c_stops_with_130_and_the_bar_where_it_was(long_recording: Path, tm
     assert percents(terminal)[-1] < 100, terminal  # not filled: the work did not finish
     assert "interrupted" in terminal.lower(), terminal
     assert not list((tmp_path / "out").glob("*.srt")) if (tmp_path / "out").exists() else True
+
+
+@pytest.mark.slow
+@needs_model
+def test_ctrl_c_mid_batch_stops_at_once(long_recording: Path, tmp_path: Path) -> None:
+    """Four copies of the long recording: 24 windows, batches of 16 and 8 that take CTranslate2 seconds each on a
+    CPU.  Ctrl-C once the bar has moved (the first batch is done, the second has begun): exit 130 without waiting
+    for that batch, one line saying what is done, no partial file.  (Where a stop lands inside a CTranslate2 call,
+    it used to wait for the call: bench/stop_time.py measured 0.8-8.5 s before and 0.6-0.7 s now.)"""
+    names = ("a", "b", "c", "d")
+    for name in names:
+        shutil.copy(long_recording, tmp_path / f"{name}.wav")
+    times: Dict[str, float] = {}
+    code, terminal, _ = on_terminal(["transcribe", *(str(tmp_path / f"{n}.wav") for n in names), "--batch-size",
+                                     "16", "--language", "en", "--output-dir", str(tmp_path / "out")],
+                                    cwd=tmp_path, interrupt=lambda text: any(0 < p < 100 for p in percents(text)),
+                                    times=times)
+    assert code == 130, terminal
+    assert "Traceback" not in terminal, terminal
+    assert re.search(r"interrupted: \d of 4 file\(s\) done", terminal), terminal
+    assert times["ended"] - times["sent"] <= 5.0, times  # generous for a loaded machine; about 0.2 s when quiet
+    out = tmp_path / "out"
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")] if out.exists() else True  # no partial
+
+
+@needs_model
+def test_not_on_a_terminal_each_file_gets_one_summary_line(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("alpha.wav", "beta.wav", "gamma.wav"):
+        shutil.copy(SAMPLE, folder / name)
+    env = child_env({"HF_HUB_OFFLINE": "1"})
+    for flags in ([], ["--workers", "auto", "-v"]):
+        run = subprocess.run([sys.executable, "-m", "gpuboot", "transcribe", str(folder), "--output-dir",
+                              str(tmp_path / "out"), "--device", "cpu", *flags], capture_output=True, text=True,
+                             env=env, timeout=600)
+        assert run.returncode == 0, run.stderr
+        assert run.stdout == "", run.stdout
+        lines = run.stderr.splitlines()
+        for name in ("alpha", "beta", "gamma"):
+            mine = [line for line in lines if line.startswith(f"gpuboot: {folder / name}.wav: ")
+                    and " s audio, " in line]
+            assert len(mine) == 1, (name, run.stderr)
+            assert re.fullmatch(rf"gpuboot: .+: \d+\.\d s audio, \d+ words, run RTF \d+\.\d{{3}}; wrote "
+                                rf"{re.escape(str(tmp_path / 'out' / name))}\.txt, .+\.json", mine[0]), mine[0]
+        assert sum(line.startswith("gpuboot: cpu/") for line in lines) == 1, run.stderr  # the device line
+        if flags:
+            assert any(line.startswith("gpuboot: this process (") for line in lines), run.stderr  # the plan
+            # a folder this small stays in this process under --workers auto
+            assert "worker process(es)" not in run.stderr, run.stderr
 
 
 @needs_model
@@ -134,6 +216,7 @@ def test_workers_draw_one_bar_with_live_and_wrote_lines(tmp_path: Path) -> None:
         assert re.search(rf"{name}\.wav: \[(\d\d:)?\d\d:\d\d[.,]\d{{3}} --> ", terminal), (name, terminal)  # live
         assert f"wrote {tmp_path / 'out' / name}.srt" in terminal, (name, terminal)
     assert "gpuboot: 2 worker process(es)" in terminal, terminal  # the plan line
+    assert glued(terminal) == [], glued(terminal)  # live lines above the bar, never appended to it
 
 
 @needs_model

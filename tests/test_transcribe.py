@@ -4,6 +4,7 @@ the batch-size policy on a table of devices, memory pressure through the NVML fa
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +40,12 @@ def test_all_formats_are_written_and_parse_back(tmp_path: Path) -> None:
     proc = cli(str(SAMPLE), "--output-format", "all", "--output-dir", str(tmp_path / "out"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == ""  # files asked for: nothing else on stdout
-    assert proc.stderr == ""  # not a terminal: no progress bar, no status lines
+    # not a terminal: no progress bar, no live lines; the device line and the file's summary line
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 2 and re.fullmatch(r"gpuboot: cpu/int8, batch \d+, \d+ thread\(s\)", lines[0]), lines
+    assert lines[1].startswith(f"gpuboot: {SAMPLE}: 6.0 s audio, ") and " words, run RTF " in lines[1], lines
+    assert lines[1].endswith(", ".join(str(tmp_path / "out" / f"speech-en.{x}") for x in ("txt", "srt", "vtt",
+                                                                                           "json"))), lines
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["speech-en.json", "speech-en.srt", "speech-en.txt",
                                                       "speech-en.vtt"]
@@ -69,9 +75,11 @@ def test_several_files_one_bad_the_others_still_transcribed(tmp_path: Path) -> N
     proc = cli(str(first), str(bad), str(tmp_path / "missing.wav"), str(second), "--output-format", "srt",
                cwd=tmp_path)
     assert proc.returncode == 1
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 2 and all(x.startswith("gpuboot: error: ") for x in lines)
+    lines = [x for x in proc.stderr.strip().splitlines() if x.startswith("gpuboot: error: ")]
+    assert len(lines) == 2, proc.stderr
     assert "notes.wav could not be decoded" in lines[0] and "missing.wav" in lines[1]
+    done = [x for x in proc.stderr.splitlines() if " s audio, " in x]  # one summary line per file transcribed
+    assert [x.split(": ")[1] for x in done] == [str(first), str(second)], proc.stderr
     assert "Traceback" not in proc.stderr
     for name in ("speech-en.srt", "second.srt"):
         assert wer(" ".join(c.content for c in srt.parse((tmp_path / name).read_text()))) <= WER_LIMIT

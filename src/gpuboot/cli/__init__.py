@@ -12,7 +12,9 @@ after the command.  Errors are one line on stderr, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
 from typing import Any, List, NoReturn, Optional, Sequence, TextIO, Tuple, cast
 
@@ -118,6 +120,7 @@ def main(argv: Optional[Sequence[str]] = None, *, stdout: Optional[TextIO] = Non
             out.flush()
         if argv is None:
             _settled()
+            _leave_now_if_decoding(code, out, err)
         return code
     except BrokenPipeError:  # `gpuboot doctor --json | head`: the reader left
         silence(raw_out)
@@ -135,6 +138,23 @@ def _settled() -> None:
 
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _leave_now_if_decoding(code: int, out: TextIO, err: TextIO) -> None:
+    """The command's process after a stop: a decoding thread still inside CTranslate2 (it finishes its batch
+    only in seconds, and an interpreter shutting down around it can crash) is left behind -- the streams are
+    flushed and the process exits with ``code`` now.  Nothing is lost: transcripts are written whole by the
+    main thread (``whisper.outsets.write_set``), never by that thread."""
+    from .runners import decoding_threads
+
+    for thread in decoding_threads():  # one that has just put its last event ends at once
+        thread.join(0.5)
+    if not decoding_threads():
+        return
+    for stream in (out, err):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

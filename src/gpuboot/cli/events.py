@@ -43,13 +43,16 @@ class Progress(Record):
 
 class Done(Record):
     """``path`` is transcribed: its rendered outputs (format -> text), its ``--json`` item (``None`` without
-    ``--json``), its plain text, and the subtitles' summary line (``None`` without cues)."""
+    ``--json``), its plain text, the subtitles' summary line (``None`` without cues), its audio (s) and its
+    words."""
 
     path: str
     rendered: Mapping[str, str]
     item: Optional[Dict[str, Any]]
     plain: str
     summary: Optional[str] = None
+    audio_s: float = 0.0
+    words: int = 0
 
 
 class Failed(Record):

@@ -60,16 +60,16 @@ class Settings:
 
 
 class Work:
-    """One model's share of a run: its files decoded packed (the speech of many files in shared windows) or one
-    by one, each finished into a ``Done`` event (its outputs rendered, its ``--json`` item).  ``more`` joins the
-    JSON's facts (a worker's rank and device)."""
+    """One model's share of a run: its files decoded packed (each file's speech in its own windows, batched
+    together) or one by one, each finished into a ``Done`` event (its outputs rendered, its ``--json`` item).
+    ``more`` joins the JSON's facts (a worker's rank and device)."""
 
     def __init__(self, settings: Settings, model: Any, more: Optional[Dict[str, Any]] = None) -> None:
         from ..whisper.load import load_info
 
         self.settings, self.model, self.more = settings, model, more or {}
         self.info = load_info(model)
-        #: Batched decoding with VAD: the files' speech is packed into shared windows.
+        #: Batched decoding with VAD: each file's speech is packed into its own windows, batched together.
         self.packs = bool(self.info.batched) and settings.options.get("vad_filter", True) is not False
 
     def run(self, audios: Iterator[Tuple[str, Any]]) -> Iterator[Event]:
@@ -127,8 +127,10 @@ class Work:
         if settings.json:
             cues = subs.to_dicts() if subs is not None else [segment_dict(i, s) for i, s in enumerate(segments)]
             item = {"text": transcript_text(segments), "segments": cues, **extra}
+        words = sum(len(s.words) if s.words else len(s.text.split()) for s in segments)
         return Done(path=path, rendered=rendered, item=item, plain=plain_text(segments),
-                    summary=subs.report.summary() if subs is not None else None)
+                    summary=subs.report.summary() if subs is not None else None, audio_s=extra["duration_s"],
+                    words=words)
 
 
 def plain_text(segments: Sequence[Any]) -> str:

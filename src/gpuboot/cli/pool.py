@@ -139,13 +139,23 @@ class Workers:
             return []
         return [d.uuid for d in choice.candidates]
 
-    def plan(self, files: int) -> List[WorkerSpec]:
+    def plan(self, files: int, audio_s: Optional[float] = None) -> List[WorkerSpec]:
+        """The workers for ``files`` files of ``audio_s`` seconds of audio in all; ``self.line`` says why, and
+        ``self.in_process`` is set when ``auto`` on a CPU leaves so little audio that this process runs it."""
         from ..machine.snapshot import current
+        from .runners import AUTO_IN_PROCESS_BELOW_S
 
         cores = current().cpu_threads
         gpus = self._gpus()
         fit, self.ram_why = ram_fit(self.settings) if not gpus else (None, "")
-        specs = plan_workers(self.workers, gpus=gpus, cores=cores, files=files, ram_fit=fit)
+        specs = plan_workers(self.workers, gpus=gpus, cores=cores, files=files, ram_fit=fit, audio_s=audio_s)
+        self.in_process = self.workers == "auto" and not gpus and len(specs) == 1
+        if self.in_process:
+            few = audio_s is not None and audio_s < AUTO_IN_PROCESS_BELOW_S
+            why = (f"{audio_s:.0f} s of audio is under {AUTO_IN_PROCESS_BELOW_S:.0f} s, less than a worker's "
+                   "start-up gains" if few else "one worker is all the CPU and RAM allow")
+            self.line = f"this process ({why})"
+            return specs
         where = f"one per GPU ({len(gpus)})" if gpus else f"CPU, {specs[0].cpu_threads} thread(s) each"
         wanted = cores if self.workers == "auto" else int(self.workers)
         cap = f"; RAM: {self.ram_why}" if fit is not None and fit < min(wanted, files) else ""
@@ -156,11 +166,16 @@ class Workers:
     def run(self, paths: Sequence[str]) -> Iterator[Event]:
         from .runners import audio_seconds
 
-        specs = self.plan(len(paths))
         for path in paths:
             if path not in self.seconds:
                 self.seconds[path] = audio_seconds(path)
+        specs = self.plan(len(paths), sum(self.seconds.get(p, 0.0) or 30.0 for p in paths))
         yield Planned(line=self.line)
+        if self.in_process:
+            from .runners import InProcess
+
+            yield from InProcess(self.settings).run(paths)
+            return
         queue = [list(b) for b in bundles(paths, self.seconds, 30.0 * 16, len(specs))]
         isolate: List[str] = []  # files a worker died on: each alone, one at a time, so a death names its file
         barren = 0

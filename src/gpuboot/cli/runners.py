@@ -5,8 +5,9 @@ A runner's ``run(paths)`` yields events (``events.py``: ``Loaded``, ``Planned``,
 ``Done``, ``Failed``), which ``transcribe.Outputs`` turns into files, lines and one progress bar whatever the
 runner.
 
-Batched decoding packs the speech of many files into shared 30 s windows
-(``whisper.multibatch``): a folder of short clips fills every batch.
+Batched decoding packs each file's speech into its own windows and fills every batch with the windows of many
+files (``whisper.multibatch``): a folder of short clips fills every batch, and a file's words do not depend on
+the runner, the workers or the other files.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from ..base.record import Record
 from .events import Done, Event, Failed, Loaded
 
 __all__ = ["Event", "InProcess", "WorkerSpec", "plan_workers", "run_files", "CPU_CORES_PER_WORKER",
-           "audio_seconds", "bundles", "ram_fit"]
+           "audio_seconds", "bundles", "ram_fit", "AUTO_IN_PROCESS_BELOW_S",
+           "DECODE_THREAD", "decoding_threads"]
 
 #: On a CPU, one worker per this many cores: measured on a 2-core x86-64 machine
 #: (tiny.en int8, batched; docs/benchmarks.md "Many files"), two 1-thread
@@ -112,14 +114,77 @@ def _chain(first: Tuple[str, Any], rest: Iterator[Tuple[str, Any]]) -> Iterator[
     yield from rest
 
 
+#: The name of the thread ``InProcess`` decodes on (``decoding_threads``).
+DECODE_THREAD = "gpuboot-decode"
+
+
 class InProcess:
-    """This process: decode (a bad file is one error, before any model), load the model once, transcribe."""
+    """This process: decode (a bad file is one error, before any model), load the model once, transcribe.
+
+    The work runs on a thread of its own (``DECODE_THREAD``) and its events come to the caller through a queue,
+    so that Ctrl-C or SIGTERM reach the main thread at once even while CTranslate2 decodes a batch (a call that
+    holds Python for seconds on a CPU): the run stops within a second, the thread is told to stop after its
+    batch, and the command leaves without waiting for it (``cli.main``: ``decoding_threads``)."""
+
+    #: Seconds between the main thread's looks at a pending signal while it waits for an event.
+    POLL_S = 0.2
 
     def __init__(self, settings: Any) -> None:
         self.settings = settings
 
     def run(self, paths: Sequence[str]) -> Iterator[Event]:
-        yield from run_files(self.settings, paths, self.settings.load)
+        import queue
+        import threading
+
+        events: Any = queue.Queue()
+        stop = threading.Event()
+        end = object()
+
+        from ..machine.snapshot import current
+
+        machine = current()  # the caller's machine (one made current with ``scope()``) is the work's too
+
+        def work() -> None:
+            try:
+                with machine.scope():
+                    for event in run_files(self.settings, paths, self.settings.load):
+                        events.put(event)
+                        if stop.is_set():
+                            return
+            except BaseException as exc:  # handed to the main thread, raised there
+                events.put(_Raised(exc))
+            finally:
+                events.put(end)
+
+        thread = threading.Thread(target=work, name=DECODE_THREAD, daemon=True)
+        thread.start()
+        try:
+            while True:
+                try:
+                    event = events.get(timeout=self.POLL_S)
+                except queue.Empty:
+                    continue
+                if event is end:
+                    return
+                if isinstance(event, _Raised):
+                    raise event.error
+                yield event
+        finally:
+            stop.set()
+
+
+class _Raised:
+    """An exception of the decoding thread, on its way to the main thread."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+def decoding_threads() -> List[Any]:
+    """``InProcess`` threads still decoding (after a Ctrl-C: inside a CTranslate2 call that cannot be stopped)."""
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == DECODE_THREAD and t.is_alive()]
 
 
 class WorkerSpec(Record):
@@ -130,14 +195,24 @@ class WorkerSpec(Record):
     cpu_threads: int
 
 
+#: ``--workers auto`` on a CPU runs a folder with less audio than this in this process: a worker's start-up
+#: (a spawned interpreter, imports, its own model) costs more than a second process gains on so little audio.
+#: Measured on a 2-core x86-64 CPU, tiny.en int8, whole commands (one process vs two 1-thread workers): 10 clips
+#: of 67 s in all 3.5 vs 5.4 s; 40 clips, 254 s: 12.1 vs 11.4 s; three 141 s recordings and 10 clips, 476 s:
+#: 26.2 vs 25.2 s.
+AUTO_IN_PROCESS_BELOW_S = 300.0
+
+
 def plan_workers(workers: Any, *, gpus: Sequence[str], cores: int, files: int,
-                 ram_fit: Optional[int] = None) -> List[WorkerSpec]:
+                 ram_fit: Optional[int] = None, audio_s: Optional[float] = None) -> List[WorkerSpec]:
     """The workers for ``workers`` (``"auto"`` or a number) given the GPUs the run uses (their UUIDs, CUDA
     ordinal order; none when it runs on the CPU) and the cores: ``auto`` is one per GPU, else
-    ``cores // CPU_CORES_PER_WORKER``; CPU workers are capped by ``ram_fit`` (how many models fit in RAM)
-    whether counted or asked for; never more workers than files.  GPUs go round-robin; the cores are shared
-    out."""
+    ``cores // CPU_CORES_PER_WORKER`` -- one when the run's audio (``audio_s``, s) is under
+    ``AUTO_IN_PROCESS_BELOW_S``; CPU workers are capped by ``ram_fit`` (how many models fit in RAM) whether
+    counted or asked for; never more workers than files.  GPUs go round-robin; the cores are shared out."""
     cpu = max(1, cores // CPU_CORES_PER_WORKER)
+    if audio_s is not None and audio_s < AUTO_IN_PROCESS_BELOW_S:
+        cpu = 1
     n = (len(gpus) or cpu) if workers == "auto" else int(workers)
     if not gpus and ram_fit is not None:
         n = min(n, max(1, ram_fit))

@@ -155,19 +155,46 @@ def logging_to(stream: TextIO, verbosity: int) -> Iterator[None]:
 
 
 class Progress:
-    """tqdm on stderr, counting audio seconds done (never past the total), with the real-time factor and the
-    ETA while it runs."""
+    """tqdm on stderr, counting audio seconds done (never past the total), with the real-time factor and the ETA
+    from the average pace so far (``smoothing=0``: a batch that ends many files at once does not swing it), the
+    stage while nothing is counted yet ("loading model", "decoding"), and the elapsed time redrawn every
+    ``TICK_S`` even while one batch decodes.  Lines for another stream (the live cues on stdout) are written with
+    the bar taken off the screen first and redrawn after, so a terminal never shows a cue glued to a bar."""
+
+    #: Seconds between redraws while nothing else moves the bar.
+    TICK_S = 1.0
 
     def __init__(self, enabled: bool, stream: TextIO, total: float, label: str) -> None:
         self.bar: Any = None
         self.done = 0.0
         self.started = time.perf_counter()
+        self.stage = "loading model"
+        self.stop: Any = None
         if enabled:
+            import threading
+
             from tqdm import tqdm
 
             self.bar = tqdm(total=round(total, 1), unit="s", unit_scale=False, desc=label, file=stream,
                             bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s audio "
-                                       "[{elapsed}<{remaining}{postfix}]", dynamic_ncols=True)
+                                       "[{elapsed}<{remaining}{postfix}]", dynamic_ncols=True, smoothing=0)
+            self.bar.set_postfix_str(self.stage, refresh=True)
+            self.stop = threading.Event()
+            threading.Thread(target=self._tick, args=(self.bar, self.stop), daemon=True,
+                             name="gpuboot-progress").start()
+
+    @classmethod
+    def _tick(cls, bar: Any, stop: Any) -> None:
+        while not stop.wait(cls.TICK_S):
+            with bar.get_lock():
+                if not stop.is_set():
+                    bar.refresh(nolock=True)
+
+    def status(self, stage: str) -> None:
+        """The stage shown until audio is counted (e.g. ``"decoding"`` once the model is loaded)."""
+        self.stage = stage
+        if self.bar is not None and self.done <= 0:
+            self.bar.set_postfix_str(stage, refresh=True)
 
     def set_total(self, total: float) -> None:
         """The total grew (a file longer than its header said)."""
@@ -192,14 +219,23 @@ class Progress:
             self.bar.clear()
 
     def write(self, line: str, stream: TextIO) -> None:
-        if self.bar is not None:
-            self.bar.write(line, file=stream)
-        else:
+        """``line`` on ``stream`` above the bar: the bar is cleared, the line written and flushed, the bar
+        redrawn (tqdm's own ``write`` clears a bar only when both streams are ``sys.stdout``/``sys.stderr``;
+        the command's stdout is a UTF-8 wrapper)."""
+        if self.bar is None:
             stream.write(line + "\n")
+            return
+        with self.bar.get_lock():
+            self.bar.clear(nolock=True)
+            stream.write(line + "\n")
+            stream.flush()
+            self.bar.refresh(nolock=True)
 
     def close(self, complete: bool = True) -> None:
         """End the bar: filled when the work is complete, left where it was when it was stopped."""
         if self.bar is not None:
+            if self.stop is not None:
+                self.stop.set()
             if complete:
                 self.bar.n = self.bar.total
                 self.bar.refresh()

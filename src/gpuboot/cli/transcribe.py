@@ -12,7 +12,10 @@ written as one set (``whisper.outsets``), and the output directory is tried
 before any transcription.  A terminal sees the subtitle cues as they are
 final, a "wrote" line per file and one progress bar over every file
 (audio seconds, real-time factor, ETA; off with ``--quiet`` or when stderr is
-not a terminal).  A file that cannot be read gets one error line and the
+not a terminal).  Unless ``--quiet``, stderr gets the device line and one
+summary line per file (audio seconds, words, the run's real-time factor so
+far -- the files of a batch share its time --, the files written), a
+terminal or not; ``-v`` adds the plan.  A file that cannot be read gets one error line and the
 others are still transcribed; the exit code is then 1.  The files run in this
 process, in worker processes (``--workers``, ``pool.py``) or on Ray
 (``--ray``, ``rayrun.py``).
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, TextIO
 
@@ -137,6 +141,9 @@ class Outputs:
         self.paths = [item.path for item in inputs]
         self.verbose = int(getattr(args, "verbose", 0) or 0)
         self.interactive = not args.quiet and is_tty(err)
+        self.talk = not args.quiet  # the device line and each file's summary line, a terminal or not
+        self.started = time.perf_counter()
+        self.audio_done = 0.0  # s, of the files done: the run's RTF on each summary line
         self.live = not args.quiet and not args.json and is_tty(out)
         self.many = len(self.paths) > 1
         self.items: Dict[str, Any] = {}
@@ -160,7 +167,7 @@ class Outputs:
         if isinstance(event, Loaded):
             self._loaded(event.info, event.rank)
         elif isinstance(event, Planned):
-            if self.interactive:
+            if self.interactive or (self.talk and self.verbose):
                 self.progress.write(f"gpuboot: {event.line}", self.err)
         elif isinstance(event, Segment):
             if self.live:
@@ -184,7 +191,8 @@ class Outputs:
         self._print_plain()
 
     def _loaded(self, info: Any, rank: Optional[int]) -> None:
-        if not self.interactive or (self.loaded_said and not self.verbose):
+        self.progress.status("decoding")
+        if not self.talk or (self.loaded_said and not self.verbose):
             return
         self.loaded_said = True
         mode = f"batch {info.batch_size}" if info.batched else "sequential"
@@ -228,6 +236,7 @@ class Outputs:
         if self.live and path in self.live_segments:
             self._live(path, None, final=True)
         self.live_segments.pop(path, None)
+        written: List[Path] = []
         if self.settings.formats:
             base = self.inputs[path].base if path in self.inputs else self.settings.out_dir / Path(path).stem
             try:
@@ -237,10 +246,16 @@ class Outputs:
                 self.progress.clear()
                 error_line(self.err, write_problem(exc, base.parent))
                 return
-            if self.interactive:
-                self.progress.write("gpuboot: wrote " + ", ".join(shown(str(p)) for p in written), self.err)
-                if summary:
-                    self.progress.write(f"gpuboot: {shown(path)}: {summary}", self.err)
+        if self.talk:
+            self.audio_done += event.audio_s
+            pace = (time.perf_counter() - self.started) / self.audio_done if self.audio_done else None
+            rtf = f"run RTF {pace:.3f}" if pace is not None else "no audio"
+            line = f"gpuboot: {shown(path)}: {event.audio_s:.1f} s audio, {event.words} words, {rtf}"
+            if written:
+                line += "; wrote " + ", ".join(shown(str(p)) for p in written)
+            self.progress.write(line, self.err)
+            if summary and (self.interactive or self.verbose):
+                self.progress.write(f"gpuboot: {shown(path)}: {summary}", self.err)
         if item is not None:
             self.items[path] = item
         self.plain[path] = plain

@@ -16,7 +16,7 @@ import time
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 from ..base.log import log
-from ..whisper.decoding import is_out_of_memory
+from ..whisper.model_memory import is_out_of_memory
 from .records import LiveWord
 
 __all__ = ["Request", "Hypothesis", "Decoder", "MAX_FRAMES", "PROMPT_TOKENS"]

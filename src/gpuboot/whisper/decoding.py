@@ -8,19 +8,10 @@ from ..base import deps as _deps
 from ..base.log import log
 from .audio import SAMPLE_RATE
 from .load import WhisperLoad, expect_model
+from .model_memory import is_out_of_memory
 from .models import _model_bytes
 
-__all__ = ["transcribe", "recheck_batch", "is_out_of_memory", "OUT_OF_MEMORY"]
-
-#: What CTranslate2's and the CUDA libraries' out-of-memory errors say (a ``RuntimeError``'s text).
-OUT_OF_MEMORY = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "std::bad_alloc")
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """``exc`` is an out-of-memory error: a ``MemoryError``, or a ``RuntimeError`` whose text says so
-    (``OUT_OF_MEMORY``).  The one test every batched decode shares (a smaller batch then retries)."""
-    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(k in str(exc) for k in OUT_OF_MEMORY))
-
+__all__ = ["transcribe", "recheck_batch"]
 
 def _shift(segment: Any, offset: float) -> Any:
     """``segment`` (a faster-whisper ``Segment`` dataclass) moved ``offset`` seconds later."""
@@ -39,8 +30,10 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
     """Transcribe ``audio`` (a path or ``pathlib.Path``, a file object, or 16 kHz samples: float32, float64 or
     int16 PCM)
     with a model from ``load_whisper``, as its ``WhisperLoad`` planned:
-    batched through faster-whisper's ``BatchedInferencePipeline`` with the
-    planned batch size, else sequentially.  ``options`` go to faster-whisper's
+    batched (``whisper.multibatch``: faster-whisper's ``BatchedInferencePipeline``
+    windows and ``forward``, each window encoded at its own length, batches of
+    1, 2, 4, ... windows up to the planned size so that segments come out as
+    their windows are decoded), else sequentially.  ``options`` go to faster-whisper's
     ``transcribe`` (``language``, ``beam_size``, ``vad_filter``,
     ``word_timestamps``, ...).
 
@@ -56,8 +49,8 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
         audio: a path (``str``, ``pathlib.Path``), a binary file object, or a 1-D array of samples at 16 kHz
             (float32; float64 and int16/int32 PCM are converted: ``audio.samples_of``).
         batch_size: overrides the planned batch size.
-        pipeline: the batched pipeline to use (default: faster-whisper's
-            ``BatchedInferencePipeline(model)``).
+        pipeline: a batched pipeline to decode with instead (faster-whisper's
+            ``BatchedInferencePipeline``'s ``transcribe``; also used for ``clip_timestamps``).
 
     Returns:
         ``(segments, info)``: an iterator of faster-whisper ``Segment`` s (times
@@ -88,10 +81,31 @@ def transcribe(model: Any, audio: Any, *, batch_size: Optional[int] = None, pipe
         return iter(segments), tinfo
     if isinstance(info, WhisperLoad) and info.device == "cuda" and batch_size is None:
         size = recheck_batch(info, size)
+    if pipeline is None and "clip_timestamps" not in options:
+        return _streamed(model, audio, size, options)
     if pipeline is None:
         pipeline = _deps.faster_whisper().BatchedInferencePipeline(model)
     first, tinfo = _start(pipeline, audio, size, options)
     return _resumable(pipeline, audio, size, first, options), tinfo
+
+
+def _streamed(model: Any, audio: Any, size: int, options: Any) -> Tuple[Iterator[Any], Any]:
+    """One recording through ``multibatch.Packer`` (the command's own decoding: the same words for a file alone
+    or among others) in batches of 1, 2, 4, ... windows up to ``size``: its segments come out in order as their
+    windows are decoded, the first after one window."""
+    from .multibatch import Packer
+
+    packer = Packer(model, size, dict(options), ramp=True)
+    prepared = packer.prepare("audio", audio)
+    info = packer.info(prepared[0], packer.setup(prepared[0].language)[2])
+
+    def segments() -> Iterator[Any]:
+        for step in packer.add("audio", audio, prepared):
+            yield from step.segments
+        for step in packer.finish():
+            yield from step.segments
+
+    return segments(), info
 
 
 def _start(pipeline: Any, audio: Any, size: int, options: Any) -> Tuple[Any, Any]:

@@ -11,7 +11,17 @@ if TYPE_CHECKING:
     from ..select import DeviceChoice
 
 __all__ = ["WHISPER_MEMORY", "WHISPER_ORDER", "HEADROOM", "MiB", "CPU_MAX_MODEL", "peak_memory",
-           "recommend_whisper_model", "PARAMETERS", "CPU_PEAKS", "cpu_model_peak"]
+           "recommend_whisper_model", "PARAMETERS", "CPU_PEAKS", "cpu_model_peak", "is_out_of_memory", "OUT_OF_MEMORY"]
+
+#: What CTranslate2's and the CUDA libraries' out-of-memory errors say (a ``RuntimeError``'s text).
+OUT_OF_MEMORY = ("out of memory", "CUBLAS_STATUS_ALLOC_FAILED", "CUDNN_STATUS_ALLOC_FAILED", "std::bad_alloc")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """``exc`` is an out-of-memory error: a ``MemoryError``, or a ``RuntimeError`` whose text says so
+    (``OUT_OF_MEMORY``).  The one test every batched decode shares (a smaller batch then retries)."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and any(k in str(exc) for k in OUT_OF_MEMORY))
+
 
 #: Bytes in a mebibyte (the unit of the measured figures below).
 MiB = 2**20

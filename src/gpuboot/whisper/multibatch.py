@@ -1,31 +1,20 @@
-"""Many files, full batches: the speech of several recordings packed into 30 s windows, decoded in batches, and
-each word put back in its own file.
+"""Many files, full batches: each recording's speech packed into its own windows, the windows of many recordings
+decoded in batches, and each word put back on its recording's timeline.
 
-faster-whisper's ``BatchedInferencePipeline`` batches the 30 s windows of ONE
-recording, and the Whisper encoder always reads a whole 30 s window: a folder
-of 3-10 s clips (voice notes, call-centre snippets) runs one mostly-padding
-window per clip and one window per batch (faster-whisper #1330, PR #1359).
-Here the speech of every file is found as in that pipeline -- Silero VAD
-(``get_speech_timestamps``, the pipeline's ``min_silence_duration_ms=160``
-and ``max_speech_duration_s`` = the window) -- and the speech pieces, in
-input order, are packed into windows of at most 30 s whatever file they come
-from, as the pipeline's ``collect_chunks`` packs the pieces of one file
-(VAD pads each piece with ``speech_pad_ms`` of its own silence, so files
-never touch).  Batches of ``batch_size`` windows go through the pipeline's
-own ``forward`` (encoder, beam search, word alignment) with word timings on;
-each word goes back to the piece its midpoint falls in, onto that file's
-timeline, and a file's segments are the runs of its words in each window.
-Measured (docs/benchmarks.md "Many short files"): 240 clips of 3-10 s, CPU,
-tiny.en, each arm a whole process -- 2.27x the files/hour of a loop over the
-files with ``BatchedInferencePipeline(batch_size=16)`` in int8, mean WER
-0.222 vs 0.333.  One recording alone gets the pipeline's own words and
-timings: window offsets and the last word's end are carried per language as
-the pipeline carries them, and times are rounded to 10 ms as its
-``restore_speech_timestamps`` rounds them.
+faster-whisper's ``BatchedInferencePipeline`` batches the 30 s windows of ONE recording, and pads every window
+to 30 s: a folder of 3-10 s clips runs one mostly-padding window per clip and one window per batch
+(faster-whisper #1330, PR #1359).  Here the speech of every file is found as in that pipeline -- Silero VAD
+(``get_speech_timestamps``, ``min_silence_duration_ms=160``, ``max_speech_duration_s`` = the window) -- and a
+file's pieces are packed into windows of at most 30 s as the pipeline's ``collect_chunks`` packs them; a window
+is encoded at its own length (``encoder_frames``), and full batches of windows of one length, from any files, go
+through the pipeline's own ``forward`` (encoder, beam search, word alignment) with word timings on.  A window
+holds one file's speech and its length is its own, so a file's words and timings never depend on the other
+files of the run, their order, the batch size or the worker that runs it.  Each file keeps the pipeline's clock
+(window offsets, the last word's end) and times are rounded to 10 ms as its ``restore_speech_timestamps``
+rounds them.  Measured: docs/benchmarks.md "Many short files".
 
-Options and their defaults are the pipeline's
-(``BatchedInferencePipeline.transcribe``'s signature); as there, windows are
-decoded without the previous window's text and without timestamp tokens.
+Options and their defaults are the pipeline's (``BatchedInferencePipeline.transcribe``'s signature); as there,
+windows are decoded without the previous window's text and without timestamp tokens.
 """
 
 from __future__ import annotations
@@ -36,7 +25,7 @@ from typing import Any, Callable, Dict, Iterable, Iterator, List, NamedTuple, Op
 from ..base import deps as _deps
 from ..base.log import log
 from .audio import SAMPLE_RATE
-from .decoding import is_out_of_memory
+from .model_memory import is_out_of_memory
 from .packing import File, Window, split
 
 __all__ = ["transcribe_many", "steps", "Step"]
@@ -90,22 +79,33 @@ def _options(tokenizer: Any, args: Dict[str, Any], words: bool) -> Any:
         without_timestamps=args["without_timestamps"], max_initial_timestamp=0.0)
 
 
-#: A piece of speech at least this long (VAD's 2 x 0.4 s padding included) that got no word in a window shared by
-#: several files is decoded again with only its file's missed pieces: a window packed full of speech can end its
-#: text early (tiny.en, five 6 s clips in one window: the fourth lost a sentence, the fifth everything).  A window
-#: of one file is left as the pipeline leaves it, so one recording gets ``gpuboot.transcribe``'s words.
-RETRY_MIN_S = 1.0
+#: A window's encoder input: its speech plus ``ENCODER_PAD_S`` of silence, rounded up to ``ENCODER_STEP_S``, at
+#: most Whisper's 30 s (CTranslate2's Whisper encoder takes fewer than 3000 frames; its cost is about in proportion:
+#: tiny.en int8, 2-core x86-64 CPU, 0.33 s at 3000 frames, 0.054 s at 1000).  The length depends on the window
+#: alone, and a batch holds windows of one length, so a file's words never depend on the other files.  Measured
+#: (docs/benchmarks.md "Many short files": 240 clips of 3-10 s, each in its own window): a padded 30 s window
+#: 189.8 s and mean WER 0.329 (faster-whisper's own words for each clip); 10 s steps with 2 s of silence 84.7 s and
+#: WER 0.293; 5 s steps with 2 s 84.3 s and 0.294; 10 s steps with 5 s 114.7 s and 0.299.
+ENCODER_STEP_S = 10.0
+ENCODER_PAD_S = 2.0
+
+
+def encoder_frames(frames: int) -> int:
+    """The encoder input, in 10 ms frames, of a window of ``frames`` frames of speech (``ENCODER_STEP_S``)."""
+    step = round(ENCODER_STEP_S * 100)
+    return min(3000, -(-(frames + round(ENCODER_PAD_S * 100)) // step) * step)
+
 
 def transcribe_many(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8,
                     on_progress: Optional[Progress] = None, **options: Any
                     ) -> Iterator[Tuple[Any, List[Any], Any]]:
-    """Transcribe several recordings with their speech packed into shared 30 s windows, decoded in batches.
+    """Transcribe several recordings, each one's speech packed into its own windows, decoded in batches.
 
     Args:
         model: a faster-whisper ``WhisperModel`` (``load_whisper``'s).
         audios: ``(key, samples)`` pairs, read as needed: 16 kHz mono float32 samples (``audio.samples_of``);
             keys are returned as given.
-        batch_size: windows per batch (each up to 30 s of speech from any files).  An out-of-memory error
+        batch_size: windows per batch (each up to 30 s of one file's speech).  An out-of-memory error
             halves it and retries the same windows (logged).
         on_progress: called ``(key, audio seconds of that file done)`` after each batch that touched it.
         options: ``BatchedInferencePipeline.transcribe``'s (``language``, ``beam_size``,
@@ -138,19 +138,20 @@ def steps(model: Any, audios: Iterable[Tuple[Any, Any]], *, batch_size: int = 8,
     from .load import expect_model
 
     expect_model(model)
-    packer = _Packer(model, batch_size, options)
+    packer = Packer(model, batch_size, options)
     for key, samples in audios:
         yield from packer.add(key, samples_of(samples))  # a path, a file object or PCM, as the docstring says
     yield from packer.finish()
 
 
-class _Packer:
+class Packer:
     """The windows in flight, per language: open (filling), ready (closed, their features computed), and the
     per-language clock the pipeline keeps for one recording (the packed speech decoded so far -- each window's
     offset -- and the end of the last word, its word-timing fix-up after a pause), so that a single recording
     gets exactly the pipeline's own timings."""
 
-    def __init__(self, model: Any, batch_size: int, options: Dict[str, Any]) -> None:
+    def __init__(self, model: Any, batch_size: int, options: Dict[str, Any], ramp: bool = False) -> None:
+        """``ramp``: batches of 1, 2, 4, ... windows up to ``batch_size`` (the first words out early)."""
         from faster_whisper.vad import VadOptions
 
         args = _defaults()
@@ -159,6 +160,7 @@ class _Packer:
             raise ValueError(f"unknown transcription option(s) for batched decoding: {', '.join(sorted(unknown))}")
         args.update(options)
         self.model, self.args, self.size = model, args, batch_size
+        self.grow = 1 if ramp else batch_size  # the next batch's size at most
         self.pipeline = _deps.faster_whisper().BatchedInferencePipeline(model)
         self.chunk_length = args["chunk_length"] or model.feature_extractor.chunk_length
         self.window_samples = int(self.chunk_length * SAMPLE_RATE)
@@ -171,10 +173,8 @@ class _Packer:
         self.vad = vad
         self.per_language: Dict[str, Tuple[Any, Any, Any]] = {}
         self.open_windows: Dict[str, Window] = {}
-        self.ready: Dict[str, List[Window]] = {}
-        self.clocks: Dict[str, List[float]] = {}
+        self.ready: Dict[Tuple[str, int], List[Window]] = {}  # (language, encoder frames) -> windows
         self.serial = 0
-        self.pending: Dict[Tuple[int, File], List[Any]] = {}  # (window, file) -> its segments there, awaiting a retry
 
     def setup(self, language: str) -> Tuple[Any, Any, Any]:
         """(tokenizer, options decoded with -- word timings on --, options reported)."""
@@ -191,8 +191,8 @@ class _Packer:
         self.serial += 1
         return self.serial - 1
 
-    def add(self, key: Any, samples: Any) -> Iterator[Step]:
-        """One recording's speech into the windows of its language; full windows are decoded as they fill."""
+    def prepare(self, key: Any, samples: Any) -> Tuple[File, List[Dict[str, int]]]:
+        """One recording's ``File`` (its language, duration and speech) and its speech pieces (VAD)."""
         from faster_whisper.vad import get_speech_timestamps
 
         duration = len(samples) / SAMPLE_RATE
@@ -205,15 +205,26 @@ class _Packer:
         language, probability, all_probs = _language(self.model, self.args, samples, clips)
         file = File(key, duration, language, probability, all_probs)
         file.speech = sum(c["end"] - c["start"] for c in clips) / SAMPLE_RATE
+        return file, clips
+
+    def add(self, key: Any, samples: Any, prepared: Optional[Tuple[File, List[Dict[str, int]]]] = None
+            ) -> Iterator[Step]:
+        """One recording's speech (``prepared``: its ``prepare``) into its windows; full batches are decoded as
+        they fill."""
+        file, clips = prepared or self.prepare(key, samples)
+        duration, language = file.duration, file.language
         for clip in clips:
             yield from self._pack(file, samples, int(clip["start"]), int(clip["end"]))
         file.complete_input = True
         if not clips:
             yield Step(key, duration, [], self.info(file, self.setup(language)[2]), [])
             return
+        self.close(language)  # the file's last window is its own: the next file starts a new one
         yield from self.drain(language, False)
 
     def _pack(self, file: File, samples: Any, start: int, end: int) -> Iterator[Step]:
+        """A piece of ``file``'s speech into its own open window (a window holds one file's pieces only, so a
+        file's words never depend on the other files of the run)."""
         while start < end:  # a piece longer than a window (no VAD) is cut at the window
             language = file.language
             window = self.open_windows.get(language)
@@ -230,73 +241,58 @@ class _Packer:
     def finish(self) -> Iterator[Step]:
         for language in list(self.open_windows):
             self.close(language)
-        for language in list(self.ready):
+        for language in dict.fromkeys(k[0] for k in self.ready):
             yield from self.drain(language, True)
 
     def features(self, window: Window) -> None:
+        """The window's log-mel features, zero-padded to ``encoder_frames`` of its own speech."""
         import numpy as np
         from faster_whisper.audio import pad_or_trim
 
         window.audio = np.concatenate(window.parts)
-        window.features = pad_or_trim(self.model.feature_extractor(window.audio)[..., :-1])
+        features = self.model.feature_extractor(window.audio)[..., :-1]
+        window.features = pad_or_trim(features, encoder_frames(features.shape[-1]))
         window.parts = []
 
     def close(self, language: str) -> None:
         window = self.open_windows.pop(language, None)
         if window is not None:
             self.features(window)
-            self.ready.setdefault(language, []).append(window)
+            self.ready.setdefault((language, window.features.shape[-1]), []).append(window)
 
     def drain(self, language: str, everything: bool) -> Iterator[Step]:
-        queue = self.ready.get(language, [])
-        while len(queue) >= self.size or (everything and queue):
-            batch, queue[:] = queue[:self.size], queue[self.size:]
-            yield from self.decode(language, batch)
+        """Full batches of ``language``'s windows (every window with ``everything``), a batch holding windows of
+        one encoder length (each window's own: see ``encoder_frames``)."""
+        for key in [k for k in self.ready if k[0] == language]:
+            queue = self.ready[key]
+            while len(queue) >= min(self.size, self.grow) or (everything and queue):
+                take = min(self.size, self.grow)
+                batch, queue[:] = queue[:take], queue[take:]
+                self.grow *= 2
+                yield from self.decode(language, batch)
 
     def decode(self, language: str, windows: List[Window]) -> Iterator[Step]:
         tok, opts, reported = self.setup(language)
-        clock = self.clocks.setdefault(language, [0.0, 0.0])
-        for window in windows:
+        for window in windows:  # each file's own clock, as the pipeline keeps it for one recording
+            clock = window.pieces[0].file.clock
             window.offset = clock[0]
             clock[0] += window.samples / SAMPLE_RATE
         size = [self.size]
-        outputs = _forward(self.pipeline, windows, tok, opts, size, clock)
+        outputs = _forward(self.pipeline, windows, tok, opts, size)
         self.size = size[0]
         touched: List[File] = []
         for window, output in zip(windows, outputs):
-            self.settle(language, window, split(window, output, reported, tok))
+            file = window.pieces[0].file
+            file.results[window.serial] = split(window, output, reported, tok).get(file, [])
             window.audio = None
-            touched += [file for file in dict.fromkeys(piece.file for piece in window.pieces) if file not in touched]
+            if file not in touched:
+                touched.append(file)
         for file in touched:
             new = file.newly_final()
             if file.done:
                 yield Step(file.key, file.duration, new, self.info(file, reported), file.segments)
             else:
                 yield Step(file.key, file.seconds_done(), new, None)
-
-    def settle(self, language: str, window: Window, found: Dict[File, List[Any]]) -> None:
-        """A decoded window's segments to its files; a file's pieces that got no word go to a second try."""
-        if window.retry_of is not None:
-            file = window.pieces[0].file
-            again = self.pending.pop((window.retry_of, file), []) + found.get(file, [])
-            file.results[window.retry_of] = sorted(again, key=lambda seg: seg.start)
-            return
-        missed: Dict[File, List[Any]] = {}
-        shared = len({piece.file for piece in window.pieces}) > 1  # one file's own window: as the pipeline has it
-        for i, piece in enumerate(window.pieces):
-            if shared and i not in window.heard and piece.end - piece.at >= RETRY_MIN_S:
-                missed.setdefault(piece.file, []).append(piece)
-        for piece in window.pieces:
-            file = piece.file
-            if file in missed and (window.serial, file) not in self.pending:
-                self.pending[(window.serial, file)] = found.get(file, [])
-                retry = window.again(self.next_serial(), missed[file])
-                self.features(retry)
-                self.ready.setdefault(language, []).insert(0, retry)  # decoded in the next batch
-                log.debug("%s: %d piece(s) got no words in a shared window; decoding them again alone",
-                          file.key, len(missed[file]))
-            elif file not in missed:
-                file.results[window.serial] = found.get(file, [])
 
     def info(self, file: File, reported: Any) -> Any:
         from faster_whisper.transcribe import TranscriptionInfo
@@ -307,10 +303,10 @@ class _Packer:
                                  all_language_probs=file.all_probs)
 
 
-def _forward(pipeline: Any, windows: List[Window], tok: Any, opts: Any, size: List[int],
-             clock: List[float]) -> List[Any]:
+def _forward(pipeline: Any, windows: List[Window], tok: Any, opts: Any, size: List[int]) -> List[Any]:
     """``pipeline.forward`` over ``windows``, halving the batch on out-of-memory errors (``size[0]`` keeps the
-    smaller size for the batches after); ``clock[1]`` carries the pipeline's last word end."""
+    smaller size for the batches after).  The pipeline's last word end (its word-timing fix-up after a pause) is
+    set from the first window's file and carried by the pipeline through the batch; each file keeps its own."""
     import numpy as np
 
     outputs: List[Any] = []
@@ -318,16 +314,19 @@ def _forward(pipeline: Any, windows: List[Window], tok: Any, opts: Any, size: Li
     while start < len(windows):
         part = windows[start:start + size[0]]
         metadata = [{"offset": w.offset, "duration": w.samples / SAMPLE_RATE, "segments": []} for w in part]
-        pipeline.last_speech_timestamp = clock[1]
+        pipeline.last_speech_timestamp = part[0].pieces[0].file.clock[1]
         try:
-            outputs.extend(pipeline.forward(np.stack([w.features for w in part]), tok, metadata, opts))
+            found = pipeline.forward(np.stack([w.features for w in part]), tok, metadata, opts)
         except Exception as exc:
             if not is_out_of_memory(exc) or size[0] == 1:
                 raise
             log.warning("out of memory at batch %d (%s); retrying at batch %d", size[0], exc, size[0] // 2)
             size[0] //= 2
             continue
-        clock[1] = pipeline.last_speech_timestamp
+        for window, output in zip(part, found):
+            clock = window.pieces[0].file.clock
+            clock[1] = next((seg["end"] for seg in reversed(output) if seg.get("words")), clock[1])
+        outputs.extend(found)
         start += len(part)
     return outputs
 

@@ -1,9 +1,10 @@
-"""The packing of ``whisper.multibatch``: recordings (``File``), their speech pieces (``Piece``) in shared 30 s
-windows (``Window``), and a decoded window's words put back on each recording's own timeline (``split``)."""
+"""The packing of ``whisper.multibatch``: recordings (``File``), their speech pieces (``Piece``) in 30 s windows
+(``Window``: one recording's pieces, as faster-whisper's ``collect_chunks`` packs them), and a decoded window's
+words put back on the recording's own timeline (``split``)."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Dict, List, NamedTuple, Tuple
 
 from .audio import SAMPLE_RATE
 
@@ -24,6 +25,9 @@ class File:
         self.segments: List[Any] = []  # the segments handed out
         self.complete_input = False  # every piece is in a window
         self.speech = 0.0
+        #: The pipeline's clock for this recording: packed speech decoded so far (the next window's offset, s) and
+        #: the end of its last word (s; the word-timing fix-up after a pause).
+        self.clock = [0.0, 0.0]
 
     @property
     def done(self) -> bool:
@@ -63,29 +67,16 @@ class Piece(NamedTuple):
 
 
 class Window:
-    """Up to ``chunk_length`` seconds of packed speech; a second try (``retry_of``: the window whose words
-    missed these pieces) holds pieces of one file only and is not listed in that file's windows."""
+    """Up to ``chunk_length`` seconds of one recording's packed speech."""
 
-    def __init__(self, serial: int, retry_of: Optional[int] = None) -> None:
-        self.serial, self.retry_of = serial, retry_of
+    def __init__(self, serial: int) -> None:
+        self.serial = serial
         self.parts: List[Any] = []
         self.pieces: List[Piece] = []
         self.samples = 0
         self.audio: Any = None  # the packed samples, from closing to decoding
         self.features: Any = None
-        self.offset = 0.0  # start on its language's clock of packed speech, s (set when it is decoded)
-        self.heard: Set[int] = set()  # pieces (by index) that got at least one word
-
-    def again(self, serial: int, missed: List[Piece]) -> Window:
-        """A window of ``missed`` (pieces of this window, one file's) to decode again."""
-        retry = Window(serial, retry_of=self.serial)
-        for piece in missed:
-            samples = self.audio[round(piece.at * SAMPLE_RATE):round(piece.end * SAMPLE_RATE)]
-            at = retry.samples / SAMPLE_RATE
-            retry.samples += len(samples)
-            retry.parts.append(samples)
-            retry.pieces.append(Piece(piece.file, at, retry.samples / SAMPLE_RATE, piece.source))
-        return retry
+        self.offset = 0.0  # start on its recording's clock of packed speech, s (set when it is decoded)
 
     def add(self, file: File, samples: Any, start: int) -> None:
         at = self.samples / SAMPLE_RATE
@@ -116,7 +107,6 @@ def split(window: Window, output: List[Dict[str, Any]], opts: Any, tok: Any) -> 
         runs: List[Tuple[File, List[Any]]] = []
         for w in seg.get("words") or []:
             piece = window.piece_at((w["start"] + w["end"]) / 2 - window.offset)
-            window.heard.add(window.pieces.index(piece))
             shift = piece.source - piece.at - window.offset
             top = piece.file.duration
             word = Word(start=min(round(max(w["start"] + shift, 0.0), 2), top),
