@@ -247,6 +247,14 @@ class _Flight:
         self.progressed = False
 
     def run(self, executor: Any, todo: List[List[str]], left: List[List[str]], limit: int) -> Iterator[Event]:
+
+        from .terminal import DeferredStop
+
+        with DeferredStop() as stop:
+            yield from self._run(executor, todo, left, limit, stop)
+
+    def _run(self, executor: Any, todo: List[List[str]], left: List[List[str]], limit: int, stop: Any
+             ) -> Iterator[Event]:
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
@@ -256,6 +264,7 @@ class _Flight:
                 group = todo.pop(0)
                 running[executor.submit(_task, group)] = group
             done, _ = wait(list(running), timeout=0.05, return_when=FIRST_COMPLETED)
+            stop.check()  # a Ctrl-C or SIGTERM raised here, not inside wait()'s lock
             yield from self.drain()
             broken = False
             for future in done:

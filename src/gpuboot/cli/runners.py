@@ -156,21 +156,33 @@ class InProcess:
             finally:
                 events.put(end)
 
+        from .terminal import DeferredStop
+
         thread = threading.Thread(target=work, name=DECODE_THREAD, daemon=True)
         thread.start()
         try:
-            while True:
-                try:
-                    event = events.get(timeout=self.POLL_S)
-                except queue.Empty:
-                    continue
-                if event is end:
-                    return
-                if isinstance(event, _Raised):
-                    raise event.error
-                yield event
+            with DeferredStop() as stopped:
+                yield from self._events(events, end, stopped)
         finally:
             stop.set()
+
+    def _events(self, events: Any, end: object, stopped: Any) -> Iterator[Event]:
+        """The decoding thread's events; a Ctrl-C or SIGTERM is raised between two waits (``DeferredStop``)."""
+        import queue
+
+        while True:
+            try:
+                event = events.get(timeout=self.POLL_S)
+            except queue.Empty:
+                event = None
+            stopped.check()
+            if event is None:
+                continue
+            if event is end:
+                return
+            if isinstance(event, _Raised):
+                raise event.error
+            yield event
 
 
 class _Raised:

@@ -8,12 +8,12 @@ import io
 import logging
 import os
 import time
-from typing import Any, Iterator, TextIO
+from typing import Any, Dict, Iterator, Optional, TextIO
 
 PROG = "gpuboot"
 
 __all__ = ["PROG", "OutputError", "Output", "silence", "is_tty", "error_line", "for_the_command_line",
-           "logging_to", "Progress", "Terminated", "terminate_as_interrupt", "utf8_stdout"]
+           "logging_to", "Progress", "Terminated", "terminate_as_interrupt", "utf8_stdout", "DeferredStop"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -38,6 +38,43 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+class DeferredStop:
+    """While entered in the main thread: Ctrl-C and SIGTERM are noted, not raised where they land, and ``check()``
+    raises them (``KeyboardInterrupt``, ``Terminated``) where the code can stop cleanly.  A loop that waits on
+    futures or a queue with a timeout checks after each wait: a ``KeyboardInterrupt`` raised inside
+    ``threading.Condition.wait`` itself can leave its lock released twice ("RuntimeError: release unlocked lock",
+    seen in ``concurrent.futures.wait`` under CPython 3.11)."""
+
+    def __init__(self) -> None:
+        self.seen: Optional[int] = None
+        self.old: Dict[int, Any] = {}
+
+    def __enter__(self) -> DeferredStop:
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.old[signum] = signal.signal(signum, self._note)
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.seen = self.seen or signum
+
+    def check(self) -> None:
+        import signal
+
+        if self.seen is not None:
+            raise Terminated() if self.seen == signal.SIGTERM else KeyboardInterrupt()
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        for signum, old in self.old.items():
+            signal.signal(signum, old)
+        self.old = {}
 
 
 def utf8_stdout(stream: Any) -> None:
