@@ -247,7 +247,6 @@ class _Flight:
         self.progressed = False
 
     def run(self, executor: Any, todo: List[List[str]], left: List[List[str]], limit: int) -> Iterator[Event]:
-
         from .terminal import DeferredStop
 
         with DeferredStop() as stop:
